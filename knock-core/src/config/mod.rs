@@ -1,0 +1,221 @@
+//! The knockd.conf configuration: typed model, parser and canonical display.
+//!
+//! See [`Config::parse`] for the grammar and [`ConfigError`] for how problems are reported.
+
+use std::net::IpAddr;
+
+use crate::packet::{Protocol, TcpFlags};
+use crate::time::Duration;
+
+mod error;
+mod parse;
+
+pub use error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
+pub use parse::Parsed;
+
+/// knockd 0.8's default `Seq_Timeout`: 25 seconds.
+pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
+/// knockd 0.8's default `Cmd_Timeout`: 10 seconds.
+pub const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most steps a sequence may have (knockd 0.8's `SEQ_MAX`).
+pub const MAX_SEQUENCE_LEN: usize = 32;
+
+/// A whole configuration file: global options and the doors, in file order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The `[options]` section(s), merged.
+    pub options: Options,
+    /// Every door section, in file order (duplicate names allowed, as in knockd 0.8).
+    pub doors: Vec<Door>,
+}
+
+/// The global `[options]` directives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// `UseSyslog`: log to syslog as well.
+    pub use_syslog: bool,
+    /// `LogFile = PATH`: append log lines to this file.
+    pub log_file: Option<String>,
+    /// `PidFile = PATH`: where `-d` writes the process id.
+    pub pid_file: Option<String>,
+    /// `Interface = NAME[,NAME…]`: the interfaces to listen on (empty: not set).
+    pub interfaces: Vec<String>,
+}
+
+/// One step of a knock sequence: a port and a protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Knock {
+    /// The destination port.
+    pub port: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+}
+
+impl Knock {
+    /// A TCP knock on `port`.
+    #[must_use]
+    pub const fn tcp(port: u16) -> Self {
+        Self {
+            port,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    /// A UDP knock on `port`.
+    #[must_use]
+    pub const fn udp(port: u16) -> Self {
+        Self {
+            port,
+            protocol: Protocol::Udp,
+        }
+    }
+}
+
+/// The `TCPFlags` rule of a door: per flag, don't care, must be set, or must be clear.
+///
+/// It constrains TCP packets only; UDP packets always satisfy it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlagRule {
+    /// Flags that must be set.
+    pub must_set: TcpFlags,
+    /// Flags that must be clear.
+    pub must_clear: TcpFlags,
+}
+
+impl FlagRule {
+    /// The rule that accepts every packet.
+    pub const ANY: Self = Self {
+        must_set: TcpFlags::EMPTY,
+        must_clear: TcpFlags::EMPTY,
+    };
+
+    /// Whether a TCP packet with `flags` satisfies the rule.
+    #[must_use]
+    pub const fn accepts(self, flags: TcpFlags) -> bool {
+        flags.contains(self.must_set) && !flags.intersects(self.must_clear)
+    }
+
+    /// Whether the rule constrains nothing.
+    #[must_use]
+    pub const fn is_any(self) -> bool {
+        self.must_set.is_empty() && self.must_clear.is_empty()
+    }
+}
+
+/// One door (a `[name]` section other than `[options]`): a knock sequence and what to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Door {
+    /// The section name, verbatim.
+    pub name: String,
+    /// `Sequence`: the steps, at most [`MAX_SEQUENCE_LEN`]. Empty when the door takes its
+    /// sequence from a `One_Time_Sequences` file (the daemon reads the file).
+    pub sequence: Vec<Knock>,
+    /// `One_Time_Sequences = PATH`.
+    pub one_time_sequences: Option<String>,
+    /// `Seq_Timeout` (alias `Timeout`): the whole sequence must arrive within this time,
+    /// measured from the first knock. Default [`DEFAULT_SEQ_TIMEOUT`].
+    pub seq_timeout: Duration,
+    /// `TCPFlags`.
+    pub tcp_flags: FlagRule,
+    /// `Start_Command` (alias `Command`).
+    pub start_command: Option<String>,
+    /// `Start_Command_6` (alias `Command_6`). `None` falls back to `start_command`;
+    /// `Some("")` runs nothing for IPv6 knockers.
+    pub start_command_6: Option<String>,
+    /// `Cmd_Timeout`: delay between the start and the stop command. Default
+    /// [`DEFAULT_CMD_TIMEOUT`].
+    pub cmd_timeout: Duration,
+    /// `Stop_Command`.
+    pub stop_command: Option<String>,
+    /// `Stop_Command_6`; falls back like `start_command_6`.
+    pub stop_command_6: Option<String>,
+    /// `Target`: the only destination this door accepts (instead of the local addresses).
+    pub target: Option<IpAddr>,
+}
+
+impl Door {
+    /// A door with the given name and sequence and every other setting at its default.
+    #[must_use]
+    pub fn new(name: impl Into<String>, sequence: Vec<Knock>) -> Self {
+        Self {
+            name: name.into(),
+            sequence,
+            one_time_sequences: None,
+            seq_timeout: DEFAULT_SEQ_TIMEOUT,
+            tcp_flags: FlagRule::ANY,
+            start_command: None,
+            start_command_6: None,
+            cmd_timeout: DEFAULT_CMD_TIMEOUT,
+            stop_command: None,
+            stop_command_6: None,
+            target: None,
+        }
+    }
+
+    /// The start command for a knocker at `source`: the `_6` variant for IPv6 when present,
+    /// else the plain one; `None` when that is absent or empty (nothing to run).
+    #[must_use]
+    pub fn start_command_for(&self, source: IpAddr) -> Option<&str> {
+        pick_command(
+            source,
+            self.start_command.as_deref(),
+            self.start_command_6.as_deref(),
+        )
+    }
+
+    /// The stop command for a knocker at `source`, chosen like
+    /// [`start_command_for`](Self::start_command_for). A stop command only runs after a
+    /// start command ran.
+    #[must_use]
+    pub fn stop_command_for(&self, source: IpAddr) -> Option<&str> {
+        self.start_command_for(source)?;
+        pick_command(
+            source,
+            self.stop_command.as_deref(),
+            self.stop_command_6.as_deref(),
+        )
+    }
+}
+
+fn pick_command<'a>(source: IpAddr, v4: Option<&'a str>, v6: Option<&'a str>) -> Option<&'a str> {
+    let chosen = match source {
+        IpAddr::V6(_) => v6.or(v4),
+        IpAddr::V4(_) => v4,
+    };
+    chosen.filter(|c| !c.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_commands_fall_back_only_when_absent() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let mut door = Door::new("d", vec![Knock::tcp(1)]);
+        door.start_command = Some("open %IP%".into());
+        door.stop_command = Some("close %IP%".into());
+        assert_eq!(door.start_command_for(v6), Some("open %IP%"));
+        assert_eq!(door.stop_command_for(v6), Some("close %IP%"));
+        door.start_command_6 = Some(String::new());
+        assert_eq!(door.start_command_for(v6), None);
+        assert_eq!(door.stop_command_for(v6), None, "no stop without a start");
+        assert_eq!(door.start_command_for(v4), Some("open %IP%"));
+    }
+
+    #[test]
+    fn flag_rule_tri_state() {
+        let rule = FlagRule {
+            must_set: TcpFlags::SYN,
+            must_clear: TcpFlags::ACK,
+        };
+        assert!(rule.accepts(TcpFlags::SYN));
+        assert!(!rule.accepts(TcpFlags::SYN.union(TcpFlags::ACK)));
+        assert!(!rule.accepts(TcpFlags::RST));
+        assert!(FlagRule::ANY.accepts(TcpFlags::EMPTY));
+    }
+}

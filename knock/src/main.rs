@@ -1,0 +1,3 @@
+//! knock: the port-knock client. PLACEHOLDER.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! knockd: the port-knock server. PLACEHOLDER.
+
+fn main() {}

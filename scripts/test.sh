@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: `scripts/test.sh`.
+#
+# On a fresh Debian/Ubuntu machine as root it first installs what the build and the tests need.
+# As root it also runs the tests marked #[ignore = "needs root"] (network namespaces, live
+# capture, the 0.8 interoperability tests); as another user those are skipped, and it says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: libpcap-dev to build; the rest are used by root tests (namespaces, the
+# knockd 0.8 reference for interoperability, a packet sniffer to check what the client sends).
+packages=(libpcap-dev iproute2 knockd tcpdump)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "==> installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "==> missing Debian packages: ${missing[*]} (install them, or run as root)" >&2
+        exit 1
+    fi
+fi
+# Debian's knockd package ships a service; it must never run beside our tests.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop knockd 2>/dev/null || true; fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+ignored=()
+if [ "$(id -u)" -eq 0 ]; then
+    ignored=(--include-ignored)
+    echo "==> cargo test (root: including the tests that need root)"
+else
+    echo "==> cargo test (not root: tests marked 'needs root' are skipped)"
+fi
+cargo test --workspace --locked -- "${ignored[@]}"
+
+echo "==> cargo test --benches (each benchmark once, as a smoke test)"
+cargo test --workspace --benches --locked
