@@ -1,3 +1,5 @@
-//! knock: the port-knock client. PLACEHOLDER.
+//! `knock`: the port-knock client. All the logic is in the library (`knock::cli`).
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    knock::cli::main()
+}
