@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# Flood and latency benchmark: our knockd side by side with Debian's knockd 0.8.
+#
+#   scripts/flood.sh [--rates "5000 25000 200000 max"] [--duration SECONDS] [--out FILE]
+#                    [--servers "ours 0.8"] [--idle-knocks N]
+#
+# Needs root (network namespaces). Everything happens inside two namespaces this script creates
+# (a "server" and a "client", joined by a veth pair, addresses in 10.231.0.0/24 only) and is torn
+# down on exit, whatever happens. No packet leaves them; the host's firewall is never touched:
+# the knockd configurations only run `date` into a temporary directory.
+#
+# For each server it measures
+#   * at idle: knock-to-command latency over N knocks (client send -> the command's own
+#     high-resolution timestamp), CPU seconds and wakeups (context switches) over 10 s idle;
+#   * under a flood of spoofed-source TCP SYNs to the door's first port, replayed with
+#     tcpreplay at each rate ("max" = --topspeed) for --duration seconds, with one legitimate
+#     knock (our `knock` client) sent halfway through: whether it opened the door, its latency,
+#     the server's CPU seconds (utime+stime from /proc/PID/stat), peak RSS (VmHWM), packets the
+#     server's interface received and dropped (`ip -s link`), and whether the server survived.
+# and prints Markdown tables on stdout (and to --out FILE). Progress goes to stderr.
+#
+# Environment: KNOCKD (our server binary, default target/release/knockd), KNOCK (our client,
+# default target/release/knock), KNOCKD08 (default /usr/sbin/knockd). Missing release binaries
+# are built with `cargo build --release -p knockd -p knock`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+rates="5000 25000 200000 max"
+duration=8
+servers="ours 0.8"
+idle_knocks=20
+idle_seconds=10
+settle=15
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rates) rates=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        --servers) servers=$2; shift 2 ;;
+        --idle-knocks) idle_knocks=$2; shift 2 ;;
+        --idle-seconds) idle_seconds=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "flood.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+case "$duration" in '' | *[!0-9]*) echo "flood.sh: --duration must be whole seconds" >&2; exit 2 ;; esac
+[ "$duration" -ge 2 ] && [ "$duration" -le 60 ] || { echo "flood.sh: --duration must be 2..60" >&2; exit 2; }
+
+say() { echo "flood: $*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "flood.sh: needs root (network namespaces); try: sudo $0 $*" >&2
+    exit 1
+fi
+
+# --- what we need -------------------------------------------------------------------------------
+packages=(iproute2 tcpreplay hping3 knockd python3 libpcap-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's knockd package ships a service listening on eth0; it must not run beside us.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop knockd 2>/dev/null || true; fi
+
+KNOCKD=${KNOCKD:-$repo/target/release/knockd}
+KNOCK=${KNOCK:-$repo/target/release/knock}
+KNOCKD08=${KNOCKD08:-/usr/sbin/knockd}
+if [[ " $servers " == *" ours "* ]] && { [ ! -x "$KNOCKD" ] || [ ! -x "$KNOCK" ]; }; then
+    say "building our binaries (cargo build --release -p knockd -p knock)"
+    cargo build --release -p knockd -p knock >&2
+fi
+client_name="ours ($KNOCK)"
+if [ ! -x "$KNOCK" ]; then
+    say "our client is missing; knocking with the 0.8 client /usr/bin/knock instead"
+    KNOCK=/usr/bin/knock
+    client_name="0.8 (/usr/bin/knock)"
+fi
+clk_tck=$(getconf CLK_TCK)
+
+# --- namespaces, veth, cleanup ------------------------------------------------------------------
+tag=$$
+srv_ns="knflood-$tag-srv"
+cli_ns="knflood-$tag-cli"
+srv_if="kfs$tag"
+cli_if="kfc$tag"
+srv_ip=10.231.0.2
+cli_ip=10.231.0.1
+work=$(mktemp -d /tmp/knock-flood.XXXXXX)
+# The processes we started and have not reaped yet (reaped ones are cleared, so a reused pid is
+# never signalled).
+server_pid=""
+replay_pid=""
+
+cleanup() {
+    local pid
+    for pid in $server_pid $replay_pid; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    ip netns del "$srv_ns" 2>/dev/null || true
+    ip netns del "$cli_ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$srv_ns"
+ip netns add "$cli_ns"
+ip link add "$srv_if" netns "$srv_ns" type veth peer name "$cli_if" netns "$cli_ns"
+ip -n "$srv_ns" addr add "$srv_ip/24" dev "$srv_if"
+ip -n "$cli_ns" addr add "$cli_ip/24" dev "$cli_if"
+ip -n "$srv_ns" link set lo up
+ip -n "$cli_ns" link set lo up
+ip -n "$srv_ns" link set "$srv_if" up
+ip -n "$cli_ns" link set "$cli_if" up
+srv_mac=$(ip netns exec "$srv_ns" cat "/sys/class/net/$srv_if/address")
+cli_mac=$(ip netns exec "$cli_ns" cat "/sys/class/net/$cli_if/address")
+# A permanent neighbour entry, so the legitimate knock never waits for ARP.
+ip -n "$cli_ns" neigh replace "$srv_ip" lladdr "$srv_mac" dev "$cli_if" nud permanent
+
+# 500 000 distinct spoofed sources; tcpreplay loops over them when the rate needs more.
+pcap="$work/flood.pcap"
+say "generating $pcap"
+python3 "$repo/scripts/flood/gen_syn_pcap.py" --out "$pcap" --count 500000 \
+    --src-mac "$cli_mac" --dst-mac "$srv_mac" --dst-ip "$srv_ip" --dport 7000 \
+    --avoid 10.231.0.0/16 --seed "$tag"
+
+# --- helpers ------------------------------------------------------------------------------------
+# CPU seconds (user+system, all threads) of a live process.
+cpu_seconds() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo ""; return; }
+    stat=${stat##*) }
+    # Fields after "(comm) ": state is $1, so utime/stime (fields 14/15) are $12/$13.
+    awk -v t="$clk_tck" '{ printf "%.2f", ($12 + $13) / t }' <<<"$stat"
+}
+# Context switches of every thread: how often the process woke up.
+wakeups() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^(voluntary|nonvoluntary)_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+peak_rss_mib() {
+    awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true
+}
+if_stat() { ip netns exec "$srv_ns" cat "/sys/class/net/$srv_if/statistics/$1"; }
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# Writes the configuration for a run into $1 (the run directory).
+write_config() {
+    cat >"$1/knockd.conf" <<EOF
+[options]
+    LogFile = $1/knockd.log
+
+[flood]
+    sequence    = 7000,8000,9000
+    seq_timeout = 5
+    tcpflags    = syn
+    command     = date +%s.%N >> $1/opened
+EOF
+}
+
+# Our knockd keeps pending stop commands in a state file; point it into the run directory so the
+# benchmark never touches /var/lib.
+ours_extra_args() {
+    local help
+    help=$("$KNOCKD" --help 2>&1 || true)
+    if grep -q -- '--state-file' <<<"$help"; then
+        printf '%s\n' --state-file "$1/state"
+    fi
+}
+
+# start_server KIND DIR: starts the server in the server namespace; sets server_pid.
+start_server() {
+    local kind=$1 dir=$2 args=()
+    write_config "$dir"
+    : >"$dir/opened"
+    if [ "$kind" = ours ]; then
+        mapfile -t args < <(ours_extra_args "$dir")
+        ip netns exec "$srv_ns" "$KNOCKD" -i "$srv_if" -c "$dir/knockd.conf" "${args[@]}" \
+            >"$dir/stdout" 2>"$dir/stderr" &
+    else
+        ip netns exec "$srv_ns" "$KNOCKD08" -i "$srv_if" -c "$dir/knockd.conf" \
+            >"$dir/stdout" 2>"$dir/stderr" &
+    fi
+    server_pid=$!
+    # Ready when it logged that it listens (both write "starting up, listening on IF").
+    local deadline=$((SECONDS + 15))
+    until grep -q "listening on" "$dir/knockd.log" 2>/dev/null; do
+        if ! alive "$server_pid" || [ $SECONDS -ge $deadline ]; then
+            say "$kind did not start; its output:"
+            cat "$dir/stdout" "$dir/stderr" "$dir/knockd.log" >&2 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.05
+    done
+    # The log line may precede the kernel filter by a moment; let the capture settle.
+    sleep 0.5
+}
+
+# stop_server: SIGTERM, bounded wait, SIGKILL if needed; sets stop_status to the exit status
+# (not a command substitution: only this shell can wait for its child).
+stop_status=""
+stop_server() {
+    kill -TERM "$server_pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 20))
+    while alive "$server_pid" && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+    if alive "$server_pid"; then kill -KILL "$server_pid" 2>/dev/null || true; fi
+    stop_status=0
+    wait "$server_pid" 2>/dev/null || stop_status=$?
+    server_pid=""
+}
+
+# knock_once: sends the legitimate knock from the client namespace; prints the send time
+# (taken inside the namespace right before the client starts).
+knock_once() {
+    ip netns exec "$cli_ns" sh -c 'date +%s.%N; exec "$@" >/dev/null 2>&1' sh \
+        "$KNOCK" "$srv_ip" 7000 8000 9000
+}
+
+# wait_opened DIR COUNT SECONDS: waits until the door opened COUNT times; prints the last
+# command timestamp, or nothing on timeout.
+wait_opened() {
+    local dir=$1 want=$2 limit=$3 deadline
+    deadline=$(($(date +%s%N) + limit * 1000000000))
+    while [ "$(wc -l <"$dir/opened")" -lt "$want" ]; do
+        [ "$(date +%s%N)" -ge "$deadline" ] && return 0
+        sleep 0.002
+    done
+    tail -n 1 "$dir/opened"
+}
+
+ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+
+# What our knockd says about kernel drops, if it says anything (stdout, stderr or log).
+reported_drops() {
+    grep -h -i -o -E '[a-z_ ]*drop[a-z_]*[=: ]+[0-9]+' "$1/stdout" "$1/stderr" "$1/knockd.log" \
+        2>/dev/null | tail -n 3 | tr '\n' ';' | sed 's/;$//'
+}
+
+label() { if [ "$1" = ours ]; then echo "knock (ours)"; else echo "knockd 0.8"; fi; }
+
+# --- idle ---------------------------------------------------------------------------------------
+idle_rows=()
+for kind in $servers; do
+    dir="$work/idle-$kind"
+    mkdir -p "$dir"
+    say "$(label "$kind"): idle CPU over ${idle_seconds}s and $idle_knocks knocks"
+    if ! start_server "$kind" "$dir"; then
+        stop_server
+        idle_rows+=("| $(label "$kind") | did not start | | | | | | |")
+        continue
+    fi
+    c0=$(cpu_seconds "$server_pid")
+    w0=$(wakeups "$server_pid")
+    sleep "$idle_seconds"
+    c1=$(cpu_seconds "$server_pid")
+    w1=$(wakeups "$server_pid")
+    idle_cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
+    latencies=()
+    for i in $(seq 1 "$idle_knocks"); do
+        t0=$(knock_once)
+        t1=$(wait_opened "$dir" "$i" 3)
+        if [ -n "$t1" ]; then
+            latencies+=("$(ms_between "$t0" "$t1")")
+        else
+            # Keep the count in step with the file for the next round.
+            echo "missed" >>"$dir/opened"
+        fi
+        sleep 0.2
+    done
+    opened=${#latencies[@]}
+    if [ "$opened" -gt 0 ]; then
+        stats=$(printf '%s\n' "${latencies[@]}" | sort -n | awk '
+            { v[NR] = $1 }
+            END {
+                p50 = v[int((NR + 1) / 2)]; p90 = v[int(NR * 0.9 + 0.999)]; if (p90 == "") p90 = v[NR]
+                printf "%s | %s | %s", p50, p90, v[NR]
+            }')
+    else
+        stats="– | – | –"
+    fi
+    rss=$(peak_rss_mib "$server_pid")
+    stop_server
+    idle_rows+=("| $(label "$kind") | $opened/$idle_knocks | $stats | $idle_cpu | $((w1 - w0)) | $rss |")
+    say "$(label "$kind"): idle done (exit status $stop_status)"
+done
+
+# --- flood --------------------------------------------------------------------------------------
+flood_rows=()
+for rate in $rates; do
+    for kind in $servers; do
+        dir="$work/flood-$kind-$rate"
+        mkdir -p "$dir"
+        say "$(label "$kind"): flood at $rate packets/s for ${duration}s"
+        if ! start_server "$kind" "$dir"; then
+            stop_server
+            flood_rows+=("| $(label "$kind") | $rate | | | did not start | | | | | |")
+            continue
+        fi
+        c0=$(cpu_seconds "$server_pid")
+        rx0=$(if_stat rx_packets)
+        drop0=$(if_stat rx_dropped)
+        if [ "$rate" = max ]; then pace=(--topspeed); else pace=(--pps="$rate"); fi
+        ip netns exec "$cli_ns" tcpreplay -i "$cli_if" "${pace[@]}" --loop=0 \
+            --duration="$duration" --preload-pcap "$pcap" >"$dir/tcpreplay.out" 2>&1 &
+        replay_pid=$!
+        # The flood starts after the pcap is loaded into memory; knock halfway through it.
+        sleep $((duration / 2)).5
+        t0=$(knock_once)
+        wait "$replay_pid" || true
+        replay_pid=""
+        # Give the server time to work through its backlog: wait for the door (bounded), then
+        # until its CPU time stops growing.
+        t1=$(wait_opened "$dir" 1 "$settle")
+        previous=""
+        for _ in $(seq 1 "$((settle * 2))"); do
+            now=$(cpu_seconds "$server_pid")
+            [ -n "$now" ] && [ "$now" = "$previous" ] && break
+            previous=$now
+            sleep 0.5
+        done
+        if alive "$server_pid"; then up=yes; else up="**no** (died)"; fi
+        c1=$(cpu_seconds "$server_pid")
+        rss=$(peak_rss_mib "$server_pid")
+        rx=$(($(if_stat rx_packets) - rx0))
+        drops=$(($(if_stat rx_dropped) - drop0))
+        stop_server
+        if [ "$up" = yes ]; then up="yes (exit $stop_status)"; fi
+        cpu=$(awk -v a="$c0" -v b="${c1:-$c0}" 'BEGIN { printf "%.2f", b - a }')
+        sent=$(grep -o -E 'Actual: [0-9]+ packets' "$dir/tcpreplay.out" | grep -o -E '[0-9]+' || echo "?")
+        pps=$(grep -o -E '[0-9.]+ pps' "$dir/tcpreplay.out" | head -n 1 | cut -d' ' -f1 || echo "?")
+        pps=$(awk -v p="${pps:-0}" 'BEGIN { printf "%.0f", p }')
+        if [ -n "$t1" ]; then
+            opened="yes"
+            latency="$(ms_between "$t0" "$t1") ms"
+        else
+            opened="**no**"
+            latency="–"
+        fi
+        extra=""
+        [ "$kind" = ours ] && extra=$(reported_drops "$dir")
+        flood_rows+=("| $(label "$kind") | $rate | $pps | $sent | $opened | $latency | $cpu | $rss | $rx / $drops${extra:+ ($extra)} | $up |")
+        say "$(label "$kind") @ $rate: opened=$opened latency=$latency cpu=$cpu rss=${rss}MiB"
+    done
+done
+
+# --- report -------------------------------------------------------------------------------------
+report() {
+    echo "Client for the legitimate knocks: $client_name. Door: \`7000,8000,9000\`, \`tcpflags = syn\`,"
+    echo "\`seq_timeout = 5\`, command \`date +%s.%N >> FILE\`; flood: spoofed sources from 10.0.0.0/8"
+    echo "(500 000 distinct, looped) to port 7000, ${duration} s per rate, the knock sent halfway."
+    echo
+    echo "### Idle"
+    echo
+    echo "| server | knocks opened | latency p50 (ms) | p90 (ms) | max (ms) | CPU s over ${idle_seconds} s idle | wakeups over ${idle_seconds} s | peak RSS (MiB) |"
+    echo "|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${idle_rows[@]}"
+    echo
+    echo "### Spoofed-source SYN flood"
+    echo
+    echo "| server | target rate (pps) | achieved (pps) | packets sent | legitimate knock opened | knock→command latency | server CPU s | peak RSS (MiB) | interface rx / dropped | server up |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${flood_rows[@]}"
+}
+if [ -n "$out" ]; then report | tee "$out"; else report; fi
