@@ -1,0 +1,124 @@
+//! The kernel (BPF) filter text built from the doors.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use knock_core::{Door, Protocol};
+
+/// A filter that compiles on every link type and matches no packet: used when there is no
+/// door, so the kernel hands nothing to user space. (`less 1` is a length test: no frame is
+/// shorter than one byte; libpcap's optimiser accepts it, unlike `ip and not ip`.)
+pub const MATCH_NOTHING: &str = "less 1";
+
+/// IPv6 next-header values of extension headers the decoder walks (hop-by-hop 0, routing 43,
+/// fragment 44, authentication 51, destination options 60). libpcap's `tcp`/`udp` primitives
+/// only look at the fixed header's next-header field, so packets whose chain starts with one
+/// of these are let through and left to the decoder.
+const IPV6_EXTENSION_HEADERS: [u8; 5] = [0, 43, 44, 51, 60];
+
+/// What one address family of the filter must admit.
+#[derive(Default)]
+struct FamilyClause {
+    /// Some door of this family exists.
+    used: bool,
+    /// Some door accepts any destination of this family (no `Target`, no known local
+    /// address): no `dst host` restriction.
+    any_destination: bool,
+    hosts: BTreeSet<IpAddr>,
+    tcp_ports: BTreeSet<u16>,
+    udp_ports: BTreeSet<u16>,
+}
+
+/// Builds the libpcap filter expression for `doors`, given the local addresses (empty: not
+/// known).
+///
+/// The result is a **superset** of what knock-core admits, never the decision itself: per
+/// address family, the protocols and destination ports of all doors' steps (deduplicated),
+/// restricted to the doors' `Target`s and to the local addresses when those are known. It
+/// has no TCP flag tests (libpcap's `tcp[]` accessors do not work over IPv6; the core checks
+/// flags) and lets IPv6 packets with extension headers through (see the decoder).
+///
+/// Pass the doors with the sequence they currently accept (for one-time-sequence doors, the
+/// active sequence). With no door steps at all the result is [`MATCH_NOTHING`].
+///
+/// The text compiles with libpcap on every [`LinkType`](crate::LinkType). Refresh it when
+/// the local addresses change (see `CaptureEvent::AddressesChanged`).
+#[must_use]
+pub fn filter_expression(doors: &[Door], local: &[IpAddr]) -> String {
+    let mut v4 = FamilyClause::default();
+    let mut v6 = FamilyClause::default();
+    let local_v4: Vec<IpAddr> = local.iter().copied().filter(IpAddr::is_ipv4).collect();
+    let local_v6: Vec<IpAddr> = local.iter().copied().filter(IpAddr::is_ipv6).collect();
+    for door in doors.iter().filter(|d| !d.sequence.is_empty()) {
+        add_door(&mut v4, door, &local_v4, true);
+        add_door(&mut v6, door, &local_v6, false);
+    }
+    let mut parts = Vec::new();
+    if v4.used {
+        parts.push(family_expression("ip", &v4, false));
+    }
+    if v6.used {
+        parts.push(family_expression("ip6", &v6, true));
+    }
+    if parts.is_empty() {
+        return MATCH_NOTHING.to_owned();
+    }
+    parts.join(" or ")
+}
+
+/// Adds what `door` admits in one family (`local`: that family's local addresses).
+fn add_door(clause: &mut FamilyClause, door: &Door, local: &[IpAddr], ipv4: bool) {
+    match door.target {
+        Some(target) if target.is_ipv4() == ipv4 => {
+            clause.hosts.insert(target);
+        }
+        // A door whose target is of the other family admits nothing of this one.
+        Some(_) => return,
+        None if local.is_empty() => clause.any_destination = true,
+        None => clause.hosts.extend(local.iter().copied()),
+    }
+    clause.used = true;
+    for knock in &door.sequence {
+        match knock.protocol {
+            Protocol::Tcp => clause.tcp_ports.insert(knock.port),
+            Protocol::Udp => clause.udp_ports.insert(knock.port),
+        };
+    }
+}
+
+fn family_expression(family: &str, clause: &FamilyClause, ipv6: bool) -> String {
+    let mut out = format!("({family}");
+    if !clause.any_destination {
+        out.push_str(" and (");
+        for (i, host) in clause.hosts.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" or ");
+            }
+            let _ = write!(out, "dst host {host}");
+        }
+        out.push(')');
+    }
+    out.push_str(" and (");
+    let mut first = true;
+    let mut alternative = |out: &mut String, text: std::fmt::Arguments<'_>| {
+        if !first {
+            out.push_str(" or ");
+        }
+        first = false;
+        let _ = out.write_fmt(text);
+    };
+    for port in &clause.tcp_ports {
+        alternative(&mut out, format_args!("tcp dst port {port}"));
+    }
+    for port in &clause.udp_ports {
+        alternative(&mut out, format_args!("udp dst port {port}"));
+    }
+    if ipv6 {
+        for next in IPV6_EXTENSION_HEADERS {
+            alternative(&mut out, format_args!("ip6[6] == {next}"));
+        }
+    }
+    out.push_str("))");
+    out
+}

@@ -1,0 +1,743 @@
+//! Live capture: one thread per interface plus an address watcher, feeding a bounded channel.
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use knock_core::PacketEvent;
+use pcap::{Active, BreakLoop, Capture, Direction};
+
+use crate::addresses::local_addresses;
+use crate::clock::Clock;
+use crate::decode::{AtomicIgnoredCounts, IgnoredCounts, decode};
+use crate::error::CaptureError;
+use crate::link::LinkType;
+
+/// How live capture is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CaptureConfig {
+    /// Interfaces to capture on (`any` captures on all of them). Default: `eth0`, like
+    /// knockd 0.8.
+    pub interfaces: Vec<String>,
+    /// The BPF filter expression (usually [`filter_expression`](crate::filter_expression));
+    /// empty: every packet.
+    pub filter: String,
+    /// Ignore IPv6 (knockd's `-4`): the filter is restricted to IPv4 and IPv6 addresses are
+    /// not reported.
+    pub ipv4_only: bool,
+    /// libpcap immediate mode: each packet is handed over as soon as it arrives (default
+    /// `true`). Without it packets are batched until a block fills or `block_timeout`
+    /// passes, which adds up to `block_timeout` of latency to every knock.
+    pub immediate: bool,
+    /// The block timeout used when `immediate` is off.
+    pub block_timeout: Duration,
+    /// Bytes kept per packet (default 256: enough for Ethernet + two VLAN tags + IPv6 with
+    /// extension headers + a TCP header with options; longer frames are decoded laxly).
+    pub snaplen: i32,
+    /// The kernel ring buffer size in bytes (default 4 MiB): what absorbs a burst before the
+    /// kernel starts dropping (counted in [`InterfaceStats::dropped`]).
+    pub buffer_size: i32,
+    /// The capacity to give the event channel (used by [`CaptureConfig::channel`]; default
+    /// 65 536 events). Packets that find it full are dropped and counted.
+    pub channel_capacity: usize,
+    /// How often an interface that is missing or down is retried (default 1 s).
+    pub retry_interval: Duration,
+    /// How often the local addresses are re-read (default 1 s).
+    pub address_poll_interval: Duration,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            interfaces: vec!["eth0".to_owned()],
+            filter: String::new(),
+            ipv4_only: false,
+            immediate: true,
+            block_timeout: Duration::from_millis(10),
+            snaplen: 256,
+            buffer_size: 4 << 20,
+            channel_capacity: 65_536,
+            retry_interval: Duration::from_secs(1),
+            address_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl CaptureConfig {
+    /// The default configuration for these interfaces and this filter.
+    #[must_use]
+    pub fn new(interfaces: Vec<String>, filter: impl Into<String>) -> Self {
+        Self {
+            interfaces,
+            filter: filter.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A bounded channel of [`channel_capacity`](Self::channel_capacity) events.
+    #[must_use]
+    pub fn channel(&self) -> (Sender<CaptureEvent>, Receiver<CaptureEvent>) {
+        crossbeam_channel::bounded(self.channel_capacity)
+    }
+
+    /// The expression actually installed: `filter`, restricted to IPv4 when `ipv4_only`.
+    fn effective_filter(&self, filter: &str) -> String {
+        match (self.ipv4_only, filter.is_empty()) {
+            (false, _) => filter.to_owned(),
+            (true, true) => "ip".to_owned(),
+            (true, false) => format!("ip and ({filter})"),
+        }
+    }
+}
+
+/// What live capture reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaptureEvent {
+    /// A decoded TCP or UDP packet, stamped with the [`Clock`] when it was read.
+    Packet(PacketEvent),
+    /// An interface was opened (at start, or again after it was lost).
+    InterfaceUp {
+        /// The interface.
+        interface: String,
+        /// Its link layer.
+        link: LinkType,
+    },
+    /// An interface cannot be opened yet (missing, down…); it is retried every
+    /// [`CaptureConfig::retry_interval`]. Reported once per waiting period.
+    InterfaceWaiting {
+        /// The interface.
+        interface: String,
+        /// libpcap's reason.
+        reason: String,
+    },
+    /// An open interface failed (deleted, brought down); it is reopened when it is back,
+    /// then [`InterfaceUp`](Self::InterfaceUp) is reported again.
+    InterfaceLost {
+        /// The interface.
+        interface: String,
+        /// libpcap's error.
+        error: String,
+    },
+    /// The filter could not be installed on an interface (the previous one stays).
+    FilterFailed {
+        /// The interface.
+        interface: String,
+        /// libpcap's error.
+        error: String,
+    },
+    /// The local addresses of the captured interfaces changed; reported once at start with
+    /// the initial set, then on every change.
+    AddressesChanged {
+        /// All addresses of the chosen interfaces, sorted.
+        addresses: Vec<IpAddr>,
+    },
+}
+
+/// Counters of one interface (cumulative since [`LiveCapture::start`], across reopenings).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InterfaceStats {
+    /// The interface.
+    pub interface: String,
+    /// Its link layer, once it has been opened.
+    pub link: Option<LinkType>,
+    /// Whether it is currently open.
+    pub up: bool,
+    /// Packets the kernel passed the filter (libpcap `ps_recv`).
+    pub received: u64,
+    /// Packets the kernel dropped because the ring buffer was full (`ps_drop`).
+    pub dropped: u64,
+    /// Packets the interface or driver dropped (`ps_ifdrop`).
+    pub if_dropped: u64,
+    /// Frames read from libpcap.
+    pub read: u64,
+    /// Packet events sent into the channel.
+    pub sent: u64,
+    /// Packet events dropped because the channel was full.
+    pub channel_dropped: u64,
+    /// Frames the decoder ignored, by reason.
+    pub ignored: IgnoredCounts,
+}
+
+/// State shared between the handle and all threads.
+struct Shared {
+    config: CaptureConfig,
+    clock: Clock,
+    events: Sender<CaptureEvent>,
+    stopping: AtomicBool,
+    /// The current filter (as given, before `ipv4_only`) and its generation.
+    filter: Mutex<String>,
+    filter_generation: AtomicU64,
+    addresses: Mutex<Vec<IpAddr>>,
+    /// Closed (sender dropped) on stop: wakes every timed wait at once.
+    stop_signal: Receiver<()>,
+}
+
+/// Per-interface state shared between its capture thread and the handle.
+struct Interface {
+    name: String,
+    breakloop: Mutex<Option<BreakLoop>>,
+    link: Mutex<Option<LinkType>>,
+    up: AtomicBool,
+    read: AtomicU64,
+    sent: AtomicU64,
+    channel_dropped: AtomicU64,
+    ignored: AtomicIgnoredCounts,
+    /// libpcap counters: those of earlier handles (`base`) and of the current one.
+    pcap_stats: Mutex<PcapTotals>,
+    /// Bumped when the capture thread refreshed `pcap_stats` after a request.
+    stats_refreshed: Condvar,
+    stats_requested: AtomicBool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct PcapTotals {
+    base: [u64; 3],
+    current: [u64; 3],
+    generation: u64,
+}
+
+impl PcapTotals {
+    fn total(&self, i: usize) -> u64 {
+        self.base[i].saturating_add(self.current[i])
+    }
+
+    /// The current handle is gone: its counts become part of the base.
+    fn retire(&mut self) {
+        for i in 0..3 {
+            self.base[i] = self.total(i);
+            self.current[i] = 0;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Interface {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            breakloop: Mutex::new(None),
+            link: Mutex::new(None),
+            up: AtomicBool::new(false),
+            read: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            channel_dropped: AtomicU64::new(0),
+            ignored: AtomicIgnoredCounts::default(),
+            pcap_stats: Mutex::new(PcapTotals::default()),
+            stats_refreshed: Condvar::new(),
+            stats_requested: AtomicBool::new(false),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(handle) = lock(&self.breakloop).as_ref() {
+            handle.breakloop();
+        }
+    }
+
+    fn refresh_pcap_stats(&self, capture: &mut Capture<Active>) {
+        if let Ok(stat) = capture.stats() {
+            let mut totals = lock(&self.pcap_stats);
+            totals.current = [
+                u64::from(stat.received),
+                u64::from(stat.dropped),
+                u64::from(stat.if_dropped),
+            ];
+            totals.generation = totals.generation.wrapping_add(1);
+        }
+        self.stats_refreshed.notify_all();
+    }
+
+    fn snapshot(&self) -> InterfaceStats {
+        let totals = *lock(&self.pcap_stats);
+        InterfaceStats {
+            interface: self.name.clone(),
+            link: *lock(&self.link),
+            up: self.up.load(Ordering::Relaxed),
+            received: totals.total(0),
+            dropped: totals.total(1),
+            if_dropped: totals.total(2),
+            read: self.read.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            channel_dropped: self.channel_dropped.load(Ordering::Relaxed),
+            ignored: self.ignored.snapshot(),
+        }
+    }
+}
+
+/// Live capture on one or more interfaces.
+///
+/// Each interface gets a thread that blocks in libpcap (no polling loop, no busy wakeups)
+/// and is woken by `pcap_breakloop` for [`stop`](Self::stop), [`set_filter`](Self::set_filter)
+/// and [`stats`](Self::stats). A further thread re-reads the local addresses every
+/// [`CaptureConfig::address_poll_interval`].
+///
+/// Packets go into the caller's bounded channel with `try_send`: when the consumer falls
+/// behind (a flood), packets are dropped and counted ([`InterfaceStats::channel_dropped`]),
+/// so memory stays bounded by the channel capacity plus the kernel ring buffer. Interface
+/// and address events are never dropped (their sender waits for room).
+///
+/// Captures are non-promiscuous and incoming-only (`pcap_setdirection(IN)`), and the packet
+/// socket is close-on-exec so commands the daemon runs do not inherit it.
+pub struct LiveCapture {
+    shared: Arc<Shared>,
+    interfaces: Vec<Arc<Interface>>,
+    threads: Vec<JoinHandle<()>>,
+    stop_sender: Option<Sender<()>>,
+}
+
+impl core::fmt::Debug for LiveCapture {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LiveCapture")
+            .field("interfaces", &self.shared.config.interfaces)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether an open error is worth waiting out (interface missing or down) rather than fatal
+/// (no permission, bad configuration).
+fn is_fatal_open_error(error: &pcap::Error) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("permission") || text.contains("not permitted")
+}
+
+impl LiveCapture {
+    /// Starts capturing on every interface of `config`, sending events into `events`.
+    ///
+    /// Interfaces that are missing or down are waited for (an
+    /// [`InterfaceWaiting`](CaptureEvent::InterfaceWaiting) event), not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`CaptureError::NoInterface`], [`CaptureError::Filter`] if the filter does not compile,
+    /// [`CaptureError::Pcap`] if an interface cannot be opened for lack of permission,
+    /// [`CaptureError::UnsupportedLinkType`], [`CaptureError::Thread`].
+    pub fn start(
+        config: CaptureConfig,
+        clock: Clock,
+        events: Sender<CaptureEvent>,
+    ) -> Result<Self, CaptureError> {
+        if config.interfaces.is_empty() {
+            return Err(CaptureError::NoInterface);
+        }
+        validate_filter(&config.effective_filter(&config.filter), &[])?;
+        let (stop_sender, stop_signal) = crossbeam_channel::bounded(0);
+        let shared = Arc::new(Shared {
+            filter: Mutex::new(config.filter.clone()),
+            filter_generation: AtomicU64::new(0),
+            addresses: Mutex::new(discover_addresses(&config)),
+            config,
+            clock,
+            events,
+            stopping: AtomicBool::new(false),
+            stop_signal,
+        });
+        let mut capture = Self {
+            interfaces: Vec::new(),
+            threads: Vec::new(),
+            stop_sender: Some(stop_sender),
+            shared: Arc::clone(&shared),
+        };
+        for name in &shared.config.interfaces {
+            let interface = Arc::new(Interface::new(name.clone()));
+            // Open synchronously once, so that fatal errors are reported to the caller.
+            let first = match open(&shared, &interface) {
+                Ok(opened) => Some(opened),
+                Err(OpenError::Fatal(error)) => return Err(error),
+                Err(OpenError::Wait(_)) => None,
+            };
+            let thread_shared = Arc::clone(&shared);
+            let thread_interface = Arc::clone(&interface);
+            let thread = std::thread::Builder::new()
+                .name(format!("capture {name}"))
+                .spawn(move || capture_thread(&thread_shared, &thread_interface, first))
+                .map_err(CaptureError::Thread)?;
+            capture.interfaces.push(interface);
+            capture.threads.push(thread);
+        }
+        let thread_shared = Arc::clone(&shared);
+        let watcher = std::thread::Builder::new()
+            .name("address watch".to_owned())
+            .spawn(move || address_thread(&thread_shared))
+            .map_err(CaptureError::Thread)?;
+        capture.threads.push(watcher);
+        Ok(capture)
+    }
+
+    /// Replaces the filter on every interface (a reload). The expression is checked first;
+    /// the capture threads install it as soon as they are woken, which is at once.
+    ///
+    /// # Errors
+    ///
+    /// [`CaptureError::Filter`] if it does not compile; the old filter stays.
+    pub fn set_filter(&self, filter: String) -> Result<(), CaptureError> {
+        let links: Vec<LinkType> = self
+            .interfaces
+            .iter()
+            .filter_map(|i| *lock(&i.link))
+            .collect();
+        validate_filter(&self.shared.config.effective_filter(&filter), &links)?;
+        *lock(&self.shared.filter) = filter;
+        self.shared.filter_generation.fetch_add(1, Ordering::SeqCst);
+        for interface in &self.interfaces {
+            interface.wake();
+        }
+        Ok(())
+    }
+
+    /// The current local addresses of the captured interfaces (sorted).
+    #[must_use]
+    pub fn local_addresses(&self) -> Vec<IpAddr> {
+        lock(&self.shared.addresses).clone()
+    }
+
+    /// Per-interface counters. The libpcap counters are refreshed first (each capture thread
+    /// is woken to read them; an interface that does not answer within 100 ms reports its
+    /// last known values).
+    #[must_use]
+    pub fn stats(&self) -> Vec<InterfaceStats> {
+        let generations: Vec<u64> = self
+            .interfaces
+            .iter()
+            .map(|i| {
+                let generation = lock(&i.pcap_stats).generation;
+                i.stats_requested.store(true, Ordering::SeqCst);
+                i.wake();
+                generation
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_millis(100);
+        for (interface, generation) in self.interfaces.iter().zip(generations) {
+            let mut totals = lock(&interface.pcap_stats);
+            while totals.generation == generation && interface.up.load(Ordering::Relaxed) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                totals = interface
+                    .stats_refreshed
+                    .wait_timeout(totals, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+        self.interfaces.iter().map(|i| i.snapshot()).collect()
+    }
+
+    /// Stops every thread and waits for them: blocked captures are woken with
+    /// `pcap_breakloop`, so this returns promptly even on idle interfaces.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.stop_sender = None;
+        for interface in &self.interfaces {
+            interface.wake();
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LiveCapture {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Checks that a filter compiles, for each given link type (Ethernet if none is known).
+fn validate_filter(filter: &str, links: &[LinkType]) -> Result<(), CaptureError> {
+    if filter.is_empty() {
+        return Ok(());
+    }
+    let ethernet = [LinkType::Ethernet];
+    let links = if links.is_empty() {
+        &ethernet[..]
+    } else {
+        links
+    };
+    for link in links {
+        let error = |source| CaptureError::Filter {
+            filter: filter.to_owned(),
+            source,
+        };
+        let dead = Capture::dead(pcap::Linktype(link.dlt())).map_err(error)?;
+        dead.compile(filter, true).map_err(error)?;
+    }
+    Ok(())
+}
+
+fn discover_addresses(config: &CaptureConfig) -> Vec<IpAddr> {
+    let mut addresses = local_addresses(&config.interfaces);
+    if config.ipv4_only {
+        addresses.retain(IpAddr::is_ipv4);
+    }
+    addresses
+}
+
+enum OpenError {
+    /// Missing, down…: retry later.
+    Wait(String),
+    Fatal(CaptureError),
+}
+
+struct Opened {
+    capture: Capture<Active>,
+    link: LinkType,
+    filter_generation: u64,
+}
+
+/// Opens and configures one interface and publishes its breakloop handle.
+fn open(shared: &Shared, interface: &Interface) -> Result<Opened, OpenError> {
+    let config = &shared.config;
+    let pcap_error = |source: pcap::Error| {
+        if is_fatal_open_error(&source) {
+            OpenError::Fatal(CaptureError::Pcap {
+                interface: interface.name.clone(),
+                source,
+            })
+        } else {
+            OpenError::Wait(source.to_string())
+        }
+    };
+    let block_timeout_ms =
+        i32::try_from(config.block_timeout.as_millis().max(1)).unwrap_or(i32::MAX);
+    let mut capture = Capture::from_device(interface.name.as_str())
+        .map_err(pcap_error)?
+        .promisc(false)
+        .snaplen(config.snaplen)
+        .buffer_size(config.buffer_size)
+        .immediate_mode(config.immediate)
+        .timeout(block_timeout_ms)
+        .open()
+        .map_err(pcap_error)?;
+    let dlt = capture.get_datalink().0;
+    let link = LinkType::from_dlt(dlt).ok_or_else(|| {
+        OpenError::Fatal(CaptureError::UnsupportedLinkType {
+            source_name: interface.name.clone(),
+            dlt,
+        })
+    })?;
+    // Our own replies are never knocks; libpcap drops them before they are copied out.
+    // Not every platform supports it: cooked captures mark them anyway.
+    let _ = capture.direction(Direction::In);
+    // Commands run by the daemon must not inherit the packet socket (knockd 0.8 bug B11).
+    let _ = nix::fcntl::fcntl(
+        capture.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let filter_generation = shared.filter_generation.load(Ordering::SeqCst);
+    let filter = config.effective_filter(&lock(&shared.filter));
+    if !filter.is_empty() {
+        capture.filter(&filter, true).map_err(|source| {
+            OpenError::Fatal(CaptureError::Filter {
+                filter: filter.clone(),
+                source,
+            })
+        })?;
+    }
+    *lock(&interface.breakloop) = Some(capture.breakloop_handle());
+    *lock(&interface.link) = Some(link);
+    Ok(Opened {
+        capture,
+        link,
+        filter_generation,
+    })
+}
+
+/// Sends an interface or address event, waiting for room (these are rare and must not be
+/// lost); gives up only when stopping or when the receiver is gone. Returns whether it was
+/// delivered.
+fn send_control(shared: &Shared, mut event: CaptureEvent) -> bool {
+    loop {
+        match shared
+            .events
+            .send_timeout(event, Duration::from_millis(100))
+        {
+            Ok(()) => return true,
+            Err(SendTimeoutError::Timeout(back)) => {
+                if shared.stopping.load(Ordering::SeqCst) {
+                    return false;
+                }
+                event = back;
+            }
+            Err(SendTimeoutError::Disconnected(_)) => return false,
+        }
+    }
+}
+
+/// Waits `duration` or until stop; returns `false` when stopping.
+fn pause(shared: &Shared, duration: Duration) -> bool {
+    match shared.stop_signal.recv_timeout(duration) {
+        Err(RecvTimeoutError::Timeout) => !shared.stopping.load(Ordering::SeqCst),
+        Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
+    }
+}
+
+/// Why a capture loop ended.
+enum Exit {
+    Stopped,
+    Lost(String),
+}
+
+fn capture_thread(shared: &Shared, interface: &Interface, mut first: Option<Opened>) {
+    let mut waiting_reported = false;
+    loop {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let opened = match first.take() {
+            Some(opened) => Ok(opened),
+            None => open(shared, interface),
+        };
+        match opened {
+            Ok(opened) => {
+                interface.up.store(true, Ordering::SeqCst);
+                waiting_reported = true;
+                let up = CaptureEvent::InterfaceUp {
+                    interface: interface.name.clone(),
+                    link: opened.link,
+                };
+                if !send_control(shared, up) {
+                    return;
+                }
+                let exit = run(shared, interface, opened);
+                interface.up.store(false, Ordering::SeqCst);
+                *lock(&interface.breakloop) = None;
+                lock(&interface.pcap_stats).retire();
+                interface.stats_refreshed.notify_all();
+                match exit {
+                    Exit::Stopped => return,
+                    Exit::Lost(error) => {
+                        let lost = CaptureEvent::InterfaceLost {
+                            interface: interface.name.clone(),
+                            error,
+                        };
+                        if !send_control(shared, lost) {
+                            return;
+                        }
+                    }
+                }
+            }
+            // After start even a "fatal" error (permissions changed…) is waited out: the
+            // daemon is running and the interface may come back usable.
+            Err(error) => {
+                if !waiting_reported {
+                    waiting_reported = true;
+                    let reason = match error {
+                        OpenError::Wait(reason) => reason,
+                        OpenError::Fatal(error) => error.to_string(),
+                    };
+                    let waiting = CaptureEvent::InterfaceWaiting {
+                        interface: interface.name.clone(),
+                        reason,
+                    };
+                    if !send_control(shared, waiting) {
+                        return;
+                    }
+                }
+            }
+        }
+        if !pause(shared, shared.config.retry_interval) {
+            return;
+        }
+    }
+}
+
+/// How many frames between two refreshes of the libpcap counters under load.
+const STATS_EVERY: u32 = 4096;
+
+fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
+    let Opened {
+        mut capture,
+        link,
+        mut filter_generation,
+    } = opened;
+    let ipv4_only = shared.config.ipv4_only;
+    let mut since_stats = 0u32;
+    loop {
+        // Checked before every read: a stop or reload that raced with the handle being
+        // published is seen here even if its breakloop found no handle yet.
+        if shared.stopping.load(Ordering::Relaxed) {
+            return Exit::Stopped;
+        }
+        let generation = shared.filter_generation.load(Ordering::Relaxed);
+        if generation != filter_generation {
+            filter_generation = generation;
+            let filter = shared.config.effective_filter(&lock(&shared.filter));
+            let filter = if filter.is_empty() { "" } else { &filter };
+            if let Err(error) = capture.filter(filter, true) {
+                let failed = CaptureEvent::FilterFailed {
+                    interface: interface.name.clone(),
+                    error: error.to_string(),
+                };
+                if !send_control(shared, failed) {
+                    return Exit::Stopped;
+                }
+            }
+        }
+        if interface.stats_requested.swap(false, Ordering::Relaxed) {
+            interface.refresh_pcap_stats(&mut capture);
+        }
+        match capture.next_packet() {
+            Ok(packet) => {
+                let now = shared.clock.now();
+                interface.read.fetch_add(1, Ordering::Relaxed);
+                match decode(link, now, packet.data, packet.header.len) {
+                    Ok(event) if ipv4_only && event.source.is_ipv6() => {}
+                    Ok(event) => match shared.events.try_send(CaptureEvent::Packet(event)) {
+                        Ok(()) => {
+                            interface.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TrySendError::Full(_)) => {
+                            interface.channel_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TrySendError::Disconnected(_)) => return Exit::Stopped,
+                    },
+                    Err(reason) => interface.ignored.record(reason),
+                }
+                since_stats += 1;
+                if since_stats >= STATS_EVERY {
+                    since_stats = 0;
+                    interface.refresh_pcap_stats(&mut capture);
+                }
+            }
+            // NoMorePackets is how the pcap crate reports PCAP_ERROR_BREAK (our breakloop);
+            // TimeoutExpired is the block timeout when not in immediate mode.
+            Err(pcap::Error::NoMorePackets | pcap::Error::TimeoutExpired) => {}
+            Err(error) => return Exit::Lost(error.to_string()),
+        }
+    }
+}
+
+fn address_thread(shared: &Shared) {
+    let mut reported: Option<Vec<IpAddr>> = None;
+    loop {
+        let current = discover_addresses(&shared.config);
+        if reported.as_ref() != Some(&current) {
+            *lock(&shared.addresses) = current.clone();
+            let changed = CaptureEvent::AddressesChanged {
+                addresses: current.clone(),
+            };
+            if !send_control(shared, changed) {
+                return;
+            }
+            reported = Some(current);
+        }
+        if !pause(shared, shared.config.address_poll_interval) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Reading pcap savefiles through the same decoder as live capture.
+
+use std::path::{Path, PathBuf};
+
+use knock_core::PacketEvent;
+use pcap::{Capture, Offline};
+
+use crate::clock::instant_from_timeval;
+use crate::decode::{Ignored, IgnoredCounts, decode};
+use crate::error::CaptureError;
+use crate::link::LinkType;
+
+/// A pcap savefile read packet by packet into [`PacketEvent`]s.
+///
+/// Each event is stamped with its packet's own capture time: microseconds since the Unix
+/// epoch, as a [`knock_core::Instant`]. Iterating yields `Ok(event)` or the reason a frame was
+/// ignored; the iteration ends at the end of the file or at a read error (see
+/// [`take_error`](Self::take_error)).
+pub struct OfflineCapture {
+    capture: Capture<Offline>,
+    link: LinkType,
+    path: PathBuf,
+    ignored: IgnoredCounts,
+    error: Option<CaptureError>,
+}
+
+impl OfflineCapture {
+    /// Opens a savefile (pcap, or pcapng if libpcap supports it).
+    ///
+    /// # Errors
+    ///
+    /// [`CaptureError::File`] if it cannot be opened or is not a capture file,
+    /// [`CaptureError::UnsupportedLinkType`] if its link layer is not decoded.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, CaptureError> {
+        let path = path.as_ref().to_path_buf();
+        let capture = Capture::from_file(&path).map_err(|source| CaptureError::File {
+            path: path.clone(),
+            source,
+        })?;
+        let dlt = capture.get_datalink().0;
+        let link = LinkType::from_dlt(dlt).ok_or_else(|| CaptureError::UnsupportedLinkType {
+            source_name: path.display().to_string(),
+            dlt,
+        })?;
+        Ok(Self {
+            capture,
+            link,
+            path,
+            ignored: IgnoredCounts::default(),
+            error: None,
+        })
+    }
+
+    /// The savefile's link layer.
+    #[must_use]
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
+    /// Applies a BPF filter (for example [`filter_expression`](crate::filter_expression)) so
+    /// that only matching packets are read, as live capture would deliver them.
+    ///
+    /// # Errors
+    ///
+    /// [`CaptureError::Filter`] if the expression does not compile for this link type.
+    pub fn set_filter(&mut self, filter: &str) -> Result<(), CaptureError> {
+        self.capture
+            .filter(filter, true)
+            .map_err(|source| CaptureError::Filter {
+                filter: filter.to_owned(),
+                source,
+            })
+    }
+
+    /// Counts of the frames ignored so far, by reason.
+    #[must_use]
+    pub fn ignored(&self) -> &IgnoredCounts {
+        &self.ignored
+    }
+
+    /// The read error that ended the iteration early (a truncated or corrupt file), if any.
+    pub fn take_error(&mut self) -> Option<CaptureError> {
+        self.error.take()
+    }
+
+    /// The next frame, decoded; `None` at the end of the file or after a read error.
+    pub fn next_event(&mut self) -> Option<Result<PacketEvent, Ignored>> {
+        if self.error.is_some() {
+            return None;
+        }
+        match self.capture.next_packet() {
+            Ok(packet) => {
+                let ts = packet.header.ts;
+                let timestamp = instant_from_timeval(ts.tv_sec, ts.tv_usec);
+                let result = decode(self.link, timestamp, packet.data, packet.header.len);
+                if let Err(reason) = result {
+                    self.ignored.record(reason);
+                }
+                Some(result)
+            }
+            Err(pcap::Error::NoMorePackets) => None,
+            Err(source) => {
+                self.error = Some(CaptureError::File {
+                    path: self.path.clone(),
+                    source,
+                });
+                None
+            }
+        }
+    }
+}
+
+impl Iterator for OfflineCapture {
+    type Item = Result<PacketEvent, Ignored>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_event()
+    }
+}
+
+impl core::fmt::Debug for OfflineCapture {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OfflineCapture")
+            .field("path", &self.path)
+            .field("link", &self.link)
+            .field("ignored", &self.ignored)
+            .finish_non_exhaustive()
+    }
+}
