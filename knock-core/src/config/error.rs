@@ -1,12 +1,24 @@
 //! Positioned configuration errors and warnings.
 //!
-//! PLACEHOLDER shapes: the parser work fills in the kinds, hints and display.
+//! Errors stop the parse; warnings are collected beside the parsed configuration. Both name
+//! the line (errors also the column, counted in characters, 1-based), and both display with
+//! a file name prefix, `knockd.conf` unless another was given with `with_file`.
 
 use core::fmt;
 
+/// The file name shown when none was given with `with_file`.
+const DEFAULT_FILE_NAME: &str = "knockd.conf";
+
 /// A configuration error: where it is (file, line, column) and what is wrong.
 ///
-/// Displays as `knockd.conf:7:14: message`, followed by the offending line and a caret.
+/// Displays as `knockd.conf:7:14: message`, followed by the offending line and a caret under
+/// the column:
+///
+/// ```text
+/// knockd.conf:7:14: unknown protocol "icmp" in sequence (expected tcp or udp)
+///     sequence = 1:icmp
+///                  ^
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     file: Option<String>,
@@ -59,41 +71,237 @@ impl ConfigError {
         self.column
     }
 
+    /// The text of the offending line (without its line terminator).
+    #[must_use]
+    pub fn line_text(&self) -> &str {
+        &self.line_text
+    }
+
     /// What is wrong.
     #[must_use]
     pub fn kind(&self) -> &ConfigErrorKind {
         &self.kind
     }
+
+    /// The first line of the display: `file:line:column: message`, without the quoted line
+    /// and caret (for log lines and syslog).
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let file = self.file.as_deref().unwrap_or(DEFAULT_FILE_NAME);
+        format!("{file}:{}:{}: {}", self.line, self.column, self.kind)
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.file.as_deref().unwrap_or("knockd.conf");
-        write!(f, "{file}:{}:{}: {}", self.line, self.column, self.kind)?;
+        f.write_str(&self.summary())?;
         if !self.line_text.is_empty() {
-            write!(
-                f,
-                "\n    {}\n    {:>width$}",
-                self.line_text,
-                "^",
-                width = self.column
-            )?;
+            // The caret line copies tabs from the quoted line so the caret stays under the
+            // right character however the terminal expands tabs.
+            let pad: String = self
+                .line_text
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(f, "\n    {}\n    {pad}^", self.line_text)?;
         }
         Ok(())
     }
 }
 
 /// What is wrong with a configuration.
+///
+/// Messages are lower-case, like knockd 0.8's, and carry a hint where one helps.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigErrorKind {
-    /// A line that is not a section header, a directive, or a comment.
-    #[error("syntax error")]
+    /// A line that is not a section header, a `key = value` directive, or a comment.
+    #[error("syntax error: expected \"key = value\", \"[section]\" or a \"#\" comment")]
     Syntax,
+    /// A directive without `=` (only `UseSyslog` may stand alone).
+    #[error("syntax error: missing \"=\" after \"{key}\"{}", hint_suffix(hint.as_deref()))]
+    MissingEquals {
+        /// The text of the line (trimmed).
+        key: String,
+        /// A corrected line, when the intent is clear.
+        hint: Option<String>,
+    },
+    /// A directive whose key is empty (`= value`).
+    #[error("syntax error: empty key before \"=\"")]
+    EmptyKey,
+    /// A line starting with `[` that does not end with `]`.
+    #[error("syntax error: section header without a closing \"]\"")]
+    UnterminatedSection,
+    /// `[]`: a section header with an empty name.
+    #[error("bad section name: a section name cannot be empty")]
+    BadSectionName,
+    /// A directive before the first section header.
+    #[error(
+        "all directives must belong to a section; add \"[options]\" or a door header such as \
+         \"[openSSH]\" above this line"
+    )]
+    DirectiveOutsideSection,
+    /// A key that knockd.conf does not know.
+    #[error("unknown key \"{key}\"{}", suggestion_suffix(suggestion.as_deref()))]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// The closest known key, when one is close.
+        suggestion: Option<String>,
+    },
+    /// A door key (`sequence`, `command`, …) inside `[options]`.
+    #[error("\"{key}\" is a door key and cannot be used in the [options] section")]
+    DoorKeyInOptions {
+        /// The key as written.
+        key: String,
+    },
+    /// An `[options]` key (`logfile`, …) inside a door section.
+    #[error("\"{key}\" is an [options] key and cannot be used in door section \"{door}\"")]
+    OptionKeyInDoor {
+        /// The key as written.
+        key: String,
+        /// The door's name.
+        door: String,
+    },
+    /// A key that needs a value was given none (`sequence =`).
+    #[error("missing value for \"{key}\"")]
+    EmptyValue {
+        /// The key as written.
+        key: String,
+    },
+    /// An empty item in a port list (`7000,,8000`, a trailing comma).
+    #[error("empty port in sequence; remove the extra comma (knockd 0.8 read it as port 0)")]
+    EmptyPort,
+    /// A port that is not a decimal number (`abc`, `12x`).
+    #[error("port \"{text}\" is not a number (expected 1-65535)")]
+    PortNotANumber {
+        /// The item as written.
+        text: String,
+    },
+    /// A negative port (`-1`).
+    #[error("port \"{text}\" is negative (expected 1-65535)")]
+    NegativePort {
+        /// The item as written.
+        text: String,
+    },
+    /// Port 0: nothing can be knocked on it.
+    #[error("port 0 cannot be knocked (expected 1-65535)")]
+    PortZero,
+    /// A port above 65535.
+    #[error("port \"{text}\" is invalid: out of range (expected 1-65535)")]
+    PortOutOfRange {
+        /// The item as written.
+        text: String,
+    },
+    /// Ports separated by blanks instead of commas (`7000 8000 9000`).
+    #[error("ports must be separated by commas; did you mean \"{suggestion}\"?")]
+    SpaceSeparatedPorts {
+        /// The value with commas.
+        suggestion: String,
+    },
+    /// A `#` after a port: comments must be on their own line.
+    #[error("unexpected \"{text}\" after a port in sequence; comments must be on their own line")]
+    TrailingComment {
+        /// The text from the `#` on.
+        text: String,
+    },
+    /// A protocol other than `tcp` or `udp` (case-insensitive).
+    #[error("unknown protocol \"{protocol}\" in sequence (expected tcp or udp)")]
+    UnknownProtocol {
+        /// The protocol as written (empty for `7000:`).
+        protocol: String,
+    },
+    /// A third `:` field in a sequence item (`7000:tcp:junk`; knockd 0.8 ignored it).
+    #[error(
+        "unexpected \"{text}\" after the protocol in sequence (expected port or port:protocol)"
+    )]
+    ExtraSequenceField {
+        /// The text from the second `:` on.
+        text: String,
+    },
+    /// More than [`MAX_SEQUENCE_LEN`](super::MAX_SEQUENCE_LEN) steps.
+    #[error("too many ports in knock sequence ({count}; at most {max})", max = super::MAX_SEQUENCE_LEN)]
+    TooManySteps {
+        /// How many steps were given.
+        count: usize,
+    },
+    /// A `tcpflags` item that is not one of fin, syn, rst, psh, ack, urg.
+    #[error(
+        "unrecognized flag \"{flag}\" (expected fin, syn, rst, psh, ack or urg, each optionally \
+         prefixed by \"!\")"
+    )]
+    UnknownFlag {
+        /// The item as written.
+        flag: String,
+    },
+    /// An empty `tcpflags` item (`syn,,ack`, a trailing comma, a lone `!`).
+    #[error("empty flag in tcpflags; remove the extra comma")]
+    EmptyFlag,
+    /// A duration that is neither whole seconds nor a humantime duration.
+    #[error(
+        "invalid duration \"{text}\" for {key} (expected seconds such as \"5\", or a duration \
+         such as \"5s\", \"500ms\" or \"1m30s\")"
+    )]
+    InvalidDuration {
+        /// The key as written.
+        key: String,
+        /// The value as written.
+        text: String,
+    },
+    /// A negative duration (`timeout = -5`; knockd 0.8 accepted it and misbehaved).
+    #[error("negative duration \"{text}\" for {key} (expected 0 or more seconds)")]
+    NegativeDuration {
+        /// The key as written.
+        key: String,
+        /// The value as written.
+        text: String,
+    },
+    /// A `Target` that is not an IP address.
+    #[error(
+        "target \"{text}\" is not an ip address (expected e.g. 10.0.0.1 or fd00::1; host names \
+         are not resolved)"
+    )]
+    InvalidTarget {
+        /// The value as written.
+        text: String,
+    },
+    /// A `UseSyslog` value other than yes/no, true/false, on/off, 1/0.
+    #[error(
+        "invalid value \"{text}\" for usesyslog (expected yes, no, true, false, on, off, 1 or 0)"
+    )]
+    InvalidBool {
+        /// The value as written.
+        text: String,
+    },
+    /// An empty name in an `Interface` list (`eth0,,eth1`).
+    #[error("empty interface name in interface list; remove the extra comma")]
+    EmptyInterface,
+    /// A door with neither `sequence` nor `one_time_sequences` (reported at its header).
+    #[error(
+        "door \"{door}\" has an empty knock sequence; add \"sequence = PORT[:PROTO],...\" or \
+         \"one_time_sequences = PATH\""
+    )]
+    EmptySequence {
+        /// The door's name.
+        door: String,
+    },
+}
+
+fn hint_suffix(hint: Option<&str>) -> String {
+    hint.map(|h| format!("; did you mean \"{h}\"?"))
+        .unwrap_or_default()
+}
+
+fn suggestion_suffix(suggestion: Option<&str>) -> String {
+    hint_suffix(suggestion)
 }
 
 /// Accepted but suspicious input, returned beside the parsed config (never printed by the
 /// library).
+///
+/// Displays as `knockd.conf:12: door "openSSH": message` (the door part only when the
+/// warning concerns a door; the line part only when it is not 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Warning {
@@ -103,6 +311,42 @@ pub struct Warning {
     pub door: Option<String>,
     /// What is suspicious.
     pub kind: WarningKind,
+    /// The file name shown in the display (`knockd.conf` when `None`).
+    pub file: Option<String>,
+}
+
+impl Warning {
+    /// A warning about `line` (and `door`, if any).
+    #[must_use]
+    pub fn new(line: usize, door: Option<String>, kind: WarningKind) -> Self {
+        Self {
+            line,
+            door,
+            kind,
+            file: None,
+        }
+    }
+
+    /// The same warning, naming `file` (the path as the user gave it) in its display.
+    #[must_use]
+    pub fn with_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.file.as_deref().unwrap_or(DEFAULT_FILE_NAME))?;
+        if self.line != 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        f.write_str(": ")?;
+        if let Some(door) = &self.door {
+            write!(f, "door \"{door}\": ")?;
+        }
+        write!(f, "{}", self.kind)
+    }
 }
 
 /// What is suspicious about an accepted configuration.
@@ -111,10 +355,67 @@ pub struct Warning {
 pub enum WarningKind {
     /// A door with a single step fires on every matching packet.
     SingleStepDoor,
+    /// A door named like the options section in another case (`[Options]`): section names
+    /// are case-sensitive, so it is a door, and its `logfile` etc. are errors.
+    DoorNamedOptions,
+    /// A multi-step door with `seq_timeout = 0`: it can never complete.
+    ZeroSeqTimeout,
+    /// A stop command on a door with no start command: it never runs.
+    StopWithoutStart,
+    /// Consecutive ascending ports (`7000,7001,7002`): a port scan in port order completes
+    /// the sequence.
+    AscendingAdjacentPorts,
+    /// A path that is relative (resolved against the daemon's working directory, which is
+    /// `/` once daemonized) or empty.
+    RelativePath {
+        /// The key, in its canonical spelling (`LogFile`, `PidFile`, `one_time_sequences`).
+        key: &'static str,
+        /// The path as written.
+        path: String,
+    },
+    /// A door with both `sequence` and `one_time_sequences`: the file wins.
+    SequenceOverridden,
+    /// A bare `UseSyslog` line inside a door section: accepted as in knockd 0.8, but it sets
+    /// the global option.
+    UseSyslogInDoor,
 }
 
-impl fmt::Display for Warning {
+impl fmt::Display for WarningKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {:?}", self.line, self.kind)
+        match self {
+            Self::SingleStepDoor => f.write_str(
+                "one-step sequence: every matching packet opens the door (a port scan can \
+                 trigger it)",
+            ),
+            Self::DoorNamedOptions => f.write_str(
+                "this is a door, not the global section: section names are case-sensitive and \
+                 only \"[options]\" is global",
+            ),
+            Self::ZeroSeqTimeout => {
+                f.write_str("seq_timeout is 0, so this multi-step sequence can never be completed")
+            }
+            Self::StopWithoutStart => f.write_str(
+                "stop_command without start_command: a stop command only runs after a start \
+                 command, so it never runs",
+            ),
+            Self::AscendingAdjacentPorts => f.write_str(
+                "the sequence is consecutive ascending ports: an ordinary port scan completes it",
+            ),
+            Self::RelativePath { key, path } if path.is_empty() => {
+                write!(f, "{key} is empty")
+            }
+            Self::RelativePath { key, path } => write!(
+                f,
+                "{key} \"{path}\" is a relative path (resolved against the daemon's working \
+                 directory, which is / once daemonized)"
+            ),
+            Self::SequenceOverridden => f.write_str(
+                "both sequence and one_time_sequences are set: the one-time sequences file \
+                 wins and sequence is ignored",
+            ),
+            Self::UseSyslogInDoor => f.write_str(
+                "usesyslog in a door section sets the global option; move it to [options]",
+            ),
+        }
     }
 }

@@ -1,17 +1,58 @@
 //! The knockd.conf configuration: typed model, parser and canonical display.
 //!
-//! See [`Config::parse`] for the grammar and [`ConfigError`] for how problems are reported.
+//! [`Config::parse`] reads the classic knockd 0.8 format; [`Config`]'s `Display` writes it
+//! back in a canonical form that parses to the same value. Problems are [`ConfigError`]s
+//! (file, line, column, the line, a caret and often a hint); suspicious but valid input comes
+//! back as [`Warning`]s in [`Parsed::warnings`]. The library never prints.
+//!
+//! # Grammar (knockd 0.8, with the footguns turned into errors)
+//!
+//! * The file is read line by line (`\n` or `\r\n`); each line is trimmed. Empty lines are
+//!   skipped; a line whose **first non-blank character** is `#` is a comment. There are no
+//!   trailing comments, quotes, escapes or continuations: `#` and `"` elsewhere are data.
+//! * `[name]` starts a section; the name is taken verbatim (`[ d ]` is named ` d `) and is
+//!   case-sensitive. `[options]` (exactly) is the global section and may appear several
+//!   times, anywhere; any other name is a door (duplicate names give independent doors).
+//!   `[]` is an error; so is a directive before the first section.
+//! * `key = value` splits at the **first** `=` (values may contain `=`); both sides are
+//!   trimmed; keys are case-insensitive. A later key overrides an earlier one, except
+//!   `tcpflags`, which accumulates. Unknown keys are errors (with a "did you mean").
+//! * `[options]` keys: `UseSyslog` (bare, or `= yes|no|true|false|on|off|1|0`; a bare
+//!   `UseSyslog` in a door is accepted like 0.8 does, with a warning), `LogFile = PATH`,
+//!   `PidFile = PATH`, `Interface = NAME[,NAME…]`.
+//! * Door keys: `Sequence`, `One_Time_Sequences = PATH`, `Seq_Timeout` (alias `Timeout`,
+//!   default 25 s), `TCPFlags`, `Start_Command` (alias `Command`), `Start_Command_6` (alias
+//!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`.
+//!   A door key in `[options]` or an options key in a door is an error. Every door needs a
+//!   `Sequence` or a `One_Time_Sequences` file.
+//! * Sequence: `port[:proto]` items separated by commas, blanks around `,` and `:` allowed
+//!   (`7000, 8000 : udp`); protocol `tcp` (default) or `udp`, any case; at most
+//!   [`MAX_SEQUENCE_LEN`] items. Ports are 1–65535. Errors where 0.8 guessed: empty items,
+//!   non-numeric, negative, 0 or too large ports, blank-separated ports (`7000 8000`),
+//!   trailing junk or comments, a third `:` field.
+//! * TCPFlags: `fin syn rst psh ack urg`, any case, each optionally prefixed by `!` (must be
+//!   clear), separated by commas, blanks tolerated (`syn, !ack`).
+//! * Durations: bare digits are seconds (`5`); humantime forms are accepted too (`5s`,
+//!   `1m30s`, `500ms`, `1.5s`). Negative or other values are errors.
+//! * Commands are kept verbatim (after trimming); an empty `_6` command (`command_6 =`) means
+//!   "run nothing for IPv6", an absent one falls back to the IPv4 command.
+//! * `Target` must be an IP address (any valid spelling, e.g. `fd99:0:0::2`).
+//!
+//! One-time sequence files use the sequence syntax, one per line: see [`crate::ots`].
 
 use std::net::IpAddr;
 
 use crate::packet::{Protocol, TcpFlags};
 use crate::time::Duration;
 
+mod display;
 mod error;
 mod parse;
 
+pub use display::{DisplayDuration, DisplaySequence};
 pub use error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
-pub use parse::Parsed;
+pub(crate) use parse::{Located, sequence_value, split_lines};
+pub use parse::{Parsed, parse_sequence};
 
 /// knockd 0.8's default `Seq_Timeout`: 25 seconds.
 pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);

@@ -1,0 +1,224 @@
+//! Canonical knockd.conf text for a [`Config`].
+//!
+//! The output parses back to an equal `Config` for every configuration the text format can
+//! express. It cannot express (and these are never produced by the parser): a door with an
+//! empty name, named exactly `options`, or with a newline in its name; a door with neither a
+//! sequence nor a one-time sequences file; a sequence longer than [`MAX_SEQUENCE_LEN`] or
+//! containing port 0; values with leading or trailing blanks or line breaks; empty
+//! interface names or names containing `,`; `ECE`/`CWR` in a [`FlagRule`], or a flag both
+//! required and forbidden.
+//!
+//! [`MAX_SEQUENCE_LEN`]: super::MAX_SEQUENCE_LEN
+
+use core::fmt;
+
+use super::{Config, DEFAULT_CMD_TIMEOUT, Door, FlagRule, Knock, Options};
+use crate::packet::TcpFlags;
+use crate::time::Duration;
+
+impl fmt::Display for Knock {
+    /// `7000:tcp`, `8000:udp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.port, self.protocol)
+    }
+}
+
+/// A sequence as knockd.conf writes it: `7000:tcp,8000:udp`.
+#[derive(Clone, Copy, Debug)]
+pub struct DisplaySequence<'a>(pub &'a [Knock]);
+
+impl fmt::Display for DisplaySequence<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, knock) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{knock}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for FlagRule {
+    /// `syn,!ack` (knockd's flag order; empty for [`FlagRule::ANY`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (flag, name) in TcpFlags::NAMED {
+            let prefix = if self.must_set.contains(flag) {
+                ""
+            } else if self.must_clear.contains(flag) {
+                "!"
+            } else {
+                continue;
+            };
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{prefix}{name}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A duration as knockd.conf writes it: whole seconds as a bare number (`25`), anything else
+/// as seconds plus the sub-second part in the largest exact unit (`1s 500ms`, `250us`).
+#[derive(Clone, Copy, Debug)]
+pub struct DisplayDuration(pub Duration);
+
+impl fmt::Display for DisplayDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs();
+        let nanos = self.0.subsec_nanos();
+        if nanos == 0 {
+            return write!(f, "{secs}");
+        }
+        if secs > 0 {
+            write!(f, "{secs}s ")?;
+        }
+        if nanos.is_multiple_of(1_000_000) {
+            write!(f, "{}ms", nanos / 1_000_000)
+        } else if nanos.is_multiple_of(1_000) {
+            write!(f, "{}us", nanos / 1_000)
+        } else {
+            write!(f, "{nanos}ns")
+        }
+    }
+}
+
+fn key_value(f: &mut fmt::Formatter<'_>, key: &str, value: impl fmt::Display) -> fmt::Result {
+    let value = value.to_string();
+    if value.is_empty() {
+        writeln!(f, "    {key} =")
+    } else {
+        writeln!(f, "    {key} = {value}")
+    }
+}
+
+impl Options {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl fmt::Display for Options {
+    /// The `[options]` section (header included).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "[options]")?;
+        if self.use_syslog {
+            writeln!(f, "    UseSyslog")?;
+        }
+        if let Some(path) = &self.log_file {
+            key_value(f, "LogFile", path)?;
+        }
+        if let Some(path) = &self.pid_file {
+            key_value(f, "PidFile", path)?;
+        }
+        if !self.interfaces.is_empty() {
+            key_value(f, "Interface", self.interfaces.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Door {
+    /// The door's section (header included), one key per line, canonical key names.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "[{}]", self.name)?;
+        if !self.sequence.is_empty() {
+            key_value(f, "sequence", DisplaySequence(&self.sequence))?;
+        }
+        if let Some(path) = &self.one_time_sequences {
+            key_value(f, "one_time_sequences", path)?;
+        }
+        key_value(f, "seq_timeout", DisplayDuration(self.seq_timeout))?;
+        if !self.tcp_flags.is_any() {
+            key_value(f, "tcpflags", self.tcp_flags)?;
+        }
+        let commands = [
+            ("start_command", &self.start_command),
+            ("start_command_6", &self.start_command_6),
+        ];
+        for (key, command) in commands {
+            if let Some(command) = command {
+                key_value(f, key, command)?;
+            }
+        }
+        let has_stop = self.stop_command.is_some() || self.stop_command_6.is_some();
+        if has_stop || self.cmd_timeout != DEFAULT_CMD_TIMEOUT {
+            key_value(f, "cmd_timeout", DisplayDuration(self.cmd_timeout))?;
+        }
+        let stops = [
+            ("stop_command", &self.stop_command),
+            ("stop_command_6", &self.stop_command_6),
+        ];
+        for (key, command) in stops {
+            if let Some(command) = command {
+                key_value(f, key, command)?;
+            }
+        }
+        if let Some(target) = self.target {
+            key_value(f, "target", target)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Config {
+    /// Canonical knockd.conf text: `[options]` first (only when something is set), then
+    /// every door in order, separated by blank lines.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        if !self.options.is_default() {
+            write!(f, "{}", self.options)?;
+            first = false;
+        }
+        for door in &self.doors {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            write!(f, "{door}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Knock;
+
+    #[test]
+    fn durations() {
+        let d = |d: Duration| DisplayDuration(d).to_string();
+        assert_eq!(d(Duration::from_secs(25)), "25");
+        assert_eq!(d(Duration::ZERO), "0");
+        assert_eq!(d(Duration::from_millis(1500)), "1s 500ms");
+        assert_eq!(d(Duration::from_micros(250)), "250us");
+        assert_eq!(d(Duration::new(3, 7)), "3s 7ns");
+    }
+
+    #[test]
+    fn canonical_text() {
+        let mut config = Config::default();
+        config.options.use_syslog = true;
+        config.options.interfaces = vec!["eth0".into(), "eth1".into()];
+        let mut door = Door::new("openSSH", vec![Knock::tcp(7000), Knock::udp(8000)]);
+        door.tcp_flags = FlagRule {
+            must_set: TcpFlags::SYN,
+            must_clear: TcpFlags::ACK,
+        };
+        door.start_command = Some("/sbin/iptables -A INPUT -s %IP% -j ACCEPT".into());
+        door.start_command_6 = Some(String::new());
+        door.target = Some("fd99::2".parse().unwrap());
+        config.doors.push(door);
+        assert_eq!(
+            config.to_string(),
+            "[options]\n    UseSyslog\n    Interface = eth0,eth1\n\n[openSSH]\n    sequence = \
+             7000:tcp,8000:udp\n    seq_timeout = 25\n    tcpflags = syn,!ack\n    \
+             start_command = /sbin/iptables -A INPUT -s %IP% -j ACCEPT\n    start_command_6 \
+             =\n    target = fd99::2\n"
+        );
+    }
+}
