@@ -1,0 +1,897 @@
+//! Table tests of the matching rules (reference §5.3 and EXP 4–8, with B1 fixed), driven by a
+//! virtual clock: packets at synthetic instants, time jumps straight to `poll_timeout()`.
+//! Nothing sleeps.
+
+use std::net::IpAddr;
+
+use super::*;
+use crate::config::FlagRule;
+
+/// `10.0.0.n`.
+fn v4(n: u8) -> IpAddr {
+    IpAddr::from([10, 0, 0, n])
+}
+
+/// `fd00::n`.
+fn v6(n: u16) -> IpAddr {
+    IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, n])
+}
+
+/// The server address every test packet goes to unless it says otherwise.
+fn server() -> IpAddr {
+    IpAddr::from([10, 0, 0, 254])
+}
+
+fn ms(millis: u64) -> Instant {
+    Instant::from_millis(millis)
+}
+
+/// Parses a step like `7000`, `7000:udp` or `7000:tcp`.
+fn step(text: &str) -> Knock {
+    match text.split_once(':') {
+        Some((port, "udp")) => Knock::udp(port.parse().unwrap()),
+        Some((port, "tcp")) => Knock::tcp(port.parse().unwrap()),
+        None => Knock::tcp(text.parse().unwrap()),
+        Some(_) => panic!("bad step {text}"),
+    }
+}
+
+fn door(name: &str, sequence: &str) -> Door {
+    Door::new(name, sequence.split(',').map(step).collect())
+}
+
+fn syn_only(mut d: Door) -> Door {
+    d.tcp_flags = FlagRule {
+        must_set: TcpFlags::SYN,
+        must_clear: TcpFlags::ACK,
+    };
+    d
+}
+
+fn with_timeout(mut d: Door, timeout: Duration) -> Door {
+    d.seq_timeout = timeout;
+    d
+}
+
+fn with_commands(mut d: Door, cmd_timeout: Duration) -> Door {
+    d.start_command = Some("open %IP%".into());
+    d.stop_command = Some("close %IP%".into());
+    d.cmd_timeout = cmd_timeout;
+    d
+}
+
+fn config(doors: Vec<Door>) -> Config {
+    Config {
+        doors,
+        ..Config::default()
+    }
+}
+
+/// Renders an action as `kind door source [stage]`, e.g. `stage a 10.0.0.1 2`.
+fn render(action: &Action) -> String {
+    match action {
+        Action::Stage {
+            door,
+            source,
+            stage,
+        } => format!("stage {} {source} {stage}", door.door.name),
+        Action::Open { door, source } => format!("open {} {source}", door.door.name),
+        Action::Close { door, source } => format!("close {} {source}", door.door.name),
+        Action::Timeout {
+            door,
+            source,
+            stage,
+        } => format!("timeout {} {source} {stage}", door.door.name),
+        Action::Invalidated {
+            door,
+            source,
+            stage,
+        } => format!("invalid {} {source} {stage}", door.door.name),
+    }
+}
+
+/// The virtual-clock driver.
+struct Driver {
+    matcher: Matcher,
+    now: Instant,
+    /// Every action so far with the instant it came out, rendered.
+    log: Vec<(Instant, String)>,
+}
+
+impl Driver {
+    fn new(doors: Vec<Door>) -> Self {
+        Self::with_limits(doors, Limits::default())
+    }
+
+    fn with_limits(doors: Vec<Door>, limits: Limits) -> Self {
+        Self {
+            matcher: Matcher::with_limits(&config(doors), limits),
+            now: Instant::ZERO,
+            log: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(action) = self.matcher.poll_action() {
+            let line = render(&action);
+            self.log.push((self.now, line.clone()));
+            out.push(line);
+        }
+        out
+    }
+
+    /// Runs every deadline up to `until` (jumping to each `poll_timeout()`), then sets the
+    /// clock to `until`. Returns the actions with the instant they came out.
+    fn run_until(&mut self, until: Instant) -> Vec<(Instant, String)> {
+        let mut out = Vec::new();
+        while let Some(deadline) = self.matcher.poll_timeout() {
+            if deadline > until {
+                break;
+            }
+            assert!(deadline >= self.now, "deadline in the past: {deadline:?}");
+            self.now = deadline;
+            self.matcher.handle_timeout(deadline);
+            for line in self.drain() {
+                out.push((deadline, line));
+            }
+        }
+        self.now = until;
+        out
+    }
+
+    fn packet(&mut self, at: Instant, packet: PacketEvent) -> Vec<String> {
+        let early = self.run_until(at);
+        self.matcher.handle_packet(at, &packet);
+        let mut out: Vec<String> = early
+            .into_iter()
+            .map(|(t, line)| format!("{line} @{t:?}"))
+            .collect();
+        out.extend(self.drain());
+        out
+    }
+
+    /// A TCP SYN from `source` to `server()`.
+    fn syn(&mut self, at: Instant, source: IpAddr, port: u16) -> Vec<String> {
+        self.tcp(at, source, port, TcpFlags::SYN)
+    }
+
+    fn tcp(&mut self, at: Instant, source: IpAddr, port: u16, flags: TcpFlags) -> Vec<String> {
+        self.packet(at, PacketEvent::tcp(at, source, server(), port, flags))
+    }
+
+    fn udp(&mut self, at: Instant, source: IpAddr, port: u16) -> Vec<String> {
+        self.packet(at, PacketEvent::udp(at, source, server(), port))
+    }
+
+    /// SYNs to `ports` from `source`, 100 ms apart starting at `start`; all actions.
+    fn knock(&mut self, start: Instant, source: IpAddr, ports: &[u16]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            out.extend(self.syn(start + Duration::from_millis(100 * i as u64), source, *port));
+        }
+        out
+    }
+
+    fn opened(&self) -> Vec<String> {
+        self.log
+            .iter()
+            .filter(|(_, l)| l.starts_with("open"))
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    fn counters(&self) -> Counters {
+        *self.matcher.counters()
+    }
+}
+
+fn strings(lines: &[&str]) -> Vec<String> {
+    lines.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn a_clean_knock_opens_with_stage_lines() {
+    let mut d = Driver::new(vec![door("ssh", "7000,8000,9000")]);
+    let out = d.knock(ms(0), v4(1), &[7000, 8000, 9000]);
+    assert_eq!(
+        out,
+        strings(&[
+            "stage ssh 10.0.0.1 1",
+            "stage ssh 10.0.0.1 2",
+            "stage ssh 10.0.0.1 3",
+            "open ssh 10.0.0.1",
+        ])
+    );
+    let c = d.counters();
+    assert_eq!(
+        (
+            c.admitted,
+            c.attempts_started,
+            c.attempts_advanced,
+            c.opened
+        ),
+        (3, 1, 2, 1)
+    );
+    assert_eq!(
+        d.matcher.tracked_sources(),
+        0,
+        "a finished attempt is not tracked"
+    );
+    assert_eq!(
+        d.matcher.poll_timeout(),
+        None,
+        "nothing left to wake up for"
+    );
+}
+
+/// EXP 4, first line: `7000,9000,8000,9000` does not open; the 8000 packet after the
+/// invalidation starts door F (whose first port is 8000).
+#[test]
+fn exp4_wrong_port_invalidates_and_the_next_packet_starts_fresh() {
+    let mut d = Driver::new(vec![door("a", "7000,8000,9000"), door("f", "8000,7500")]);
+    assert_eq!(d.syn(ms(0), v4(1), 7000), strings(&["stage a 10.0.0.1 1"]));
+    assert_eq!(
+        d.syn(ms(100), v4(1), 9000),
+        strings(&["invalid a 10.0.0.1 1"])
+    );
+    assert_eq!(
+        d.syn(ms(200), v4(1), 8000),
+        strings(&["stage f 10.0.0.1 1"])
+    );
+    assert_eq!(
+        d.syn(ms(300), v4(1), 9000),
+        strings(&["invalid f 10.0.0.1 1"])
+    );
+    assert!(d.opened().is_empty());
+}
+
+/// EXP 4: a repeated first knock invalidates (`7000,7000,8000,9000` fails), and
+/// `7000,9000,7000,8000,9000` succeeds because the third packet starts afresh.
+#[test]
+fn exp4_repeated_hit_invalidates_unless_the_sequence_repeats_it() {
+    let mut d = Driver::new(vec![door("a", "7000,8000,9000")]);
+    d.knock(ms(0), v4(1), &[7000, 7000, 8000, 9000]);
+    assert!(d.opened().is_empty());
+
+    let mut d = Driver::new(vec![door("a", "7000,8000,9000")]);
+    d.knock(ms(0), v4(1), &[7000, 9000, 7000, 8000, 9000]);
+    assert_eq!(d.opened(), strings(&["open a 10.0.0.1"]));
+
+    let mut d = Driver::new(vec![door("r", "7000,7000,8000")]);
+    d.knock(ms(0), v4(1), &[7000, 7000, 8000]);
+    assert_eq!(d.opened(), strings(&["open r 10.0.0.1"]));
+}
+
+/// §5.3: the invalidating packet is not reused as a first knock.
+#[test]
+fn the_invalidating_packet_starts_nothing() {
+    let mut d = Driver::new(vec![door("a", "7000,8000"), door("b", "9000,8000")]);
+    d.syn(ms(0), v4(1), 7000);
+    assert_eq!(
+        d.syn(ms(10), v4(1), 9000),
+        strings(&["invalid a 10.0.0.1 1"])
+    );
+    assert_eq!(d.matcher.tracked_sources(), 0);
+    // The next 9000 is a first knock again.
+    assert_eq!(d.syn(ms(20), v4(1), 9000), strings(&["stage b 10.0.0.1 1"]));
+}
+
+/// §5.3: traffic to ports of no door never resets an attempt.
+#[test]
+fn ports_of_no_door_are_not_admitted_and_change_nothing() {
+    let mut d = Driver::new(vec![door("a", "7000,8000,9000")]);
+    d.syn(ms(0), v4(1), 7000);
+    assert!(d.syn(ms(10), v4(1), 22).is_empty());
+    assert!(d.udp(ms(20), v4(1), 8000).is_empty(), "8000/udp is no step");
+    d.knock(ms(30), v4(1), &[8000, 9000]);
+    assert_eq!(d.opened(), strings(&["open a 10.0.0.1"]));
+    let c = d.counters();
+    assert_eq!(c.ignored_unknown_port, 2);
+    assert_eq!(c.admitted, 3);
+}
+
+/// §5.3: UDP is never ignored by flags; a UDP knock to another door's UDP port during a
+/// TCP step invalidates, and a flag-matching TCP packet during a UDP step invalidates.
+#[test]
+fn protocol_mismatch_invalidates_both_ways() {
+    let mut d = Driver::new(vec![
+        syn_only(door("tcp", "7000,8000,9000")),
+        door("udp", "7100:udp,7200:udp"),
+    ]);
+    d.syn(ms(0), v4(1), 7000);
+    assert_eq!(
+        d.udp(ms(10), v4(1), 7100),
+        strings(&["invalid tcp 10.0.0.1 1"])
+    );
+
+    assert_eq!(
+        d.udp(ms(20), v4(1), 7100),
+        strings(&["stage udp 10.0.0.1 1"])
+    );
+    assert_eq!(
+        d.syn(ms(30), v4(1), 8000),
+        strings(&["invalid udp 10.0.0.1 1"])
+    );
+    // 8000 is not a first step, so nothing started.
+    assert_eq!(d.matcher.tracked_sources(), 0);
+    assert_eq!(
+        d.counters().ignored_not_first_step,
+        0,
+        "invalidating is not ignoring"
+    );
+}
+
+/// EXP 5: flags. An ACK admitted thanks to a no-flags door is ignored by the SYN door's
+/// attempt (which then completes); an RST to another door's port is ignored too; a door
+/// without flags accepts ACK/RST knocks; being in progress on N and hitting A's first port
+/// kills N and does not start A.
+#[test]
+fn exp5_flag_mismatch_is_ignored_not_invalidating() {
+    let mut d = Driver::new(vec![
+        syn_only(door("syn", "7000,8000,9000")),
+        door("any", "8000,8500"),
+        syn_only(door("a", "6000,6100")),
+    ]);
+    d.syn(ms(0), v4(1), 7000);
+    assert!(d.tcp(ms(10), v4(1), 8000, TcpFlags::ACK).is_empty());
+    assert_eq!(d.counters().ignored_flags_mismatch, 1);
+    assert!(d.tcp(ms(20), v4(1), 8500, TcpFlags::RST).is_empty());
+    d.knock(ms(30), v4(1), &[8000, 9000]);
+    assert_eq!(d.opened(), strings(&["open syn 10.0.0.1"]));
+
+    // A no-flags door accepts ACK and RST knocks.
+    let out = [
+        d.tcp(ms(500), v4(2), 8000, TcpFlags::ACK),
+        d.tcp(ms(600), v4(2), 8500, TcpFlags::RST),
+    ]
+    .concat();
+    assert_eq!(
+        out,
+        strings(&[
+            "stage any 10.0.0.2 1",
+            "stage any 10.0.0.2 2",
+            "open any 10.0.0.2"
+        ])
+    );
+
+    // An ACK to a SYN-only door's port is not admitted at all.
+    assert!(d.tcp(ms(700), v4(3), 6000, TcpFlags::ACK).is_empty());
+    assert_eq!(d.counters().ignored_not_admitted, 1);
+
+    // In progress for `syn`, hitting `a`'s first port: `syn` dies, `a` does not start.
+    d.syn(ms(800), v4(4), 7000);
+    assert_eq!(
+        d.syn(ms(900), v4(4), 6000),
+        strings(&["invalid syn 10.0.0.4 1"])
+    );
+    assert_eq!(d.syn(ms(1000), v4(4), 6100), Vec::<String>::new());
+}
+
+/// EXP 7: doors with a common prefix advance in lock-step; the shorter opens first and the
+/// longer still opens, in either config order (B1 fixed).
+#[test]
+fn exp7_prefix_doors_all_open_in_either_order() {
+    let p1 = || door("p1", "1000,2000,3000");
+    let p2 = || door("p2", "1000,2000,4000");
+    let p3 = || door("p3", "1000,2000");
+    let mut d = Driver::new(vec![p1(), p2(), p3()]);
+    d.knock(ms(0), v4(1), &[1000, 2000, 4000]);
+    assert_eq!(
+        d.opened(),
+        strings(&["open p3 10.0.0.1", "open p2 10.0.0.1"])
+    );
+    assert!(d.log.iter().any(|(_, l)| l == "invalid p1 10.0.0.1 2"));
+
+    let mut d = Driver::new(vec![p1(), p2(), p3()]);
+    d.knock(ms(0), v4(1), &[1000, 2000, 3000]);
+    assert_eq!(
+        d.opened(),
+        strings(&["open p3 10.0.0.1", "open p1 10.0.0.1"])
+    );
+    // Repeating the prefix immediately re-opens p3.
+    d.knock(ms(1000), v4(1), &[1000, 2000]);
+    assert_eq!(d.opened().len(), 3);
+
+    for doors in [
+        vec![door("short", "1000,2000"), door("long", "1000,2000,3000")],
+        vec![door("long", "1000,2000,3000"), door("short", "1000,2000")],
+    ] {
+        let mut d = Driver::new(doors);
+        d.knock(ms(0), v4(1), &[1000, 2000, 3000]);
+        let mut opened = d.opened();
+        opened.sort();
+        assert_eq!(
+            opened,
+            strings(&["open long 10.0.0.1", "open short 10.0.0.1"])
+        );
+    }
+}
+
+/// EXP 6b (B1 fixed): one source completing, failing or expiring never touches another
+/// source's attempt, whichever started first.
+#[test]
+fn exp6b_other_sources_survive_completion_failure_and_expiry() {
+    let seq = [7000, 8000, 9000];
+    for (first, second) in [(1, 3), (3, 1)] {
+        let mut d = Driver::new(vec![door("a", "7000,8000,9000")]);
+        d.syn(ms(0), v4(first), 7000);
+        d.syn(ms(10), v4(second), 7000);
+        d.knock(ms(100), v4(first), &seq[1..]);
+        d.knock(ms(500), v4(second), &seq[1..]);
+        assert_eq!(d.opened().len(), 2, "both open ({first} first)");
+    }
+
+    // The oldest attempt failing.
+    let mut d = Driver::new(vec![door("a", "7000,8000,9000")]);
+    d.syn(ms(0), v4(1), 7000);
+    d.syn(ms(10), v4(3), 7000);
+    assert_eq!(
+        d.syn(ms(20), v4(1), 9000),
+        strings(&["invalid a 10.0.0.1 1"])
+    );
+    d.knock(ms(30), v4(3), &seq[1..]);
+    assert_eq!(d.opened(), strings(&["open a 10.0.0.3"]));
+
+    // The oldest attempt expiring.
+    let mut d = Driver::new(vec![with_timeout(
+        door("a", "7000,8000,9000"),
+        Duration::from_secs(3),
+    )]);
+    d.syn(ms(0), v4(1), 7000);
+    d.syn(ms(2500), v4(3), 7000);
+    let out = d.knock(ms(3500), v4(3), &seq[1..]);
+    assert_eq!(
+        out,
+        strings(&[
+            "timeout a 10.0.0.1 1 @3.000000s",
+            "stage a 10.0.0.3 2",
+            "stage a 10.0.0.3 3",
+            "open a 10.0.0.3",
+        ])
+    );
+}
+
+/// EXP 6: seq_timeout runs from the first knock; knocks at 0, 2 and 4 s with a 3 s timeout
+/// time out (stage 2) exactly at 3 s, not at the third knock.
+#[test]
+fn exp6_timeout_runs_from_the_first_knock_and_fires_on_time() {
+    let mut d = Driver::new(vec![with_timeout(
+        door("a", "7000,8000,9000"),
+        Duration::from_secs(3),
+    )]);
+    d.syn(ms(0), v4(1), 7000);
+    d.syn(ms(2000), v4(1), 8000);
+    assert_eq!(d.matcher.poll_timeout(), Some(ms(3000)));
+    let fired = d.run_until(ms(4000));
+    assert_eq!(fired, vec![(ms(3000), "timeout a 10.0.0.1 2".to_owned())]);
+    assert!(
+        d.syn(ms(4000), v4(1), 9000).is_empty(),
+        "9000 is no first step"
+    );
+    assert_eq!(d.counters().ignored_not_first_step, 1);
+    assert_eq!(d.counters().attempts_expired, 1);
+}
+
+/// EXP 6, second part: a lone first knock, then an unrelated UDP knock 4 s later: the timeout
+/// came out on time, and the UDP packet starts its own door.
+#[test]
+fn exp6_lone_first_knock_expires_on_time_and_later_knock_starts_its_door() {
+    let mut d = Driver::new(vec![
+        with_timeout(door("a", "7000,8000"), Duration::from_secs(3)),
+        door("u", "7100:udp,7200:udp"),
+    ]);
+    d.syn(ms(0), v4(1), 7000);
+    assert_eq!(
+        d.udp(ms(4000), v4(1), 7100),
+        strings(&["timeout a 10.0.0.1 1 @3.000000s", "stage u 10.0.0.1 1"])
+    );
+}
+
+/// Sub-second precision: the last knock must arrive strictly before first + seq_timeout.
+#[test]
+fn timeout_has_microsecond_precision() {
+    let make = || {
+        Driver::new(vec![with_timeout(
+            door("a", "7000,8000"),
+            Duration::from_millis(1500),
+        )])
+    };
+    let mut d = make();
+    d.syn(Instant::from_micros(0), v4(1), 7000);
+    d.syn(Instant::from_micros(1_499_999), v4(1), 8000);
+    assert_eq!(d.opened(), strings(&["open a 10.0.0.1"]));
+
+    let mut d = make();
+    d.syn(Instant::from_micros(250_000), v4(1), 7000);
+    let out = d.syn(Instant::from_micros(1_750_000), v4(1), 8000);
+    assert_eq!(out, strings(&["timeout a 10.0.0.1 1 @1.750000s"]));
+    assert!(d.opened().is_empty());
+}
+
+/// EXP 8: seq_timeout = 0: a two-step door expires at once (its second knock, even at the
+/// same instant, finds nothing), a one-step door opens on every packet.
+#[test]
+fn exp8_zero_seq_timeout_allows_only_one_step_doors() {
+    let mut d = Driver::new(vec![
+        with_timeout(door("two", "7000,8000"), Duration::ZERO),
+        with_timeout(door("one", "9000"), Duration::ZERO),
+    ]);
+    assert_eq!(
+        d.syn(ms(0), v4(1), 7000),
+        strings(&["stage two 10.0.0.1 1"])
+    );
+    assert_eq!(d.matcher.poll_timeout(), Some(ms(0)));
+    assert_eq!(
+        d.syn(ms(0), v4(1), 8000),
+        strings(&["timeout two 10.0.0.1 1 @0.000000s"])
+    );
+    for i in 0..3 {
+        d.syn(ms(10 * i), v4(1), 9000);
+    }
+    assert_eq!(d.opened().len(), 3);
+    assert!(d.opened().iter().all(|l| l == "open one 10.0.0.1"));
+}
+
+/// §5.3 (B13 kept as 0.8): after success the next packet starts fresh, so back-to-back
+/// knocks work and a one-step door fires on every matching packet.
+#[test]
+fn after_success_the_next_packet_starts_fresh() {
+    let mut d = Driver::new(vec![door("a", "7000,8000"), door("one", "5000:udp")]);
+    d.knock(ms(0), v4(1), &[7000, 8000, 7000, 8000]);
+    assert_eq!(d.opened().len(), 2);
+    for i in 0..5 {
+        assert_eq!(
+            d.udp(ms(1000 + i), v4(1), 5000),
+            strings(&["stage one 10.0.0.1 1", "open one 10.0.0.1"])
+        );
+    }
+}
+
+/// Target doors accept only their target; local addresses then don't count for them. Doors
+/// without Target accept the local addresses only, once they are known.
+#[test]
+fn target_doors_and_local_addresses() {
+    let router: IpAddr = "192.168.1.10".parse().unwrap();
+    let mut target = door("fwd", "7000,8000");
+    target.target = Some(router);
+    let mut d = Driver::new(vec![target, door("local", "7000,9000")]);
+    d.matcher
+        .set_local_addresses(LocalAddresses::List(vec![server()]));
+
+    // To the server: only `local` starts.
+    assert_eq!(
+        d.syn(ms(0), v4(1), 7000),
+        strings(&["stage local 10.0.0.1 1"])
+    );
+    // To the router: `fwd` starts; `local`'s attempt (for the server) is unaffected.
+    let to_router = |at, port| PacketEvent::tcp(at, v4(1), router, port, TcpFlags::SYN);
+    assert_eq!(
+        d.packet(ms(10), to_router(ms(10), 7000)),
+        strings(&["stage fwd 10.0.0.1 1"])
+    );
+    assert_eq!(
+        d.packet(ms(20), to_router(ms(20), 8000)),
+        strings(&["stage fwd 10.0.0.1 2", "open fwd 10.0.0.1"])
+    );
+    d.syn(ms(30), v4(1), 9000);
+    assert_eq!(
+        d.opened(),
+        strings(&["open fwd 10.0.0.1", "open local 10.0.0.1"])
+    );
+
+    // To an address that is neither local nor a target: not admitted.
+    let elsewhere: IpAddr = "10.0.0.99".parse().unwrap();
+    let stray = PacketEvent::tcp(ms(40), v4(2), elsewhere, 7000, TcpFlags::SYN);
+    assert!(d.packet(ms(40), stray).is_empty());
+    assert_eq!(d.counters().ignored_not_admitted, 1);
+
+    // A target written in non-canonical IPv6 form still matches (addresses, not text).
+    let mut v6door = door("v6", "7000");
+    v6door.target = Some("fd99:0:0::2".parse().unwrap());
+    let mut d = Driver::new(vec![v6door]);
+    let to = "fd99::2".parse().unwrap();
+    let out = d.packet(
+        ms(0),
+        PacketEvent::tcp(ms(0), v6(1), to, 7000, TcpFlags::SYN),
+    );
+    assert_eq!(out, strings(&["stage v6 fd00::1 1", "open v6 fd00::1"]));
+}
+
+/// IPv4 and IPv6 sources are separate identities.
+#[test]
+fn ipv6_sources_are_separate_identities() {
+    let mut d = Driver::new(vec![door("a", "7000,8000,9000")]);
+    d.syn(ms(0), v4(1), 7000);
+    d.syn(ms(10), v6(1), 7000);
+    d.syn(ms(20), v6(1), 8000);
+    // The v4 attempt is not affected by the v6 knocks.
+    d.knock(ms(30), v4(1), &[8000, 9000]);
+    d.syn(ms(300), v6(1), 9000);
+    assert_eq!(d.opened(), strings(&["open a 10.0.0.1", "open a fd00::1"]));
+}
+
+/// A stop command comes due exactly cmd_timeout after the open; only when the door has one
+/// for the source's family.
+#[test]
+fn close_comes_due_cmd_timeout_after_the_open() {
+    let mut with_stop = with_commands(door("a", "7000,8000"), Duration::from_millis(10_500));
+    with_stop.start_command_6 = Some(String::new());
+    let mut d = Driver::new(vec![with_stop, door("plain", "6000")]);
+    d.knock(ms(1000), v4(1), &[7000, 8000]);
+    assert_eq!(d.matcher.pending_closes(), 1);
+    assert_eq!(d.matcher.poll_timeout(), Some(ms(1100 + 10_500)));
+    assert!(d.run_until(ms(11_599)).is_empty());
+    assert_eq!(
+        d.run_until(ms(20_000)),
+        vec![(ms(11_600), "close a 10.0.0.1".to_owned())]
+    );
+    assert_eq!(d.counters().closes_fired, 1);
+
+    // No stop command for IPv6 (empty start_command_6), none for a door without commands.
+    d.knock(ms(30_000), v6(1), &[7000, 8000]);
+    d.syn(ms(31_000), v4(1), 6000);
+    assert_eq!(d.opened().len(), 3);
+    assert_eq!(d.matcher.pending_closes(), 0);
+    assert_eq!(d.matcher.poll_timeout(), None);
+}
+
+/// Reload discards attempts but keeps pending stop commands, which still close on time and
+/// name the old door.
+#[test]
+fn reload_keeps_pending_closes_and_discards_attempts() {
+    let mut d = Driver::new(vec![with_commands(
+        door("a", "7000,8000"),
+        Duration::from_secs(10),
+    )]);
+    d.knock(ms(0), v4(1), &[7000, 8000]);
+    d.syn(ms(500), v4(2), 7000);
+    assert_eq!(d.matcher.attempts_in_progress(), 1);
+
+    d.matcher
+        .replace_config(ms(1000), &config(vec![door("b", "7000,8000")]));
+    assert!(d.drain().is_empty());
+    assert_eq!(d.matcher.attempts_in_progress(), 0);
+    assert_eq!(d.counters().attempts_discarded, 1);
+    // The discarded attempt does not continue.
+    assert_eq!(d.syn(ms(1100), v4(2), 8000), Vec::<String>::new());
+    assert_eq!(
+        d.run_until(ms(60_000)),
+        vec![(ms(10_100), "close a 10.0.0.1".to_owned())]
+    );
+    // The new config is live.
+    d.knock(ms(61_000), v4(3), &[7000, 8000]);
+    assert!(d.opened().contains(&"open b 10.0.0.3".to_owned()));
+}
+
+/// One-time sequences: after a use the daemon installs the next sequence; other sources'
+/// attempts keep their stage and continue against it; an empty sequence disables the door.
+#[test]
+fn one_time_sequence_replacement() {
+    let mut d = Driver::new(vec![door("ots", "1000,2000,3000")]);
+    d.syn(ms(0), v4(2), 1000); // .2 at stage 1
+    d.knock(ms(100), v4(1), &[1000, 2000, 3000]);
+    assert_eq!(d.opened(), strings(&["open ots 10.0.0.1"]));
+
+    d.matcher.set_door_sequence(
+        DoorId(0),
+        vec![Knock::udp(4000), Knock::tcp(5000), Knock::tcp(6000)],
+    );
+    assert_eq!(
+        d.matcher.door(DoorId(0)).unwrap().door.sequence[0],
+        Knock::udp(4000)
+    );
+    // .2 continues at stage 2 of the new sequence.
+    d.syn(ms(1000), v4(2), 5000);
+    d.syn(ms(1100), v4(2), 6000);
+    assert_eq!(
+        d.opened(),
+        strings(&["open ots 10.0.0.1", "open ots 10.0.0.2"])
+    );
+    // The old sequence no longer works.
+    d.knock(ms(2000), v4(3), &[1000, 2000, 3000]);
+    assert_eq!(d.opened().len(), 2);
+    assert_eq!(d.counters().ignored_unknown_port, 3);
+
+    // A shorter sequence drops attempts already past it; empty disables the door.
+    d.udp(ms(3000), v4(4), 4000);
+    d.syn(ms(3100), v4(4), 5000);
+    d.matcher
+        .set_door_sequence(DoorId(0), vec![Knock::tcp(7000), Knock::tcp(7001)]);
+    assert_eq!(d.matcher.attempts_in_progress(), 0);
+    d.syn(ms(4000), v4(5), 7000);
+    d.matcher.set_door_sequence(DoorId(0), Vec::new());
+    assert_eq!(d.matcher.attempts_in_progress(), 0);
+    assert_eq!(d.counters().attempts_discarded, 2);
+    assert!(d.syn(ms(4100), v4(5), 7001).is_empty());
+    assert!(d.syn(ms(4200), v4(6), 7000).is_empty());
+    // An unknown door is ignored.
+    d.matcher.set_door_sequence(DoorId(9), vec![Knock::tcp(1)]);
+}
+
+/// The source cap evicts the oldest tracked source first, counting it.
+#[test]
+fn source_cap_evicts_the_oldest_first() {
+    let mut d = Driver::with_limits(
+        vec![door("a", "7000,8000,9000")],
+        Limits::default().with_max_sources(2),
+    );
+    d.syn(ms(0), v4(1), 7000);
+    d.syn(ms(10), v4(2), 7000);
+    d.syn(ms(20), v4(1), 8000); // activity does not refresh: order is creation order
+    d.syn(ms(30), v4(3), 7000); // evicts .1
+    assert_eq!(d.matcher.tracked_sources(), 2);
+    let c = d.counters();
+    assert_eq!((c.sources_evicted, c.attempts_evicted), (1, 1));
+    // .1's progress is gone: 9000 is not a first step.
+    assert!(d.syn(ms(40), v4(1), 9000).is_empty());
+    d.knock(ms(50), v4(2), &[8000, 9000]);
+    d.knock(ms(60), v4(3), &[8000, 9000]);
+    assert_eq!(d.opened(), strings(&["open a 10.0.0.2", "open a 10.0.0.3"]));
+
+    // A source whose attempt ended and restarted is re-queued as the newest.
+    let mut d = Driver::with_limits(
+        vec![door("a", "7000,8000")],
+        Limits::default().with_max_sources(2),
+    );
+    d.syn(ms(0), v4(1), 7000);
+    d.syn(ms(10), v4(2), 7000);
+    d.syn(ms(20), v4(1), 9999); // no door: ignored
+    d.syn(ms(30), v4(1), 8000); // .1 opens, untracked
+    d.syn(ms(40), v4(1), 7000); // .1 tracked again, newest
+    d.syn(ms(50), v4(3), 7000); // evicts .2
+    d.syn(ms(60), v4(1), 8000);
+    assert!(d.syn(ms(70), v4(2), 8000).is_empty());
+    assert_eq!(d.opened(), strings(&["open a 10.0.0.1", "open a 10.0.0.1"]));
+    assert_eq!(d.counters().sources_evicted, 1);
+}
+
+/// The pending-close cap fires the one due first early (never leaves a hole open).
+#[test]
+fn pending_close_cap_fires_the_first_due_early() {
+    let mut d = Driver::with_limits(
+        vec![with_commands(door("a", "7000"), Duration::from_secs(10))],
+        Limits::default().with_max_pending_closes(2),
+    );
+    d.syn(ms(0), v4(1), 7000);
+    d.syn(ms(10), v4(2), 7000);
+    assert_eq!(
+        d.syn(ms(20), v4(3), 7000),
+        strings(&["stage a 10.0.0.3 1", "open a 10.0.0.3", "close a 10.0.0.1"])
+    );
+    assert_eq!(d.counters().closes_fired_early, 1);
+    assert_eq!(d.matcher.pending_closes(), 2);
+    assert_eq!(
+        d.run_until(ms(60_000)),
+        vec![
+            (ms(10_010), "close a 10.0.0.2".to_owned()),
+            (ms(10_020), "close a 10.0.0.3".to_owned()),
+        ]
+    );
+
+    // A limit of 0 closes at once.
+    let mut d = Driver::with_limits(
+        vec![with_commands(door("a", "7000"), Duration::from_secs(10))],
+        Limits::default().with_max_pending_closes(0),
+    );
+    assert_eq!(
+        d.syn(ms(0), v4(1), 7000),
+        strings(&["stage a 10.0.0.1 1", "open a 10.0.0.1", "close a 10.0.0.1"])
+    );
+}
+
+/// `schedule_close` re-arms a stop (restart); `take_pending_closes` hands all out (shutdown).
+#[test]
+fn schedule_and_take_pending_closes() {
+    let mut d = Driver::new(vec![with_commands(
+        door("a", "7000"),
+        Duration::from_secs(10),
+    )]);
+    let door_ref = d.matcher.door(DoorId(0)).unwrap().clone();
+    d.matcher.schedule_close(door_ref.clone(), v4(9), ms(5_000));
+    d.matcher.schedule_close(door_ref.clone(), v4(8), ms(500));
+    assert_eq!(d.matcher.poll_timeout(), Some(ms(500)));
+    d.syn(ms(1000), v4(1), 7000); // the driver fires .8 first, on time
+    assert_eq!(d.log[0], (ms(500), "close a 10.0.0.8".to_owned()));
+    let taken: Vec<String> = d.matcher.take_pending_closes().iter().map(render).collect();
+    assert_eq!(taken, strings(&["close a 10.0.0.9", "close a 10.0.0.1"]));
+    assert_eq!(d.matcher.poll_timeout(), None);
+    let c = d.counters();
+    assert_eq!(
+        (c.closes_scheduled, c.closes_fired, c.closes_taken),
+        (3, 1, 2)
+    );
+}
+
+/// An early `handle_timeout` is a no-op; an instant earlier than one already seen counts as
+/// the latest one.
+#[test]
+fn early_timeouts_are_no_ops_and_time_never_goes_back() {
+    let mut d = Driver::new(vec![with_timeout(
+        door("a", "7000,8000"),
+        Duration::from_secs(3),
+    )]);
+    d.syn(ms(1000), v4(1), 7000);
+    d.matcher.handle_timeout(ms(3999));
+    assert!(d.drain().is_empty());
+    d.matcher.handle_timeout(ms(500)); // backwards: treated as 3.999 s
+    assert!(d.drain().is_empty());
+    assert_eq!(d.matcher.attempts_in_progress(), 1);
+    // A packet stamped in the past is taken at the latest instant: still in time.
+    d.matcher.handle_packet(
+        ms(2000),
+        &PacketEvent::tcp(ms(2000), v4(1), server(), 8000, TcpFlags::SYN),
+    );
+    assert_eq!(
+        d.drain(),
+        strings(&["stage a 10.0.0.1 2", "open a 10.0.0.1"])
+    );
+}
+
+/// Deadline and eviction queues stay within 2× their live entries under churn at one
+/// instant (a replayed flood with identical timestamps), so memory is bounded.
+#[test]
+fn bookkeeping_queues_stay_bounded_under_churn() {
+    let mut d = Driver::with_limits(
+        vec![door("a", "7000,8000"), door("b", "7000,9000")],
+        Limits::default().with_max_sources(100),
+    );
+    for round in 0..50_u16 {
+        for n in 0..200_u16 {
+            let source = IpAddr::from([10, 1, (n >> 8) as u8, n as u8]);
+            d.matcher.handle_packet(
+                ms(0),
+                &PacketEvent::tcp(ms(0), source, server(), 7000, TcpFlags::SYN),
+            );
+            if (n + round) % 3 == 0 {
+                d.matcher.handle_packet(
+                    ms(0),
+                    &PacketEvent::tcp(
+                        ms(0),
+                        source,
+                        server(),
+                        6999 + 1000 * (n % 2),
+                        TcpFlags::SYN,
+                    ),
+                );
+            }
+            while d.matcher.poll_action().is_some() {}
+            let live = d.matcher.attempts_in_progress();
+            assert!(d.matcher.deadlines.entries <= 2 * live + COMPACTION_SLACK + 2);
+            let sources = d.matcher.tracked_sources();
+            assert!(d.matcher.sources.fifo.len() <= 2 * sources + COMPACTION_SLACK + 1);
+            assert!(sources <= 100);
+        }
+    }
+    assert!(d.counters().sources_evicted > 0);
+}
+
+/// Several doors sharing a first step: more attempts than fit inline spill and still work.
+#[test]
+fn many_doors_sharing_a_first_step() {
+    let doors: Vec<Door> = (0..6)
+        .map(|i| door(&format!("d{i}"), &format!("1000,{}", 2000 + i)))
+        .collect();
+    let mut d = Driver::new(doors);
+    assert_eq!(d.syn(ms(0), v4(1), 1000).len(), 6);
+    assert_eq!(d.matcher.attempts_in_progress(), 6);
+    let out = d.syn(ms(10), v4(1), 2005);
+    assert_eq!(out.len(), 7);
+    assert_eq!(d.opened(), strings(&["open d5 10.0.0.1"]));
+    assert_eq!(d.matcher.attempts_in_progress(), 0);
+}
+
+#[test]
+fn per_source_memory_matches_the_documented_bound() {
+    let entry = size_of::<(IpAddr, SourceState)>() + 1;
+    let fifo = size_of::<FifoEntry>();
+    let deadline = size_of::<DeadlineEntry>();
+    // The hash table runs at most 7/8 full and may be half-empty after growth; queues hold up
+    // to 2× their live entries.
+    let worst = entry * 2 + 2 * fifo + 2 * deadline;
+    assert!(
+        worst <= Matcher::BYTES_PER_SOURCE,
+        "{worst} bytes per source exceeds the documented {}",
+        Matcher::BYTES_PER_SOURCE
+    );
+}
