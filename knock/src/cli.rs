@@ -216,7 +216,16 @@ pub fn run(cli: &Cli, verbose_out: &mut dyn Write) -> Result<(), RunError> {
         Some(name) => load_door_sequence(cli.config_path(), name)?,
         None => cli.command_line_sequence(),
     };
-    let target = resolve(&cli.host, cli.family())?;
+    let target = match resolve(&cli.host, cli.family()) {
+        // The family was only a preference taken from --source-address: resolve without it
+        // so that the mismatch is reported as such, not as a missing address.
+        Err(KnockError::NoAddressInFamily { .. })
+            if !cli.ipv4 && !cli.ipv6 && cli.source_address.is_some() =>
+        {
+            resolve(&cli.host, AddressFamily::Any)?
+        }
+        resolved => resolved?,
+    };
     knock_with(target, &sequence, &cli.options(), |hit| {
         if cli.verbose {
             // A closed stdout must not stop the knock itself.
