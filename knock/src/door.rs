@@ -114,8 +114,8 @@ pub fn load_door_sequence(config_path: &Path, name: &str) -> Result<Vec<Knock>, 
     Ok(door.sequence.clone())
 }
 
-/// The active one-time sequence of a file's text, as the server will expect it.
+/// The active one-time sequence of a file's text: the one the server expects next (the
+/// first valid line that is not marked used).
 fn active_one_time_sequence(text: &str) -> Option<Vec<Knock>> {
-    let _ = text;
-    None
+    knock_core::ots::active_sequence(text).map(|active| active.sequence)
 }

@@ -701,11 +701,16 @@ struct Knockd08 {
 
 impl Knockd08 {
     fn start(lab: &Lab, sequence: &str) -> Self {
+        Self::start_with(lab, &format!("sequence = {sequence}"))
+    }
+
+    /// `sequence_line` is the door's `sequence = …` or `one_time_sequences = …` line.
+    fn start_with(lab: &Lab, sequence_line: &str) -> Self {
         let config = lab.path("knockd-0.8.conf");
         std::fs::write(
             &config,
             format!(
-                "[options]\n\tLogFile = {log}\n\n[opendoor]\n\tsequence = {sequence}\n\
+                "[options]\n\tLogFile = {log}\n\n[opendoor]\n\t{sequence_line}\n\
                  \tseq_timeout = 10\n\ttcpflags = syn\n\tcommand = /usr/bin/touch {dir}/opened-%IP%\n",
                 log = lab.path("knockd-0.8.log").display(),
                 dir = lab.dir.path().display(),
@@ -772,4 +777,53 @@ fn knockd_0_8_opens_for_a_door_read_from_its_own_config() {
         )
     );
     wait_for_file(&lab.path(&format!("opened-{CLIENT_V4}")));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn knockd_0_8_opens_for_the_active_one_time_sequence() {
+    let lab = Lab::new();
+    let sequences = lab.path("ots");
+    // Leading blanks, as knockd's man page recommends: 0.8 writes its '#' over them.
+    std::fs::write(&sequences, " 7400,7500:udp\n 7600:udp,7700\n").unwrap();
+    let _knockd = Knockd08::start_with(
+        &lab,
+        &format!("one_time_sequences = {}", sequences.display()),
+    );
+    let config = lab.path("knockd-0.8.conf");
+    let door = [
+        "--door",
+        "opendoor",
+        "-c",
+        config.to_str().unwrap(),
+        SERVER_V4,
+    ];
+    let opened = lab.path(&format!("opened-{CLIENT_V4}"));
+
+    let output = lab.knock(&[&["-v"], door.as_slice()].concat());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("hitting tcp {SERVER_V4}:7400\nhitting udp {SERVER_V4}:7500\n")
+    );
+    wait_for_file(&opened);
+
+    // knockd 0.8 marks the used line; the client now knocks the next one, and it opens again.
+    let deadline = Instant::now() + PATIENCE;
+    while !std::fs::read_to_string(&sequences)
+        .unwrap()
+        .starts_with('#')
+    {
+        assert!(
+            Instant::now() < deadline,
+            "knockd 0.8 did not mark the used line"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(&opened).unwrap();
+    let output = lab.knock(&[&["-v"], door.as_slice()].concat());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("hitting udp {SERVER_V4}:7600\nhitting tcp {SERVER_V4}:7700\n")
+    );
+    wait_for_file(&opened);
 }
