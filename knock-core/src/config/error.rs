@@ -157,7 +157,10 @@ pub enum ConfigErrorKind {
         key: String,
     },
     /// An `[options]` key (`logfile`, …) inside a door section.
-    #[error("\"{key}\" is an [options] key and cannot be used in door section \"{door}\"")]
+    #[error(
+        "\"{key}\" is an [options] key and cannot be used in door section \"{door}\"{}",
+        options_case_hint(door)
+    )]
     OptionKeyInDoor {
         /// The key as written.
         key: String,
@@ -207,7 +210,7 @@ pub enum ConfigErrorKind {
         text: String,
     },
     /// A protocol other than `tcp` or `udp` (case-insensitive).
-    #[error("unknown protocol \"{protocol}\" in sequence (expected tcp or udp)")]
+    #[error("{}", unknown_protocol_message(protocol))]
     UnknownProtocol {
         /// The protocol as written (empty for `7000:`).
         protocol: String,
@@ -291,6 +294,22 @@ pub enum ConfigErrorKind {
 fn hint_suffix(hint: Option<&str>) -> String {
     hint.map(|h| format!("; did you mean \"{h}\"?"))
         .unwrap_or_default()
+}
+
+fn options_case_hint(door: &str) -> &'static str {
+    if door.trim().eq_ignore_ascii_case("options") {
+        " (section names are case-sensitive: the global section is \"[options]\")"
+    } else {
+        ""
+    }
+}
+
+fn unknown_protocol_message(protocol: &str) -> String {
+    if protocol.is_empty() {
+        "missing protocol after \":\" in sequence (expected tcp or udp)".to_owned()
+    } else {
+        format!("unknown protocol \"{protocol}\" in sequence (expected tcp or udp)")
+    }
 }
 
 fn suggestion_suffix(suggestion: Option<&str>) -> String {
