@@ -1,0 +1,284 @@
+//! The command line, `--check` and configuration errors. None of these need root: knockd
+//! must reject a bad configuration before it touches any interface.
+
+use std::path::Path;
+
+use crate::fixture::knockd_once;
+
+/// A door that is fine, at lines 1–3 of every bad configuration below.
+const GOOD_DOOR: &str = "[ok]\nsequence = 7000,8000,9000\ncommand = true\n";
+
+/// A configuration that is wrong in one way each: (what, text after `GOOD_DOOR`, the lines
+/// the error may be reported at).
+fn bad_configs() -> Vec<(&'static str, String, &'static [usize])> {
+    let many_ports = (1..=33).map(|p| (1000 + p).to_string()).collect::<Vec<_>>();
+    vec![
+        ("empty section name", "[]\n".into(), &[4]),
+        (
+            "directive before any section",
+            // Replaces the good door: the first line is a directive.
+            "!sequence = 1\n".into(),
+            &[1],
+        ),
+        ("unknown key", "bogus_key = 1\n".into(), &[4]),
+        ("line without '='", "garbage\n".into(), &[4]),
+        ("unterminated section", "[foo\n".into(), &[4]),
+        (
+            "port above 65535",
+            "[d]\nsequence = 7000,70000\n".into(),
+            &[5],
+        ),
+        (
+            "unknown protocol",
+            "[d]\nsequence = 7000:icmp\n".into(),
+            &[5],
+        ),
+        (
+            "33 ports",
+            format!("[d]\nsequence = {}\n", many_ports.join(",")),
+            &[5],
+        ),
+        (
+            "unknown TCP flag",
+            "[d]\nsequence = 1\ntcpflags = syn,ece\n".into(),
+            &[6],
+        ),
+        (
+            "space-separated sequence",
+            "[d]\nsequence = 7000 8000 9000\n".into(),
+            &[5],
+        ),
+        ("empty port", "[d]\nsequence = 7000,,8000\n".into(), &[5]),
+        (
+            "Target that is not an address",
+            "[d]\nsequence = 1\ntarget = not-an-address\n".into(),
+            &[6],
+        ),
+        (
+            "door key in [options]",
+            "[options]\ncommand = true\n".into(),
+            &[5],
+        ),
+        (
+            "door without a sequence",
+            "[nothing]\ncommand = true\n".into(),
+            &[4, 5],
+        ),
+    ]
+}
+
+fn config_text(rest: &str) -> String {
+    match rest.strip_prefix('!') {
+        Some(first_line) => format!("{first_line}{GOOD_DOOR}"),
+        None => format!("{GOOD_DOOR}{rest}"),
+    }
+}
+
+/// Asserts that `stderr` holds `FILE:LINE:COL: message` for `file` and one of `lines`.
+fn assert_positioned(stderr: &str, file: &Path, lines: &[usize], case: &str) {
+    let prefix = format!("{}:", file.display());
+    let found = stderr.match_indices(&prefix).any(|(at, _)| {
+        let rest = &stderr[at + prefix.len()..];
+        let mut parts = rest.splitn(3, ':');
+        let line = parts.next().and_then(|l| l.parse::<usize>().ok());
+        let column = parts.next().and_then(|c| c.parse::<usize>().ok());
+        let message = parts.next().unwrap_or("");
+        matches!((line, column), (Some(l), Some(c)) if lines.contains(&l) && c >= 1)
+            && message.starts_with(' ')
+            && message.trim().len() > 3
+    });
+    assert!(
+        found,
+        "{case}: expected `{}:{lines:?}:COL: message` on stderr, got:\n{stderr}",
+        file.display()
+    );
+}
+
+#[test]
+fn version_and_help_exit_zero() {
+    let (status, out, _) = knockd_once(&["-V"]);
+    assert_eq!(status.code(), Some(0));
+    assert!(out.contains("knockd"), "version output: {out}");
+    let (status, out, _) = knockd_once(&["--version"]);
+    assert_eq!(status.code(), Some(0));
+    assert!(out.contains("knockd"), "version output: {out}");
+
+    for flag in ["-h", "--help"] {
+        let (status, out, _) = knockd_once(&[flag]);
+        assert_eq!(status.code(), Some(0), "{flag}");
+        for option in [
+            "--interface",
+            "--config",
+            "--daemon",
+            "--pidfile",
+            "--logfile",
+        ] {
+            assert!(
+                out.contains(option),
+                "{flag} does not mention {option}:\n{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_option_exits_non_zero() {
+    // knockd 0.8 exits 0 here; a service manager must see the mistake.
+    for args in [&["--bogus"][..], &["-x"], &["--max-sources", "0"]] {
+        let (status, _, err) = knockd_once(args);
+        assert!(!status.success(), "{args:?} must fail");
+        assert!(!err.is_empty(), "{args:?}: no message on stderr");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.conf");
+    let state = dir.path().join("state");
+    let (status, _, err) = knockd_once(&[
+        "-c",
+        missing.to_str().unwrap(),
+        "-i",
+        "nosuchif0",
+        "--state-file",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains("nope.conf"),
+        "stderr does not name the file: {err}"
+    );
+}
+
+#[test]
+fn every_config_error_is_positioned_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for (i, (case, rest, lines)) in bad_configs().into_iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.conf"));
+        std::fs::write(&file, config_text(&rest)).unwrap();
+
+        // As a server: the error comes before any interface is opened.
+        let (status, out, err) = knockd_once(&[
+            "-c",
+            file.to_str().unwrap(),
+            "-i",
+            "nosuchif0",
+            "--state-file",
+            state.to_str().unwrap(),
+        ]);
+        assert_eq!(status.code(), Some(1), "{case}: stdout {out} stderr {err}");
+        assert_positioned(&err, &file, lines, case);
+        assert!(!out.contains("listening on"), "{case}: started anyway");
+
+        // And with --check.
+        let (status, _, err) = knockd_once(&["--check", "-c", file.to_str().unwrap()]);
+        assert_eq!(status.code(), Some(1), "{case} (--check): stderr {err}");
+        assert_positioned(&err, &file, lines, case);
+    }
+    assert!(
+        !state.exists() || std::fs::read(&state).unwrap().is_empty(),
+        "a rejected config left pending stops behind"
+    );
+}
+
+#[test]
+fn check_prints_the_configuration_and_its_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("knockd.conf");
+    std::fs::write(
+        &file,
+        "[options]\n\
+         \tUseSyslog\n\
+         [openSSH]\n\
+         \tsequence      = 7000,8000:udp,9000\n\
+         \tseq_timeout   = 5\n\
+         \ttcpflags      = syn\n\
+         \tstart_command = echo open %IP%\n\
+         \tcmd_timeout   = 10\n\
+         \tstop_command  = echo close %IP%\n\
+         [single]\n\
+         \tsequence = 4000:udp\n\
+         \tcommand  = echo single\n",
+    )
+    .unwrap();
+    let (status, out, err) = knockd_once(&["--check", "-c", file.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "stdout {out}\nstderr {err}");
+    for needle in [
+        "openSSH",
+        "7000",
+        "8000",
+        "9000",
+        "echo open %IP%",
+        "echo close %IP%",
+        "single",
+    ] {
+        assert!(
+            out.contains(needle),
+            "--check output lacks {needle:?}:\n{out}"
+        );
+    }
+    // The single-step door fires on every matching packet (0.8 bug B13): worth a warning
+    // that names it (or its line).
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.lines().any(|l| {
+            let lower = l.to_ascii_lowercase();
+            (l.contains("single") || l.contains(":11:") || l.contains("line 11"))
+                && (lower.contains("warning") || lower.contains("one-step"))
+        }),
+        "no warning about the single-step door [single]:\n{all}"
+    );
+}
+
+#[test]
+fn check_output_is_a_canonical_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("a.conf");
+    std::fs::write(
+        &first,
+        "# a comment\n\
+         [Door One]\n\
+         SEQUENCE=7000, 8000:UDP ,9000:tcp\n\
+         Timeout = 7\n\
+         TCPFlags = syn,!ack\n\
+         Command = echo a=b %IP%\n\
+         Cmd_Timeout = 3\n\
+         Stop_Command = echo stop %IP%\n\
+         Start_Command_6 =\n",
+    )
+    .unwrap();
+    let (status, canonical, err) = knockd_once(&["--check", "-c", first.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    assert!(canonical.contains("Door One"), "{canonical}");
+    assert!(canonical.contains("echo a=b %IP%"), "{canonical}");
+
+    // Printed back in, the canonical form means the same and prints identically.
+    let second = dir.path().join("b.conf");
+    std::fs::write(&second, &canonical).unwrap();
+    let (status, again, err) = knockd_once(&["--check", "-c", second.to_str().unwrap()]);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "canonical output rejected: {err}\n{canonical}"
+    );
+    assert_eq!(
+        again.replace(second.to_str().unwrap(), "FILE"),
+        canonical.replace(first.to_str().unwrap(), "FILE"),
+        "--check output is not a fixed point"
+    );
+}
+
+#[test]
+fn inputs_0_8_rejected_for_no_good_reason_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lenient.conf");
+    std::fs::write(
+        &file,
+        "[options]\nUseSyslog = yes\n[d]\nsequence = 7000,8000\ntcpflags = syn, !ack\n",
+    )
+    .unwrap();
+    let (status, out, err) = knockd_once(&["--check", "-c", file.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "stdout {out}\nstderr {err}");
+}

@@ -1,0 +1,136 @@
+//! Interoperability with knock/knockd 0.8 (Debian package `knockd`): the stock client opens
+//! our server, and both servers, fed the same packets, run the same commands — except where
+//! 0.8's bugs make it wrong.
+
+use crate::fixture::{Daemon, Hit, Net, SRV_IF, lines, run, wait_contains, wait_lines};
+
+const KNOCK_0_8: &str = "/usr/bin/knock";
+const KNOCKD_0_8: &str = "/usr/sbin/knockd";
+
+/// The config used by both servers; `file` is the marker file its commands append to.
+fn shared_config(dir: &str, file: &str) -> String {
+    format!(
+        "[tcp]\n\
+         sequence = 7000,8000,9000\n\
+         command = echo tcp %IP% >> {dir}/{file}\n\
+         [mix]\n\
+         sequence = 7100:udp,7200,7300:udp\n\
+         command = echo mix %IP% >> {dir}/{file}\n"
+    )
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_0_8_knock_client_opens_our_knockd() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let _d = net.start_knockd(&shared_config(&dir, "opened"), &[]);
+    let opened = net.path("opened");
+
+    run(net
+        .cmd_in(&net.cli, KNOCK_0_8)
+        .args([&net.srv4, "7000", "8000", "9000"]));
+    wait_lines(&opened, 1, "knock 0.8, TCP");
+    run(net
+        .cmd_in(&net.cli, KNOCK_0_8)
+        .args([&net.srv4, "7100:udp", "7200", "7300:udp"]));
+    wait_lines(&opened, 2, "knock 0.8, UDP/TCP mix");
+    run(net
+        .cmd_in(&net.cli, KNOCK_0_8)
+        .args(["-6", &net.srv6, "7000", "8000", "9000"]));
+    let got = wait_lines(&opened, 3, "knock 0.8 -6");
+    assert_eq!(
+        got,
+        [
+            format!("tcp {}", net.cli4),
+            format!("mix {}", net.cli4),
+            format!("tcp {}", net.cli6),
+        ]
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn same_packets_same_commands_as_knockd_0_8() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let conf08 = net.write("knockd-0.8.conf", &shared_config(&dir, "opened08"));
+    let log08 = net.path("log08");
+    let mut cmd = net.cmd_in(&net.srv, KNOCKD_0_8);
+    cmd.args(["-i", SRV_IF, "-c", conf08.to_str().unwrap()])
+        .args(["-g", log08.to_str().unwrap()]);
+    let _old = Daemon::spawn(cmd);
+    wait_contains(&log08, "listening on");
+    let _ours = net.start_knockd(&shared_config(&dir, "opened"), &[]);
+    let ours = net.path("opened");
+    let theirs = net.path("opened08");
+    let both = |n: usize, what: &str| {
+        wait_lines(&ours, n, &format!("{what} (ours)"));
+        wait_lines(&theirs, n, &format!("{what} (0.8)"));
+    };
+
+    // Two clean knocks in a row.
+    net.knock(&net.srv4, "7000,8000,9000");
+    both(1, "first clean knock");
+    net.knock(&net.srv4, "7000,8000,9000");
+    both(2, "second clean knock");
+    // A wrong knock (opens nothing in either), then the UDP/TCP mix.
+    net.knock(&net.srv4, "7000,9000,8000");
+    net.knock(&net.srv4, "7100:udp,7200,7300:udp");
+    both(3, "UDP/TCP mix");
+    // IPv6.
+    net.knock(&net.srv6, "7000,8000,9000");
+    both(4, "IPv6 knock");
+
+    assert_eq!(
+        lines(&ours),
+        lines(&theirs),
+        "ours and 0.8 ran different commands"
+    );
+    assert_eq!(
+        lines(&ours),
+        [
+            format!("tcp {}", net.cli4),
+            format!("tcp {}", net.cli4),
+            format!("mix {}", net.cli4),
+            format!("tcp {}", net.cli6),
+        ]
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn two_interleaved_sources_both_open_unlike_0_8_bug_b1() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let second = format!("{}.3", net.net4);
+    net.ip_in(
+        &net.cli,
+        &[
+            "addr",
+            "add",
+            &format!("{second}/24"),
+            "dev",
+            crate::fixture::CLI_IF,
+        ],
+    );
+    let _d = net.start_knockd(&shared_config(&dir, "opened"), &[]);
+    let opened = net.path("opened");
+
+    // [EXP 6b]: both at stage 1; the first completes; 0.8 then loses the second's progress.
+    let first = net.cli4.clone();
+    let srv = net.srv4.clone();
+    net.send(&[
+        Hit::to(&srv, "7000").from(&first),
+        Hit::to(&srv, "7000").from(&second),
+        Hit::to(&srv, "8000").from(&first),
+        Hit::to(&srv, "9000").from(&first),
+        Hit::to(&srv, "8000").from(&second),
+        Hit::to(&srv, "9000").from(&second),
+    ]);
+    let mut got = wait_lines(&opened, 2, "both interleaved sources");
+    got.sort();
+    let mut want = vec![format!("tcp {first}"), format!("tcp {second}")];
+    want.sort();
+    assert_eq!(got, want);
+}

@@ -1,0 +1,272 @@
+//! The process: signals and pending stop commands, the state file across `kill -9`, reload,
+//! daemon mode with a pid file, and an interface that disappears and comes back.
+
+use std::process::Stdio;
+use std::thread;
+use std::time::Duration;
+
+use crate::fixture::{
+    DEADLINE, KNOCKD, Net, SRV_IF, process_alive, read, signal, wait_contains, wait_lines,
+    wait_until,
+};
+
+/// A door whose stop command is far away (600 s): only shutdown can run it in time.
+fn long_stop_config(dir: &str) -> String {
+    format!(
+        "[door]\n\
+         sequence = 7000,8000\n\
+         cmd_timeout = 600\n\
+         start_command = echo open %IP% >> {dir}/opened\n\
+         stop_command = echo close %IP% >> {dir}/closed\n"
+    )
+}
+
+fn shutdown_runs_pending_stops(sig: &str, status: i32) {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let mut d = net.start_knockd(&long_stop_config(&dir), &[]);
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&net.path("opened"), 1, "open");
+    assert!(
+        !net.path("closed").exists(),
+        "stop ran long before cmd_timeout"
+    );
+
+    d.signal(sig);
+    assert_eq!(
+        d.wait_exit().code(),
+        Some(status),
+        "exit status after SIG{sig}"
+    );
+    let closed = wait_lines(&net.path("closed"), 1, "pending stop on shutdown");
+    assert_eq!(closed, [format!("close {}", net.cli4)]);
+    wait_contains(&net.path("log"), "shutting down");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn sigterm_runs_pending_stops_and_exits_15() {
+    shutdown_runs_pending_stops("TERM", 15);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn sigint_runs_pending_stops_and_exits_2() {
+    shutdown_runs_pending_stops("INT", 2);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn after_kill_9_a_restart_runs_overdue_stops_and_rearms_the_rest() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!(
+        "[soon]\n\
+         sequence = 7000,8000\n\
+         cmd_timeout = 1\n\
+         start_command = echo open soon %IP% >> {dir}/opened\n\
+         stop_command = echo close soon %IP% >> {dir}/closed\n\
+         [later]\n\
+         sequence = 7100,8100\n\
+         cmd_timeout = 5\n\
+         start_command = echo open later %IP% >> {dir}/opened\n\
+         stop_command = echo close later %IP% >> {dir}/closed\n"
+    );
+    let mut d = net.start_knockd(&config, &[]);
+    net.knock(&net.srv4, "7000,8000,7100,8100");
+    wait_lines(&net.path("opened"), 2, "both doors open");
+    // Give the state file its chance to record both pending stops (its format is knockd's
+    // business: this only waits, the outcome is checked after the restart).
+    let state = net.path("state");
+    let _ = wait_until(DEADLINE, || {
+        (read(&state).matches(&net.cli4).count() >= 2).then_some(())
+    });
+
+    d.signal("KILL");
+    d.wait_exit();
+    // Let "soon"'s deadline pass while no knockd runs.
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !net.path("closed").exists(),
+        "a stop command ran while knockd was dead (stop timers must live in the daemon): {}",
+        read(&net.path("closed"))
+    );
+
+    let log_before = read(&net.path("log"));
+    let _d2 = net.spawn_knockd(&net.knockd_args(&[]));
+    let closed = wait_lines(&net.path("closed"), 1, "overdue stop at restart");
+    assert_eq!(closed[0], format!("close soon {}", net.cli4));
+    let closed = wait_lines(&net.path("closed"), 2, "re-armed stop after restart");
+    assert_eq!(
+        closed,
+        [
+            format!("close soon {}", net.cli4),
+            format!("close later {}", net.cli4)
+        ]
+    );
+    let log_after = read(&net.path("log"));
+    assert!(
+        log_after[log_before.len()..].contains("later: running command: echo close later"),
+        "{log_after}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn reload_takes_a_good_config_and_keeps_the_old_one_on_error() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let door_a = format!(
+        "[a]\n\
+         sequence = 7000,8000\n\
+         cmd_timeout = 3\n\
+         start_command = echo a %IP% >> {dir}/opened\n\
+         stop_command = echo close a %IP% >> {dir}/closed\n"
+    );
+    let door_b = format!(
+        "[b]\n\
+         sequence = 7100:udp,7200\n\
+         command = echo b %IP% >> {dir}/opened\n"
+    );
+    let mut d = net.start_knockd(&door_a, &[]);
+    let opened = net.path("opened");
+    let log = net.path("log");
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&opened, 1, "door a");
+
+    // A good config: door b appears; a's pending stop survives the reload.
+    net.write("knockd.conf", &format!("{door_a}{door_b}"));
+    d.signal("HUP");
+    let opened_b = wait_until(DEADLINE, || {
+        net.knock(&net.srv4, "7100:udp,7200");
+        wait_until(Duration::from_millis(700), || {
+            read(&opened)
+                .contains(&format!("b {}", net.cli4))
+                .then_some(())
+        })
+    });
+    assert!(
+        opened_b.is_some(),
+        "door b never opened after SIGHUP:\n{}",
+        read(&log)
+    );
+    let closed = wait_lines(&net.path("closed"), 1, "a's stop after the reload");
+    assert_eq!(closed, [format!("close a {}", net.cli4)]);
+
+    // A bad config: logged with its position, and the running config stays.
+    let before = crate::fixture::lines(&opened).len();
+    net.write("knockd.conf", &format!("{door_b}this line is wrong\n"));
+    d.signal("HUP");
+    wait_contains(&log, "knockd.conf:4:");
+    assert!(d.alive(), "a bad config on reload killed knockd");
+    net.knock(&net.srv4, "7000,8000");
+    let got = wait_lines(&opened, before + 1, "old config after a failed reload");
+    assert_eq!(got[before], format!("a {}", net.cli4));
+    net.knock(&net.srv4, "7100:udp,7200");
+    wait_lines(&opened, before + 2, "door b after a failed reload");
+    assert!(d.alive());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn daemon_mode_with_a_relative_config_path_survives_sighup() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let pid_file = net.path("knockd.pid");
+    let log = net.path("log");
+    net.write(
+        "knockd.conf",
+        &format!("[a]\nsequence = 7000,8000\ncommand = echo a %IP% >> {dir}/opened\n"),
+    );
+    // `-c knockd.conf` relative to the working directory; -d then changes directory.
+    let mut launcher = net.cmd_in(&net.srv, KNOCKD);
+    launcher
+        .current_dir(net.dir.path())
+        .args(["-d", "-c", "knockd.conf", "-i", SRV_IF])
+        .args([
+            "-p",
+            pid_file.to_str().unwrap(),
+            "-g",
+            log.to_str().unwrap(),
+        ])
+        .args(["--state-file", net.path("state").to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut launcher = launcher.spawn().expect("spawn knockd -d");
+    let status = wait_until(DEADLINE, || launcher.try_wait().ok().flatten())
+        .expect("knockd -d did not return to the shell");
+    assert!(status.success(), "knockd -d exited {status}");
+
+    let pid: u32 = wait_until(DEADLINE, || read(&pid_file).trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid file; log:\n{}", read(&log)));
+    assert!(process_alive(pid), "the pid file names no running process");
+    wait_contains(&log, "listening on");
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&net.path("opened"), 1, "door a in daemon mode");
+
+    // Rewrite the relative config and reload: it must still find it (0.8 exited here).
+    net.write(
+        "knockd.conf",
+        &format!("[b]\nsequence = 7100,8100\ncommand = echo b %IP% >> {dir}/opened\n"),
+    );
+    signal(pid, "HUP");
+    let opened = net.path("opened");
+    let ok = wait_until(DEADLINE, || {
+        net.knock(&net.srv4, "7100,8100");
+        wait_until(Duration::from_millis(700), || {
+            read(&opened)
+                .contains(&format!("b {}", net.cli4))
+                .then_some(())
+        })
+    });
+    assert!(
+        ok.is_some(),
+        "door b never opened after SIGHUP:\n{}",
+        read(&log)
+    );
+    assert!(process_alive(pid), "knockd -d died on SIGHUP");
+
+    signal(pid, "TERM");
+    wait_until(DEADLINE, || (!process_alive(pid)).then_some(()))
+        .expect("knockd -d did not stop on SIGTERM");
+    wait_until(DEADLINE, || (!pid_file.exists()).then_some(()))
+        .expect("pid file left behind after SIGTERM");
+    wait_contains(&log, "shutting down");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_deleted_and_recreated_interface_is_reopened() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!("[a]\nsequence = 7000,8000\ncommand = echo a %IP% >> {dir}/opened\n");
+    let mut d = net.start_knockd(&config, &[]);
+    let opened = net.path("opened");
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&opened, 1, "before the interface goes away");
+
+    net.del_veth();
+    // 0.8 exited (status 0) here; knockd must wait for the interface instead.
+    let died = wait_until(Duration::from_secs(2), || (!d.alive()).then_some(()));
+    assert!(
+        died.is_none(),
+        "knockd exited when its interface was deleted.\nstderr:\n{}\nlog:\n{}",
+        d.stderr(),
+        read(&net.path("log"))
+    );
+
+    net.add_veth();
+    let ok = wait_until(Duration::from_secs(20), || {
+        net.knock(&net.srv4, "7000,8000");
+        wait_until(Duration::from_millis(700), || {
+            (crate::fixture::lines(&opened).len() >= 2).then_some(())
+        })
+    });
+    assert!(
+        ok.is_some(),
+        "no knock worked after the interface came back.\nlog:\n{}",
+        read(&net.path("log"))
+    );
+    assert!(d.alive());
+}
