@@ -1,3 +1,20 @@
-//! knockd: the port-knock server. PLACEHOLDER.
+//! knockd: the port-knock server. Everything lives in the library; this maps the outcome
+//! to an exit status, in one place.
 
-fn main() {}
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match knockd::run(std::env::args_os()) {
+        Ok(exit) => ExitCode::from(exit.status()),
+        Err(knockd::Error::Usage(e)) => {
+            // Help and version go to stdout and exit 0; a bad option is an error (exit 1,
+            // not clap's 2, which would read as "stopped by SIGINT").
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 1 } else { 0 })
+        }
+        Err(e) => {
+            eprintln!("knockd: {e}");
+            ExitCode::from(e.status())
+        }
+    }
+}

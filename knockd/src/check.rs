@@ -1,0 +1,83 @@
+//! `knockd --check`: validate the configuration, print it in canonical form (what knockd will
+//! actually run, with the command-line overrides) and every warning.
+//!
+//! The canonical text goes to stdout (it parses back to the same configuration); warnings go
+//! to stderr as `warning: FILE:LINE: …`. Exit status 0 if valid, 1 if not.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::cli::{Cli, InterfacesSource, Settings};
+use crate::load::{Loaded, absolute_config_path, load};
+use crate::{Error, Exit};
+
+/// Runs `--check`.
+///
+/// # Errors
+/// The configuration cannot be read or is invalid.
+pub fn run(cli: &Cli) -> Result<Exit, Error> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let shown = cli.config.display().to_string();
+    let loaded = load(&shown, &absolute_config_path(&cwd, &cli.config), &cwd)?;
+    let settings = Settings::resolve(cli, &loaded.config, &cwd);
+    let mut stderr = std::io::stderr().lock();
+    for warning in &loaded.warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
+    for warning in &loaded.ots_warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(render(&shown, &loaded, &settings).as_bytes());
+    let _ = out.flush();
+    Ok(Exit::Success)
+}
+
+/// The text `--check` prints: a comment header with the effective settings, then the
+/// canonical configuration.
+#[must_use]
+pub fn render(shown: &str, loaded: &Loaded, settings: &Settings) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "# {shown}: configuration is valid");
+    let source = match settings.interfaces_source {
+        InterfacesSource::CommandLine => "from -i",
+        InterfacesSource::Config => "from Interface",
+        InterfacesSource::DefaultRoute => "the default route's interface",
+        InterfacesSource::Fallback => "default",
+    };
+    let _ = writeln!(
+        text,
+        "# effective: interfaces {} ({source})",
+        settings.interfaces.join(",")
+    );
+    let _ = writeln!(
+        text,
+        "# effective: log file {}, pid file {}, syslog {}",
+        settings
+            .log_file
+            .as_deref()
+            .map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
+        settings.pid_file.display(),
+        if settings.use_syslog { "on" } else { "off" },
+    );
+    for ots in &loaded.ots {
+        let active = ots.active.as_ref().map_or_else(
+            || "none left (door disabled)".to_owned(),
+            |seq| {
+                seq.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        );
+        let _ = writeln!(
+            text,
+            "# effective: door {}: active one-time sequence {active} (from {})",
+            ots.name,
+            Path::new(&ots.file.shown).display()
+        );
+    }
+    let _ = writeln!(text, "{}", loaded.config);
+    text
+}

@@ -1,0 +1,485 @@
+//! Runs start and stop commands off the event loop (0.8 bug B11/B2 fixed).
+//!
+//! * Each command runs as `/bin/sh -c CMD` with stdin from `/dev/null`, in its own process
+//!   group (so a hung command can be killed as a group), inheriting no descriptor but the
+//!   standard ones: every file knockd opens is close-on-exec.
+//! * The event loop spawns the process (fast: fork/exec) and a small thread waits for it and
+//!   reports back over a channel, so matching never waits for a command.
+//! * Commands for the same (door, source) run one after the other in submission order: a
+//!   stop command never overtakes its start command.
+//! * At most `max_running` commands run at once; further ones queue (the queue is bounded by
+//!   the matcher's bound on pending stops and by how fast sequences can be completed).
+//! * A command still running after `kill_after` is killed with its whole process group.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+/// Replaces every literal, case-sensitive `%IP%` with the knocker's address (as 0.8).
+///
+/// The address comes from a parsed packet, so the text is only `[0-9a-f.:]`: no shell
+/// injection is possible through it.
+#[must_use]
+pub fn substitute_ip(command: &str, source: IpAddr) -> String {
+    command.replace("%IP%", &source.to_string())
+}
+
+/// Which of a door's commands a job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommandKind {
+    /// The start command (after a completed sequence).
+    Start,
+    /// The stop command (`cmd_timeout` later, at shutdown, or restored after a restart).
+    Stop,
+}
+
+impl CommandKind {
+    /// `start` or `stop`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+/// One command to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// The door's name (for log lines and ordering).
+    pub door: String,
+    /// The knocker.
+    pub source: IpAddr,
+    /// Start or stop.
+    pub kind: CommandKind,
+    /// The command line, `%IP%` already substituted.
+    pub command: String,
+    /// For stop jobs: the id of the pending-stop record to drop once it ran.
+    pub state_id: Option<u64>,
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The shell exited with this status.
+    Exited(i32),
+    /// The shell was killed by this signal.
+    Signaled(i32),
+    /// It could not be started.
+    SpawnFailed(std::io::Error),
+    /// Waiting for it failed (should not happen).
+    WaitFailed(std::io::Error),
+}
+
+impl Outcome {
+    fn from_status(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Self::Exited(code),
+            (None, Some(signal)) => Self::Signaled(signal),
+            (None, None) => Self::Exited(-1),
+        }
+    }
+
+    /// Whether the command succeeded (exit status 0).
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Exited(0))
+    }
+}
+
+/// A finished command, reported to the event loop.
+#[derive(Debug)]
+pub struct Finished {
+    /// What ran.
+    pub job: Job,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Whether the executor killed it for running past the kill timeout.
+    pub killed: bool,
+    /// Its process id (0 if it never started).
+    pub pid: u32,
+}
+
+type Key = (String, IpAddr);
+
+#[derive(Debug)]
+struct Running {
+    pid: u32,
+    deadline: Option<Instant>,
+    killed: bool,
+}
+
+/// Something the executor did that the caller should log.
+#[derive(Debug)]
+pub enum Notice {
+    /// A command was started.
+    Started(Job),
+    /// A command ran past the kill timeout and its process group was killed.
+    Killed {
+        /// The door.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The process group.
+        pid: u32,
+    },
+}
+
+/// The command runner. Owned by the event loop; see the module docs.
+#[derive(Debug)]
+pub struct Executor {
+    max_running: usize,
+    kill_after: Option<Duration>,
+    /// Jobs waiting, per key, in order; a key appears in `ready` when its head can start.
+    queues: HashMap<Key, VecDeque<Job>>,
+    /// Keys whose head job waits only for a free slot, in arrival order.
+    ready: VecDeque<Key>,
+    running: HashMap<Key, Running>,
+    done_tx: Sender<Finished>,
+    done_rx: Receiver<Finished>,
+}
+
+impl Executor {
+    /// An executor running at most `max_running` commands at once, killing those that run
+    /// longer than `kill_after` (never, if `None`).
+    #[must_use]
+    pub fn new(max_running: usize, kill_after: Option<Duration>) -> Self {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        Self {
+            max_running: max_running.max(1),
+            kill_after,
+            queues: HashMap::new(),
+            ready: VecDeque::new(),
+            running: HashMap::new(),
+            done_tx,
+            done_rx,
+        }
+    }
+
+    /// The channel on which finished commands arrive; pass each to [`finished`](Self::finished).
+    #[must_use]
+    pub fn completions(&self) -> &Receiver<Finished> {
+        &self.done_rx
+    }
+
+    /// Queues a job; it starts at once if nothing else runs for its (door, source) and a slot
+    /// is free.
+    pub fn submit(&mut self, job: Job, notices: &mut Vec<Notice>) {
+        let key = (job.door.clone(), job.source);
+        let queue = self.queues.entry(key.clone()).or_default();
+        queue.push_back(job);
+        if queue.len() == 1 && !self.running.contains_key(&key) {
+            self.ready.push_back(key);
+        }
+        self.start_ready(notices);
+    }
+
+    /// Records that a command finished (call with every [`Finished`] from
+    /// [`completions`](Self::completions)) and starts whatever was waiting for it.
+    pub fn finished(&mut self, finished: &mut Finished, notices: &mut Vec<Notice>) {
+        let key = (finished.job.door.clone(), finished.job.source);
+        if let Some(running) = self.running.remove(&key) {
+            finished.killed = running.killed;
+        }
+        if self.queues.get(&key).is_some_and(|q| !q.is_empty()) {
+            self.ready.push_back(key);
+        }
+        self.start_ready(notices);
+    }
+
+    fn start_ready(&mut self, notices: &mut Vec<Notice>) {
+        while self.running.len() < self.max_running {
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(queue) = self.queues.get_mut(&key) else {
+                continue;
+            };
+            let Some(job) = queue.pop_front() else {
+                self.queues.remove(&key);
+                continue;
+            };
+            if queue.is_empty() {
+                self.queues.remove(&key);
+            }
+            match spawn(&job) {
+                Ok(child) => {
+                    let pid = child.id();
+                    self.running.insert(
+                        key.clone(),
+                        Running {
+                            pid,
+                            deadline: self.kill_after.map(|d| Instant::now() + d),
+                            killed: false,
+                        },
+                    );
+                    notices.push(Notice::Started(job.clone()));
+                    let done_tx = self.done_tx.clone();
+                    let for_waiter = job.clone();
+                    let waiter = std::thread::Builder::new()
+                        .name("knockd-cmd".into())
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            let mut child = child;
+                            let outcome = match child.wait() {
+                                Ok(status) => Outcome::from_status(status),
+                                Err(e) => Outcome::WaitFailed(e),
+                            };
+                            let _ = done_tx.send(Finished {
+                                job: for_waiter,
+                                outcome,
+                                killed: false,
+                                pid,
+                            });
+                        });
+                    if let Err(e) = waiter {
+                        // No thread to wait for it: report it finished so its key is
+                        // released (the child is reaped when knockd exits).
+                        let _ = self.done_tx.send(Finished {
+                            job,
+                            outcome: Outcome::WaitFailed(e),
+                            killed: false,
+                            pid,
+                        });
+                    }
+                }
+                Err(e) => {
+                    // Reported through the completion channel like any other end, so the
+                    // caller logs it in one place and the next job for this key follows.
+                    let _ = self.done_tx.send(Finished {
+                        job,
+                        outcome: Outcome::SpawnFailed(e),
+                        killed: false,
+                        pid: 0,
+                    });
+                    // Keep the key busy until that notice is processed, so order holds.
+                    self.running.insert(
+                        key.clone(),
+                        Running {
+                            pid: 0,
+                            deadline: None,
+                            killed: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The next kill deadline, if any command has one.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.running
+            .values()
+            .filter(|r| !r.killed && r.pid != 0)
+            .filter_map(|r| r.deadline)
+            .min()
+    }
+
+    /// Kills (SIGKILL, whole process group) every command past its deadline at `now`.
+    pub fn kill_overdue(&mut self, now: Instant, notices: &mut Vec<Notice>) {
+        for ((door, source), running) in &mut self.running {
+            if running.killed || running.pid == 0 {
+                continue;
+            }
+            if running.deadline.is_some_and(|d| d <= now) {
+                running.killed = true;
+                kill_group(running.pid);
+                notices.push(Notice::Killed {
+                    door: door.clone(),
+                    source: *source,
+                    pid: running.pid,
+                });
+            }
+        }
+    }
+
+    /// Commands running now.
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Commands waiting to start.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.queues.values().map(VecDeque::len).sum()
+    }
+
+    /// Whether nothing runs and nothing waits.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.running.is_empty() && self.queues.is_empty()
+    }
+
+    /// Stop jobs that have not started yet (at shutdown, when giving up waiting).
+    #[must_use]
+    pub fn queued_jobs(&self) -> Vec<&Job> {
+        self.queues.values().flatten().collect()
+    }
+}
+
+fn spawn(job: &Job) -> std::io::Result<std::process::Child> {
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&job.command)
+        .stdin(Stdio::null())
+        // Its own process group: a hung command (and anything it started) can be killed as
+        // one, and a Ctrl-C on knockd's terminal is not delivered to it mid-update.
+        .process_group(0)
+        .spawn()
+}
+
+fn kill_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(door: &str, kind: CommandKind, command: &str) -> Job {
+        Job {
+            door: door.into(),
+            source: "10.0.0.1".parse().unwrap(),
+            kind,
+            command: command.into(),
+            state_id: None,
+        }
+    }
+
+    fn wait_all(executor: &mut Executor, n: usize) -> Vec<Finished> {
+        let mut out = Vec::new();
+        let mut notices = Vec::new();
+        while out.len() < n {
+            let mut f = executor
+                .completions()
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a command finished");
+            executor.finished(&mut f, &mut notices);
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn ip_substitution_replaces_every_occurrence() {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            substitute_ip("iptables -A INPUT -s %IP% -j ACCEPT # %IP%", ip),
+            "iptables -A INPUT -s 10.0.0.1 -j ACCEPT # 10.0.0.1"
+        );
+        assert_eq!(substitute_ip("%ip% %IP", ip), "%ip% %IP", "case-sensitive");
+        let ip6: IpAddr = "fd00::1".parse().unwrap();
+        assert_eq!(substitute_ip("x %IP%%IP%", ip6), "x fd00::1fd00::1");
+    }
+
+    #[test]
+    fn exit_status_is_reported() {
+        let mut executor = Executor::new(4, None);
+        let mut notices = Vec::new();
+        executor.submit(job("a", CommandKind::Start, "exit 3"), &mut notices);
+        assert!(matches!(notices[0], Notice::Started(_)));
+        let done = wait_all(&mut executor, 1);
+        assert!(matches!(done[0].outcome, Outcome::Exited(3)));
+        assert!(executor.is_idle());
+    }
+
+    #[test]
+    fn stop_never_overtakes_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("order");
+        let log = log.display();
+        let mut executor = Executor::new(4, None);
+        let mut notices = Vec::new();
+        executor.submit(
+            job(
+                "a",
+                CommandKind::Start,
+                &format!("sleep 0.3; echo start >> {log}"),
+            ),
+            &mut notices,
+        );
+        executor.submit(
+            job("a", CommandKind::Stop, &format!("echo stop >> {log}")),
+            &mut notices,
+        );
+        assert_eq!(executor.running(), 1);
+        assert_eq!(executor.queued(), 1);
+        let done = wait_all(&mut executor, 2);
+        assert_eq!(done[0].job.kind, CommandKind::Start);
+        assert_eq!(done[1].job.kind, CommandKind::Stop);
+        let text = std::fs::read_to_string(dir.path().join("order")).unwrap();
+        assert_eq!(text, "start\nstop\n");
+    }
+
+    #[test]
+    fn concurrency_is_bounded_and_others_proceed() {
+        let mut executor = Executor::new(1, None);
+        let mut notices = Vec::new();
+        executor.submit(job("a", CommandKind::Start, "true"), &mut notices);
+        executor.submit(job("b", CommandKind::Start, "true"), &mut notices);
+        assert_eq!(executor.running(), 1);
+        assert_eq!(executor.queued(), 1);
+        let done = wait_all(&mut executor, 2);
+        assert!(done.iter().all(|f| f.outcome.is_success()));
+        assert!(executor.is_idle());
+    }
+
+    #[test]
+    fn hung_command_is_killed_as_a_group() {
+        let mut executor = Executor::new(4, Some(Duration::ZERO));
+        let mut notices = Vec::new();
+        executor.submit(
+            job("a", CommandKind::Start, "sleep 1000 & sleep 1000"),
+            &mut notices,
+        );
+        let deadline = executor.next_deadline().expect("a kill deadline");
+        executor.kill_overdue(deadline, &mut notices);
+        assert!(notices.iter().any(|n| matches!(n, Notice::Killed { .. })));
+        let done = wait_all(&mut executor, 1);
+        assert!(done[0].killed);
+        assert!(matches!(done[0].outcome, Outcome::Signaled(9)));
+    }
+
+    #[test]
+    fn commands_inherit_no_open_file_and_get_null_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("fds");
+        let held_path = dir.path().join("held");
+        // A file this process keeps open: the command must not inherit it (std opens
+        // files close-on-exec).
+        let _held = std::fs::File::create(&held_path).unwrap();
+        let mut executor = Executor::new(4, None);
+        let mut notices = Vec::new();
+        executor.submit(
+            job(
+                "a",
+                CommandKind::Start,
+                &format!(
+                    "for f in /proc/self/fd/*; do readlink $f; done > {o}; readlink /proc/self/fd/0 >> {o}",
+                    o = out.display()
+                ),
+            ),
+            &mut notices,
+        );
+        let done = wait_all(&mut executor, 1);
+        assert!(done[0].outcome.is_success(), "{:?}", done[0].outcome);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text.lines().last(), Some("/dev/null"));
+        assert!(
+            !text.contains(held_path.to_str().unwrap()),
+            "inherited a descriptor: {text}"
+        );
+    }
+}

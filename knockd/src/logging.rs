@@ -1,0 +1,521 @@
+//! Where knockd's messages go: the `LogFile` (`[YYYY-MM-DD HH:MM] msg`, as 0.8), syslog
+//! (ident `knockd`, priority NOTICE), `-v`/`-D` lines on stdout, errors on stderr, and the
+//! optional JSON-lines event file.
+//!
+//! The logger is owned by the event-loop thread; nothing else writes to these sinks, so
+//! lines never interleave.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use knock_core::{Action, DoorRef};
+
+/// The time stamp of a `LogFile` line: local time, minute resolution (as 0.8).
+#[must_use]
+pub fn log_file_time(now: Timestamp) -> String {
+    now.to_zoned(TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// One `LogFile` line, newline included: `[YYYY-MM-DD HH:MM] msg`.
+#[must_use]
+pub fn log_file_line(now: Timestamp, message: &str) -> String {
+    format!("[{}] {}\n", log_file_time(now), one_line(message))
+}
+
+/// The time stamp of a `-D` packet line: local time to the second, with the correct month
+/// (0.8 printed the month 0-based).
+#[must_use]
+pub fn debug_time(now: Timestamp) -> String {
+    now.to_zoned(TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Messages never carry line breaks into a log (0.8's stray blank lines are gone, and a
+/// crafted value cannot forge a second log line).
+fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.contains(['\n', '\r']) {
+        std::borrow::Cow::Owned(message.trim_end().replace(['\n', '\r'], " "))
+    } else {
+        std::borrow::Cow::Borrowed(message)
+    }
+}
+
+/// A syslog connection (RFC 3164 over the local socket), without the PID in the tag, as
+/// 0.8's `openlog("knockd", 0, facility)`.
+struct Syslog {
+    facility: syslog::Facility,
+    logger: Option<syslog::Logger<syslog::LoggerBackend, Rfc3164NoPid>>,
+}
+
+/// RFC 3164 formatting with tag `knockd:` and no `[pid]`, time stamps in local time.
+#[derive(Clone, Debug)]
+struct Rfc3164NoPid {
+    priority: u8,
+}
+
+impl<T: std::fmt::Display> syslog::LogFormat<T> for Rfc3164NoPid {
+    fn format<W: Write>(
+        &self,
+        w: &mut W,
+        _severity: syslog::Severity,
+        message: T,
+    ) -> syslog::Result<()> {
+        let stamp = Timestamp::now()
+            .to_zoned(TimeZone::system())
+            .strftime("%b %e %H:%M:%S")
+            .to_string();
+        write!(w, "<{}>{stamp} knockd: {message}", self.priority).map_err(syslog::Error::Write)
+    }
+}
+
+/// NOTICE severity, as 0.8 logs everything.
+const LOG_NOTICE: u8 = 5;
+
+impl Syslog {
+    fn connect(facility: syslog::Facility) -> Self {
+        let mut sink = Self {
+            facility,
+            logger: None,
+        };
+        sink.reconnect();
+        sink
+    }
+
+    fn reconnect(&mut self) {
+        let formatter = Rfc3164NoPid {
+            // Facilities are defined as `code << 3`, so this is the RFC 3164 PRI value.
+            priority: (self.facility as u8) | LOG_NOTICE,
+        };
+        self.logger = syslog::unix(formatter).ok();
+    }
+
+    fn send(&mut self, message: &str) {
+        let sent = self
+            .logger
+            .as_mut()
+            .is_some_and(|l| l.notice(message).is_ok());
+        if !sent {
+            // The syslog daemon may have restarted: one reconnect attempt per message.
+            self.reconnect();
+            if let Some(logger) = self.logger.as_mut() {
+                let _ = logger.notice(message);
+            }
+        }
+    }
+}
+
+/// Settings of the logger.
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    /// `LogFile`/`-g`.
+    pub log_file: Option<PathBuf>,
+    /// `UseSyslog`, with its facility.
+    pub syslog_facility: Option<syslog::Facility>,
+    /// `-v`.
+    pub verbose: bool,
+    /// `-D`.
+    pub debug: bool,
+    /// `--json-log`.
+    pub json_log: Option<PathBuf>,
+}
+
+/// All of knockd's output sinks.
+pub struct Logger {
+    options: LogOptions,
+    file: Option<File>,
+    json: Option<File>,
+    syslog: Option<Syslog>,
+}
+
+impl std::fmt::Debug for Logger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    // std opens every file with O_CLOEXEC, so commands never inherit it (0.8 bug B11).
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl Logger {
+    /// Opens the sinks. A log file that cannot be opened is reported on stderr and skipped
+    /// (as 0.8), so a bad `LogFile` path does not stop the daemon.
+    #[must_use]
+    pub fn open(options: LogOptions) -> Self {
+        let mut logger = Self {
+            file: None,
+            json: None,
+            syslog: options.syslog_facility.map(Syslog::connect),
+            options,
+        };
+        logger.open_files();
+        logger
+    }
+
+    /// A logger that writes nothing but stderr (before the configuration is known).
+    #[must_use]
+    pub fn stderr_only() -> Self {
+        Self::open(LogOptions::default())
+    }
+
+    fn open_files(&mut self) {
+        self.file = None;
+        self.json = None;
+        if let Some(path) = self.options.log_file.clone() {
+            match open_append(&path) {
+                Ok(file) => self.file = Some(file),
+                Err(e) => eprintln!("warning: cannot open logfile {}: {e}", path.display()),
+            }
+        }
+        if let Some(path) = self.options.json_log.clone() {
+            match open_append(&path) {
+                Ok(file) => self.json = Some(file),
+                Err(e) => eprintln!("warning: cannot open JSON log {}: {e}", path.display()),
+            }
+        }
+    }
+
+    /// Replaces the settings (after a reload) and reopens every file (logrotate).
+    pub fn reconfigure(&mut self, options: LogOptions) {
+        let code = |f: Option<syslog::Facility>| f.map(|f| f as u8);
+        if code(options.syslog_facility) != code(self.options.syslog_facility) {
+            self.syslog = options.syslog_facility.map(Syslog::connect);
+        } else if let Some(syslog) = self.syslog.as_mut() {
+            syslog.reconnect();
+        }
+        self.options = options;
+        self.open_files();
+    }
+
+    /// The current settings.
+    #[must_use]
+    pub fn options(&self) -> &LogOptions {
+        &self.options
+    }
+
+    /// Whether `-v` is on.
+    #[must_use]
+    pub fn is_verbose(&self) -> bool {
+        self.options.verbose
+    }
+
+    /// Whether `-D` is on.
+    #[must_use]
+    pub fn is_debug(&self) -> bool {
+        self.options.debug
+    }
+
+    /// A message for the log file and syslog only (0.8's `logprint`).
+    pub fn log(&mut self, message: &str) {
+        if let Some(file) = self.file.as_mut() {
+            let line = log_file_line(Timestamp::now(), message);
+            // One write per line, so concurrent readers (tail -f) never see half a line.
+            let _ = file.write_all(line.as_bytes());
+        }
+        if let Some(syslog) = self.syslog.as_mut() {
+            syslog.send(&one_line(message));
+        }
+    }
+
+    /// A message for the log, syslog and (with `-v`) stdout: knock events and commands.
+    pub fn event(&mut self, message: &str) {
+        self.verbose(message);
+        self.log(message);
+    }
+
+    /// A `-v` line on stdout (flushed at once: stdout is line-buffered).
+    pub fn verbose(&mut self, message: &str) {
+        if self.options.verbose {
+            println_flushed(message);
+        }
+    }
+
+    /// A `-D` line on stdout.
+    pub fn debug(&mut self, message: &str) {
+        if self.options.debug {
+            println_flushed(message);
+        }
+    }
+
+    /// An error: stderr, log file and syslog.
+    pub fn error(&mut self, message: &str) {
+        eprintln!("{}", one_line(message));
+        self.log(message);
+    }
+
+    /// One JSON event line, if `--json-log` is on. `fields` are appended after `event`,
+    /// `time`, `door` and `source`.
+    pub fn json(&mut self, event: &JsonEvent<'_>) {
+        if let Some(file) = self.json.as_mut() {
+            let _ = file.write_all(event.to_line().as_bytes());
+        }
+    }
+
+    /// Whether `--json-log` is writing.
+    #[must_use]
+    pub fn has_json(&self) -> bool {
+        self.json.is_some()
+    }
+}
+
+fn println_flushed(message: &str) {
+    let mut out = io::stdout().lock();
+    // A closed stdout (e.g. the reader went away) must not kill the daemon.
+    let _ = writeln!(out, "{}", one_line(message));
+    let _ = out.flush();
+}
+
+/// One event for the JSON-lines output.
+#[derive(Clone, Debug)]
+pub struct JsonEvent<'a> {
+    /// `stage`, `open`, `close`, `timeout`, `invalidated`, `command`.
+    pub event: &'a str,
+    /// When it happened.
+    pub time: Timestamp,
+    /// The door's name.
+    pub door: &'a str,
+    /// The knocker.
+    pub source: IpAddr,
+    /// The knocker's host name, when `-l` found one.
+    pub host: Option<&'a str>,
+    /// Extra fields.
+    pub fields: Vec<(&'a str, JsonValue<'a>)>,
+}
+
+/// A value of an extra JSON field.
+#[derive(Clone, Debug)]
+pub enum JsonValue<'a> {
+    /// A string.
+    Str(&'a str),
+    /// An integer.
+    Int(i64),
+    /// `true`/`false`.
+    Bool(bool),
+}
+
+impl JsonEvent<'_> {
+    /// The object as one line, newline included.
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        let mut map = serde_json::Map::new();
+        map.insert("time".into(), self.time.to_string().into());
+        map.insert("event".into(), self.event.into());
+        map.insert("door".into(), self.door.into());
+        map.insert("source".into(), self.source.to_string().into());
+        if let Some(host) = self.host {
+            map.insert("host".into(), host.into());
+        }
+        for (key, value) in &self.fields {
+            let value = match value {
+                JsonValue::Str(s) => (*s).into(),
+                JsonValue::Int(n) => (*n).into(),
+                JsonValue::Bool(b) => (*b).into(),
+            };
+            map.insert((*key).into(), value);
+        }
+        let mut line = serde_json::Value::Object(map).to_string();
+        line.push('\n');
+        line
+    }
+}
+
+/// `IP` or `IP (HOST)`: how 0.8 names a knocker in log lines.
+#[must_use]
+pub fn source_label(source: IpAddr, host: Option<&str>) -> String {
+    let mut label = source.to_string();
+    if let Some(host) = host {
+        let _ = write!(label, " ({host})");
+    }
+    label
+}
+
+/// The parts of a matcher action that log lines and JSON events show.
+#[derive(Clone, Debug)]
+pub struct ActionView<'a> {
+    /// `stage`, `open`, `close`, `timeout` or `invalidated` (the JSON `event` field).
+    pub kind: &'static str,
+    /// The door.
+    pub door: &'a DoorRef,
+    /// The knocker.
+    pub source: IpAddr,
+    /// The stage, for stage/timeout/invalidated.
+    pub stage: Option<usize>,
+}
+
+impl<'a> ActionView<'a> {
+    /// The view of `action` (`None` for kinds this version does not know).
+    #[must_use]
+    pub fn of(action: &'a Action) -> Option<Self> {
+        let (kind, door, source, stage) = match action {
+            Action::Stage {
+                door,
+                source,
+                stage,
+            } => ("stage", door, *source, Some(*stage)),
+            Action::Open { door, source } => ("open", door, *source, None),
+            Action::Close { door, source } => ("close", door, *source, None),
+            Action::Timeout {
+                door,
+                source,
+                stage,
+            } => ("timeout", door, *source, Some(*stage)),
+            Action::Invalidated {
+                door,
+                source,
+                stage,
+            } => ("invalidated", door, *source, Some(*stage)),
+            _ => return None,
+        };
+        Some(Self {
+            kind,
+            door,
+            source,
+            stage,
+        })
+    }
+
+    /// The log message in 0.8's shape, `label` naming the knocker (`IP` or `IP (host)`):
+    /// `IP: DOOR: Stage N`, `IP: DOOR: OPEN SESAME`, `IP: DOOR: command timeout`,
+    /// `IP: DOOR: sequence timeout (stage N)`; and, new, `IP: DOOR: knock invalidated
+    /// (stage N)` (0.8 never reported it).
+    #[must_use]
+    pub fn message(&self, label: &str) -> String {
+        let door = &self.door.door.name;
+        let stage = self.stage.unwrap_or(0);
+        match self.kind {
+            "stage" => format!("{label}: {door}: Stage {stage}"),
+            "open" => format!("{label}: {door}: OPEN SESAME"),
+            "close" => format!("{label}: {door}: command timeout"),
+            "timeout" => format!("{label}: {door}: sequence timeout (stage {stage})"),
+            _ => format!("{label}: {door}: knock invalidated (stage {stage})"),
+        }
+    }
+
+    /// The JSON event (extra fields: `stage` when there is one).
+    #[must_use]
+    pub fn json(&self, time: Timestamp, host: Option<&'a str>) -> JsonEvent<'a> {
+        let mut fields = Vec::new();
+        if let Some(stage) = self.stage {
+            fields.push((
+                "stage",
+                JsonValue::Int(i64::try_from(stage).unwrap_or(i64::MAX)),
+            ));
+        }
+        JsonEvent {
+            event: self.kind,
+            time,
+            door: &self.door.door.name,
+            source: self.source,
+            host,
+            fields,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_file_lines_have_0_8_shape() {
+        let now: Timestamp = "2026-11-21T04:50:33Z".parse().unwrap();
+        let line = log_file_line(now, "10.0.0.1: openSSH: Stage 1");
+        // The local zone may differ from UTC; check the shape, then the text.
+        let bytes = line.as_bytes();
+        assert_eq!(bytes[0], b'[');
+        assert_eq!(&line[17..19], "] ");
+        assert!(
+            line[1..17]
+                .chars()
+                .all(|c| c.is_ascii_digit() || "- :".contains(c))
+        );
+        assert!(line.ends_with("] 10.0.0.1: openSSH: Stage 1\n"));
+        let utc = now
+            .to_zoned(TimeZone::UTC)
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string();
+        assert_eq!(utc, "2026-11-21 04:50");
+    }
+
+    #[test]
+    fn no_stray_blank_lines() {
+        let now = Timestamp::UNIX_EPOCH;
+        let line = log_file_line(now, "re-reading config file: /etc/knockd.conf\n");
+        assert_eq!(line.matches('\n').count(), 1);
+        let line = log_file_line(now, "a\nb");
+        assert!(line.ends_with("] a b\n"));
+    }
+
+    #[test]
+    fn debug_time_has_the_right_month() {
+        let now: Timestamp = "2026-11-21T12:00:00Z".parse().unwrap();
+        let text = debug_time(now);
+        assert_eq!(&text[4..8], "-11-", "{text}");
+    }
+
+    #[test]
+    fn json_events_escape_and_carry_the_source() {
+        let event = JsonEvent {
+            event: "open",
+            time: "2026-11-21T04:50:33Z".parse().unwrap(),
+            door: "door \"x\"\n",
+            source: "10.0.0.1".parse().unwrap(),
+            host: None,
+            fields: vec![("stage", JsonValue::Int(3)), ("ok", JsonValue::Bool(true))],
+        };
+        let line = event.to_line();
+        assert!(line.ends_with('\n'));
+        assert_eq!(line.matches('\n').count(), 1);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["source"], "10.0.0.1");
+        assert_eq!(value["door"], "door \"x\"\n");
+        assert_eq!(value["event"], "open");
+        assert_eq!(value["stage"], 3);
+        assert_eq!(value["time"], "2026-11-21T04:50:33Z");
+    }
+
+    #[test]
+    fn source_labels() {
+        let ip: IpAddr = "fd00::1".parse().unwrap();
+        assert_eq!(source_label(ip, None), "fd00::1");
+        assert_eq!(source_label(ip, Some("h.example")), "fd00::1 (h.example)");
+    }
+
+    #[test]
+    fn log_file_receives_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knockd.log");
+        let mut logger = Logger::open(LogOptions {
+            log_file: Some(path.clone()),
+            ..LogOptions::default()
+        });
+        logger.log("starting up, listening on lo");
+        logger.event("10.0.0.1: d: OPEN SESAME");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].ends_with("] starting up, listening on lo"));
+        assert!(lines[1].ends_with("] 10.0.0.1: d: OPEN SESAME"));
+        // Reopen after a rotation: the new file gets the next line.
+        std::fs::rename(&path, dir.path().join("knockd.log.1")).unwrap();
+        let options = logger.options().clone();
+        logger.reconfigure(options);
+        logger.log("after rotation");
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("after rotation")
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! One-time sequences files: reading the active sequence and marking a used line, safely.
+//!
+//! The pure part (which line is active, which edit marks it) is `knock_core::ots`; this
+//! module does the I/O. Unlike 0.8, the file is not kept open (commands cannot inherit it),
+//! and a used line is marked by writing the whole new text to a temporary file in the same
+//! directory, fsyncing it and renaming it over the original: a crash leaves either the old or
+//! the new file, never a half-written one (0.8 wrote one byte in place without fsync).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use knock_core::{ConfigError, Knock, ots};
+
+use crate::io_reason;
+use crate::state::write_atomically;
+
+/// A door's one-time sequences file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtsFile {
+    /// The path as written in the configuration.
+    pub shown: String,
+    /// The path made absolute at load time.
+    pub path: PathBuf,
+}
+
+/// The state of a file at load time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtsStatus {
+    /// The active sequence; `None` when none is left (the door is disabled).
+    pub active: Option<Vec<Knock>>,
+    /// Lines that are not valid sequences (skipped), named with the file.
+    pub invalid: Vec<ConfigError>,
+}
+
+/// Why a file could not be read or updated.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} one-time sequences file {shown}: {reason}")]
+pub struct OtsError {
+    what: &'static str,
+    shown: String,
+    reason: String,
+}
+
+impl OtsError {
+    fn new(what: &'static str, file: &OtsFile, error: &io::Error) -> Self {
+        Self {
+            what,
+            shown: file.shown.clone(),
+            reason: io_reason(error),
+        }
+    }
+}
+
+impl OtsFile {
+    /// Reads the file; it must exist and be writable (as 0.8 opened it `r+`).
+    ///
+    /// # Errors
+    /// The file cannot be opened for reading and writing, or read.
+    pub fn load(&self) -> Result<OtsStatus, OtsError> {
+        // Check writability up front: finding out only after the first successful knock
+        // would leave the used sequence valid.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| OtsError::new("cannot open", self, &e))?;
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| OtsError::new("cannot read", self, &e))?;
+        let scan = ots::scan(&text);
+        Ok(OtsStatus {
+            active: scan.active.map(|a| a.sequence),
+            invalid: scan
+                .invalid
+                .into_iter()
+                .map(|e| e.with_file(self.shown.clone()))
+                .collect(),
+        })
+    }
+
+    /// Marks the line holding `used` as used and returns the next active sequence (`None`:
+    /// exhausted). If the line is not found (edited by hand meanwhile), nothing is written
+    /// and the file's current active sequence is returned.
+    ///
+    /// # Errors
+    /// Reading or rewriting the file failed; the file is then unchanged.
+    pub fn mark_used(&self, used: &[Knock]) -> Result<Option<Vec<Knock>>, OtsError> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| OtsError::new("cannot read", self, &e))?;
+        let Some(step) = ots::advance(&text, used) else {
+            return Ok(ots::active_sequence(&text).map(|a| a.sequence));
+        };
+        write_atomically(&self.path, step.text.as_bytes())
+            .map_err(|e| OtsError::new("cannot update", self, &e))?;
+        Ok(step.next.map(|n| n.sequence))
+    }
+}
+
+/// The file of a door, with a relative path made absolute against `cwd`.
+#[must_use]
+pub fn ots_file(shown: &str, cwd: &Path) -> OtsFile {
+    OtsFile {
+        shown: shown.to_owned(),
+        path: crate::cli::absolute_from(cwd, Path::new(shown)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_lines_and_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ots");
+        std::fs::write(&path, " 1000,2000\nbad\n3000:udp\n").unwrap();
+        let file = ots_file("ots", dir.path());
+        let status = file.load().unwrap();
+        assert_eq!(
+            status.active,
+            Some(vec![Knock::tcp(1000), Knock::tcp(2000)])
+        );
+        assert_eq!(status.invalid.len(), 1);
+        assert!(status.invalid[0].summary().starts_with("ots:2:"));
+
+        let next = file
+            .mark_used(&[Knock::tcp(1000), Knock::tcp(2000)])
+            .unwrap();
+        assert_eq!(next, Some(vec![Knock::udp(3000)]));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "#1000,2000\nbad\n3000:udp\n"
+        );
+        let next = file.mark_used(&[Knock::udp(3000)]).unwrap();
+        assert_eq!(next, None);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "#1000,2000\nbad\n#3000:udp\n"
+        );
+        assert_eq!(file.load().unwrap().active, None);
+    }
+
+    #[test]
+    fn missing_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = ots_file("nope.txt", dir.path());
+        let err = file.load().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot open one-time sequences file nope.txt: No such file or directory"
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! `knockd --replay FILE.pcap`: run a capture file through the configuration and print what
+//! would have happened, running no command and writing no file.
+//!
+//! Time is the packets' own: the matcher's clock follows the capture timestamps, and
+//! deadlines between two packets (sequence timeouts, stop commands) fire at their own
+//! instant; those still pending after the last packet fire at theirs too. Every destination
+//! counts as local (the capture may come from another host). One-time sequences advance in
+//! memory only.
+//!
+//! Output, one line per event, prefixed with the local time to the microsecond:
+//!
+//! ```text
+//! 2026-11-21 04:50:33.120000 10.0.0.1: openSSH: Stage 1
+//! 2026-11-21 04:50:33.340000 10.0.0.1: openSSH: OPEN SESAME
+//! 2026-11-21 04:50:33.340000 openSSH: would run: iptables -A INPUT -s 10.0.0.1 -j ACCEPT
+//! 2026-11-21 04:50:43.340000 10.0.0.1: openSSH: command timeout
+//! 2026-11-21 04:50:43.340000 openSSH: would run: iptables -D INPUT -s 10.0.0.1 -j ACCEPT
+//! ```
+//!
+//! A summary goes to stderr.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use knock_capture::OfflineCapture;
+use knock_core::{Action, Config, DoorId, Instant, Knock, Limits, Matcher, PacketEvent, ots};
+
+use crate::cli::Cli;
+use crate::executor::substitute_ip;
+use crate::load::{absolute_config_path, exhausted_message, load};
+use crate::logging::{ActionView, LogOptions, Logger};
+use crate::{Error, Exit};
+
+/// Runs `--replay`.
+///
+/// # Errors
+/// The configuration is invalid or the capture file cannot be read.
+pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let shown = cli.config.display().to_string();
+    let loaded = load(&shown, &absolute_config_path(&cwd, &cli.config), &cwd)?;
+    let mut ots_texts = Vec::new();
+    for door in &loaded.ots {
+        // Already read once by `load`; read again for the in-memory advance.
+        let text = std::fs::read_to_string(&door.file.path).map_err(|e| Error::Read {
+            path: door.file.shown.clone(),
+            reason: crate::io_reason(&e),
+        })?;
+        ots_texts.push((door.door, text));
+    }
+    let capture = OfflineCapture::open(pcap)
+        .map_err(|e| Error::Replay(format!("cannot read {}: {e}", pcap.display())))?;
+    let mut logger = Logger::open(LogOptions {
+        json_log: cli.json_log.clone(),
+        debug: cli.debug,
+        ..LogOptions::default()
+    });
+    let mut out = std::io::stdout().lock();
+    let mut replay = Replay::new(
+        &loaded.effective_config(),
+        Limits::default().with_max_sources(cli.max_sources),
+        ots_texts,
+    );
+    let summary = replay.run(capture, &mut logger, &mut |line| {
+        let _ = out.write_all(line.as_bytes());
+    });
+    let _ = out.flush();
+    for warning in loaded.ots_warnings {
+        eprintln!("warning: {warning}");
+    }
+    eprintln!("{summary}");
+    if let Some(error) = replay.read_error.take() {
+        return Err(Error::Replay(format!(
+            "{}: read error after {} packets: {error}",
+            pcap.display(),
+            replay.packets
+        )));
+    }
+    Ok(Exit::Success)
+}
+
+/// The replay state machine, separate from file and terminal I/O so it can be tested.
+#[derive(Debug)]
+pub struct Replay {
+    matcher: Matcher,
+    config: Config,
+    ots: Vec<(DoorId, String)>,
+    packets: u64,
+    ignored: u64,
+    read_error: Option<String>,
+}
+
+impl Replay {
+    /// A replay of `config` (one-time-sequence doors with their active sequence filled in)
+    /// with the texts of its one-time sequences files.
+    #[must_use]
+    pub fn new(config: &Config, limits: Limits, ots: Vec<(DoorId, String)>) -> Self {
+        Self {
+            matcher: Matcher::with_limits(config, limits),
+            config: config.clone(),
+            ots,
+            packets: 0,
+            ignored: 0,
+            read_error: None,
+        }
+    }
+
+    /// Feeds every frame of `capture`, then lets the remaining deadlines fire. Each output
+    /// line is passed to `emit`; the return value is the summary.
+    pub fn run(
+        &mut self,
+        mut capture: OfflineCapture,
+        logger: &mut Logger,
+        emit: &mut dyn FnMut(&str),
+    ) -> String {
+        for frame in capture.by_ref() {
+            match frame {
+                Ok(packet) => self.packet(&packet, logger, emit),
+                Err(_) => self.ignored += 1,
+            }
+        }
+        if let Some(error) = capture.take_error() {
+            self.read_error = Some(error.to_string());
+        }
+        self.finish(logger, emit);
+        let counters = self.matcher.counters();
+        format!(
+            "replayed {} packets ({} not TCP/UDP or undecodable): {} admitted as knocks, {} doors opened",
+            self.packets + self.ignored,
+            self.ignored,
+            counters.admitted,
+            counters.opened
+        )
+    }
+
+    /// Feeds one packet (after firing the deadlines that come before it).
+    pub fn packet(
+        &mut self,
+        packet: &PacketEvent,
+        logger: &mut Logger,
+        emit: &mut dyn FnMut(&str),
+    ) {
+        self.packets += 1;
+        self.advance_to(packet.timestamp, logger, emit);
+        if logger.is_debug() {
+            emit(&format!(
+                "{} {}: {}:{} -> {}:{} {} bytes\n",
+                time_text(packet.timestamp),
+                packet.protocol,
+                packet.source,
+                packet.source_port,
+                packet.destination,
+                packet.destination_port,
+                packet.wire_len
+            ));
+        }
+        self.matcher.handle_packet(packet.timestamp, packet);
+        self.drain(packet.timestamp, logger, emit);
+    }
+
+    /// Fires every deadline up to `now`, each at its own instant.
+    fn advance_to(&mut self, now: Instant, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
+        while let Some(at) = self.matcher.poll_timeout().filter(|&at| at <= now) {
+            self.matcher.handle_timeout(at);
+            self.drain(at, logger, emit);
+        }
+    }
+
+    /// Fires every remaining deadline (after the last packet).
+    pub fn finish(&mut self, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
+        while let Some(at) = self.matcher.poll_timeout() {
+            self.matcher.handle_timeout(at);
+            self.drain(at, logger, emit);
+        }
+    }
+
+    fn drain(&mut self, now: Instant, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
+        while let Some(action) = self.matcher.poll_action() {
+            self.action(&action, now, logger, emit);
+        }
+    }
+
+    fn action(
+        &mut self,
+        action: &Action,
+        now: Instant,
+        logger: &mut Logger,
+        emit: &mut dyn FnMut(&str),
+    ) {
+        let Some(view) = ActionView::of(action) else {
+            return;
+        };
+        let time = time_text(now);
+        let mut text = format!("{time} {}\n", view.message(&view.source.to_string()));
+        let door = &view.door.door;
+        match view.kind {
+            "open" => {
+                if let Some(command) = door.start_command_for(view.source) {
+                    let _ = writeln!(
+                        text,
+                        "{time} {}: would run: {}",
+                        door.name,
+                        substitute_ip(command, view.source)
+                    );
+                }
+            }
+            "close" => {
+                if let Some(command) = door.stop_command_for(view.source) {
+                    let _ = writeln!(
+                        text,
+                        "{time} {}: would run: {}",
+                        door.name,
+                        substitute_ip(command, view.source)
+                    );
+                }
+            }
+            _ => {}
+        }
+        if logger.has_json() {
+            let event = view.json(timestamp(now), None);
+            logger.json(&event);
+        }
+        emit(&text);
+        if view.kind == "open" {
+            let (id, used) = (view.door.id, door.sequence.clone());
+            self.advance_one_time_sequence(id, &used, &time, emit);
+        }
+    }
+
+    /// After an open on a one-time-sequence door: the next line becomes active (in memory).
+    fn advance_one_time_sequence(
+        &mut self,
+        id: DoorId,
+        used: &[Knock],
+        time: &str,
+        emit: &mut dyn FnMut(&str),
+    ) {
+        let Some((_, text)) = self.ots.iter_mut().find(|(door, _)| *door == id) else {
+            return;
+        };
+        let Some(step) = ots::advance(text, used) else {
+            return;
+        };
+        *text = step.text;
+        let next = step.next.map(|n| n.sequence).unwrap_or_default();
+        let name = self
+            .config
+            .doors
+            .get(id.0 as usize)
+            .map_or("?", |d| d.name.as_str());
+        if next.is_empty() {
+            emit(&format!("{time} {}\n", exhausted_message(name)));
+        }
+        self.matcher.set_door_sequence(id, next);
+    }
+}
+
+fn timestamp(at: Instant) -> Timestamp {
+    i64::try_from(at.as_micros())
+        .ok()
+        .and_then(|m| Timestamp::from_microsecond(m).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// A packet time as `YYYY-MM-DD HH:MM:SS.ffffff`, local time.
+fn time_text(at: Instant) -> String {
+    timestamp(at)
+        .to_zoned(TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a pcap savefile (classic format, Ethernet) of TCP SYNs and UDP datagrams.
+    /// (time in µs, source, destination, port, is UDP).
+    type Frame = (u64, [u8; 4], [u8; 4], u16, bool);
+
+    fn write_pcap(path: &Path, packets: &[Frame]) {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&0xa1b2_c3d4_u32.to_le_bytes());
+        bytes.extend_from_slice(&2u16.to_le_bytes());
+        bytes.extend_from_slice(&4u16.to_le_bytes());
+        bytes.extend_from_slice(&0i32.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&65535u32.to_le_bytes());
+        bytes.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+        for &(micros, src, dst, port, udp) in packets {
+            let mut frame = Vec::new();
+            let builder = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64);
+            if udp {
+                builder.udp(40000, port).write(&mut frame, &[0]).unwrap();
+            } else {
+                builder
+                    .tcp(40000, port, 1, 1024)
+                    .syn()
+                    .write(&mut frame, &[])
+                    .unwrap();
+            }
+            let secs = u32::try_from(micros / 1_000_000).unwrap();
+            let usecs = u32::try_from(micros % 1_000_000).unwrap();
+            bytes.extend_from_slice(&secs.to_le_bytes());
+            bytes.extend_from_slice(&usecs.to_le_bytes());
+            let len = u32::try_from(frame.len()).unwrap();
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&frame);
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn replay(conf: &str, packets: &[Frame]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pcap");
+        write_pcap(&path, packets);
+        let config = Config::parse(conf).unwrap().config;
+        let mut replay = Replay::new(&config, Limits::default(), Vec::new());
+        let mut logger = Logger::open(LogOptions::default());
+        let mut lines = Vec::new();
+        replay.run(
+            OfflineCapture::open(&path).unwrap(),
+            &mut logger,
+            &mut |text| {
+                lines.extend(text.lines().map(|l| {
+                    // Drop the local-time prefix (date, time): the rest is deterministic.
+                    l.splitn(3, ' ').nth(2).unwrap_or_default().to_owned()
+                }));
+            },
+        );
+        lines
+    }
+
+    const T0: u64 = 1_795_000_000_000_000;
+    const A: [u8; 4] = [10, 0, 0, 1];
+    const B: [u8; 4] = [10, 0, 0, 9];
+    const SERVER: [u8; 4] = [10, 0, 0, 2];
+
+    #[test]
+    fn open_then_stop_at_cmd_timeout() {
+        let conf = "[openSSH]\nsequence = 7000,8000:udp,9000\nseq_timeout = 5\n\
+                    start_command = open %IP%\ncmd_timeout = 10\nstop_command = close %IP%\n";
+        let lines = replay(
+            conf,
+            &[
+                (T0, A, SERVER, 7000, false),
+                (T0 + 100_000, A, SERVER, 8000, true),
+                (T0 + 200_000, A, SERVER, 9000, false),
+            ],
+        );
+        assert_eq!(
+            lines,
+            [
+                "10.0.0.1: openSSH: Stage 1",
+                "10.0.0.1: openSSH: Stage 2",
+                "10.0.0.1: openSSH: Stage 3",
+                "10.0.0.1: openSSH: OPEN SESAME",
+                "openSSH: would run: open 10.0.0.1",
+                "10.0.0.1: openSSH: command timeout",
+                "openSSH: would run: close 10.0.0.1",
+            ]
+        );
+    }
+
+    #[test]
+    fn timeouts_and_invalid_knocks_are_reported_at_their_time() {
+        let conf = "[d]\nsequence = 7000,8000\nseq_timeout = 5\ncommand = run %IP%\n";
+        let lines = replay(
+            conf,
+            &[
+                (T0, A, SERVER, 7000, false),
+                (T0 + 1_000, B, SERVER, 7000, false),
+                (T0 + 2_000, B, SERVER, 9999, false),
+                (T0 + 3_000, B, SERVER, 7000, false),
+                (T0 + 4_000, B, SERVER, 7000, false),
+                // A's attempt expires at T0 + 5 s, before this packet.
+                (T0 + 6_000_000, A, SERVER, 8000, false),
+            ],
+        );
+        assert_eq!(lines[0], "10.0.0.1: d: Stage 1");
+        assert_eq!(lines[1], "10.0.0.9: d: Stage 1");
+        assert!(
+            lines.contains(&"10.0.0.1: d: sequence timeout (stage 1)".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("OPEN SESAME")),
+            "{lines:?}"
+        );
+    }
+}
