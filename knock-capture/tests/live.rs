@@ -1,0 +1,656 @@
+//! Live capture on real interfaces, in network namespaces this test creates (needs root).
+//!
+//! Each test makes its own namespaces (unique names: pid + counter) joined by a veth pair,
+//! with 10.x / fd00:: addresses that exist only inside them; everything is deleted by a Drop
+//! guard, also when the test fails. The capture runs in namespace "cap" (its threads inherit
+//! the namespace of the thread that starts it); real TCP SYNs (connect to a closed port) and
+//! UDP datagrams are sent with plain sockets from namespace "peer".
+
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use knock_capture::{CaptureConfig, CaptureEvent, Clock, LinkType, LiveCapture, filter_expression};
+use knock_core::{Door, Knock, PacketEvent, Protocol, TcpFlags};
+
+/// How long any expected event may take before the test fails (generous: CI machines are slow;
+/// nothing here asserts a duration).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("running ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair; deleted on drop.
+struct Lab {
+    cap_ns: String,
+    peer_ns: String,
+    /// Interface names (≤ 15 bytes).
+    cap_if: String,
+    peer_if: String,
+    /// Third byte of the 10.x subnet and of the fd00:: prefix, unique per lab.
+    net: usize,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id() % 100_000;
+        let lab = Self {
+            cap_ns: format!("kcap-{pid}-{n}-cap"),
+            peer_ns: format!("kcap-{pid}-{n}-peer"),
+            cap_if: format!("kc{pid}x{n}a"),
+            peer_if: format!("kc{pid}x{n}b"),
+            net: 100 + (pid as usize * 7 + n) % 150,
+        };
+        ip(&["netns", "add", &lab.cap_ns]);
+        ip(&["netns", "add", &lab.peer_ns]);
+        ip(&["-n", &lab.cap_ns, "link", "set", "lo", "up"]);
+        ip(&["-n", &lab.peer_ns, "link", "set", "lo", "up"]);
+        lab
+    }
+
+    /// Creates the veth pair, with addresses on the peer side and (if `cap_addresses`) on
+    /// the capture side, both up.
+    fn veth(&self, cap_addresses: bool) {
+        ip(&[
+            "-n",
+            &self.cap_ns,
+            "link",
+            "add",
+            &self.cap_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.peer_if,
+            "netns",
+            &self.peer_ns,
+        ]);
+        ip(&[
+            "-n",
+            &self.peer_ns,
+            "addr",
+            "add",
+            &format!("{}/24", self.peer_v4()),
+            "dev",
+            &self.peer_if,
+        ]);
+        ip(&[
+            "-n",
+            &self.peer_ns,
+            "addr",
+            "add",
+            &format!("{}/64", self.peer_v6()),
+            "dev",
+            &self.peer_if,
+            "nodad",
+        ]);
+        if cap_addresses {
+            self.add_cap_addresses();
+        }
+        ip(&["-n", &self.peer_ns, "link", "set", &self.peer_if, "up"]);
+        ip(&["-n", &self.cap_ns, "link", "set", &self.cap_if, "up"]);
+    }
+
+    fn add_cap_addresses(&self) {
+        ip(&[
+            "-n",
+            &self.cap_ns,
+            "addr",
+            "add",
+            &format!("{}/24", self.cap_v4()),
+            "dev",
+            &self.cap_if,
+        ]);
+        ip(&[
+            "-n",
+            &self.cap_ns,
+            "addr",
+            "add",
+            &format!("{}/64", self.cap_v6()),
+            "dev",
+            &self.cap_if,
+            "nodad",
+        ]);
+    }
+
+    fn cap_v4(&self) -> IpAddr {
+        format!("10.77.{}.1", self.net).parse().unwrap()
+    }
+    fn peer_v4(&self) -> IpAddr {
+        format!("10.77.{}.2", self.net).parse().unwrap()
+    }
+    fn cap_v6(&self) -> IpAddr {
+        format!("fd00:77:{}::1", self.net).parse().unwrap()
+    }
+    fn peer_v6(&self) -> IpAddr {
+        format!("fd00:77:{}::2", self.net).parse().unwrap()
+    }
+
+    /// Sends knocks from the peer namespace: a SYN (connect to a closed port) or a datagram.
+    fn knock(&self, knocks: &[(Protocol, IpAddr, u16)]) {
+        let knocks = knocks.to_vec();
+        in_netns(&self.peer_ns, move || {
+            for (protocol, address, port) in knocks {
+                let target = SocketAddr::new(address, port);
+                match protocol {
+                    Protocol::Tcp => {
+                        // Refused (RST) at once: the port is closed. The SYN is what counts.
+                        let _ = TcpStream::connect_timeout(&target, Duration::from_secs(2));
+                    }
+                    Protocol::Udp => {
+                        let any: SocketAddr = if address.is_ipv4() {
+                            "0.0.0.0:0".parse().unwrap()
+                        } else {
+                            "[::]:0".parse().unwrap()
+                        };
+                        let socket = UdpSocket::bind(any).unwrap();
+                        socket.send_to(&[0], target).unwrap();
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the interfaces in it.
+        for ns in [&self.cap_ns, &self.peer_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Runs `f` on a thread that has entered network namespace `ns` (threads it spawns inherit it).
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn test_config(interfaces: &[&str], filter: String) -> CaptureConfig {
+    let mut config =
+        CaptureConfig::new(interfaces.iter().map(|s| (*s).to_owned()).collect(), filter);
+    config.retry_interval = Duration::from_millis(100);
+    config.address_poll_interval = Duration::from_millis(100);
+    config.channel_capacity = 1024;
+    config
+}
+
+/// Waits for the first event `pick` accepts; fails with everything seen otherwise.
+fn wait_for<T>(
+    events: &Receiver<CaptureEvent>,
+    what: &str,
+    mut pick: impl FnMut(&CaptureEvent) -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    loop {
+        match events.recv_deadline(deadline) {
+            Ok(event) => {
+                if let Some(found) = pick(&event) {
+                    return found;
+                }
+                seen.push(event);
+            }
+            Err(_) => panic!("no {what} within {PATIENCE:?}; saw {seen:#?}"),
+        }
+    }
+}
+
+fn wait_packet(
+    events: &Receiver<CaptureEvent>,
+    protocol: Protocol,
+    source: IpAddr,
+    port: u16,
+) -> PacketEvent {
+    wait_for(
+        events,
+        &format!("{protocol} knock from {source} to port {port}"),
+        |e| match e {
+            CaptureEvent::Packet(p)
+                if p.protocol == protocol && p.source == source && p.destination_port == port =>
+            {
+                Some(*p)
+            }
+            _ => None,
+        },
+    )
+}
+
+fn doors() -> Vec<Door> {
+    vec![Door::new(
+        "lab",
+        vec![Knock::tcp(7001), Knock::udp(7002), Knock::tcp(7003)],
+    )]
+}
+
+#[test]
+#[ignore = "needs root"]
+fn veth_ipv4_and_ipv6_knocks_reload_and_stats() {
+    let lab = Lab::new();
+    lab.veth(true);
+    let cap_if = lab.cap_if.clone();
+    let cap_ns = lab.cap_ns.clone();
+    let local = vec![lab.cap_v4(), lab.cap_v6()];
+    let filter = filter_expression(&doors(), &local);
+    let (sender, events) = crossbeam_channel::bounded(1024);
+    let capture = in_netns(&cap_ns, move || {
+        LiveCapture::start(test_config(&[&cap_if], filter), Clock::new(), sender).unwrap()
+    });
+    let link = wait_for(&events, "InterfaceUp", |e| match e {
+        CaptureEvent::InterfaceUp { link, .. } => Some(*link),
+        _ => None,
+    });
+    assert_eq!(link, LinkType::Ethernet);
+    let mut addresses = capture.local_addresses();
+    addresses.retain(|a| local.contains(a));
+    assert_eq!(addresses.len(), 2, "{:?}", capture.local_addresses());
+
+    lab.knock(&[
+        (Protocol::Tcp, lab.cap_v4(), 22),
+        (Protocol::Tcp, lab.cap_v4(), 7001),
+        (Protocol::Udp, lab.cap_v4(), 7002),
+        (Protocol::Tcp, lab.cap_v6(), 7003),
+        (Protocol::Udp, lab.cap_v6(), 7002),
+    ]);
+    let syn = wait_packet(&events, Protocol::Tcp, lab.peer_v4(), 7001);
+    assert_eq!(syn.tcp_flags, TcpFlags::SYN);
+    assert_eq!(syn.destination, lab.cap_v4());
+    wait_packet(&events, Protocol::Udp, lab.peer_v4(), 7002);
+    let syn6 = wait_packet(&events, Protocol::Tcp, lab.peer_v6(), 7003);
+    assert_eq!(syn6.tcp_flags, TcpFlags::SYN);
+    assert_eq!(syn6.destination, lab.cap_v6());
+    wait_packet(&events, Protocol::Udp, lab.peer_v6(), 7002);
+
+    // Reload: a new port is admitted, an old one no longer is.
+    let new_doors = [Door::new("new", vec![Knock::udp(7100)])];
+    capture
+        .set_filter(filter_expression(&new_doors, &local))
+        .unwrap();
+    assert!(capture.set_filter("not a filter (".to_owned()).is_err());
+    // The reload is applied when the thread wakes: retry the knock until it is seen.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut seen_new = false;
+    while !seen_new && std::time::Instant::now() < deadline {
+        lab.knock(&[
+            (Protocol::Udp, lab.cap_v4(), 7002),
+            (Protocol::Udp, lab.cap_v4(), 7100),
+        ]);
+        while let Ok(event) = events.recv_timeout(Duration::from_millis(300)) {
+            if let CaptureEvent::Packet(p) = event {
+                if p.destination_port == 7100 {
+                    seen_new = true;
+                } else if seen_new {
+                    panic!("old port seen after the reload: {p:?}");
+                }
+            }
+        }
+    }
+    assert!(seen_new, "the new filter was never applied");
+    lab.knock(&[
+        (Protocol::Udp, lab.cap_v4(), 7002),
+        (Protocol::Udp, lab.cap_v4(), 7100),
+    ]);
+    let after = wait_packet(&events, Protocol::Udp, lab.peer_v4(), 7100);
+    assert_eq!(after.destination_port, 7100);
+    while let Ok(event) = events.try_recv() {
+        if let CaptureEvent::Packet(p) = event {
+            assert_eq!(p.destination_port, 7100, "old port after reload: {p:?}");
+        }
+    }
+
+    let stats = capture.stats();
+    assert_eq!(stats.len(), 1);
+    let s = &stats[0];
+    assert!(s.up);
+    assert_eq!(s.link, Some(LinkType::Ethernet));
+    assert!(s.received >= 6, "{s:?}");
+    assert!(s.sent >= 6, "{s:?}");
+    assert_eq!(s.channel_dropped, 0, "{s:?}");
+    capture.stop();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn any_interface_is_cooked_and_sees_both_families() {
+    let lab = Lab::new();
+    lab.veth(true);
+    let cap_ns = lab.cap_ns.clone();
+    let local = vec![lab.cap_v4(), lab.cap_v6()];
+    let filter = filter_expression(&doors(), &local);
+    let (sender, events) = crossbeam_channel::bounded(1024);
+    let capture = in_netns(&cap_ns, move || {
+        LiveCapture::start(test_config(&["any"], filter), Clock::new(), sender).unwrap()
+    });
+    let link = wait_for(&events, "InterfaceUp", |e| match e {
+        CaptureEvent::InterfaceUp { link, .. } => Some(*link),
+        _ => None,
+    });
+    assert_eq!(link, LinkType::LinuxSll);
+    let addresses = wait_for(&events, "AddressesChanged", |e| match e {
+        CaptureEvent::AddressesChanged { addresses } => Some(addresses.clone()),
+        _ => None,
+    });
+    for a in &local {
+        assert!(addresses.contains(a), "{addresses:?}");
+    }
+    lab.knock(&[
+        (Protocol::Tcp, lab.cap_v4(), 7001),
+        (Protocol::Tcp, lab.cap_v6(), 7003),
+    ]);
+    wait_packet(&events, Protocol::Tcp, lab.peer_v4(), 7001);
+    let syn6 = wait_packet(&events, Protocol::Tcp, lab.peer_v6(), 7003);
+    assert_eq!(syn6.tcp_flags, TcpFlags::SYN);
+    capture.stop();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn tun_device_is_raw_ip_with_both_families() {
+    let lab = Lab::new();
+    let tun = format!("{}t", &lab.cap_if[..lab.cap_if.len() - 1]);
+    ip(&[
+        "-n",
+        &lab.cap_ns,
+        "tuntap",
+        "add",
+        "mode",
+        "tun",
+        "name",
+        &tun,
+    ]);
+    let tun_v4: IpAddr = format!("10.78.{}.1", lab.net).parse().unwrap();
+    let peer_v4: IpAddr = format!("10.78.{}.2", lab.net).parse().unwrap();
+    let tun_v6: IpAddr = format!("fd00:78:{}::1", lab.net).parse().unwrap();
+    let peer_v6: IpAddr = format!("fd00:78:{}::2", lab.net).parse().unwrap();
+    ip(&[
+        "-n",
+        &lab.cap_ns,
+        "addr",
+        "add",
+        &format!("{tun_v4}/24"),
+        "dev",
+        &tun,
+    ]);
+    ip(&[
+        "-n",
+        &lab.cap_ns,
+        "addr",
+        "add",
+        &format!("{tun_v6}/64"),
+        "dev",
+        &tun,
+        "nodad",
+    ]);
+    ip(&["-n", &lab.cap_ns, "link", "set", &tun, "up"]);
+
+    let cap_ns = lab.cap_ns.clone();
+    let tun_name = tun.clone();
+    let filter = filter_expression(&doors(), &[tun_v4, tun_v6]);
+    let (sender, events) = crossbeam_channel::bounded(1024);
+    let capture = in_netns(&cap_ns, move || {
+        LiveCapture::start(test_config(&[&tun_name], filter), Clock::new(), sender).unwrap()
+    });
+    let link = wait_for(&events, "InterfaceUp", |e| match e {
+        CaptureEvent::InterfaceUp { link, .. } => Some(*link),
+        _ => None,
+    });
+    assert_eq!(link, LinkType::RawIp);
+
+    // What a WireGuard peer's decrypted knock looks like: IP packets arriving on the tun,
+    // injected by the process that owns the device (here a tiny python3 helper).
+    let mut packets = Vec::new();
+    let IpAddr::V4(src4) = peer_v4 else {
+        unreachable!()
+    };
+    let IpAddr::V4(dst4) = tun_v4 else {
+        unreachable!()
+    };
+    let IpAddr::V6(src6) = peer_v6 else {
+        unreachable!()
+    };
+    let IpAddr::V6(dst6) = tun_v6 else {
+        unreachable!()
+    };
+    let mut p = Vec::new();
+    etherparse::PacketBuilder::ipv4(src4.octets(), dst4.octets(), 64)
+        .tcp(40000, 7001, 1, 1024)
+        .syn()
+        .write(&mut p, &[])
+        .unwrap();
+    packets.push(p);
+    let mut p = Vec::new();
+    etherparse::PacketBuilder::ipv6(src6.octets(), dst6.octets(), 64)
+        .udp(40000, 7002)
+        .write(&mut p, &[0])
+        .unwrap();
+    packets.push(p);
+    let hex: Vec<String> = packets
+        .iter()
+        .map(|p| p.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    let script = format!(
+        "import fcntl, os, struct, time\n\
+         fd = os.open('/dev/net/tun', os.O_RDWR)\n\
+         fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', b'{tun}', 0x0001 | 0x1000))\n\
+         time.sleep(0.3)\n\
+         for p in {hex:?}:\n    os.write(fd, bytes.fromhex(p))\n\
+         time.sleep(0.3)\n"
+    );
+    let status = Command::new("ip")
+        .args(["netns", "exec", &lab.cap_ns, "python3", "-c", &script])
+        .status()
+        .expect("python3");
+    assert!(status.success(), "tun helper failed");
+    let syn = wait_packet(&events, Protocol::Tcp, peer_v4, 7001);
+    assert_eq!((syn.destination, syn.tcp_flags), (tun_v4, TcpFlags::SYN));
+    let udp6 = wait_packet(&events, Protocol::Udp, peer_v6, 7002);
+    assert_eq!(udp6.destination, tun_v6);
+    capture.stop();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn addresses_added_after_start_are_reported_including_labelled_aliases() {
+    let lab = Lab::new();
+    lab.veth(false);
+    let cap_if = lab.cap_if.clone();
+    let cap_ns = lab.cap_ns.clone();
+    let (sender, events) = crossbeam_channel::bounded(1024);
+    let capture = in_netns(&cap_ns, move || {
+        LiveCapture::start(
+            test_config(&[&cap_if], filter_expression(&doors(), &[])),
+            Clock::new(),
+            sender,
+        )
+        .unwrap()
+    });
+    // No address yet (only, perhaps, an IPv6 link-local one): captured anyway.
+    wait_for(&events, "InterfaceUp", |e| {
+        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
+    });
+    assert!(!capture.local_addresses().contains(&lab.cap_v4()));
+
+    lab.add_cap_addresses();
+    let alias: IpAddr = format!("10.79.{}.1", lab.net).parse().unwrap();
+    let label = format!("{}:7", lab.cap_if);
+    ip(&[
+        "-n",
+        &lab.cap_ns,
+        "addr",
+        "add",
+        &format!("{alias}/24"),
+        "dev",
+        &lab.cap_if,
+        "label",
+        &label,
+    ]);
+    wait_for(
+        &events,
+        "AddressesChanged with the new addresses",
+        |e| match e {
+            CaptureEvent::AddressesChanged { addresses }
+                if addresses.contains(&lab.cap_v4())
+                    && addresses.contains(&lab.cap_v6())
+                    && addresses.contains(&alias) =>
+            {
+                Some(())
+            }
+            _ => None,
+        },
+    );
+    assert!(capture.local_addresses().contains(&alias));
+
+    // A knock to the new address arrives without a restart.
+    lab.knock(&[(Protocol::Udp, lab.cap_v4(), 7002)]);
+    wait_packet(&events, Protocol::Udp, lab.peer_v4(), 7002);
+
+    ip(&[
+        "-n",
+        &lab.cap_ns,
+        "addr",
+        "del",
+        &format!("{alias}/24"),
+        "dev",
+        &lab.cap_if,
+    ]);
+    wait_for(&events, "AddressesChanged without the alias", |e| match e {
+        CaptureEvent::AddressesChanged { addresses } if !addresses.contains(&alias) => Some(()),
+        _ => None,
+    });
+    capture.stop();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn missing_interface_is_waited_for_and_a_deleted_one_is_reopened() {
+    let lab = Lab::new();
+    let cap_if = lab.cap_if.clone();
+    let cap_ns = lab.cap_ns.clone();
+    let filter = filter_expression(&doors(), &[]);
+    let (sender, events) = crossbeam_channel::bounded(1024);
+    // Started before the interface exists: not an error.
+    let capture = in_netns(&cap_ns, move || {
+        LiveCapture::start(test_config(&[&cap_if], filter), Clock::new(), sender).unwrap()
+    });
+    let reason = wait_for(&events, "InterfaceWaiting", |e| match e {
+        CaptureEvent::InterfaceWaiting { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(!reason.is_empty());
+
+    lab.veth(true);
+    wait_for(&events, "InterfaceUp", |e| {
+        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
+    });
+    lab.knock(&[(Protocol::Tcp, lab.cap_v4(), 7001)]);
+    wait_packet(&events, Protocol::Tcp, lab.peer_v4(), 7001);
+
+    // Deleted at run time: lost, then reopened when it is back.
+    ip(&["-n", &lab.cap_ns, "link", "del", &lab.cap_if]);
+    let error = wait_for(&events, "InterfaceLost", |e| match e {
+        CaptureEvent::InterfaceLost { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(!error.is_empty());
+    assert!(!capture.stats()[0].up);
+    lab.veth(true);
+    wait_for(&events, "InterfaceUp again", |e| {
+        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
+    });
+    lab.knock(&[(Protocol::Udp, lab.cap_v6(), 7002)]);
+    wait_packet(&events, Protocol::Udp, lab.peer_v6(), 7002);
+    assert!(capture.stats()[0].up);
+    capture.stop();
+}
+
+/// Runs `stop` on another thread and waits (bounded) for it to return.
+fn assert_stops(capture: LiveCapture) {
+    let (done, finished) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        capture.stop();
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(PATIENCE)
+        .expect("stop() did not return: a capture thread stayed blocked");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn stop_returns_on_idle_and_on_waiting_interfaces() {
+    let lab = Lab::new();
+    lab.veth(true);
+    let cap_if = lab.cap_if.clone();
+    let cap_ns = lab.cap_ns.clone();
+    let (sender, events) = crossbeam_channel::bounded(16);
+    let capture = in_netns(&cap_ns, move || {
+        let names = [cap_if.as_str(), "kc-missing0"];
+        LiveCapture::start(test_config(&names, String::new()), Clock::new(), sender).unwrap()
+    });
+    wait_for(&events, "InterfaceUp", |e| {
+        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
+    });
+    wait_for(&events, "InterfaceWaiting", |e| {
+        matches!(e, CaptureEvent::InterfaceWaiting { .. }).then_some(())
+    });
+    // Nothing is sent any more: the capture thread is blocked in libpcap on an idle interface.
+    assert_stops(capture);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_full_channel_drops_and_counts_packets() {
+    let lab = Lab::new();
+    lab.veth(true);
+    let cap_if = lab.cap_if.clone();
+    let cap_ns = lab.cap_ns.clone();
+    // Room for the control events only; nobody reads packets.
+    let (sender, events) = crossbeam_channel::bounded(4);
+    let capture = in_netns(&cap_ns, move || {
+        LiveCapture::start(
+            test_config(&[&cap_if], "udp".to_owned()),
+            Clock::new(),
+            sender,
+        )
+        .unwrap()
+    });
+    wait_for(&events, "InterfaceUp", |e| {
+        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
+    });
+    let knocks: Vec<_> = (0..50)
+        .map(|i| (Protocol::Udp, lab.cap_v4(), 9000 + i))
+        .collect();
+    lab.knock(&knocks);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let stats = capture.stats();
+        if stats[0].sent + stats[0].channel_dropped >= 50 {
+            assert!(stats[0].channel_dropped > 0, "{stats:?}");
+            assert!(events.len() <= 4);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stats:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_stops(capture);
+}
