@@ -581,6 +581,36 @@ fn source_address_and_interface_choose_where_knocks_leave_from() {
         SERVER_V6,
     );
     assert_sequence_7000_8000udp_9000(&packets, CLIENT_V6_EXTRA, SERVER_V6);
+
+    // Bound to another device (one end of a second veth pair whose both ends stay in the
+    // client namespace), the knocks do not take the route to the server: nothing arrives
+    // before the marker.
+    let dummy = format!("kx{}", &lab.client_if[2..]);
+    let dummy_peer = format!("ky{}", &lab.client_if[2..]);
+    run(
+        "ip",
+        &[
+            "-n",
+            &lab.client_ns,
+            "link",
+            "add",
+            &dummy,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &dummy_peer,
+        ],
+    );
+    for device in [&dummy, &dummy_peer] {
+        run("ip", &["-n", &lab.client_ns, "link", "set", device, "up"]);
+    }
+    let packets = capture_knock(
+        &lab,
+        &["--interface", &dummy, SERVER_V4, "7000", "8000:udp"],
+        SERVER_V4,
+    );
+    assert_eq!(packets, [], "--interface {dummy} was not applied");
 }
 
 #[test]
