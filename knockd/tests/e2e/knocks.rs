@@ -420,3 +420,30 @@ fn one_time_sequences_are_used_up_and_the_door_disabled() {
     );
     assert!(d.alive());
 }
+
+#[test]
+#[ignore = "needs root"]
+fn only_ipv4_ignores_ipv6_knocks() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000:udp\n\
+         command = echo d %IP% >> {dir}/opened\n"
+    );
+    let _d = net.start_knockd(&config, &["-4"]);
+    let opened = net.path("opened");
+    net.knock(&net.srv6, "7000,8000:udp");
+    net.knock(&net.srv4, "7000,8000:udp");
+    let got = wait_lines(&opened, 1, "IPv4 knock with -4");
+    assert_eq!(
+        got,
+        [format!("d {}", net.cli4)],
+        "an IPv6 knock counted with -4"
+    );
+    assert!(
+        !read(&net.path("log")).contains(&net.cli6),
+        "{}",
+        read(&net.path("log"))
+    );
+}

@@ -270,3 +270,49 @@ fn a_deleted_and_recreated_interface_is_reopened() {
     );
     assert!(d.alive());
 }
+
+#[test]
+#[ignore = "needs root"]
+fn the_command_line_log_file_wins_and_sighup_reopens_it() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let log = net.path("log");
+    let rotated = net.path("log.1");
+    let config = format!(
+        "[options]\n\
+         LogFile = {dir}/conf.log\n\
+         [d]\n\
+         sequence = 7000,8000\n\
+         command = echo d %IP% >> {dir}/opened\n"
+    );
+    let mut d = net.start_knockd(&config, &[]);
+    wait_contains(&log, "listening on");
+    assert!(
+        !net.path("conf.log").exists(),
+        "LogFile from the config used although -g was given"
+    );
+
+    // logrotate: move the file away, then SIGHUP; new lines go to a new file.
+    std::fs::rename(&log, &rotated).unwrap();
+    d.signal("HUP");
+    // As 0.8, the reload is announced in the old file, just before it is reopened.
+    wait_contains(&rotated, "re-reading config file");
+    let opened = net.path("opened");
+    net.knock(&net.srv4, "7000,8000");
+    let ok = wait_until(DEADLINE, || {
+        read(&log).contains("d: OPEN SESAME").then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "no OPEN SESAME in the reopened log file.\nold file:\n{}\nnew file:\n{}",
+        read(&rotated),
+        read(&log)
+    );
+    assert!(
+        !read(&rotated).contains("OPEN SESAME"),
+        "{}",
+        read(&rotated)
+    );
+    wait_lines(&opened, 1, "knock after SIGHUP");
+    assert!(d.alive());
+}
