@@ -435,6 +435,8 @@ impl Server {
             "open" => {
                 let id = view.door.id;
                 self.open(&door, view.source, now);
+                // "running command" right after "OPEN SESAME", as in 0.8.
+                self.flush_notices();
                 self.advance_one_time_sequence(id, &door);
             }
             "close" => self.close(&door.name, view.source, door.stop_command_for(view.source)),
