@@ -2,7 +2,7 @@
 # Flood and latency benchmark: our knockd side by side with Debian's knockd 0.8.
 #
 #   scripts/flood.sh [--rates "5000 25000 200000 max"] [--duration SECONDS] [--out FILE]
-#                    [--servers "ours 0.8"] [--idle-knocks N]
+#                    [--tsv FILE] [--servers "ours 0.8"] [--idle-knocks N] [--idle-seconds N]
 #
 # Needs root (network namespaces). Everything happens inside two namespaces this script creates
 # (a "server" and a "client", joined by a veth pair, addresses in 10.231.0.0/24 only) and is torn
@@ -17,7 +17,8 @@
 #     knock (our `knock` client) sent halfway through: whether it opened the door, its latency,
 #     the server's CPU seconds (utime+stime from /proc/PID/stat), peak RSS (VmHWM), packets the
 #     server's interface received and dropped (`ip -s link`), and whether the server survived.
-# and prints Markdown tables on stdout (and to --out FILE). Progress goes to stderr.
+# and prints Markdown tables on stdout (and to --out FILE; --tsv FILE also writes the figures
+# tab-separated for scripts/bench.sh). Progress goes to stderr.
 #
 # Environment: KNOCKD (our server binary, default target/release/knockd), KNOCK (our client,
 # default target/release/knock), KNOCKD08 (default /usr/sbin/knockd). Missing release binaries
@@ -33,6 +34,7 @@ idle_knocks=20
 idle_seconds=10
 settle=15
 out=""
+tsv=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --rates) rates=$2; shift 2 ;;
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
         --idle-knocks) idle_knocks=$2; shift 2 ;;
         --idle-seconds) idle_seconds=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --tsv) tsv=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "flood.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -248,6 +251,7 @@ label() { if [ "$1" = ours ]; then echo "knock (ours)"; else echo "knockd 0.8"; 
 
 # --- idle ---------------------------------------------------------------------------------------
 idle_rows=()
+tsv_rows=()
 for kind in $servers; do
     dir="$work/idle-$kind"
     mkdir -p "$dir"
@@ -255,6 +259,7 @@ for kind in $servers; do
     if ! start_server "$kind" "$dir"; then
         stop_server
         idle_rows+=("| $(label "$kind") | did not start | | | | | | |")
+        tsv_rows+=("$(printf 'idle\t%s\tdid not start\t\t\t' "$kind")")
         continue
     fi
     c0=$(cpu_seconds "$server_pid")
@@ -289,6 +294,7 @@ for kind in $servers; do
     rss=$(peak_rss_mib "$server_pid")
     stop_server
     idle_rows+=("| $(label "$kind") | $opened/$idle_knocks | $stats | $idle_cpu | $((w1 - w0)) | $rss |")
+    tsv_rows+=("$(printf 'idle\t%s\t%s\t%s\t%s\t%s' "$kind" "$opened/$idle_knocks" "${stats%% |*}" "$idle_cpu" "$((w1 - w0))")")
     say "$(label "$kind"): idle done (exit status $stop_status)"
 done
 
@@ -302,6 +308,7 @@ for rate in $rates; do
         if ! start_server "$kind" "$dir"; then
             stop_server
             flood_rows+=("| $(label "$kind") | $rate | | | did not start | | | | | |")
+            tsv_rows+=("$(printf 'flood\t%s\t%s\t\tdid not start\t\t\tno' "$kind" "$rate")")
             continue
         fi
         c0=$(cpu_seconds "$server_pid")
@@ -347,6 +354,7 @@ for rate in $rates; do
         extra=""
         [ "$kind" = ours ] && extra=$(reported_drops "$dir")
         flood_rows+=("| $(label "$kind") | $rate | $pps | $sent | $opened | $latency | $cpu | $rss | $rx / $drops${extra:+ ($extra)} | $up |")
+        tsv_rows+=("$(printf 'flood\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$kind" "$rate" "$pps" "${opened//\*/}" "$cpu" "$rss" "${up%% *}")")
         say "$(label "$kind") @ $rate: opened=$opened latency=$latency cpu=$cpu rss=${rss}MiB"
     done
 done
@@ -370,3 +378,4 @@ report() {
     printf '%s\n' "${flood_rows[@]}"
 }
 if [ -n "$out" ]; then report | tee "$out"; else report; fi
+if [ -n "$tsv" ]; then printf '%s\n' "${tsv_rows[@]}" >"$tsv"; fi
