@@ -39,7 +39,8 @@ and reopens the log file; SIGUSR1/SIGUSR2 log the counters; SIGPIPE is ignored."
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Interface to listen on (repeatable, or comma-separated); overrides `Interface`.
+    /// Interface to listen on (repeatable, or comma-separated); overrides `Interface`
+    /// [default: the default route's interface, else eth0].
     #[arg(short, long = "interface", value_name = "IF", value_delimiter = ',', action = ArgAction::Append)]
     pub interfaces: Vec<String>,
 
