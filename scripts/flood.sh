@@ -241,10 +241,26 @@ wait_opened() {
 
 ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 
-# What our knockd says about kernel drops, if it says anything (stdout, stderr or log).
+# Our knockd logs a "statistics:" line on SIGUSR1, with the capture's own counters (packets
+# the kernel dropped from the capture ring, events dropped between capture and matcher).
+# Prints "received R, ring drops K, queue drops Q" (summed over interfaces), or nothing.
 reported_drops() {
-    grep -h -i -o -E '[a-z_ ]*drop[a-z_]*[=: ]+[0-9]+' "$1/stdout" "$1/stderr" "$1/knockd.log" \
-        2>/dev/null | tail -n 3 | tr '\n' ';' | sed 's/;$//'
+    local dir=$1 deadline
+    kill -USR1 "$server_pid" 2>/dev/null || return 0
+    deadline=$((SECONDS + 3))
+    until grep -q "statistics:" "$dir/knockd.log" 2>/dev/null; do
+        [ $SECONDS -ge $deadline ] && return 0
+        sleep 0.05
+    done
+    grep "statistics:" "$dir/knockd.log" | tail -n 1 | awk '
+        {
+            for (i = 2; i <= NF; i++) {
+                if ($i == "received,") r += $(i - 1)
+                if ($i == "dropped" && $(i + 3) ~ /^kernel/) k += $(i - 1)
+                if ($i == "dropped" && $(i + 3) ~ /^queue/) q += $(i - 1)
+            }
+            printf "capture: %d received, ring drops %d, queue drops %d", r, k, q
+        }'
 }
 
 label() { if [ "$1" = ours ]; then echo "knock (ours)"; else echo "knockd 0.8"; fi; }
@@ -338,6 +354,8 @@ for rate in $rates; do
         rss=$(peak_rss_mib "$server_pid")
         rx=$(($(if_stat rx_packets) - rx0))
         drops=$(($(if_stat rx_dropped) - drop0))
+        extra=""
+        if [ "$kind" = ours ] && alive "$server_pid"; then extra=$(reported_drops "$dir"); fi
         stop_server
         if [ "$up" = yes ]; then up="yes (exit $stop_status)"; fi
         cpu=$(awk -v a="$c0" -v b="${c1:-$c0}" 'BEGIN { printf "%.2f", b - a }')
@@ -351,8 +369,6 @@ for rate in $rates; do
             opened="**no**"
             latency="–"
         fi
-        extra=""
-        [ "$kind" = ours ] && extra=$(reported_drops "$dir")
         flood_rows+=("| $(label "$kind") | $rate | $pps | $sent | $opened | $latency | $cpu | $rss | $rx / $drops${extra:+ ($extra)} | $up |")
         tsv_rows+=("$(printf 'flood\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$kind" "$rate" "$pps" "${opened//\*/}" "$cpu" "$rss" "${up%% *}")")
         say "$(label "$kind") @ $rate: opened=$opened latency=$latency cpu=$cpu rss=${rss}MiB"

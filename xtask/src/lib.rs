@@ -48,7 +48,10 @@ pub fn workspace_root() -> PathBuf {
 
 /// The programs whose documentation we generate: (command, man section).
 fn programs() -> Vec<(clap::Command, &'static str)> {
-    vec![(knock::cli::Cli::command(), "1")]
+    vec![
+        (knockd::cli_command(), "8"),
+        (knock::cli::Cli::command(), "1"),
+    ]
 }
 
 /// Renders every man page and completion script in memory.

@@ -22,6 +22,10 @@ fn every_program_has_a_man_page_and_three_completions() {
         "packaging/completions/knock.bash",
         "packaging/completions/_knock",
         "packaging/completions/knock.fish",
+        "packaging/man/knockd.8",
+        "packaging/completions/knockd.bash",
+        "packaging/completions/_knockd",
+        "packaging/completions/knockd.fish",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
