@@ -15,9 +15,10 @@
 //! * [`local_addresses`]: the addresses of the chosen interfaces, including labelled
 //!   aliases (`eth0:1`).
 //! * [`LiveCapture`] (feature `libpcap`, on by default): one thread per interface, blocking in
-//!   libpcap (immediate mode) and woken by `pcap_breakloop` for stop and reload; interfaces
-//!   that are missing, down or that disappear are waited for and reopened; address changes
-//!   are reported; events flow into a bounded crossbeam channel.
+//!   libpcap (immediate mode: ~60 µs from the wire to the event at idle) and woken by
+//!   `pcap_breakloop` for stop and reload; interfaces that are missing, down or that
+//!   disappear are waited for and reopened; address changes are seen through netlink (no
+//!   periodic wakeup) and reported; events flow into a bounded crossbeam channel.
 //! * [`OfflineCapture`] (feature `libpcap`): a savefile through the same decoder, stamped
 //!   with each packet's own time (the basis of `knockd --replay`).
 //!

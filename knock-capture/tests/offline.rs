@@ -1,5 +1,7 @@
 //! Savefiles written at test time with libpcap, read back through `OfflineCapture`.
 
+#![cfg(feature = "libpcap")]
+
 mod common;
 
 use std::path::{Path, PathBuf};
