@@ -486,6 +486,40 @@ mod tests {
     }
 
     #[test]
+    fn syslog_messages_have_0_8_shape() {
+        use syslog::LogFormat as _;
+        let formatter = Rfc3164NoPid {
+            priority: (syslog::Facility::LOG_DAEMON as u8) | LOG_NOTICE,
+        };
+        let mut out = Vec::new();
+        formatter
+            .format(
+                &mut out,
+                syslog::Severity::LOG_NOTICE,
+                "10.0.0.1: A: OPEN SESAME",
+            )
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // `<29>Nov 21 04:54:53 knockd: 10.0.0.1: A: OPEN SESAME`, as 0.8 on Debian.
+        assert!(text.starts_with("<29>"), "{text}");
+        assert_eq!(
+            text.len(),
+            "<29>Nov 21 04:54:53 knockd: 10.0.0.1: A: OPEN SESAME".len()
+        );
+        assert!(
+            text.ends_with(" knockd: 10.0.0.1: A: OPEN SESAME"),
+            "{text}"
+        );
+        let user = Rfc3164NoPid {
+            priority: (syslog::Facility::LOG_USER as u8) | LOG_NOTICE,
+        };
+        let mut out = Vec::new();
+        user.format(&mut out, syslog::Severity::LOG_NOTICE, "x")
+            .unwrap();
+        assert!(out.starts_with(b"<13>"));
+    }
+
+    #[test]
     fn source_labels() {
         let ip: IpAddr = "fd00::1".parse().unwrap();
         assert_eq!(source_label(ip, None), "fd00::1");
