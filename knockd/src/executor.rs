@@ -7,8 +7,10 @@
 //!   reports back over a channel, so matching never waits for a command.
 //! * Commands for the same (door, source) run one after the other in submission order: a
 //!   stop command never overtakes its start command.
-//! * At most `max_running` commands run at once; further ones queue (the queue is bounded by
-//!   the matcher's bound on pending stops and by how fast sequences can be completed).
+//! * At most `max_running` commands run at once; further ones queue. Start commands are
+//!   refused once [`MAX_QUEUED_STARTS`] jobs wait (DoS: a one-step door opens on every
+//!   packet, from any spoofed source); stop commands are always accepted, and are bounded by
+//!   the matcher's bound on pending stops.
 //! * A command still running after `kill_after` is killed with its whole process group.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,6 +20,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+
+/// Most jobs waiting for a slot before new start commands are refused.
+pub const MAX_QUEUED_STARTS: usize = 4096;
 
 /// Replaces every literal, case-sensitive `%IP%` with the knocker's address (as 0.8).
 ///
@@ -137,6 +142,8 @@ pub struct Executor {
     kill_after: Option<Duration>,
     /// Jobs waiting, per key, in order; a key appears in `ready` when its head can start.
     queues: HashMap<Key, VecDeque<Job>>,
+    /// Jobs in `queues`, all keys together.
+    queued: usize,
     /// Keys whose head job waits only for a free slot, in arrival order.
     ready: VecDeque<Key>,
     running: HashMap<Key, Running>,
@@ -154,6 +161,7 @@ impl Executor {
             max_running: max_running.max(1),
             kill_after,
             queues: HashMap::new(),
+            queued: 0,
             ready: VecDeque::new(),
             running: HashMap::new(),
             done_tx,
@@ -173,6 +181,7 @@ impl Executor {
         let key = (job.door.clone(), job.source);
         let queue = self.queues.entry(key.clone()).or_default();
         queue.push_back(job);
+        self.queued += 1;
         if queue.len() == 1 && !self.running.contains_key(&key) {
             self.ready.push_back(key);
         }
@@ -204,6 +213,7 @@ impl Executor {
                 self.queues.remove(&key);
                 continue;
             };
+            self.queued -= 1;
             if queue.is_empty() {
                 self.queues.remove(&key);
             }
@@ -308,19 +318,20 @@ impl Executor {
     /// Commands waiting to start.
     #[must_use]
     pub fn queued(&self) -> usize {
-        self.queues.values().map(VecDeque::len).sum()
+        self.queued
+    }
+
+    /// Whether a new start command would be accepted (fewer than [`MAX_QUEUED_STARTS`] jobs
+    /// wait).
+    #[must_use]
+    pub fn accepts_starts(&self) -> bool {
+        self.queued < MAX_QUEUED_STARTS
     }
 
     /// Whether nothing runs and nothing waits.
     #[must_use]
     pub fn is_idle(&self) -> bool {
         self.running.is_empty() && self.queues.is_empty()
-    }
-
-    /// Stop jobs that have not started yet (at shutdown, when giving up waiting).
-    #[must_use]
-    pub fn queued_jobs(&self) -> Vec<&Job> {
-        self.queues.values().flatten().collect()
     }
 }
 
@@ -434,6 +445,29 @@ mod tests {
         let done = wait_all(&mut executor, 2);
         assert!(done.iter().all(|f| f.outcome.is_success()));
         assert!(executor.is_idle());
+    }
+
+    #[test]
+    fn start_commands_are_refused_when_too_many_wait() {
+        let mut executor = Executor::new(1, Some(Duration::ZERO));
+        let mut notices = Vec::new();
+        executor.submit(job("busy", CommandKind::Start, "sleep 1000"), &mut notices);
+        for i in 0..MAX_QUEUED_STARTS {
+            assert!(executor.accepts_starts());
+            let mut waiting = job("d", CommandKind::Start, "true");
+            waiting.source = IpAddr::from([10, 1, (i >> 8) as u8, i as u8]);
+            executor.submit(waiting, &mut notices);
+        }
+        assert_eq!(executor.queued(), MAX_QUEUED_STARTS);
+        assert!(!executor.accepts_starts());
+        // Clean up: kill the running command and reap it (the queued ones never start).
+        let deadline = executor.next_deadline().unwrap();
+        executor.kill_overdue(deadline, &mut notices);
+        let finished = executor
+            .completions()
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap();
+        assert!(matches!(finished.outcome, Outcome::Signaled(9)));
     }
 
     #[test]

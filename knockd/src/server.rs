@@ -150,6 +150,8 @@ struct Server {
     interrupted: Vec<String>,
     lookup: Option<Lookup>,
     notices: Vec<Notice>,
+    /// Start commands refused because too many commands were waiting.
+    refused_starts: u64,
 }
 
 impl Server {
@@ -222,6 +224,7 @@ impl Server {
             interrupted: Vec::new(),
             lookup,
             notices: Vec::new(),
+            refused_starts: 0,
         };
         server.apply_local_addresses();
         server
@@ -448,6 +451,19 @@ impl Server {
         let Some(start) = door.start_command_for(source) else {
             return;
         };
+        if !self.executor.accepts_starts() {
+            self.refused_starts += 1;
+            // One line per power of two, so a flood cannot flood the log as well.
+            if self.refused_starts.is_power_of_two() {
+                self.logger.error(&format!(
+                    "error: {}: {} commands are waiting; not running the start command for {source} ({} refused so far)",
+                    door.name,
+                    self.executor.queued(),
+                    self.refused_starts
+                ));
+            }
+            return;
+        }
         // Record the stop before starting anything: if knockd dies while the start command
         // runs, the next start still closes the hole.
         if let Some(stop) = door.stop_command_for(source) {
