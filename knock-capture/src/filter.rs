@@ -44,6 +44,12 @@ struct FamilyClause {
 ///
 /// The text compiles with libpcap on every [`LinkType`](crate::LinkType). Refresh it when
 /// the local addresses change (see `CaptureEvent::AddressesChanged`).
+///
+/// Limits (all on the side of admitting too much or of links Linux does not produce live):
+/// VLAN tags left inline in the frame (not offloaded by the NIC, or the inner tag of QinQ)
+/// are not matched by the plain `tcp`/`udp` primitives; libpcap built on Linux tests `ip6`
+/// on BSD NULL/LOOP links against Linux's `AF_INET6` (10), so IPv6 in BSD savefiles is not
+/// matched — replay those without a filter.
 #[must_use]
 pub fn filter_expression(doors: &[Door], local: &[IpAddr]) -> String {
     let mut v4 = FamilyClause::default();

@@ -120,6 +120,10 @@ pub enum CaptureEvent {
     },
     /// An interface cannot be opened yet (missing, down…); it is retried every
     /// [`CaptureConfig::retry_interval`]. Reported once per waiting period.
+    ///
+    /// An interface that exists and is up but has no address yet is *not* waited for: it is
+    /// captured at once (doors with a `Target` work), and
+    /// [`AddressesChanged`](Self::AddressesChanged) reports the addresses when they appear.
     InterfaceWaiting {
         /// The interface.
         interface: String,

@@ -319,8 +319,77 @@ fn ignored_reasons_have_names_and_counters() {
     assert_eq!(atomic.snapshot().total(), 1);
 }
 
+#[test]
+fn ipv4_options_are_skipped() {
+    let tcp = tcp_header(40000, 7000, SYN, 0);
+    let mut ip = ipv4(TCP, &tcp, (false, 0));
+    // IHL 6: one word of options (NOP NOP NOP EOL) between the header and TCP.
+    ip[0] = 0x46;
+    let total = u16::try_from(ip.len() + 4).unwrap();
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.splice(20..20, [1, 1, 1, 0]);
+    for link in LinkType::ALL {
+        assert_tcp_syn(run(link, &frame(link, &ip)).unwrap(), false);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// Whatever the addresses, ports, flags, link type and VLAN tags, decoding a frame built
+    /// with etherparse gives back exactly what was put in.
+    #[test]
+    fn built_packets_round_trip(
+        link_index in 0..LinkType::ALL.len(),
+        v6 in any::<bool>(),
+        tcp in any::<bool>(),
+        src in any::<[u8; 16]>(),
+        dst in any::<[u8; 16]>(),
+        ports in any::<(u16, u16)>(),
+        flags in any::<u8>(),
+        tags in 0..3usize,
+        payload in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let link = LinkType::ALL[link_index];
+        let builder = if v6 {
+            etherparse::PacketBuilder::ipv6(src, dst, 64)
+        } else {
+            etherparse::PacketBuilder::ipv4([src[0], src[1], src[2], src[3]], [dst[0], dst[1], dst[2], dst[3]], 64)
+        };
+        let mut ip = Vec::new();
+        if tcp {
+            let mut header = etherparse::TcpHeader::new(ports.0, ports.1, 7, 1024);
+            header.fin = flags & 0x01 != 0;
+            header.syn = flags & 0x02 != 0;
+            header.rst = flags & 0x04 != 0;
+            header.psh = flags & 0x08 != 0;
+            header.ack = flags & 0x10 != 0;
+            header.urg = flags & 0x20 != 0;
+            header.ece = flags & 0x40 != 0;
+            header.cwr = flags & 0x80 != 0;
+            builder.tcp_header(header).write(&mut ip, &payload).unwrap();
+        } else {
+            builder.udp(ports.0, ports.1).write(&mut ip, &payload).unwrap();
+        }
+        let frame = if link == LinkType::Ethernet {
+            ethernet(&ip, &[0x8100; 2][..tags])
+        } else {
+            frame(link, &ip)
+        };
+        let event = decode(link, T, &frame, 1500).unwrap();
+        let (want_src, want_dst): (std::net::IpAddr, std::net::IpAddr) = if v6 {
+            (src.into(), dst.into())
+        } else {
+            ([src[0], src[1], src[2], src[3]].into(), [dst[0], dst[1], dst[2], dst[3]].into())
+        };
+        prop_assert_eq!(event.source, want_src);
+        prop_assert_eq!(event.destination, want_dst);
+        prop_assert_eq!(event.protocol, if tcp { Protocol::Tcp } else { Protocol::Udp });
+        prop_assert_eq!((event.source_port, event.destination_port), ports);
+        prop_assert_eq!(event.tcp_flags, if tcp { TcpFlags::from_bits(flags) } else { TcpFlags::EMPTY });
+        prop_assert_eq!(event.wire_len, 1500);
+        prop_assert_eq!(event.timestamp, T);
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(link_index in 0..LinkType::ALL.len(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
