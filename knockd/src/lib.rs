@@ -17,9 +17,23 @@
 //! * [`lookup`]: `-l` reverse lookups on a worker thread;
 //! * [`process`]: daemon mode and the pid file.
 //!
-//! ```no_run
-//! // What src/main.rs does:
-//! let exit = knockd::run(["knockd", "--check", "-c", "/etc/knockd.conf"]);
+//! `src/main.rs` does little more than this (here with `--check`, which validates a
+//! configuration and prints it in canonical form):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let conf = dir.path().join("knockd.conf");
+//! std::fs::write(&conf, "[openSSH]\nsequence = 7000,8000,9000\ncommand = true\n")?;
+//! let args = ["knockd".as_ref(), "--check".as_ref(), "-c".as_ref(), conf.as_os_str()];
+//! let exit = knockd::run(args)?;
+//! assert_eq!(exit.status(), 0);
+//!
+//! // A bad option is an error with exit status 1.
+//! let err = knockd::run(["knockd", "--no-such-option"]).unwrap_err();
+//! assert_eq!(err.status(), 1);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! What it does not do: drop privileges, chroot, or manage the firewall itself (the
