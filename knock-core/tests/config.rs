@@ -216,6 +216,24 @@ fn unterminated_section_header() {
 }
 
 #[test]
+fn text_after_section_header() {
+    assert_eq!(
+        summary("[openSSH] # ssh\n"),
+        "knockd.conf:1:11: unexpected \"# ssh\" after the section header; comments must be on \
+         their own line"
+    );
+    assert!(matches!(
+        kind("[a]b\n"),
+        ConfigErrorKind::TextAfterSectionHeader { .. }
+    ));
+}
+
+#[test]
+fn byte_order_mark_is_ignored() {
+    assert_eq!(door("\u{feff}[d]\nsequence = 1,2\n").name, "d");
+}
+
+#[test]
 fn directive_before_any_section() {
     assert_eq!(
         summary("# c\nsequence = 1\n[d]\n"),

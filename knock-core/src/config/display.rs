@@ -86,12 +86,17 @@ impl fmt::Display for DisplayDuration {
     }
 }
 
+/// `    key = value`, for values that never display empty (sequences, rules, durations, IPs).
 fn key_value(f: &mut fmt::Formatter<'_>, key: &str, value: impl fmt::Display) -> fmt::Result {
-    let value = value.to_string();
-    if value.is_empty() {
+    writeln!(f, "    {key} = {value}")
+}
+
+/// `    key = text`, or `    key =` for an empty text (no trailing blank).
+fn key_text(f: &mut fmt::Formatter<'_>, key: &str, text: &str) -> fmt::Result {
+    if text.is_empty() {
         writeln!(f, "    {key} =")
     } else {
-        writeln!(f, "    {key} = {value}")
+        writeln!(f, "    {key} = {text}")
     }
 }
 
@@ -109,13 +114,13 @@ impl fmt::Display for Options {
             writeln!(f, "    UseSyslog")?;
         }
         if let Some(path) = &self.log_file {
-            key_value(f, "LogFile", path)?;
+            key_text(f, "LogFile", path)?;
         }
         if let Some(path) = &self.pid_file {
-            key_value(f, "PidFile", path)?;
+            key_text(f, "PidFile", path)?;
         }
         if !self.interfaces.is_empty() {
-            key_value(f, "Interface", self.interfaces.join(","))?;
+            key_text(f, "Interface", &self.interfaces.join(","))?;
         }
         Ok(())
     }
@@ -129,7 +134,7 @@ impl fmt::Display for Door {
             key_value(f, "sequence", DisplaySequence(&self.sequence))?;
         }
         if let Some(path) = &self.one_time_sequences {
-            key_value(f, "one_time_sequences", path)?;
+            key_text(f, "one_time_sequences", path)?;
         }
         key_value(f, "seq_timeout", DisplayDuration(self.seq_timeout))?;
         if !self.tcp_flags.is_any() {
@@ -141,7 +146,7 @@ impl fmt::Display for Door {
         ];
         for (key, command) in commands {
             if let Some(command) = command {
-                key_value(f, key, command)?;
+                key_text(f, key, command)?;
             }
         }
         let has_stop = self.stop_command.is_some() || self.stop_command_6.is_some();
@@ -154,7 +159,7 @@ impl fmt::Display for Door {
         ];
         for (key, command) in stops {
             if let Some(command) = command {
-                key_value(f, key, command)?;
+                key_text(f, key, command)?;
             }
         }
         if let Some(target) = self.target {

@@ -133,6 +133,12 @@ pub enum ConfigErrorKind {
     /// A line starting with `[` that does not end with `]`.
     #[error("syntax error: section header without a closing \"]\"")]
     UnterminatedSection,
+    /// A section header followed by more text (`[openSSH] # ssh`).
+    #[error("unexpected \"{text}\" after the section header; comments must be on their own line")]
+    TextAfterSectionHeader {
+        /// The text after the `]`.
+        text: String,
+    },
     /// `[]`: a section header with an empty name.
     #[error("bad section name: a section name cannot be empty")]
     BadSectionName,

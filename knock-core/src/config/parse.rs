@@ -57,6 +57,8 @@ impl Config {
     /// # Errors
     /// The first problem found, positioned by line and column.
     pub fn parse(text: &str) -> Result<Parsed, ConfigError> {
+        // A UTF-8 byte order mark (some Windows editors write one) is not part of line 1.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut parser = FileParser::default();
         for (number, _, line) in split_lines(text) {
             parser.line(number, line)?;
@@ -183,6 +185,17 @@ fn classify(line: &str) -> LineResult<LineKind<'_>> {
         return Ok(LineKind::Section(name));
     }
     if trimmed.starts_with('[') && !trimmed.contains('=') {
+        // `[name] # comment` or `[name] junk`: a header followed by text.
+        if let Some(close) = trimmed.find(']') {
+            let junk = trimmed[close + 1..].trim_start();
+            return Err(Located::at(
+                line,
+                junk,
+                ConfigErrorKind::TextAfterSectionHeader {
+                    text: junk.to_owned(),
+                },
+            ));
+        }
         return Err(Located::at(
             line,
             trimmed,
@@ -824,7 +837,7 @@ fn knock_item(line: &str, value: &str, item: &str) -> LineResult<Knock> {
     }
     if let Some(extra) = extra {
         let from_colon = &proto_part[proto_field.len()..];
-        let _ = extra;
+        debug_assert!(from_colon.len() == extra.len() + 1);
         return Err(Located::at(
             line,
             from_colon,
