@@ -308,6 +308,14 @@ impl Net {
         }
     }
 
+    /// Writes `/etc/netns/<server namespace>/NAME`, which `ip netns exec` mounts over
+    /// `/etc/NAME` for programs started in the server namespace (removed on drop).
+    pub(crate) fn netns_etc_file(&self, name: &str, text: &str) {
+        let dir = PathBuf::from(format!("/etc/netns/{}", self.srv));
+        fs::create_dir_all(&dir).expect("create /etc/netns dir");
+        fs::write(dir.join(name), text).expect("write /etc/netns file");
+    }
+
     /// Deletes the veth pair (both ends).
     pub(crate) fn del_veth(&self) {
         ip(&["-n", &self.srv, "link", "del", SRV_IF]);
@@ -433,6 +441,8 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         self.kill_all();
+        // Files given to `ip netns exec` for this namespace (see `netns_etc_file`).
+        let _ = fs::remove_dir_all(format!("/etc/netns/{}", self.srv));
         for ns in [&self.srv, &self.cli] {
             let _ = Command::new("ip")
                 .args(["netns", "del", ns])

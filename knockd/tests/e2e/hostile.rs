@@ -59,6 +59,7 @@ fn failing_hanging_and_flooding_commands_do_not_disturb_the_next_knock() {
 fn a_spoofed_source_flood_neither_kills_nor_bloats_knockd() {
     const PACKETS: &str = "100000";
     const MAX_HWM_KIB: u64 = 64 * 1024;
+    const MAX_GROWTH_KIB: u64 = 12 * 1024;
     let net = Net::new();
     let dir = net.dir_str();
     let config = format!(
@@ -74,6 +75,7 @@ fn a_spoofed_source_flood_neither_kills_nor_bloats_knockd() {
     let mut d = net.spawn_knockd(&args);
     d.wait_listening(&net.path("log"));
     let opened = net.path("opened");
+    let baseline_kib = vm_hwm_kib(d.pid);
 
     // Random spoofed sources, SYNs to the first port, as fast as hping3 goes.
     let mut flood = net.cmd_in(&net.cli, "hping3");
@@ -124,7 +126,27 @@ fn a_spoofed_source_flood_neither_kills_nor_bloats_knockd() {
         "no legitimate knock opened while the flood ran (it was still running)"
     );
 
+    // The flood did reach knockd: many spoofed sources got to stage 1.
+    let spoofed_stages = read(&net.path("log"))
+        .lines()
+        .filter(|l| l.ends_with(": door: Stage 1") && !l.contains(&net.cli4))
+        .count();
+    assert!(
+        spoofed_stages >= 1000,
+        "only {spoofed_stages} spoofed knocks reached knockd: the flood did not happen"
+    );
+
     let hwm = vm_hwm_kib(d.pid);
+    eprintln!(
+        "flood: {spoofed_stages} spoofed stage-1 knocks logged, knockd VmHWM {baseline_kib} KiB \
+         before, {hwm} KiB after"
+    );
+    // 100 000 tracked sources take tens of MiB; 1000 must not.
+    assert!(
+        hwm.saturating_sub(baseline_kib) < MAX_GROWTH_KIB,
+        "knockd's peak RSS grew by {} KiB (from {baseline_kib} KiB) with --max-sources 1000",
+        hwm.saturating_sub(baseline_kib)
+    );
     assert!(
         hwm < MAX_HWM_KIB,
         "knockd's peak RSS {hwm} KiB exceeds {MAX_HWM_KIB} KiB with --max-sources 1000"

@@ -447,3 +447,40 @@ fn only_ipv4_ignores_ipv6_knocks() {
         read(&net.path("log"))
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn lookup_shows_host_names_in_the_log_but_commands_get_the_address() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    net.netns_etc_file(
+        "hosts",
+        &format!("127.0.0.1 localhost\n{} knocker.test\n", net.cli4),
+    );
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000\n\
+         command = echo d %IP% >> {dir}/opened\n"
+    );
+    let _d = net.start_knockd(&config, &["-l"]);
+    let opened = net.path("opened");
+    let log = net.path("log");
+    // The first lines may show the bare address (the lookup runs beside matching); the
+    // name appears once it is known.
+    let named = crate::fixture::wait_until(crate::fixture::DEADLINE, || {
+        let n = lines(&opened).len();
+        net.knock(&net.srv4, "7000,8000");
+        wait_lines(&opened, n + 1, "knock with -l");
+        read(&log)
+            .contains(&format!("{} (knocker.test): d: OPEN SESAME", net.cli4))
+            .then_some(())
+    });
+    assert!(named.is_some(), "no host name in the log:\n{}", read(&log));
+    assert!(
+        lines(&opened)
+            .iter()
+            .all(|l| *l == format!("d {}", net.cli4)),
+        "%IP% must be the address: {:?}",
+        lines(&opened)
+    );
+}
