@@ -152,6 +152,8 @@ struct Server {
     notices: Vec<Notice>,
     /// Start commands refused because too many commands were waiting.
     refused_starts: u64,
+    /// The last write of the state file failed.
+    state_failing: bool,
 }
 
 impl Server {
@@ -225,6 +227,7 @@ impl Server {
             lookup,
             notices: Vec::new(),
             refused_starts: 0,
+            state_failing: false,
         };
         server.apply_local_addresses();
         server
@@ -249,15 +252,14 @@ impl Server {
     // ----- the loop ---------------------------------------------------------------------
 
     fn run_loop(&mut self, signals: &Receiver<i32>) -> Result<Exit, Error> {
-        let never_answers = crossbeam_channel::never();
         let completions = self.executor.completions().clone();
+        let answers = self
+            .lookup
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, |l| l.answers().clone());
         loop {
             self.drain_actions();
             let timeout = self.next_wakeup();
-            let answers = self
-                .lookup
-                .as_ref()
-                .map_or_else(|| never_answers.clone(), |l| l.answers().clone());
             select! {
                 recv(self.capture_rx) -> event => {
                     let Ok(event) = event else {
@@ -473,9 +475,7 @@ impl Server {
             let (_, written) =
                 self.state
                     .add(&door.name, source, due, &substitute_ip(stop, source));
-            if let Err(e) = written {
-                self.state_write_failed(&e);
-            }
+            self.state_written(written);
         }
         let job = Job {
             door: door.name.clone(),
@@ -577,11 +577,29 @@ impl Server {
         if let Some(id) = job.state_id {
             // Forgotten once it ran, whatever its status: a failing stop command would fail
             // again at every start.
-            if let Err(e) = self.state.remove(id) {
-                self.state_write_failed(&e);
-            }
+            let written = self.state.remove(id);
+            self.state_written(written);
         }
         self.flush_notices();
+    }
+
+    fn state_written(&mut self, result: std::io::Result<()>) {
+        match result {
+            Ok(()) if self.state_failing => {
+                self.state_failing = false;
+                self.logger.log(&format!(
+                    "state file {} written again",
+                    self.state.path().display()
+                ));
+            }
+            Ok(()) => {}
+            // Logged when it starts failing, not at every change (a read-only disk).
+            Err(e) if !self.state_failing => {
+                self.state_failing = true;
+                self.state_write_failed(&e);
+            }
+            Err(_) => {}
+        }
     }
 
     fn state_write_failed(&mut self, error: &std::io::Error) {
