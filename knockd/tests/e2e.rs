@@ -13,6 +13,8 @@ mod fixture;
 
 #[path = "e2e/cli.rs"]
 mod cli;
+#[path = "e2e/commands.rs"]
+mod commands;
 #[path = "e2e/hostile.rs"]
 mod hostile;
 #[path = "e2e/interop.rs"]

@@ -312,3 +312,37 @@ fn the_command_line_log_file_wins_and_sighup_reopens_it() {
     wait_lines(&opened, 1, "knock after SIGHUP");
     assert!(d.alive());
 }
+
+#[test]
+#[ignore = "needs root"]
+fn an_interface_missing_at_start_is_waited_for() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    net.del_veth();
+    net.write(
+        "knockd.conf",
+        &format!("[a]\nsequence = 7000,8000\ncommand = echo a %IP% >> {dir}/opened\n"),
+    );
+    let mut d = net.spawn_knockd(&net.knockd_args(&[]));
+    // 0.8 exited 1 ("No such device exists"); knockd must wait for it.
+    let died = wait_until(Duration::from_secs(2), || (!d.alive()).then_some(()));
+    assert!(
+        died.is_none(),
+        "knockd exited without its interface.\nstderr:\n{}",
+        d.stderr()
+    );
+    net.add_veth();
+    let opened = net.path("opened");
+    let ok = wait_until(Duration::from_secs(20), || {
+        net.knock(&net.srv4, "7000,8000");
+        wait_until(Duration::from_millis(700), || {
+            (!read(&opened).is_empty()).then_some(())
+        })
+    });
+    assert!(
+        ok.is_some(),
+        "no knock worked once the interface appeared.\nlog:\n{}",
+        read(&net.path("log"))
+    );
+    assert!(d.alive());
+}

@@ -1,0 +1,125 @@
+//! How commands run: start before stop for the same door and source, no descriptors of the
+//! daemon leaking into them (0.8 bug B11), and no zombies left behind.
+
+use std::fs;
+
+use crate::fixture::{DEADLINE, Net, read, wait_contains, wait_lines, wait_until};
+
+#[test]
+#[ignore = "needs root"]
+fn start_and_stop_never_run_out_of_order() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    // The start command is slow and cmd_timeout is 0: the stop is due before the start
+    // has finished, and must still come after it.
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000\n\
+         cmd_timeout = 0\n\
+         start_command = sleep 1; echo start %IP% >> {dir}/order\n\
+         stop_command = echo stop %IP% >> {dir}/order\n"
+    );
+    let _d = net.start_knockd(&config, &[]);
+    net.knock(&net.srv4, "7000,8000");
+    let got = wait_lines(&net.path("order"), 2, "start and stop");
+    assert_eq!(
+        got,
+        [format!("start {}", net.cli4), format!("stop {}", net.cli4)]
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn commands_inherit_no_descriptors_of_the_daemon() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let ots = net.write("ots", " 7100,8100\n 7200,8200\n");
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000\n\
+         command = ls -l /proc/self/fd/ > {dir}/fds 2>&1\n\
+         [ots]\n\
+         one_time_sequences = {ots}\n\
+         command = true\n",
+        ots = ots.display()
+    );
+    let events = net.path("events.json");
+    let _d = net.start_knockd(&config, &["--json-log", events.to_str().unwrap()]);
+    net.knock(&net.srv4, "7000,8000");
+    wait_contains(&net.path("fds"), "total");
+    // `ls` has its own stdin/stdout/stderr and the directory it reads; anything else came
+    // from knockd.
+    let fds = read(&net.path("fds"));
+    for leaked in [
+        "socket:",
+        "anon_inode:",
+        &format!("{dir}/log"),
+        &format!("{dir}/state"),
+        &format!("{dir}/ots"),
+        &format!("{dir}/events.json"),
+        &format!("{dir}/knockd.conf"),
+    ] {
+        assert!(
+            !fds.contains(leaked),
+            "command inherited {leaked:?}:\n{fds}"
+        );
+    }
+}
+
+/// The ids of `pid`'s children that are zombies.
+fn zombie_children(pid: u32) -> Vec<u32> {
+    let mut zombies = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // "pid (comm) STATE PPID …": split after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str()) {
+            zombies.push(child);
+        }
+    }
+    zombies
+}
+
+#[test]
+#[ignore = "needs root"]
+fn finished_commands_are_reaped() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000\n\
+         cmd_timeout = 0\n\
+         start_command = echo %IP% >> {dir}/opened\n\
+         stop_command = exit 1\n"
+    );
+    let d = net.start_knockd(&config, &[]);
+    for n in 1..=5 {
+        net.knock(&net.srv4, "7000,8000");
+        wait_lines(&net.path("opened"), n, "knock");
+    }
+    // Every stop command has finished (and was waited for: its status is logged).
+    let log = net.path("log");
+    let stops = wait_until(DEADLINE, || {
+        (crate::fixture::count(&log, "command returned non-zero status code (1)") >= 5)
+            .then_some(())
+    });
+    assert!(
+        stops.is_some(),
+        "not every stop command ran:\n{}",
+        read(&log)
+    );
+    let reaped = wait_until(DEADLINE, || zombie_children(d.pid).is_empty().then_some(()));
+    assert!(
+        reaped.is_some(),
+        "zombie children of knockd: {:?}",
+        zombie_children(d.pid)
+    );
+}
