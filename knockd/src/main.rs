@@ -12,6 +12,12 @@ fn main() -> ExitCode {
             let _ = e.print();
             ExitCode::from(if e.use_stderr() { 1 } else { 0 })
         }
+        Err(e @ knockd::Error::Config { .. }) => {
+            // `FILE:LINE:COL: message`, the quoted line and a caret: the shape editors and
+            // compilers use, so no program-name prefix.
+            eprintln!("{e}");
+            ExitCode::from(e.status())
+        }
         Err(e) => {
             eprintln!("knockd: {e}");
             ExitCode::from(e.status())
