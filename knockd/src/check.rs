@@ -81,3 +81,40 @@ pub fn render(shown: &str, loaded: &Loaded, settings: &Settings) -> String {
     let _ = writeln!(text, "{}", loaded.config);
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::DEFAULT_PID_FILE;
+
+    #[test]
+    fn rendered_text_parses_back_to_the_same_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("k.conf");
+        std::fs::write(
+            &conf,
+            "[options]\n  logfile = /var/log/k.log\n[openSSH]\n  sequence = 7000, 8000:UDP,9000\n  \
+             tcpflags = syn, !ack\n  command = /sbin/iptables -A INPUT -s %IP% -j ACCEPT\n",
+        )
+        .unwrap();
+        let loaded = load("k.conf", &conf, dir.path()).unwrap();
+        let settings = Settings {
+            interfaces: vec!["lo".into()],
+            interfaces_source: InterfacesSource::CommandLine,
+            log_file: None,
+            pid_file: DEFAULT_PID_FILE.into(),
+            use_syslog: false,
+        };
+        let text = render("k.conf", &loaded, &settings);
+        assert!(
+            text.starts_with("# k.conf: configuration is valid\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# effective: interfaces lo (from -i)"),
+            "{text}"
+        );
+        let reparsed = knock_core::Config::parse(&text).unwrap().config;
+        assert_eq!(reparsed, loaded.config);
+    }
+}
