@@ -412,8 +412,10 @@ impl Net {
     /// standard arguments plus `extra`, and waits until it listens.
     pub(crate) fn start_knockd(&self, config: &str, extra: &[&str]) -> Daemon {
         self.write("knockd.conf", config);
+        let log = self.path("log");
+        let earlier = count(&log, "listening on");
         let d = self.spawn_knockd(&self.knockd_args(extra));
-        d.wait_listening(&self.path("log"));
+        d.wait_listening(&log, earlier);
         d
     }
 
@@ -515,11 +517,12 @@ impl Daemon {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
-    /// Waits until it reports that it listens (verbose `listening on` on stdout, or the
-    /// `starting up, listening on` log line in `log`).
-    pub(crate) fn wait_listening(&self, log: &Path) {
+    /// Waits until it reports that it listens: verbose `listening on` on stdout, or a
+    /// `starting up, listening on` line in `log` beyond the `earlier` ones (from processes
+    /// before this one).
+    pub(crate) fn wait_listening(&self, log: &Path, earlier: usize) {
         let ok = wait_until(DEADLINE, || {
-            (self.stdout().contains("listening on") || read(log).contains("listening on"))
+            (self.stdout().contains("listening on") || count(log, "listening on") > earlier)
                 .then_some(())
         });
         if ok.is_none() {
@@ -614,4 +617,33 @@ pub(crate) fn assert_log_shape(log: &str) {
             "log line not in 0.8's shape: {line:?}\nwhole log:\n{log}"
         );
     }
+}
+
+/// Waits until the JSON-lines file `path` holds an event from `source` about `door` whose
+/// `event` contains `kind` (case-insensitive); panics with the file otherwise. Every line
+/// must be a JSON object with `source`, `door`, `time` and `event`.
+pub(crate) fn wait_json_event(path: &Path, source: &str, door: &str, kind: &str) {
+    let found = wait_until(DEADLINE, || {
+        lines(path)
+            .iter()
+            .any(|line| {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("JSON log line {line:?} is not JSON: {e}"));
+                for key in ["source", "door", "time", "event"] {
+                    assert!(v.get(key).is_some(), "JSON event without {key:?}: {line}");
+                }
+                v["source"] == source
+                    && v["door"] == door
+                    && v["event"]
+                        .as_str()
+                        .is_some_and(|e| e.to_ascii_lowercase().contains(kind))
+            })
+            .then_some(())
+    });
+    assert!(
+        found.is_some(),
+        "no {kind:?} event from {source} for door {door:?} in {}:\n{}",
+        path.display(),
+        read(path)
+    );
 }

@@ -73,7 +73,7 @@ fn a_spoofed_source_flood_neither_kills_nor_bloats_knockd() {
     let mut args = net.knockd_args(&["--max-sources", "1000"]);
     args.retain(|a| a != "-v");
     let mut d = net.spawn_knockd(&args);
-    d.wait_listening(&net.path("log"));
+    d.wait_listening(&net.path("log"), 0);
     let opened = net.path("opened");
     let baseline_kib = vm_hwm_kib(d.pid);
 

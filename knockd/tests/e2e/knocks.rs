@@ -2,7 +2,8 @@
 //! stop commands, `Target` doors and one-time sequences.
 
 use crate::fixture::{
-    Hit, Net, SRV_IF, assert_log_shape, count, lines, read, wait_contains, wait_lines,
+    Hit, Net, SRV_IF, assert_log_shape, count, lines, read, wait_contains, wait_json_event,
+    wait_lines,
 };
 
 #[test]
@@ -227,7 +228,8 @@ fn a_wrong_port_invalidates_the_attempt() {
          sequence = 7000,8000,9000\n\
          command = echo d %IP% >> {dir}/opened\n"
     );
-    let _d = net.start_knockd(&config, &[]);
+    let events = net.path("events.json");
+    let _d = net.start_knockd(&config, &["--json-log", events.to_str().unwrap()]);
     let opened = net.path("opened");
     let log = net.path("log");
 
@@ -241,6 +243,8 @@ fn a_wrong_port_invalidates_the_attempt() {
     // The successful knock was the last one sent: any other open would be logged before it.
     wait_contains(&log, "d: running command");
     assert_eq!(count(&log, "d: OPEN SESAME"), 1, "{}", read(&log));
+    // Invalidations are not in 0.8's log, but they are in the JSON events.
+    wait_json_event(&events, &net.cli4, "d", "invalid");
 }
 
 #[test]
@@ -254,7 +258,8 @@ fn a_slow_sequence_times_out() {
          seq_timeout = 1\n\
          command = echo slow %IP% >> {dir}/opened\n"
     );
-    let _d = net.start_knockd(&config, &[]);
+    let events = net.path("events.json");
+    let _d = net.start_knockd(&config, &["--json-log", events.to_str().unwrap()]);
     let opened = net.path("opened");
     let log = net.path("log");
 
@@ -273,6 +278,7 @@ fn a_slow_sequence_times_out() {
     let got = wait_lines(&opened, 1, "quick knock after a timeout");
     assert_eq!(got, [format!("slow {}", net.cli4)]);
     assert_eq!(count(&log, "slow: OPEN SESAME"), 1, "{}", read(&log));
+    wait_json_event(&events, &net.cli4, "slow", "timeout");
 }
 
 #[test]
@@ -287,7 +293,8 @@ fn the_stop_command_runs_after_cmd_timeout() {
          start_command = echo open %IP% >> {dir}/opened\n\
          stop_command = echo close %IP% >> {dir}/closed\n"
     );
-    let _d = net.start_knockd(&config, &[]);
+    let events = net.path("events.json");
+    let _d = net.start_knockd(&config, &["--json-log", events.to_str().unwrap()]);
     net.knock(&net.srv4, "7000:udp,8000");
     wait_lines(&net.path("opened"), 1, "open");
     let closed = wait_lines(&net.path("closed"), 1, "stop command after cmd_timeout");
@@ -301,6 +308,7 @@ fn the_stop_command_runs_after_cmd_timeout() {
             net.cli4
         ),
     );
+    wait_json_event(&events, &net.cli4, "door", "close");
 }
 
 #[test]

@@ -10,14 +10,19 @@ use crate::fixture::{
     wait_until,
 };
 
-/// A door whose stop command is far away (600 s): only shutdown can run it in time.
+/// A door whose stop command is far away (600 s): only shutdown can run it in time. IPv6
+/// knockers get their own stop command.
 fn long_stop_config(dir: &str) -> String {
     format!(
         "[door]\n\
          sequence = 7000,8000\n\
          cmd_timeout = 600\n\
          start_command = echo open %IP% >> {dir}/opened\n\
-         stop_command = echo close %IP% >> {dir}/closed\n"
+         stop_command = echo close %IP% >> {dir}/closed\n\
+         stop_command_6 = echo close6 %IP% >> {dir}/closed\n\
+         [sentinel]\n\
+         sequence = 7100,8100\n\
+         command = echo sentinel %IP% >> {dir}/opened\n"
     )
 }
 
@@ -26,7 +31,8 @@ fn shutdown_runs_pending_stops(sig: &str, status: i32) {
     let dir = net.dir_str();
     let mut d = net.start_knockd(&long_stop_config(&dir), &[]);
     net.knock(&net.srv4, "7000,8000");
-    wait_lines(&net.path("opened"), 1, "open");
+    net.knock(&net.srv6, "7000,8000");
+    wait_lines(&net.path("opened"), 2, "open over IPv4 and IPv6");
     assert!(
         !net.path("closed").exists(),
         "stop ran long before cmd_timeout"
@@ -38,9 +44,25 @@ fn shutdown_runs_pending_stops(sig: &str, status: i32) {
         Some(status),
         "exit status after SIG{sig}"
     );
-    let closed = wait_lines(&net.path("closed"), 1, "pending stop on shutdown");
-    assert_eq!(closed, [format!("close {}", net.cli4)]);
+    let mut closed = wait_lines(&net.path("closed"), 2, "pending stops on shutdown");
+    closed.sort();
+    let mut want = vec![
+        format!("close {}", net.cli4),
+        format!("close6 {}", net.cli6),
+    ];
+    want.sort();
+    assert_eq!(closed, want);
     wait_contains(&net.path("log"), "shutting down");
+
+    // They ran, so the next start has nothing left to run.
+    let _d2 = net.start_knockd(&long_stop_config(&dir), &[]);
+    net.knock(&net.srv4, "7100,8100");
+    wait_lines(&net.path("opened"), 3, "sentinel after the restart");
+    assert_eq!(
+        crate::fixture::lines(&net.path("closed")).len(),
+        2,
+        "stop commands ran again after a clean shutdown"
+    );
 }
 
 #[test]
@@ -70,7 +92,10 @@ fn after_kill_9_a_restart_runs_overdue_stops_and_rearms_the_rest() {
          sequence = 7100,8100\n\
          cmd_timeout = 5\n\
          start_command = echo open later %IP% >> {dir}/opened\n\
-         stop_command = echo close later %IP% >> {dir}/closed\n"
+         stop_command = echo close later %IP% >> {dir}/closed\n\
+         [sentinel]\n\
+         sequence = 7200,8200\n\
+         command = echo sentinel %IP% >> {dir}/opened\n"
     );
     let mut d = net.start_knockd(&config, &[]);
     net.knock(&net.srv4, "7000,8000,7100,8100");
@@ -92,7 +117,7 @@ fn after_kill_9_a_restart_runs_overdue_stops_and_rearms_the_rest() {
         read(&net.path("closed"))
     );
 
-    let _d2 = net.spawn_knockd(&net.knockd_args(&[]));
+    let mut d2 = net.spawn_knockd(&net.knockd_args(&[]));
     let closed = wait_lines(&net.path("closed"), 1, "overdue stop at restart");
     assert_eq!(closed[0], format!("close soon {}", net.cli4));
     let closed = wait_lines(&net.path("closed"), 2, "re-armed stop after restart");
@@ -105,6 +130,18 @@ fn after_kill_9_a_restart_runs_overdue_stops_and_rearms_the_rest() {
     );
     // Only the restarted knockd can have run a stop command (the first never did).
     wait_contains(&net.path("log"), "later: running command: echo close later");
+
+    // Nothing is left pending: neither a clean stop nor the next start runs them again.
+    d2.signal("TERM");
+    assert_eq!(d2.wait_exit().code(), Some(15));
+    let _d3 = net.start_knockd(&config, &[]);
+    net.knock(&net.srv4, "7200,8200");
+    wait_lines(&net.path("opened"), 3, "sentinel after the second restart");
+    assert_eq!(
+        crate::fixture::lines(&net.path("closed")).len(),
+        2,
+        "stop commands ran twice"
+    );
 }
 
 #[test]
