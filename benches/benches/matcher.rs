@@ -1,11 +1,151 @@
-//! PLACEHOLDER: the matcher benchmark.
+//! Matcher throughput: packet events per second with 1, 1 000 and 1 000 000 tracked sources,
+//! plus a spoofed-source flood at the source cap (every event a new source, evicting the
+//! oldest).
+//!
+//! Steady state: one door of 32 identical steps and a one-day `seq_timeout`. Every source is
+//! first brought to stage 1, then events cycle through the sources in order, so each event
+//! advances one source by a step (one `Stage` action) and every 32nd round each source opens
+//! and restarts (its entry leaves the table and comes back). The actions are drained and
+//! consumed inside the measured loop, as a daemon would.
 #![allow(missing_docs)]
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
 
-fn placeholder(c: &mut Criterion) {
-    c.bench_function("placeholder", |b| b.iter(|| std::hint::black_box(1 + 1)));
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use knock_core::{
+    Action, Config, Door, Duration, Instant, Knock, Limits, Matcher, PacketEvent, TcpFlags,
+};
+
+/// Events per measured iteration.
+const BATCH: u64 = 1_000;
+const PORT: u16 = 7_000;
+
+fn config() -> Config {
+    let mut door = Door::new("bench", vec![Knock::tcp(PORT); 32]);
+    door.seq_timeout = Duration::from_secs(86_400);
+    let mut config = Config::default();
+    config.doors.push(door);
+    config
 }
 
-criterion_group!(benches, placeholder);
+fn source(index: u32) -> IpAddr {
+    // Spread over 10.0.0.0/8 as consecutive addresses; the hash map does not care.
+    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | index))
+}
+
+fn packet(now: Instant, index: u32) -> PacketEvent {
+    PacketEvent::tcp(
+        now,
+        source(index),
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        PORT,
+        TcpFlags::SYN,
+    )
+}
+
+/// Drains the actions, folding them into a number so the work cannot be optimised away.
+fn drain(matcher: &mut Matcher) -> u64 {
+    let mut sum = 0;
+    while let Some(action) = matcher.poll_action() {
+        sum += match action {
+            Action::Stage { stage, .. } => stage as u64,
+            _ => 1,
+        };
+    }
+    sum
+}
+
+struct Steady {
+    matcher: Matcher,
+    sources: u32,
+    next: u32,
+    now: u64,
+}
+
+impl Steady {
+    fn new(sources: u32) -> Self {
+        let limits = Limits::default().with_max_sources(sources as usize);
+        let mut matcher = Matcher::with_limits(&config(), limits);
+        for index in 0..sources {
+            matcher.handle_packet(Instant::ZERO, &packet(Instant::ZERO, index));
+            drain(&mut matcher);
+        }
+        assert_eq!(matcher.tracked_sources(), sources as usize);
+        Self {
+            matcher,
+            sources,
+            next: 0,
+            now: 1,
+        }
+    }
+
+    fn step(&mut self) -> u64 {
+        let now = Instant::from_micros(self.now);
+        self.now += 1;
+        let index = self.next;
+        self.next = if index + 1 == self.sources {
+            0
+        } else {
+            index + 1
+        };
+        self.matcher.handle_packet(now, &packet(now, index));
+        drain(&mut self.matcher)
+    }
+}
+
+fn steady_state(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matcher");
+    group.throughput(Throughput::Elements(BATCH));
+    for sources in [1_u32, 1_000, 1_000_000] {
+        let mut bench = Steady::new(sources);
+        // Warm the tables up to their working size (a full open/restart cycle).
+        for _ in 0..u64::from(sources).saturating_mul(33).min(40_000_000) {
+            bench.step();
+        }
+        group.bench_function(format!("steady/{sources}_sources"), |b| {
+            b.iter(|| {
+                let mut sum = 0;
+                for _ in 0..BATCH {
+                    sum += bench.step();
+                }
+                black_box(sum)
+            });
+        });
+        assert_eq!(bench.matcher.counters().sources_evicted, 0);
+    }
+    group.finish();
+}
+
+fn flood(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matcher");
+    group.throughput(Throughput::Elements(BATCH));
+    let cap = knock_core::matcher::DEFAULT_MAX_SOURCES;
+    let mut matcher = Matcher::new(&config());
+    let mut next: u32 = 0;
+    let mut now: u64 = 0;
+    let mut spoofed = |matcher: &mut Matcher| {
+        let t = Instant::from_micros(now);
+        now += 1;
+        next = next.wrapping_add(1) & 0x00ff_ffff;
+        matcher.handle_packet(t, &packet(t, next));
+        drain(matcher)
+    };
+    for _ in 0..cap * 3 {
+        spoofed(&mut matcher);
+    }
+    group.bench_function(format!("flood/new_source_each_event_cap_{cap}"), |b| {
+        b.iter(|| {
+            let mut sum = 0;
+            for _ in 0..BATCH {
+                sum += spoofed(&mut matcher);
+            }
+            black_box(sum)
+        });
+    });
+    assert_eq!(matcher.tracked_sources(), cap);
+    group.finish();
+}
+
+criterion_group!(benches, steady_state, flood);
 criterion_main!(benches);

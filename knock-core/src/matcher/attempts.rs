@@ -6,26 +6,29 @@ use crate::time::Instant;
 /// Attempts stored inline per source. One source has at most one attempt per door, and
 /// several attempts only when several doors share a first step; beyond this many the list
 /// spills into a heap vector (an allocation, only for such configurations).
-pub(crate) const INLINE_ATTEMPTS: usize = 4;
+pub(crate) const INLINE_ATTEMPTS: usize = 2;
 
-/// One source's progress through one door's sequence.
+/// One source's progress through one door's sequence (16 bytes, so that a source's
+/// hash-table entry stays small: the table is the matcher's only cache-miss-bound part).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Attempt {
-    /// Index of the door in the matcher's door table.
-    pub(crate) door: u32,
-    /// Steps completed so far (≥ 1 while the attempt is tracked).
-    pub(crate) stage: u32,
-    /// Identifies the attempt to its deadline-queue entry.
-    pub(crate) token: u32,
     /// First knock + the door's `seq_timeout`: the attempt has expired once `now` reaches it.
     pub(crate) deadline: Instant,
+    /// Identifies the attempt to its deadline-queue entry.
+    pub(crate) token: u32,
+    /// Index of the door in the matcher's door table (doors beyond `u16::MAX` are never
+    /// matched).
+    pub(crate) door: u16,
+    /// Steps completed so far (≥ 1 while the attempt is tracked; sequences longer than
+    /// `u16::MAX` are never matched).
+    pub(crate) stage: u16,
 }
 
 const EMPTY: Attempt = Attempt {
+    deadline: Instant::ZERO,
+    token: 0,
     door: 0,
     stage: 0,
-    token: 0,
-    deadline: Instant::ZERO,
 };
 
 /// An ordered list of attempts (config order of their doors): `INLINE_ATTEMPTS` in place,
@@ -34,7 +37,10 @@ const EMPTY: Attempt = Attempt {
 pub(crate) struct AttemptList {
     inline: [Attempt; INLINE_ATTEMPTS],
     inline_len: u8,
-    spill: Vec<Attempt>,
+    // A thin 8-byte pointer instead of a 24-byte `Vec`: this struct lives in every
+    // hash-table entry, and the spill is almost never used.
+    #[allow(clippy::box_collection)]
+    spill: Option<Box<Vec<Attempt>>>,
 }
 
 impl Default for AttemptList {
@@ -42,34 +48,29 @@ impl Default for AttemptList {
         Self {
             inline: [EMPTY; INLINE_ATTEMPTS],
             inline_len: 0,
-            spill: Vec::new(),
+            spill: None,
         }
     }
 }
 
 impl AttemptList {
+    fn spilled(&self) -> &[Attempt] {
+        self.spill.as_deref().map_or(&[], Vec::as_slice)
+    }
+
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.inline_len) + self.spill.len()
+        usize::from(self.inline_len) + self.spilled().len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.inline_len == 0
     }
 
-    fn get(&self, index: usize) -> Attempt {
-        if index < INLINE_ATTEMPTS {
-            self.inline[index]
-        } else {
-            self.spill[index - INLINE_ATTEMPTS]
-        }
-    }
-
-    fn set(&mut self, index: usize, attempt: Attempt) {
-        if index < INLINE_ATTEMPTS {
-            self.inline[index] = attempt;
-        } else {
-            self.spill[index - INLINE_ATTEMPTS] = attempt;
-        }
+    /// The attempts in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Attempt> + '_ {
+        self.inline[..usize::from(self.inline_len)]
+            .iter()
+            .chain(self.spilled())
     }
 
     pub(crate) fn push(&mut self, attempt: Attempt) {
@@ -78,31 +79,42 @@ impl AttemptList {
             self.inline[len] = attempt;
             self.inline_len += 1;
         } else {
-            self.spill.push(attempt);
+            self.spill.get_or_insert_default().push(attempt);
         }
-    }
-
-    /// The attempts in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = Attempt> + '_ {
-        (0..self.len()).map(|i| self.get(i))
     }
 
     /// Keeps the attempts for which `keep` returns true (it may modify them), preserving
     /// order. Returns how many were removed.
     pub(crate) fn retain_mut(&mut self, mut keep: impl FnMut(&mut Attempt) -> bool) -> usize {
-        let len = self.len();
+        let inline_len = usize::from(self.inline_len);
         let mut kept = 0;
-        for index in 0..len {
-            let mut attempt = self.get(index);
+        for index in 0..inline_len {
+            let mut attempt = self.inline[index];
             if keep(&mut attempt) {
-                self.set(kept, attempt);
+                self.inline[kept] = attempt;
                 kept += 1;
             }
         }
-        self.spill.truncate(kept.saturating_sub(INLINE_ATTEMPTS));
-        // kept ≤ INLINE_ATTEMPTS here or the inline part is full: both fit in a u8.
-        self.inline_len = u8::try_from(kept.min(INLINE_ATTEMPTS)).unwrap_or(u8::MAX);
-        len - kept
+        let mut removed = inline_len - kept;
+        if let Some(spill) = self.spill.as_deref_mut() {
+            let before = spill.len();
+            spill.retain_mut(|a| keep(a));
+            removed += before - spill.len();
+            // Refill the inline part from the front of the spill, keeping the order.
+            let moved = (INLINE_ATTEMPTS - kept).min(spill.len());
+            for (slot, attempt) in self.inline[kept..kept + moved]
+                .iter_mut()
+                .zip(spill.drain(..moved))
+            {
+                *slot = attempt;
+            }
+            kept += moved;
+            if spill.is_empty() {
+                self.spill = None;
+            }
+        }
+        self.inline_len = u8::try_from(kept).unwrap_or(u8::MAX);
+        removed
     }
 }
 
@@ -110,11 +122,11 @@ impl AttemptList {
 mod tests {
     use super::*;
 
-    fn attempt(door: u32) -> Attempt {
+    fn attempt(door: u16) -> Attempt {
         Attempt {
             door,
             stage: 1,
-            token: door,
+            token: u32::from(door),
             deadline: Instant::from_secs(u64::from(door)),
         }
     }
@@ -131,7 +143,7 @@ mod tests {
             a.door % 2 == 0
         });
         assert_eq!(removed, 3);
-        let doors: Vec<u32> = list.iter().map(|a| a.door).collect();
+        let doors: Vec<u16> = list.iter().map(|a| a.door).collect();
         assert_eq!(doors, [0, 2, 4, 6]);
         assert!(list.iter().all(|a| a.stage == 2));
         assert_eq!(list.retain_mut(|_| false), 4);

@@ -267,11 +267,11 @@ pub struct Counters {
 /// State is bounded by [`Limits`]: at most `max_sources` sources are tracked (a source is
 /// tracked while it has an attempt in progress); a new source beyond that evicts the one
 /// tracked longest, and at most `max_pending_closes` stop commands wait. The memory is about
-/// [`Matcher::BYTES_PER_SOURCE`] per tracked source (hash-table entry with up to four
+/// [`Matcher::BYTES_PER_SOURCE`] per tracked source (hash-table entry with up to two
 /// attempts inline, eviction-queue and deadline-queue entries, with the queues' 2× slack)
 /// plus about 100 bytes per pending close: at most about 30 MB for the default 65 536
 /// sources (typically half of that, as the queues' slack is rarely all in use). A
-/// source with attempts for more than four doors at once (only possible when more than four
+/// source with attempts for more than two doors at once (only possible when more than two
 /// doors share a first step) stores the extra ones on the heap.
 ///
 /// A flood of spoofed first knocks can therefore evict a legitimate knocker's attempt, but
@@ -355,9 +355,13 @@ impl DoorTable {
     fn reindex(&mut self) {
         let mut with_step: HashMap<Knock, Vec<u32>> = HashMap::new();
         let mut starting: HashMap<Knock, Vec<u32>> = HashMap::new();
-        for (index, slot) in self.slots.iter().enumerate() {
+        // Attempts store door numbers and stages in 16 bits: doors beyond that never match.
+        for (index, slot) in self.slots.iter().enumerate().take(usize::from(u16::MAX)) {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             let sequence = &slot.door.door.sequence;
+            if sequence.len() > usize::from(u16::MAX) {
+                continue;
+            }
             if let Some(first) = sequence.first() {
                 starting.entry(*first).or_default().push(index);
             }
@@ -416,7 +420,7 @@ fn push_range(lists: &mut Vec<u32>, doors: &[u32]) -> (u32, u32) {
 /// The tracked sources and the FIFO that decides which is evicted first.
 #[derive(Debug)]
 struct SourceTable {
-    map: HashMap<IpAddr, SourceState>,
+    map: HashMap<SourceKey, SourceState>,
     /// Creation order; entries whose source was removed (or re-created since, with another
     /// generation) are stale and skipped; compacted when over 2× live.
     fifo: VecDeque<FifoEntry>,
@@ -424,6 +428,20 @@ struct SourceTable {
     next_token: u32,
     /// Attempts in progress over all sources.
     live_attempts: usize,
+}
+
+/// A source address as a hash key: hashed as one integer (a `u32` for IPv4, a `u128` for
+/// IPv6) rather than through `IpAddr`'s derived, field-by-field `Hash`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SourceKey(IpAddr);
+
+impl core::hash::Hash for SourceKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        match self.0 {
+            IpAddr::V4(v4) => state.write_u32(v4.to_bits()),
+            IpAddr::V6(v6) => state.write_u128(v6.to_bits()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -457,7 +475,7 @@ impl SourceTable {
 
     fn is_current(&self, entry: &FifoEntry) -> bool {
         self.map
-            .get(&entry.source)
+            .get(&SourceKey(entry.source))
             .is_some_and(|s| s.generation == entry.generation)
     }
 
@@ -465,7 +483,7 @@ impl SourceTable {
         if self.fifo.len() > 2 * self.map.len() + COMPACTION_SLACK {
             let map = &self.map;
             self.fifo.retain(|e| {
-                map.get(&e.source)
+                map.get(&SourceKey(e.source))
                     .is_some_and(|s| s.generation == e.generation)
             });
         }
@@ -535,9 +553,9 @@ impl Deadlines {
     }
 }
 
-fn is_live(sources: &HashMap<IpAddr, SourceState>, entry: &DeadlineEntry) -> bool {
+fn is_live(sources: &HashMap<SourceKey, SourceState>, entry: &DeadlineEntry) -> bool {
     sources
-        .get(&entry.source)
+        .get(&SourceKey(entry.source))
         .is_some_and(|s| s.attempts.iter().any(|a| a.token == entry.token))
 }
 
@@ -724,7 +742,7 @@ impl Matcher {
         self.sources.map.retain(|_, state| {
             discarded += state
                 .attempts
-                .retain_mut(|a| a.door != door.0 || (a.stage as usize) < new_len);
+                .retain_mut(|a| u32::from(a.door) != door.0 || usize::from(a.stage) < new_len);
             !state.attempts.is_empty()
         });
         self.sources.live_attempts -= discarded;
@@ -761,7 +779,7 @@ impl Matcher {
         self.out.counters.admitted += 1;
 
         let source = packet.source;
-        if let Some(state) = self.sources.map.get_mut(&source) {
+        if let Some(state) = self.sources.map.get_mut(&SourceKey(source)) {
             let (progress, removed) = advance_attempts(
                 &self.doors,
                 &mut self.closes,
@@ -779,7 +797,7 @@ impl Matcher {
                 if removed > 0 {
                     self.sources.live_attempts -= removed;
                     if state.attempts.is_empty() {
-                        self.sources.map.remove(&source);
+                        self.sources.map.remove(&SourceKey(source));
                     }
                     self.drop_stale_fronts_of(source);
                 }
@@ -787,6 +805,34 @@ impl Matcher {
             }
         }
         self.start_attempts(now, source, knock_doors.starting, &probe);
+    }
+
+    /// Feeds several packets that arrived at `now`, in order: the same as calling
+    /// [`handle_packet`](Self::handle_packet) for each, only faster with many tracked
+    /// sources.
+    ///
+    /// Why faster: with many sources the table outgrows the CPU caches and each packet waits
+    /// for one source entry from main memory. This method first looks up the sources of a
+    /// few packets ahead in a tight loop, so those memory accesses overlap instead of
+    /// queueing behind the one before; the packets are then processed from the cache.
+    /// A daemon that takes packets off a channel in bursts should feed them this way.
+    pub fn handle_packets(&mut self, now: Instant, packets: &[PacketEvent]) {
+        /// Packets looked up ahead: enough to cover main-memory latency, few enough that
+        /// their entries are still cached when processed.
+        const LOOKAHEAD: usize = 32;
+        for chunk in packets.chunks(LOOKAHEAD) {
+            if self.sources.map.len() > LOOKAHEAD {
+                let mut found = 0_usize;
+                for packet in chunk {
+                    found += usize::from(self.sources.map.contains_key(&SourceKey(packet.source)));
+                }
+                // Keeps the look-ups (whose point is to pull the entries into the cache).
+                core::hint::black_box(found);
+            }
+            for packet in chunk {
+                self.handle_packet(now, packet);
+            }
+        }
     }
 
     /// Tells the matcher that time has reached `now`: expires attempts and emits stop
@@ -920,7 +966,7 @@ impl Matcher {
             return;
         };
         self.deadlines.entries -= 1;
-        let Some(state) = self.sources.map.get_mut(&entry.source) else {
+        let Some(state) = self.sources.map.get_mut(&SourceKey(entry.source)) else {
             return;
         };
         let doors = &self.doors;
@@ -933,13 +979,13 @@ impl Matcher {
             out.actions.push_back(Action::Timeout {
                 door: doors.slots[a.door as usize].door.clone(),
                 source: entry.source,
-                stage: a.stage as usize,
+                stage: usize::from(a.stage),
             });
             false
         });
         self.sources.live_attempts -= expired;
         if state.attempts.is_empty() {
-            self.sources.map.remove(&entry.source);
+            self.sources.map.remove(&SourceKey(entry.source));
         }
     }
 
@@ -974,6 +1020,10 @@ impl Matcher {
             if !self.doors.accepts(index, probe) {
                 continue;
             }
+            // The index holds only doors whose number and length fit the attempt's fields.
+            let Ok(door_index) = u16::try_from(index) else {
+                continue;
+            };
             started = true;
             self.out.counters.attempts_started += 1;
             let slot = &self.doors.slots[index as usize];
@@ -997,7 +1047,7 @@ impl Matcher {
             let deadline = now + slot.door.door.seq_timeout;
             let token = self.sources.token();
             self.track(source).attempts.push(Attempt {
-                door: index,
+                door: door_index,
                 stage: 1,
                 token,
                 deadline,
@@ -1031,7 +1081,7 @@ impl Matcher {
     /// The state of `source`, created (evicting the oldest source at the cap) if needed.
     fn track(&mut self, source: IpAddr) -> &mut SourceState {
         if self.sources.map.len() >= self.limits.max_sources
-            && !self.sources.map.contains_key(&source)
+            && !self.sources.map.contains_key(&SourceKey(source))
         {
             self.evict_oldest();
         }
@@ -1041,7 +1091,7 @@ impl Matcher {
             next_token,
             ..
         } = &mut self.sources;
-        map.entry(source).or_insert_with(|| {
+        map.entry(SourceKey(source)).or_insert_with(|| {
             let generation = *next_token;
             *next_token = generation.wrapping_add(1);
             fifo.push_back(FifoEntry { source, generation });
@@ -1057,7 +1107,7 @@ impl Matcher {
             if !self.sources.is_current(&entry) {
                 continue;
             }
-            if let Some(state) = self.sources.map.remove(&entry.source) {
+            if let Some(state) = self.sources.map.remove(&SourceKey(entry.source)) {
                 let attempts = state.attempts.len();
                 self.sources.live_attempts -= attempts;
                 self.out.counters.attempts_evicted += attempts as u64;
@@ -1096,7 +1146,7 @@ fn advance_attempts(
             return true;
         }
         progress.changed = true;
-        let stage = attempt.stage as usize;
+        let stage = usize::from(attempt.stage);
         if door.sequence.get(stage) == Some(&probe.knock) {
             attempt.stage += 1;
             out.counters.attempts_advanced += 1;
