@@ -14,9 +14,10 @@
 //!   libpcap either.
 //! * [`local_addresses`]: the addresses of the chosen interfaces, including labelled
 //!   aliases (`eth0:1`).
-//! * [`LiveCapture`] (feature `libpcap`, on by default): one thread per interface, blocking in
-//!   libpcap (immediate mode: ~60 µs from the wire to the event at idle) and woken by
-//!   `pcap_breakloop` for stop and reload; interfaces that are missing, down or that
+//! * [`LiveCapture`] (feature `libpcap`, on by default): one thread per interface, asleep in
+//!   `poll` until a packet arrives (libpcap immediate mode: ~60 µs from the wire to the
+//!   event at idle) or a wake pipe signals stop, reload or a stats request (not
+//!   `pcap_breakloop`, which can swallow the packet being read); interfaces that are missing, down or that
 //!   disappear are waited for and reopened; address changes are seen through netlink (no
 //!   periodic wakeup) and reported; events flow into a bounded crossbeam channel.
 //! * [`OfflineCapture`] (feature `libpcap`): a savefile through the same decoder, stamped

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use knock_core::PacketEvent;
-use pcap::{Active, BreakLoop, Capture, Direction};
+use pcap::{Active, Capture, Direction};
 
 use crate::addresses::local_addresses;
 use crate::clock::Clock;
@@ -196,7 +196,10 @@ struct Shared {
 /// Per-interface state shared between its capture thread and the handle.
 struct Interface {
     name: String,
-    breakloop: Mutex<Option<BreakLoop>>,
+    /// A byte written here wakes the capture thread's `poll` (stop, reload, stats).
+    wake_write: OwnedFd,
+    /// The read end, polled by the capture thread beside the packet socket.
+    wake_read: OwnedFd,
     link: Mutex<Option<LinkType>>,
     up: AtomicBool,
     read: AtomicU64,
@@ -236,10 +239,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Interface {
-    fn new(name: String) -> Self {
-        Self {
+    fn new(name: String) -> std::io::Result<Self> {
+        let (wake_read, wake_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        Ok(Self {
             name,
-            breakloop: Mutex::new(None),
+            wake_read,
+            wake_write,
             link: Mutex::new(None),
             up: AtomicBool::new(false),
             read: AtomicU64::new(0),
@@ -249,13 +255,18 @@ impl Interface {
             pcap_stats: Mutex::new(PcapTotals::default()),
             stats_refreshed: Condvar::new(),
             stats_requested: AtomicBool::new(false),
-        }
+        })
     }
 
+    /// Wakes the capture thread (a full pipe already holds a pending wakeup).
     fn wake(&self) {
-        if let Some(handle) = lock(&self.breakloop).as_ref() {
-            handle.breakloop();
-        }
+        let _ = nix::unistd::write(&self.wake_write, &[1]);
+    }
+
+    /// Empties the wake pipe.
+    fn drain_wakeups(&self) {
+        let mut buffer = [0u8; 64];
+        while matches!(nix::unistd::read(&self.wake_read, &mut buffer), Ok(n) if n > 0) {}
     }
 
     fn refresh_pcap_stats(&self, capture: &mut Capture<Active>) {
@@ -290,8 +301,9 @@ impl Interface {
 
 /// Live capture on one or more interfaces.
 ///
-/// Each interface gets a thread that blocks in libpcap (no polling loop, no busy wakeups)
-/// and is woken by `pcap_breakloop` for [`stop`](Self::stop), [`set_filter`](Self::set_filter)
+/// Each interface gets a thread that sleeps until a packet arrives (no timer, no busy wakeup)
+/// (non-blocking libpcap handle + `poll` on it and on a wake pipe) and is woken at once for
+/// [`stop`](Self::stop), [`set_filter`](Self::set_filter)
 /// and [`stats`](Self::stats). A further thread re-reads the local addresses whenever a
 /// netlink message says they (or a link) changed, or every
 /// [`CaptureConfig::address_poll_interval`] without netlink.
@@ -367,7 +379,7 @@ impl LiveCapture {
             shared: Arc::clone(&shared),
         };
         for name in &shared.config.interfaces {
-            let interface = Arc::new(Interface::new(name.clone()));
+            let interface = Arc::new(Interface::new(name.clone()).map_err(CaptureError::Thread)?);
             // Open synchronously once, so that fatal errors are reported to the caller.
             let first = match open(&shared, &interface) {
                 Ok(opened) => Some(opened),
@@ -384,12 +396,13 @@ impl LiveCapture {
             capture.threads.push(thread);
         }
         let thread_shared = Arc::clone(&shared);
+        let watched = capture.interfaces.clone();
         let (stop_pipe, stop_pipe_writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| CaptureError::Thread(e.into()))?;
         capture.stop_pipe = Some(stop_pipe_writer);
         let watcher = std::thread::Builder::new()
             .name("address watch".to_owned())
-            .spawn(move || address_thread(&thread_shared, &stop_pipe))
+            .spawn(move || address_thread(&thread_shared, &watched, &stop_pipe))
             .map_err(CaptureError::Thread)?;
         capture.threads.push(watcher);
         Ok(capture)
@@ -455,8 +468,8 @@ impl LiveCapture {
         self.interfaces.iter().map(|i| i.snapshot()).collect()
     }
 
-    /// Stops every thread and waits for them: blocked captures are woken with
-    /// `pcap_breakloop`, so this returns promptly even on idle interfaces.
+    /// Stops every thread and waits for them: each capture thread is woken through its wake
+    /// pipe, so this returns promptly even on idle interfaces.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -520,9 +533,12 @@ struct Opened {
     capture: Capture<Active>,
     link: LinkType,
     filter_generation: u64,
+    /// The interface index at opening (`None` for `any`): a different or missing index
+    /// later means the interface was deleted (and perhaps re-created).
+    ifindex: Option<u32>,
 }
 
-/// Opens and configures one interface and publishes its breakloop handle.
+/// Opens and configures one interface (non-blocking: the thread waits in `poll`).
 fn open(shared: &Shared, interface: &Interface) -> Result<Opened, OpenError> {
     let config = &shared.config;
     let pcap_error = |source: pcap::Error| {
@@ -571,13 +587,33 @@ fn open(shared: &Shared, interface: &Interface) -> Result<Opened, OpenError> {
             })
         })?;
     }
-    *lock(&interface.breakloop) = Some(capture.breakloop_handle());
+    // Non-blocking + poll rather than a blocking read woken by pcap_breakloop: libpcap
+    // consumes the frame it is handling when a breakloop arrives and returns
+    // PCAP_ERROR_BREAK instead of it, so every stats/reload wakeup could lose a knock
+    // (seen in the full-channel test: kernel 50 received, 49 read).
+    let capture = capture.setnonblock().map_err(pcap_error)?;
     *lock(&interface.link) = Some(link);
+    let ifindex = if interface.name == crate::ANY_INTERFACE {
+        None
+    } else {
+        nix::net::if_::if_nametoindex(interface.name.as_str()).ok()
+    };
     Ok(Opened {
         capture,
         link,
         filter_generation,
+        ifindex,
     })
+}
+
+/// Whether the captured interface is gone: missing, or re-created with another index.
+///
+/// libpcap alone does not always notice: on deletion the kernel flags the packet socket
+/// with ENETDOWN while the device still exists, libpcap then takes it for "interface down,
+/// keep waiting", and the socket never signals again. The address watcher wakes capture
+/// threads on every link change so that this check runs.
+fn interface_gone(name: &str, ifindex: Option<u32>) -> bool {
+    ifindex.is_some_and(|index| nix::net::if_::if_nametoindex(name).ok() != Some(index))
 }
 
 /// Sends an interface or address event, waiting for room (these are rare and must not be
@@ -638,7 +674,6 @@ fn capture_thread(shared: &Shared, interface: &Interface, mut first: Option<Open
                 }
                 let exit = run(shared, interface, opened);
                 interface.up.store(false, Ordering::SeqCst);
-                *lock(&interface.breakloop) = None;
                 lock(&interface.pcap_stats).retire();
                 interface.stats_refreshed.notify_all();
                 match exit {
@@ -683,16 +718,18 @@ fn capture_thread(shared: &Shared, interface: &Interface, mut first: Option<Open
 const STATS_EVERY: u32 = 4096;
 
 fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let Opened {
         mut capture,
         link,
         mut filter_generation,
+        ifindex,
     } = opened;
     let ipv4_only = shared.config.ipv4_only;
     let mut since_stats = 0u32;
     loop {
-        // Checked before every read: a stop or reload that raced with the handle being
-        // published is seen here even if its breakloop found no handle yet.
+        // Control requests are checked before every read (cheap relaxed loads), so a flood
+        // that keeps the ring full cannot delay a stop or a reload.
         if shared.stopping.load(Ordering::Relaxed) {
             return Exit::Stopped;
         }
@@ -700,8 +737,7 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
         if generation != filter_generation {
             filter_generation = generation;
             let filter = shared.config.effective_filter(&lock(&shared.filter));
-            let filter = if filter.is_empty() { "" } else { &filter };
-            if let Err(error) = capture.filter(filter, true) {
+            if let Err(error) = capture.filter(&filter, true) {
                 let failed = CaptureEvent::FilterFailed {
                     interface: interface.name.clone(),
                     error: error.to_string(),
@@ -737,9 +773,27 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
                     interface.refresh_pcap_stats(&mut capture);
                 }
             }
-            // NoMorePackets is how the pcap crate reports PCAP_ERROR_BREAK (our breakloop);
-            // TimeoutExpired is the block timeout when not in immediate mode.
-            Err(pcap::Error::NoMorePackets | pcap::Error::TimeoutExpired) => {}
+            // Non-blocking: the ring is empty. Sleep until a frame or a wakeup arrives.
+            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {
+                let mut fds = [
+                    PollFd::new(capture.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(interface.wake_read.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(error) => return Exit::Lost(format!("poll: {error}")),
+                }
+                let socket_error = fds[0]
+                    .revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP));
+                let woken = fds[1].revents().is_some_and(|r| !r.is_empty());
+                if woken {
+                    interface.drain_wakeups();
+                }
+                if (woken || socket_error) && interface_gone(&interface.name, ifindex) {
+                    return Exit::Lost("the interface disappeared".to_owned());
+                }
+            }
             Err(error) => return Exit::Lost(error.to_string()),
         }
     }
@@ -778,7 +832,9 @@ fn drain(socket: &OwnedFd) {
     }
 }
 
-fn address_thread(shared: &Shared, stop_pipe: &OwnedFd) {
+/// Re-reads the local addresses on every netlink notification (or every poll interval),
+/// reports changes, and wakes the capture threads so they notice deleted interfaces.
+fn address_thread(shared: &Shared, interfaces: &[Arc<Interface>], stop_pipe: &OwnedFd) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let netlink = if shared.config.address_netlink {
         netlink_watch()
@@ -824,6 +880,9 @@ fn address_thread(shared: &Shared, stop_pipe: &OwnedFd) {
         drop(fds);
         if let Some(socket) = &netlink {
             drain(socket);
+        }
+        for interface in interfaces {
+            interface.wake();
         }
     }
 }
