@@ -134,3 +134,78 @@ fn two_interleaved_sources_both_open_unlike_0_8_bug_b1() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// [EXP 7]: doors with a common prefix advance in parallel; the shorter one opens first.
+fn overlapping_config(dir: &str, file: &str) -> String {
+    format!(
+        "[p1]\n\
+         sequence = 1000,2000,3000\n\
+         command = echo p1 %IP% >> {dir}/{file}\n\
+         [p2]\n\
+         sequence = 1000,2000,4000\n\
+         command = echo p2 %IP% >> {dir}/{file}\n\
+         [p3]\n\
+         sequence = 1000,2000\n\
+         command = echo p3 %IP% >> {dir}/{file}\n"
+    )
+}
+
+#[test]
+#[ignore = "needs root"]
+fn overlapping_doors_open_as_in_knockd_0_8() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let conf08 = net.write("knockd-0.8.conf", &overlapping_config(&dir, "opened08"));
+    let log08 = net.path("log08");
+    let mut cmd = net.cmd_in(&net.srv, KNOCKD_0_8);
+    cmd.args(["-i", SRV_IF, "-c", conf08.to_str().unwrap()])
+        .args(["-g", log08.to_str().unwrap()]);
+    let _old = Daemon::spawn(cmd);
+    wait_contains(&log08, "listening on");
+    let _ours = net.start_knockd(&overlapping_config(&dir, "opened"), &[]);
+    let ours = net.path("opened");
+    let theirs = net.path("opened08");
+    let sorted = |path: &std::path::Path| {
+        let mut l = lines(path);
+        l.sort();
+        l
+    };
+
+    let mut expected = Vec::new();
+    for (knocks, opens) in [
+        ("1000,2000,4000", &["p3", "p2"][..]),
+        ("1000,2000,3000", &["p3", "p1"]),
+        ("1000,2000", &["p3"]),
+    ] {
+        net.knock(&net.srv4, knocks);
+        expected.extend(opens.iter().map(|door| format!("{door} {}", net.cli4)));
+        wait_lines(&ours, expected.len(), &format!("{knocks} (ours)"));
+        wait_lines(&theirs, expected.len(), &format!("{knocks} (0.8)"));
+    }
+    expected.sort();
+    assert_eq!(sorted(&ours), sorted(&theirs), "ours and 0.8 differ");
+    assert_eq!(sorted(&ours), expected);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_prefix_door_listed_first_does_not_kill_the_longer_one_unlike_0_8() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    // [EXP 7] / bug B1: with the short door first, 0.8 never opens the long one.
+    let config = format!(
+        "[short]\n\
+         sequence = 1000,2000\n\
+         command = echo short %IP% >> {dir}/opened\n\
+         [long]\n\
+         sequence = 1000,2000,3000\n\
+         command = echo long %IP% >> {dir}/opened\n"
+    );
+    let _d = net.start_knockd(&config, &[]);
+    net.knock(&net.srv4, "1000,2000,3000");
+    let got = wait_lines(&net.path("opened"), 2, "short and long");
+    assert_eq!(
+        got,
+        [format!("short {}", net.cli4), format!("long {}", net.cli4)]
+    );
+}

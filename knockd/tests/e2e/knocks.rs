@@ -492,3 +492,34 @@ fn lookup_shows_host_names_in_the_log_but_commands_get_the_address() {
         lines(&opened)
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn seq_timeout_counts_from_the_first_knock() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000,9000\n\
+         seq_timeout = 2\n\
+         command = echo d %IP% >> {dir}/opened\n"
+    );
+    let _d = net.start_knockd(&config, &[]);
+    let log = net.path("log");
+    // Each gap is shorter than seq_timeout, the whole sequence longer.
+    net.send(&[
+        Hit::to(&net.srv4, "7000"),
+        Hit::pause(1.4),
+        Hit::to(&net.srv4, "8000"),
+        Hit::pause(1.4),
+        Hit::to(&net.srv4, "9000"),
+    ]);
+    wait_contains(
+        &log,
+        &format!("{}: d: sequence timeout (stage 2)", net.cli4),
+    );
+    net.knock(&net.srv4, "7000,8000,9000");
+    let got = wait_lines(&net.path("opened"), 1, "quick knock");
+    assert_eq!(got, [format!("d {}", net.cli4)]);
+    assert_eq!(count(&log, "d: OPEN SESAME"), 1, "{}", read(&log));
+}

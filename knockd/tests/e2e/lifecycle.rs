@@ -383,3 +383,32 @@ fn an_interface_missing_at_start_is_waited_for() {
     );
     assert!(d.alive());
 }
+
+#[test]
+#[ignore = "needs root"]
+fn interface_from_the_config_unless_given_with_i() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let door = format!("[a]\nsequence = 7000,8000\ncommand = echo a %IP% >> {dir}/opened\n");
+    let opened = net.path("opened");
+
+    // No -i: the config's Interface is used.
+    net.write(
+        "knockd.conf",
+        &format!("[options]\nInterface = {SRV_IF}\n{door}"),
+    );
+    let mut args = net.knockd_args(&[]);
+    let at = args.iter().position(|a| a == "-i").unwrap();
+    args.drain(at..at + 2);
+    let mut d = net.spawn_knockd(&args);
+    d.wait_listening(&net.path("log"), 0);
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&opened, 1, "Interface from the config");
+    d.signal("TERM");
+    d.wait_exit();
+
+    // -i wins over Interface ([EXP 17]).
+    let _d = net.start_knockd(&format!("[options]\nInterface = nosuch9\n{door}"), &[]);
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&opened, 2, "-i over Interface");
+}
