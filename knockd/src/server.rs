@@ -26,7 +26,7 @@ use crate::logging::{
 };
 use crate::lookup::Lookup;
 use crate::process::{PidFile, daemonize};
-use crate::state::StateFile;
+use crate::state::{StateError, StateFile};
 use crate::{Error, Exit};
 
 /// How long shutdown waits for running commands (the pending stop commands included) before
@@ -180,10 +180,17 @@ impl Server {
         let state_path = crate::cli::absolute_from(&cwd, &cli.state_file);
         let state = match StateFile::load(state_path.clone()) {
             Ok(state) => state,
-            Err(e) => {
-                logger.error(&format!("error: {e}; starting without it"));
+            Err(e @ StateError::Corrupt { .. }) => {
                 let aside = state_path.with_extension("corrupt");
+                logger.error(&format!(
+                    "error: {e}; moved to {} and starting without it",
+                    aside.display()
+                ));
                 let _ = std::fs::rename(&state_path, &aside);
+                StateFile::empty(state_path)
+            }
+            Err(e) => {
+                logger.error(&format!("error: {e}"));
                 StateFile::empty(state_path)
             }
         };

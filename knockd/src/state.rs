@@ -48,6 +48,15 @@ pub enum StateError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The file could be written by someone else: its commands are not run.
+    #[error(
+        "state file {path} is not safe to run commands from (it must be owned by this user and \
+         writable by no one else); ignoring it"
+    )]
+    Unsafe {
+        /// The file.
+        path: PathBuf,
+    },
     /// The content is not a valid state document.
     #[error("state file {path} is corrupt: {reason}")]
     Corrupt {
@@ -87,6 +96,15 @@ impl StateFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::empty(path)),
             Err(source) => return Err(StateError::Read { path, source }),
         };
+        // Its commands run through /bin/sh with knockd's privileges (normally root): a file
+        // that another user could have written (e.g. `--state-file /tmp/…`) is refused.
+        let meta = std::fs::metadata(&path).map_err(|source| StateError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if !is_safe(&meta) {
+            return Err(StateError::Unsafe { path });
+        }
         let mut state = Self::empty(path);
         if text.trim().is_empty() {
             return Ok(state);
@@ -233,6 +251,11 @@ impl StateFile {
     }
 }
 
+fn is_safe(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o022 == 0
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new content:
 /// write a temporary file in the same directory, fsync it, rename it over `path`, fsync the
 /// directory. The temporary file is opened close-on-exec.
@@ -251,8 +274,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .tempfile_in(dir)?;
     // Keep the permissions of the file being replaced (e.g. a one-time sequences file
     // readable only by root).
+    // (Never group- or world-writable, though: see `StateFile::load`.)
     if let Ok(meta) = std::fs::metadata(path) {
-        let _ = temp.as_file().set_permissions(meta.permissions());
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o7755;
+        let _ = temp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode));
     }
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
@@ -330,5 +358,23 @@ mod tests {
         assert!(err.to_string().contains("source"), "{err}");
         std::fs::write(&path, "").unwrap();
         assert!(StateFile::load(path).unwrap().entries().is_empty());
+    }
+
+    #[test]
+    fn a_file_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut state = StateFile::empty(path.clone());
+        state
+            .add("d", "10.0.0.1".parse().unwrap(), 1, "true")
+            .1
+            .unwrap();
+        assert_eq!(StateFile::load(path.clone()).unwrap().entries().len(), 1);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(
+            StateFile::load(path),
+            Err(StateError::Unsafe { .. })
+        ));
     }
 }
