@@ -771,11 +771,8 @@ impl Server {
                 self.settings.interfaces.join(", ")
             ));
         }
-        let mut options = log_options(&self.cli, &settings, &self.cwd);
-        // Keep syslog on if it was on (as 0.8), so the reload itself stays visible.
-        if options.syslog_facility.is_none() {
-            options.syslog_facility = self.logger.options().syslog_facility;
-        }
+        // The new LogFile/UseSyslog take effect (0.8 kept syslog on once it was on).
+        let options = log_options(&self.cli, &settings, &self.cwd);
         self.logger.reconfigure(options);
         self.settings = Settings {
             interfaces: self.settings.interfaces.clone(),
