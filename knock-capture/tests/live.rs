@@ -104,6 +104,31 @@ impl Lab {
         }
         ip(&["-n", &self.peer_ns, "link", "set", &self.peer_if, "up"]);
         ip(&["-n", &self.cap_ns, "link", "set", &self.cap_if, "up"]);
+        if cap_addresses {
+            self.wait_reachable();
+        }
+    }
+
+    /// Waits until both capture-side addresses answer from the peer (a refused connection:
+    /// neighbour discovery and duplicate address detection of the link-local addresses are
+    /// done), so that later knocks leave at once and in order.
+    fn wait_reachable(&self) {
+        let targets = [self.cap_v4(), self.cap_v6()];
+        in_netns(&self.peer_ns, move || {
+            for address in targets {
+                let deadline = std::time::Instant::now() + PATIENCE;
+                let target = SocketAddr::new(address, 9);
+                loop {
+                    match TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+                        _ => assert!(
+                            std::time::Instant::now() < deadline,
+                            "{address} unreachable from the peer"
+                        ),
+                    }
+                }
+            }
+        });
     }
 
     fn add_cap_addresses(&self) {
@@ -490,6 +515,7 @@ fn addresses_added_after_start(netlink: bool) {
     assert!(!capture.local_addresses().contains(&lab.cap_v4()));
 
     lab.add_cap_addresses();
+    lab.wait_reachable();
     let alias: IpAddr = format!("10.79.{}.1", lab.net).parse().unwrap();
     let label = format!("{}:7", lab.cap_if);
     ip(&[
@@ -889,4 +915,42 @@ fn inject(ns: &str, dev: &str, tap: bool, frames: &[Vec<u8>]) {
         .status()
         .expect("python3");
     assert!(status.success(), "tun/tap helper failed");
+}
+
+/// knockd's `-4`: IPv6 knocks are not delivered and IPv6 addresses not reported.
+#[test]
+#[ignore = "needs root"]
+fn ipv4_only_ignores_ipv6() {
+    let lab = Lab::new();
+    lab.veth(true);
+    let cap_if = lab.cap_if.clone();
+    let (sender, events) = crossbeam_channel::bounded(1024);
+    let capture = in_netns(&lab.cap_ns, move || {
+        let mut config = test_config(&[&cap_if], String::new());
+        config.ipv4_only = true;
+        LiveCapture::start(config, Clock::new(), sender).unwrap()
+    });
+    wait_for(&events, "InterfaceUp", |e| {
+        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
+    });
+    let addresses = capture.local_addresses();
+    assert!(addresses.contains(&lab.cap_v4()), "{addresses:?}");
+    assert!(addresses.iter().all(IpAddr::is_ipv4), "{addresses:?}");
+    // The IPv6 SYN goes first, and `knock` returns only when its RST came back, so it has
+    // crossed the interface before the IPv4 datagram: had it been delivered, it would be
+    // seen before it.
+    lab.knock(&[(Protocol::Tcp, lab.cap_v6(), 7001)]);
+    lab.knock(&[(Protocol::Udp, lab.cap_v4(), 7002)]);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        match events.recv_deadline(deadline).expect("the IPv4 knock") {
+            CaptureEvent::Packet(p) if p.destination_port == 7002 => {
+                assert!(p.source.is_ipv4(), "IPv6 delivered: {p:?}");
+                break;
+            }
+            CaptureEvent::Packet(p) => assert!(p.source.is_ipv4(), "IPv6 delivered: {p:?}"),
+            _ => {}
+        }
+    }
+    assert_stops(capture);
 }
