@@ -175,13 +175,21 @@ impl Logger {
         if let Some(path) = self.options.log_file.clone() {
             match open_append(&path) {
                 Ok(file) => self.file = Some(file),
-                Err(e) => eprintln!("warning: cannot open logfile {}: {e}", path.display()),
+                Err(e) => stderr_line(&format!(
+                    "warning: cannot open logfile {}: {}",
+                    path.display(),
+                    crate::io_reason(&e)
+                )),
             }
         }
         if let Some(path) = self.options.json_log.clone() {
             match open_append(&path) {
                 Ok(file) => self.json = Some(file),
-                Err(e) => eprintln!("warning: cannot open JSON log {}: {e}", path.display()),
+                Err(e) => stderr_line(&format!(
+                    "warning: cannot open JSON log {}: {}",
+                    path.display(),
+                    crate::io_reason(&e)
+                )),
             }
         }
     }
@@ -250,7 +258,7 @@ impl Logger {
 
     /// An error: stderr, log file and syslog.
     pub fn error(&mut self, message: &str) {
-        eprintln!("{}", one_line(message));
+        stderr_line(&one_line(message));
         self.log(message);
     }
 
@@ -267,6 +275,11 @@ impl Logger {
     pub fn has_json(&self) -> bool {
         self.json.is_some()
     }
+}
+
+/// One line on stderr. Unlike `eprintln!`, a closed stderr is not a panic.
+pub fn stderr_line(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "{message}");
 }
 
 fn println_flushed(message: &str) {

@@ -15,11 +15,11 @@ fn main() -> ExitCode {
         Err(e @ knockd::Error::Config { .. }) => {
             // `FILE:LINE:COL: message`, the quoted line and a caret: the shape editors and
             // compilers use, so no program-name prefix.
-            eprintln!("{e}");
+            knockd::logging::stderr_line(&e.to_string());
             ExitCode::from(e.status())
         }
         Err(e) => {
-            eprintln!("knockd: {e}");
+            knockd::logging::stderr_line(&format!("knockd: {e}"));
             ExitCode::from(e.status())
         }
     }

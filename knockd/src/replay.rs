@@ -69,9 +69,9 @@ pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
     });
     let _ = out.flush();
     for warning in loaded.ots_warnings {
-        eprintln!("warning: {warning}");
+        crate::logging::stderr_line(&format!("warning: {warning}"));
     }
-    eprintln!("{summary}");
+    crate::logging::stderr_line(&summary);
     if let Some(error) = replay.read_error.take() {
         return Err(Error::Replay(format!(
             "{}: read error after {} packets: {error}",

@@ -46,7 +46,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     let config_path = absolute_config_path(&cwd, &cli.config);
     let loaded = load(&config_shown, &config_path, &cwd)?;
     for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
+        crate::logging::stderr_line(&format!("warning: {warning}"));
     }
     let settings = Settings::resolve(&cli, &loaded.config, &cwd);
     let mut logger = Logger::open(log_options(&cli, &settings, &cwd));
