@@ -19,6 +19,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# Other work on the machine skews every figure below; say how busy it was.
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d /tmp/knock-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -84,6 +86,7 @@ verdict() {
     echo
     echo "* CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), \`nproc\` = $(nproc)"
     echo "* Kernel: \`$(uname -r)\`; memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "* Load average when the run started: $load_at_start (1, 5, 15 min); at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "* $(rustc --version), libpcap $(dpkg-query -W -f='${Version}' libpcap0.8 2>/dev/null || echo '?'), tcpreplay $(dpkg-query -W -f='${Version}' tcpreplay 2>/dev/null || echo '?'), knockd 0.8 package $(dpkg-query -W -f='${Version}' knockd 2>/dev/null || echo '?')"
     echo
     echo "## Commands"
