@@ -59,6 +59,18 @@ impl Loaded {
 /// [`Error::Read`] if the file cannot be read, [`Error::Config`] with the positioned message
 /// if it is invalid or a one-time sequences file is missing or not writable.
 pub fn load(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
+    load_with(shown, path, cwd, true)
+}
+
+/// [`load`] for `--replay`: one-time sequences files need only be readable.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_read_only(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
+    load_with(shown, path, cwd, false)
+}
+
+fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loaded, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
         path: shown.to_owned(),
         reason: io_reason(&e),
@@ -77,7 +89,12 @@ pub fn load(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
             continue;
         };
         let file = ots_file(file_text, cwd);
-        let status = file.load().map_err(|e| {
+        let status = if writable {
+            file.load()
+        } else {
+            file.load_read_only()
+        };
+        let status = status.map_err(|e| {
             let (line, column, line_text) =
                 locate_directive(&text, "one_time_sequences", file_text);
             let error = format!("{shown}:{line}:{column}: {e}");

@@ -64,6 +64,14 @@ impl OtsFile {
             .write(true)
             .open(&self.path)
             .map_err(|e| OtsError::new("cannot open", self, &e))?;
+        self.load_read_only()
+    }
+
+    /// Reads the file without requiring it to be writable (`--replay` never writes it).
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub fn load_read_only(&self) -> Result<OtsStatus, OtsError> {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| OtsError::new("cannot read", self, &e))?;
         let scan = ots::scan(&text);

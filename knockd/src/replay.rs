@@ -30,7 +30,7 @@ use knock_core::{Action, Config, DoorId, Instant, Knock, Limits, Matcher, Packet
 
 use crate::cli::Cli;
 use crate::executor::substitute_ip;
-use crate::load::{absolute_config_path, exhausted_message, load};
+use crate::load::{absolute_config_path, exhausted_message, load_read_only};
 use crate::logging::{ActionView, LogOptions, Logger};
 use crate::{Error, Exit};
 
@@ -41,7 +41,7 @@ use crate::{Error, Exit};
 pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
-    let loaded = load(&shown, &absolute_config_path(&cwd, &cli.config), &cwd)?;
+    let loaded = load_read_only(&shown, &absolute_config_path(&cwd, &cli.config), &cwd)?;
     let mut ots_texts = Vec::new();
     for door in &loaded.ots {
         // Already read once by `load`; read again for the in-memory advance.
