@@ -315,11 +315,21 @@ mod tests {
     }
 
     fn replay(conf: &str, packets: &[Frame]) -> Vec<String> {
+        replay_with_ots(conf, None, packets)
+    }
+
+    /// Replays `packets`; `ots` is the text of door 0's one-time sequences file, if any.
+    fn replay_with_ots(conf: &str, ots_text: Option<&str>, packets: &[Frame]) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.pcap");
         write_pcap(&path, packets);
-        let config = Config::parse(conf).unwrap().config;
-        let mut replay = Replay::new(&config, Limits::default(), Vec::new());
+        let mut config = Config::parse(conf).unwrap().config;
+        let mut ots_texts = Vec::new();
+        if let Some(text) = ots_text {
+            config.doors[0].sequence = ots::active_sequence(text).unwrap().sequence;
+            ots_texts.push((DoorId(0), text.to_owned()));
+        }
+        let mut replay = Replay::new(&config, Limits::default(), ots_texts);
         let mut logger = Logger::open(LogOptions::default());
         let mut lines = Vec::new();
         replay.run(
@@ -389,6 +399,38 @@ mod tests {
         );
         assert!(
             !lines.iter().any(|l| l.contains("OPEN SESAME")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn one_time_sequences_advance_in_memory() {
+        let conf = "[ots]\none_time_sequences = /nonexistent\ncommand = open %IP%\n";
+        let lines = replay_with_ots(
+            conf,
+            Some(" 7000,8000\n 7100,8100\n"),
+            &[
+                (T0, A, SERVER, 7000, false),
+                (T0 + 1_000, A, SERVER, 8000, false),
+                // The used sequence no longer opens…
+                (T0 + 2_000, B, SERVER, 7000, false),
+                (T0 + 3_000, B, SERVER, 8000, false),
+                // …the next one does, and is the last.
+                (T0 + 4_000, B, SERVER, 7100, false),
+                (T0 + 5_000, B, SERVER, 8100, false),
+            ],
+        );
+        let opens: Vec<&String> = lines.iter().filter(|l| l.contains("OPEN SESAME")).collect();
+        assert_eq!(
+            opens,
+            ["10.0.0.1: ots: OPEN SESAME", "10.0.0.9: ots: OPEN SESAME"],
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(
+                "no more sequences left in the one time sequences file for door ots --> disabling the door"
+            ),
             "{lines:?}"
         );
     }
