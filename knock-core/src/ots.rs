@@ -321,4 +321,99 @@ mod tests {
         assert_eq!(step.text, "#used\n#1000");
         assert_eq!(step.next, None);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One line of a generated file: a valid sequence (with or without a leading blank),
+        /// or a line that must be skipped (comment, blank, invalid).
+        #[derive(Clone, Debug)]
+        enum Line {
+            Valid { indent: bool, sequence: Vec<Knock> },
+            Skipped(&'static str),
+        }
+
+        fn line() -> impl Strategy<Value = Line> {
+            let knock = (1u16..=u16::MAX, any::<bool>()).prop_map(|(port, udp)| {
+                if udp {
+                    Knock::udp(port)
+                } else {
+                    Knock::tcp(port)
+                }
+            });
+            prop_oneof![
+                3 => (any::<bool>(), proptest::collection::vec(knock, 1..4))
+                    .prop_map(|(indent, sequence)| Line::Valid { indent, sequence }),
+                1 => prop_oneof![
+                    Just(""),
+                    Just("# comment"),
+                    Just("  #1000,2000"),
+                    Just(" 99999,1"),
+                    Just("5000 6000"),
+                    Just("7000:icmp"),
+                    Just("   "),
+                ]
+                .prop_map(Line::Skipped),
+            ]
+        }
+
+        fn render(line: &Line) -> String {
+            match line {
+                Line::Valid { indent, sequence } => {
+                    let items: Vec<String> = sequence.iter().map(ToString::to_string).collect();
+                    format!("{}{}", if *indent { " " } else { "" }, items.join(","))
+                }
+                Line::Skipped(text) => (*text).to_owned(),
+            }
+        }
+
+        proptest! {
+            /// Using the active sequence again and again yields every valid line once, in
+            /// file order, then exhaustion; each step changes only the used line, by one `#`,
+            /// and never loses a character of it.
+            #[test]
+            fn sequences_are_used_in_order_exactly_once(
+                lines in proptest::collection::vec(line(), 0..12),
+                crlf in any::<bool>(),
+            ) {
+                let newline = if crlf { "\r\n" } else { "\n" };
+                let mut text: String =
+                    lines.iter().map(|l| render(l) + newline).collect();
+                let expected: Vec<&Vec<Knock>> = lines
+                    .iter()
+                    .filter_map(|l| match l {
+                        Line::Valid { sequence, .. } => Some(sequence),
+                        Line::Skipped(_) => None,
+                    })
+                    .collect();
+                for (used, sequence) in expected.iter().enumerate() {
+                    let scan = scan(&text);
+                    prop_assert_eq!(scan.remaining, expected.len() - used);
+                    let active = scan.active.unwrap();
+                    prop_assert_eq!(&&active.sequence, sequence);
+                    let before: Vec<String> = text.split('\n').map(str::to_owned).collect();
+                    let step = advance(&text, &active.sequence).unwrap();
+                    prop_assert_eq!(step.edit.line, active.line);
+                    let after: Vec<&str> = step.text.split('\n').collect();
+                    prop_assert_eq!(before.len(), after.len());
+                    for (index, (old, new)) in before.iter().zip(&after).enumerate() {
+                        if index + 1 == active.line {
+                            let expected_new = match old.strip_prefix(' ') {
+                                Some(rest) => format!("#{rest}"),
+                                None => format!("#{old}"),
+                            };
+                            prop_assert_eq!(new, &expected_new.as_str());
+                        } else {
+                            prop_assert_eq!(old, new);
+                        }
+                    }
+                    text = step.text;
+                }
+                prop_assert_eq!(active_sequence(&text), None);
+                prop_assert_eq!(scan(&text).remaining, 0);
+            }
+        }
+    }
 }
