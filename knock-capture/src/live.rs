@@ -50,7 +50,8 @@ pub struct CaptureConfig {
     /// The capacity to give the event channel (used by [`CaptureConfig::channel`]; default
     /// 65 536 events). Packets that find it full are dropped and counted.
     pub channel_capacity: usize,
-    /// How often an interface that is missing or down is retried (default 1 s).
+    /// How often an interface that is missing or down is retried (default 1 s); with the
+    /// netlink watch it is also retried at once on every link change.
     pub retry_interval: Duration,
     /// Watch address and link changes with a netlink socket (default `true`): a change is
     /// seen at once and an idle system causes no wakeup at all. If the socket cannot be
@@ -213,24 +214,34 @@ struct Interface {
     stats_requested: AtomicBool,
 }
 
+/// libpcap's counters (received, dropped, interface-dropped), widened to 64 bits.
+///
+/// libpcap reports 32-bit counters that wrap and restart with each handle, so the totals
+/// accumulate the (wrapping) difference between successive readings.
 #[derive(Default, Clone, Copy)]
 struct PcapTotals {
-    base: [u64; 3],
-    current: [u64; 3],
+    totals: [u64; 3],
+    last_reading: [u32; 3],
+    /// Bumped on every refresh, so that `stats()` can wait for a fresh reading.
     generation: u64,
 }
 
 impl PcapTotals {
-    fn total(&self, i: usize) -> u64 {
-        self.base[i].saturating_add(self.current[i])
+    fn update(&mut self, reading: [u32; 3]) {
+        for ((total, last), now) in self
+            .totals
+            .iter_mut()
+            .zip(&mut self.last_reading)
+            .zip(reading)
+        {
+            *total = total.saturating_add(u64::from(now.wrapping_sub(*last)));
+            *last = now;
+        }
     }
 
-    /// The current handle is gone: its counts become part of the base.
+    /// The handle is closed: the next one counts from zero.
     fn retire(&mut self) {
-        for i in 0..3 {
-            self.base[i] = self.total(i);
-            self.current[i] = 0;
-        }
+        self.last_reading = [0; 3];
     }
 }
 
@@ -270,15 +281,13 @@ impl Interface {
     }
 
     fn refresh_pcap_stats(&self, capture: &mut Capture<Active>) {
-        if let Ok(stat) = capture.stats() {
-            let mut totals = lock(&self.pcap_stats);
-            totals.current = [
-                u64::from(stat.received),
-                u64::from(stat.dropped),
-                u64::from(stat.if_dropped),
-            ];
-            totals.generation = totals.generation.wrapping_add(1);
+        let reading = capture.stats();
+        let mut totals = lock(&self.pcap_stats);
+        if let Ok(stat) = reading {
+            totals.update([stat.received, stat.dropped, stat.if_dropped]);
         }
+        totals.generation = totals.generation.wrapping_add(1);
+        drop(totals);
         self.stats_refreshed.notify_all();
     }
 
@@ -288,9 +297,9 @@ impl Interface {
             interface: self.name.clone(),
             link: *lock(&self.link),
             up: self.up.load(Ordering::Relaxed),
-            received: totals.total(0),
-            dropped: totals.total(1),
-            if_dropped: totals.total(2),
+            received: totals.totals[0],
+            dropped: totals.totals[1],
+            if_dropped: totals.totals[2],
             read: self.read.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
             channel_dropped: self.channel_dropped.load(Ordering::Relaxed),
@@ -708,10 +717,24 @@ fn capture_thread(shared: &Shared, interface: &Interface, mut first: Option<Open
                 }
             }
         }
-        if !pause(shared, shared.config.retry_interval) {
+        if !wait_to_retry(shared, interface) {
             return;
         }
     }
+}
+
+/// Waits until the interface is worth retrying: a wakeup (the address watcher wakes every
+/// capture thread on each link change, so a re-created interface is reopened at once) or
+/// `retry_interval`. Returns `false` when stopping.
+fn wait_to_retry(shared: &Shared, interface: &Interface) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let timeout = PollTimeout::try_from(shared.config.retry_interval).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(interface.wake_read.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut fds, timeout).is_err() && !pause(shared, shared.config.retry_interval) {
+        return false;
+    }
+    interface.drain_wakeups();
+    !shared.stopping.load(Ordering::SeqCst)
 }
 
 /// How many frames between two refreshes of the libpcap counters under load.
@@ -791,10 +814,14 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
                     interface.drain_wakeups();
                 }
                 if (woken || socket_error) && interface_gone(&interface.name, ifindex) {
+                    interface.refresh_pcap_stats(&mut capture);
                     return Exit::Lost("the interface disappeared".to_owned());
                 }
             }
-            Err(error) => return Exit::Lost(error.to_string()),
+            Err(error) => {
+                interface.refresh_pcap_stats(&mut capture);
+                return Exit::Lost(error.to_string());
+            }
         }
     }
 }
@@ -884,5 +911,48 @@ fn address_thread(shared: &Shared, interfaces: &[Arc<Interface>], stop_pipe: &Ow
         for interface in interfaces {
             interface.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcap_counters_widen_across_wraps_and_reopenings() {
+        let mut totals = PcapTotals::default();
+        totals.update([10, 1, 0]);
+        totals.update([u32::MAX - 4, 1, 0]);
+        totals.update([5, 2, 0]); // wrapped: 10 more
+        assert_eq!(totals.totals, [u64::from(u32::MAX) + 6, 2, 0]);
+        totals.retire();
+        totals.update([3, 0, 1]);
+        assert_eq!(totals.totals, [u64::from(u32::MAX) + 9, 2, 1]);
+    }
+
+    #[test]
+    fn ipv4_only_restricts_the_filter() {
+        let mut config = CaptureConfig::new(vec!["lo".to_owned()], "udp");
+        assert_eq!(config.effective_filter("udp"), "udp");
+        config.ipv4_only = true;
+        assert_eq!(config.effective_filter("udp"), "ip and (udp)");
+        assert_eq!(config.effective_filter(""), "ip");
+        assert!(
+            validate_filter("ip and (udp dst port 1 or tcp dst port 2)", &LinkType::ALL).is_ok()
+        );
+        assert!(matches!(
+            validate_filter("udp dst port", &[]),
+            Err(CaptureError::Filter { .. })
+        ));
+    }
+
+    #[test]
+    fn no_interface_is_an_error() {
+        let config = CaptureConfig::new(Vec::new(), "");
+        let (sender, _receiver) = config.channel();
+        assert!(matches!(
+            LiveCapture::start(config, Clock::new(), sender),
+            Err(CaptureError::NoInterface)
+        ));
     }
 }
