@@ -58,6 +58,8 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         // Before any thread exists: only the forking thread survives.
         daemonize().map_err(|e| Error::Fatal(format!("cannot daemonize: {e}")))?;
     }
+    // As early as possible after the fork: until then SIGHUP would kill the process.
+    let signals = spawn_signal_thread()?;
     let pid_file = if cli.daemon {
         match PidFile::create(&settings.pid_file) {
             Ok(pid) => Some(pid),
@@ -74,8 +76,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         None
     };
 
-    let signals = spawn_signal_thread()?;
-    let mut server = Server::new(
+    let result = Server::new(
         cli,
         cwd,
         config_shown,
@@ -83,13 +84,16 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         loaded,
         settings,
         logger,
-    )?;
-    let exit = server.run_loop(&signals);
-    let exit = server.shutdown(exit);
+    )
+    .and_then(|mut server| {
+        let exit = server.run_loop(&signals);
+        server.shutdown(exit)
+    });
+    // Removed on every way out, a failed start included.
     if let Some(pid) = pid_file {
         pid.remove();
     }
-    exit
+    result
 }
 
 fn log_options(cli: &Cli, settings: &Settings, cwd: &Path) -> LogOptions {
