@@ -69,7 +69,7 @@
 //! }
 //! assert!(capture.take_error().is_none());
 //! # }
-//! # Ok::<(), knock_capture::CaptureError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # What this crate does not do
