@@ -51,8 +51,17 @@ pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
         })?;
         ots_texts.push((door.door, text));
     }
-    let capture = OfflineCapture::open(pcap)
-        .map_err(|e| Error::Replay(format!("cannot read {}: {e}", pcap.display())))?;
+    // Checked with std first for a plain "No such file or directory".
+    std::fs::File::open(pcap).map_err(|e| Error::Read {
+        path: pcap.display().to_string(),
+        reason: crate::io_reason(&e),
+    })?;
+    let capture = OfflineCapture::open(pcap).map_err(|e| {
+        // The capture error names the file itself; show only its cause.
+        let cause =
+            std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+        Error::Replay(format!("cannot read {}: {cause}", pcap.display()))
+    })?;
     let mut logger = Logger::open(LogOptions {
         json_log: cli.json_log.clone(),
         debug: cli.debug,
