@@ -409,7 +409,14 @@ impl FileParser {
             })
         };
         match &mut self.section {
-            Section::None => unreachable!("checked above"),
+            // Rejected above already; kept total rather than panicking.
+            Section::None => {
+                return Err(Located::at(
+                    line,
+                    line.trim_start(),
+                    ConfigErrorKind::DirectiveOutsideSection,
+                ));
+            }
             Section::Options => {
                 let options = &mut self.config.options;
                 match key {
@@ -446,17 +453,20 @@ impl FileParser {
                 }
             }
             Section::Door(builder) => {
-                if key.is_option() {
-                    return Err(Located::at(
+                let door = &mut builder.door;
+                let option_in_door = |door: &Door| {
+                    Located::at(
                         line,
                         key_text,
                         ConfigErrorKind::OptionKeyInDoor {
                             key: key_text.to_owned(),
-                            door: builder.door.name.clone(),
+                            door: door.name.clone(),
                         },
-                    ));
+                    )
+                };
+                if key.is_option() {
+                    return Err(option_in_door(door));
                 }
-                let door = &mut builder.door;
                 let needs_value = !matches!(
                     key,
                     Key::StartCommand | Key::StartCommand6 | Key::StopCommand | Key::StopCommand6
@@ -498,7 +508,7 @@ impl FileParser {
                         })?);
                     }
                     Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface => {
-                        unreachable!("options keys rejected above")
+                        return Err(option_in_door(door));
                     }
                 }
             }
