@@ -169,7 +169,7 @@ for spec in sys.argv[1:]:
     time.sleep(gap)
 "#;
 
-fn python() -> &'static str {
+pub(crate) fn python() -> &'static str {
     if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"
     } else {

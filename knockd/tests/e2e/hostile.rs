@@ -153,3 +153,98 @@ fn a_spoofed_source_flood_neither_kills_nor_bloats_knockd() {
     );
     assert!(d.alive());
 }
+
+/// Sends malformed frames from the client namespace with a raw `AF_PACKET` socket, to the
+/// broadcast MAC address (so the server captures them), from spoofed addresses that are not
+/// the client's: argv = interface, server IPv4, server IPv6, spoofed IPv4, spoofed IPv6.
+const GARBAGE_PY: &str = r#"
+import os, random, socket, struct, sys
+ifname, dst4, dst6, src4, src6 = sys.argv[1:6]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+def eth(ethertype, payload):
+    return b'\xff' * 6 + b'\x02\x00\x00\x00\x00\x77' + struct.pack('!H', ethertype) + payload
+sa, da = socket.inet_aton(src4), socket.inet_aton(dst4)
+sa6, da6 = socket.inet_pton(socket.AF_INET6, src6), socket.inet_pton(socket.AF_INET6, dst6)
+def ip4(proto, payload, ihl=5, total=None, frag=0):
+    total = 20 + len(payload) if total is None else total
+    return struct.pack('!BBHHHBBH4s4s', 0x40 | ihl, 0, total, 1, frag, 64, proto, 0, sa, da) + payload
+def ip6(nh, payload, plen=None):
+    plen = len(payload) if plen is None else plen
+    return struct.pack('!IHBB16s16s', 0x60000000, plen, nh, 64, sa6, da6) + payload
+syn = struct.pack('!HHIIBBHHH', 40000, 7000, 1, 0, 0x50, 0x02, 1024, 0, 0)
+chain = b''.join(struct.pack('!BB6s', 60, 0, b'\x01\x04\x00\x00\x00\x00') for _ in range(60))
+frames = [
+    eth(0x0800, b''),
+    eth(0x0800, ip4(6, syn)[:10]),
+    eth(0x0800, ip4(6, syn, ihl=15)),
+    eth(0x0800, ip4(6, syn, ihl=2)),
+    eth(0x0800, ip4(6, syn[:4])),
+    eth(0x0800, ip4(6, syn, total=65535)),
+    eth(0x0800, ip4(6, syn, total=5)),
+    eth(0x0800, ip4(6, syn, frag=0x2000)),
+    eth(0x0800, ip4(6, syn[:8], frag=0x0001)),
+    eth(0x0800, ip4(17, b'\x9c\x40')),
+    eth(0x0800, ip4(6, bytes([0x9c, 0x40, 0x1b, 0x58]) + b'\x00' * 8 + b'\xf0\x02')),
+    eth(0x8100, b'\x00\x01\x08\x00' + ip4(6, syn)[:12]),
+    eth(0x8100, b'\x00\x01\x81\x00' * 40),
+    eth(0x86dd, b'\x60' + b'\x00' * 5),
+    eth(0x86dd, ip6(0, b'\x06\xff' + b'\x00' * 6)),
+    eth(0x86dd, ip6(60, chain + syn)),
+    eth(0x86dd, ip6(60, chain[:-3])),
+    eth(0x86dd, ip6(44, b'\x06\x00\x00\x01\x00\x00\x00\x01' + syn)),
+    eth(0x86dd, ip6(6, syn, plen=60000)),
+    eth(0x86dd, ip6(17, b'\x9c\x40\x1b')),
+]
+rng = random.Random(7)
+frames += [bytes(rng.getrandbits(8) for _ in range(rng.randint(14, 1514))) for _ in range(3000)]
+frames += [eth(rng.choice([0x0800, 0x86dd, 0x8100, 0x88a8]), bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))) for _ in range(3000)]
+sent = 0
+for f in frames:
+    try:
+        s.send(f)
+        sent += 1
+    except OSError:
+        pass
+print(sent)
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn malformed_frames_are_ignored() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!(
+        "[door]\n\
+         sequence = 7000,8000:udp,9000\n\
+         command = echo door %IP% >> {dir}/opened\n"
+    );
+    let mut d = net.start_knockd(&config, &[]);
+
+    let spoofed4 = format!("{}.77", net.srv4.rsplit_once('.').unwrap().0);
+    let spoofed6 = net.srv6.replace("::2", "::77");
+    let out = crate::fixture::run(
+        net.cmd_in(&net.cli, crate::fixture::python())
+            .arg("-c")
+            .arg(GARBAGE_PY)
+            .args([
+                crate::fixture::CLI_IF,
+                &net.srv4,
+                &net.srv6,
+                &spoofed4,
+                &spoofed6,
+            ]),
+    );
+    let sent: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(sent > 5000, "only {sent} malformed frames could be sent");
+
+    net.knock(&net.srv4, "7000,8000:udp,9000");
+    net.knock(&net.srv6, "7000,8000:udp,9000");
+    let got = wait_lines(&net.path("opened"), 2, "knocks after malformed frames");
+    assert_eq!(
+        got,
+        [format!("door {}", net.cli4), format!("door {}", net.cli6)]
+    );
+    assert!(d.alive(), "knockd died:\n{}", d.stderr());
+    assert!(!d.stderr().contains("panicked"), "{}", d.stderr());
+}
