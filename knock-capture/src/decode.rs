@@ -91,9 +91,18 @@ impl fmt::Display for Ignored {
 impl std::error::Error for Ignored {}
 
 /// Counters of ignored frames, one per [`Ignored`] reason (plain integers, for one thread).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct IgnoredCounts {
     counts: [u64; Ignored::COUNT],
+}
+
+impl fmt::Debug for IgnoredCounts {
+    /// `{not_ip: 0, not_tcp_or_udp: 3, …}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(reason, count)| (reason.as_str(), count)))
+            .finish()
+    }
 }
 
 impl IgnoredCounts {

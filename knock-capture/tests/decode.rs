@@ -412,3 +412,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ignored_counts_debug_names_the_reasons() {
+    let mut counts = IgnoredCounts::default();
+    counts.record(Ignored::Fragment);
+    let text = format!("{counts:?}");
+    assert!(text.contains("\"fragment\": 1"), "{text}");
+    assert!(text.contains("\"not_ip\": 0"), "{text}");
+}
