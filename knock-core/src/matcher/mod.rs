@@ -808,6 +808,7 @@ impl Matcher {
     }
 
     /// Feeds several packets that arrived at `now`, in order: the same as calling
+    /// [`handle_timeout`](Self::handle_timeout) and then
     /// [`handle_packet`](Self::handle_packet) for each, only faster with many tracked
     /// sources.
     ///
@@ -820,6 +821,8 @@ impl Matcher {
         /// Packets looked up ahead: enough to cover main-memory latency, few enough that
         /// their entries are still cached when processed.
         const LOOKAHEAD: usize = 32;
+        // Deadlines up to `now` are processed even when `packets` is empty.
+        self.advance_to(now);
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() > LOOKAHEAD {
                 let mut found = 0_usize;
