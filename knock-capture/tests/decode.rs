@@ -421,3 +421,22 @@ fn ignored_counts_debug_names_the_reasons() {
     assert!(text.contains("\"fragment\": 1"), "{text}");
     assert!(text.contains("\"not_ip\": 0"), "{text}");
 }
+
+#[test]
+fn unusual_ipv6_extension_chains() {
+    let syn = tcp_header(40000, 7000, SYN, 0);
+    // Repeated headers are walked (receivers process them; RFC 8200 only recommends
+    // against them), as is a long chain: the walk is bounded by the frame's length, each
+    // header being at least 8 bytes.
+    let twice = ipv6(TCP, &syn, &[ext8(43), ext8(43)]);
+    assert_tcp_syn(run(LinkType::RawIp, &twice).unwrap(), true);
+    let long: Vec<_> = (0..40).map(|_| ext8(60)).collect();
+    assert_tcp_syn(run(LinkType::RawIp, &ipv6(TCP, &syn, &long)).unwrap(), true);
+    // Hop-by-hop anywhere but first is invalid.
+    let late_hop = ipv6(TCP, &syn, &[ext8(60), ext8(0)]);
+    assert_eq!(run(LinkType::RawIp, &late_hop), Err(Ignored::Malformed));
+    // A chain cut by the snap length.
+    let mut cut = ipv6(TCP, &syn, &long);
+    cut.truncate(40 + 8 * 20 + 3);
+    assert_eq!(run(LinkType::RawIp, &cut), Err(Ignored::Truncated));
+}
