@@ -169,6 +169,7 @@ for spec in sys.argv[1:]:
     time.sleep(gap)
 "#;
 
+/// The Python interpreter for the knock scripts (Debian's, when installed).
 pub(crate) fn python() -> &'static str {
     if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"

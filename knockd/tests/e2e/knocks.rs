@@ -523,3 +523,30 @@ fn seq_timeout_counts_from_the_first_knock() {
     assert_eq!(got, [format!("d {}", net.cli4)]);
     assert_eq!(count(&log, "d: OPEN SESAME"), 1, "{}", read(&log));
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_dead_dns_server_does_not_delay_knocks_with_lookup() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    // Reverse lookups go to an address of this pair's subnet where nobody answers; 0.8 made
+    // them in the packet path and stalled for tens of seconds (bug B10).
+    net.netns_etc_file("hosts", "127.0.0.1 localhost\n");
+    net.netns_etc_file(
+        "resolv.conf",
+        &format!(
+            "nameserver {}.50\noptions timeout:5 attempts:3\n",
+            net.srv4.rsplit_once('.').unwrap().0
+        ),
+    );
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000,9000\n\
+         command = echo d %IP% >> {dir}/opened\n"
+    );
+    let _d = net.start_knockd(&config, &["-l"]);
+    net.knock(&net.srv4, "7000,8000,9000");
+    net.knock(&net.srv6, "7000,8000,9000");
+    let got = wait_lines(&net.path("opened"), 2, "knocks while DNS hangs");
+    assert_eq!(got, [format!("d {}", net.cli4), format!("d {}", net.cli6)]);
+}
