@@ -7,9 +7,10 @@ use std::net::IpAddr;
 use knock_core::{Door, Protocol};
 
 /// A filter that compiles on every link type and matches no packet: used when there is no
-/// door, so the kernel hands nothing to user space. (`less 1` is a length test: no frame is
-/// shorter than one byte; libpcap's optimiser accepts it, unlike `ip and not ip`.)
-pub const MATCH_NOTHING: &str = "less 1";
+/// door, so the kernel hands nothing to user space. (`less 0` is a length test, "at most 0
+/// bytes", which no frame satisfies; libpcap's optimiser accepts it, whereas a contradiction
+/// such as `ip and not ip` fails with "expression rejects all packets".)
+pub const MATCH_NOTHING: &str = "less 0";
 
 /// IPv6 next-header values of extension headers the decoder walks (hop-by-hop 0, routing 43,
 /// fragment 44, authentication 51, destination options 60). libpcap's `tcp`/`udp` primitives
