@@ -123,3 +123,39 @@ fn finished_commands_are_reaped() {
         zombie_children(d.pid)
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn signals_to_a_command_do_not_reach_the_daemon_or_lose_the_stop() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    // The start command records its shell's pid and then waits; signalling that shell must
+    // neither stop nor reload the daemon (0.8 bug B2: the child ran the daemon's handlers
+    // and the stop command was lost), and the stop command still runs.
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000\n\
+         cmd_timeout = 1\n\
+         start_command = echo $$ > {dir}/child.%IP%; sleep 30\n\
+         stop_command = echo close %IP% >> {dir}/closed\n"
+    );
+    let mut d = net.start_knockd(&config, &[]);
+    let log = net.path("log");
+    for (sig, from) in [("HUP", net.cli4.clone()), ("TERM", net.cli6.clone())] {
+        let dst = if from.contains(':') {
+            &net.srv6
+        } else {
+            &net.srv4
+        };
+        net.knock(dst, "7000,8000");
+        let child_file = net.path(&format!("child.{from}"));
+        let child: u32 = wait_until(DEADLINE, || read(&child_file).trim().parse().ok())
+            .unwrap_or_else(|| panic!("the start command did not start:\n{}", read(&log)));
+        crate::fixture::signal(child, sig);
+        wait_contains(&net.path("closed"), &format!("close {from}"));
+        assert!(d.alive(), "SIG{sig} to a command stopped knockd");
+    }
+    let text = read(&log);
+    assert!(!text.contains("shutting down"), "{text}");
+    assert!(!text.contains("re-reading config file"), "{text}");
+}
