@@ -370,6 +370,10 @@ fn empty_key_and_missing_equals() {
          \"sequence = 7000,8000\"?"
     );
     assert_eq!(
+        summary("[d]\nsequence = 1,2\n  Command\n"),
+        "knockd.conf:3:10: syntax error: missing \"=\" after \"Command\""
+    );
+    assert_eq!(
         summary("[d]\nfoo bar\n"),
         "knockd.conf:2:1: syntax error: expected \"key = value\", \"[section]\" or a \"#\" comment"
     );

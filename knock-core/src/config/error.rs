@@ -122,7 +122,7 @@ pub enum ConfigErrorKind {
     /// A directive without `=` (only `UseSyslog` may stand alone).
     #[error("syntax error: missing \"=\" after \"{key}\"{}", hint_suffix(hint.as_deref()))]
     MissingEquals {
-        /// The text of the line (trimmed).
+        /// The key: the first word of the line.
         key: String,
         /// A corrected line, when the intent is clear.
         hint: Option<String>,

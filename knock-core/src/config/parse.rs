@@ -533,6 +533,17 @@ impl FileParser {
         let word_end = text.find(char::is_whitespace).unwrap_or(text.len());
         let (word, remainder) = text.split_at(word_end);
         let remainder = remainder.trim_start();
+        if remainder.is_empty() && lookup_key(text).is_some() {
+            // A known key alone: the `=` and the value are missing.
+            return Err(Located::at(
+                line,
+                &text[text.len()..],
+                ConfigErrorKind::MissingEquals {
+                    key: text.to_owned(),
+                    hint: None,
+                },
+            ));
+        }
         if remainder.is_empty() {
             // A single word: most likely a misspelled key.
             return Err(Located::at(
