@@ -48,7 +48,8 @@ pub struct CaptureConfig {
     /// kernel starts dropping (counted in [`InterfaceStats::dropped`]).
     pub buffer_size: i32,
     /// The capacity to give the event channel (used by [`CaptureConfig::channel`]; default
-    /// 65 536 events). Packets that find it full are dropped and counted.
+    /// 65 536 events, at most 64 bytes each: a 4 MiB bound). Packets that find it full are
+    /// dropped and counted ([`InterfaceStats::channel_dropped`]).
     pub channel_capacity: usize,
     /// How often an interface that is missing or down is retried (default 1 s); with the
     /// netlink watch it is also retried at once on every link change.
@@ -954,5 +955,23 @@ mod tests {
             LiveCapture::start(config, Clock::new(), sender),
             Err(CaptureError::NoInterface)
         ));
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn handles_cross_threads_and_events_stay_small() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<LiveCapture>();
+        send_sync::<CaptureEvent>();
+        // The channel's memory bound is capacity × this (documented on channel_capacity).
+        assert!(
+            std::mem::size_of::<CaptureEvent>() <= 64,
+            "{}",
+            std::mem::size_of::<CaptureEvent>()
+        );
     }
 }
