@@ -969,9 +969,9 @@ mod layout_tests {
         send_sync::<CaptureEvent>();
         // The channel's memory bound is capacity × this (documented on channel_capacity).
         assert!(
-            std::mem::size_of::<CaptureEvent>() <= 64,
+            size_of::<CaptureEvent>() <= 64,
             "{}",
-            std::mem::size_of::<CaptureEvent>()
+            size_of::<CaptureEvent>()
         );
     }
 }
