@@ -73,6 +73,10 @@ verdict() {
         $1 == "flood" && $2 == "0.8" && $3 == "25000" {
             printf "* knockd 0.8 at 25 000 packets/s: legitimate knock opened: **%s**.\n", $5
         }
+        $1 == "flood" && $2 == "ours" { rss = rss sep $3 " pps: " $7 " MiB"; sep = ", " }
+        END {
+            if (rss != "") printf "* Peak RSS of our knockd by flood rate (bounded by --max-sources, default 65 536 sources, plus the 4 MiB capture ring and the event queue): %s.\n", rss
+        }
     ' "$tsv"
 }
 

@@ -87,6 +87,18 @@ if [ ! -x "$KNOCK" ]; then
     client_name="0.8 (/usr/bin/knock)"
 fi
 clk_tck=$(getconf CLK_TCK)
+# With two or more CPUs the server runs on CPU 0 and tcpreplay on the last one, so the flood
+# generator (and the kernel work of delivering its packets, done on the sending CPU for a
+# veth) does not compete with the server for the same core.
+if [ "$(nproc)" -ge 2 ]; then
+    server_cpu=(taskset -c 0)
+    replay_cpu=(taskset -c "$(($(nproc) - 1))")
+    pinning="server on CPU 0, tcpreplay on CPU $(($(nproc) - 1)) (taskset)"
+else
+    server_cpu=()
+    replay_cpu=()
+    pinning="one CPU: server and tcpreplay share it"
+fi
 
 # --- namespaces, veth, cleanup ------------------------------------------------------------------
 tag=$$
@@ -186,10 +198,10 @@ start_server() {
     : >"$dir/opened"
     if [ "$kind" = ours ]; then
         mapfile -t args < <(ours_extra_args "$dir")
-        ip netns exec "$srv_ns" "$KNOCKD" -i "$srv_if" -c "$dir/knockd.conf" "${args[@]}" \
+        ip netns exec "$srv_ns" "${server_cpu[@]}" "$KNOCKD" -i "$srv_if" -c "$dir/knockd.conf" "${args[@]}" \
             >"$dir/stdout" 2>"$dir/stderr" &
     else
-        ip netns exec "$srv_ns" "$KNOCKD08" -i "$srv_if" -c "$dir/knockd.conf" \
+        ip netns exec "$srv_ns" "${server_cpu[@]}" "$KNOCKD08" -i "$srv_if" -c "$dir/knockd.conf" \
             >"$dir/stdout" 2>"$dir/stderr" &
     fi
     server_pid=$!
@@ -331,7 +343,7 @@ for rate in $rates; do
         rx0=$(if_stat rx_packets)
         drop0=$(if_stat rx_dropped)
         if [ "$rate" = max ]; then pace=(--topspeed); else pace=(--pps="$rate"); fi
-        ip netns exec "$cli_ns" tcpreplay -i "$cli_if" "${pace[@]}" --loop=0 \
+        ip netns exec "$cli_ns" "${replay_cpu[@]}" tcpreplay -i "$cli_if" "${pace[@]}" --loop=0 \
             --duration="$duration" --preload-pcap "$pcap" >"$dir/tcpreplay.out" 2>&1 &
         replay_pid=$!
         # The flood starts after the pcap is loaded into memory; knock halfway through it.
@@ -379,7 +391,8 @@ done
 report() {
     echo "Client for the legitimate knocks: $client_name. Door: \`7000,8000,9000\`, \`tcpflags = syn\`,"
     echo "\`seq_timeout = 5\`, command \`date +%s.%N >> FILE\`; flood: spoofed sources from 10.0.0.0/8"
-    echo "(500 000 distinct, looped) to port 7000, ${duration} s per rate, the knock sent halfway."
+    echo "(500 000 distinct, looped) to port 7000, ${duration} s per rate, the knock sent halfway;"
+    echo "$pinning."
     echo
     echo "### Idle"
     echo
