@@ -954,3 +954,63 @@ fn ipv4_only_ignores_ipv6() {
     }
     assert_stops(capture);
 }
+
+/// `-i veth -i tun`: one capture, two interfaces of different link types, both delivering.
+#[test]
+#[ignore = "needs root"]
+fn several_interfaces_at_once() {
+    let lab = Lab::new();
+    lab.veth(true);
+    let tun = format!("{}t", &lab.cap_if[..lab.cap_if.len() - 1]);
+    ip(&[
+        "-n",
+        &lab.cap_ns,
+        "tuntap",
+        "add",
+        "mode",
+        "tun",
+        "name",
+        &tun,
+    ]);
+    ip(&["-n", &lab.cap_ns, "link", "set", &tun, "up"]);
+    let names = [lab.cap_if.clone(), tun.clone()];
+    let (sender, events) = crossbeam_channel::bounded(1024);
+    let capture = in_netns(&lab.cap_ns, move || {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        LiveCapture::start(
+            test_config(&names, filter_expression(&doors(), &[])),
+            Clock::new(),
+            sender,
+        )
+        .unwrap()
+    });
+    let mut links = Vec::new();
+    while links.len() < 2 {
+        links.push(wait_for(&events, "InterfaceUp", |e| match e {
+            CaptureEvent::InterfaceUp { interface, link } => Some((interface.clone(), *link)),
+            _ => None,
+        }));
+    }
+    links.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        links,
+        [
+            (lab.cap_if.clone(), LinkType::Ethernet),
+            (tun.clone(), LinkType::RawIp)
+        ]
+    );
+    lab.knock(&[(Protocol::Udp, lab.cap_v4(), 7002)]);
+    wait_packet(&events, Protocol::Udp, lab.peer_v4(), 7002);
+    let mut syn = Vec::new();
+    etherparse::PacketBuilder::ipv4([10, 82, 0, 2], [10, 82, 0, 1], 64)
+        .tcp(40000, 7003, 1, 1024)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+    inject(&lab.cap_ns, &tun, false, &[syn]);
+    wait_packet(&events, Protocol::Tcp, IpAddr::from([10, 82, 0, 2]), 7003);
+    let stats = capture.stats();
+    assert_eq!(stats.len(), 2);
+    assert!(stats.iter().all(|s| s.up && s.sent >= 1), "{stats:?}");
+    assert_stops(capture);
+}
