@@ -324,7 +324,9 @@ impl Interface {
 /// and address events are never dropped (their sender waits for room).
 ///
 /// Captures are non-promiscuous and incoming-only (`pcap_setdirection(IN)`), and the packet
-/// socket is close-on-exec so commands the daemon runs do not inherit it.
+/// socket is close-on-exec so commands the daemon runs do not inherit it. `any` is captured
+/// as Linux cooked v1 ([`LinkType::LinuxSll`]): SLL2 would only add the incoming interface
+/// index, which matching does not use.
 pub struct LiveCapture {
     shared: Arc<Shared>,
     interfaces: Vec<Arc<Interface>>,
