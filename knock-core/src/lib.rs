@@ -1,7 +1,102 @@
 //! knock-core: the heart of a port-knocking server, without any I/O.
 //!
-//! PLACEHOLDER crate docs: overview, run-loop example and DoS bound come with the parser and
-//! matcher work.
+//! A port-knocking server watches the packets sent to a host (including those to closed
+//! ports) and runs a command, typically opening a firewall hole for the sender, when one
+//! source hits a configured sequence of ports in time. This crate is that logic, as a
+//! library, compatible with knockd 0.8:
+//!
+//! * [`config`]: the `knockd.conf` format — [`Config::parse`] gives a typed [`Config`] (and
+//!   warnings), with errors that name line and column; a `Config` displays back as
+//!   canonical text.
+//! * [`matcher`]: the knock-sequence state machine — [`Matcher`] consumes [`PacketEvent`]s
+//!   and the passing of time and produces [`Action`]s (stage reached, door opened, stop
+//!   command due, attempt timed out or invalidated).
+//! * [`ots`]: one-time-sequence files as pure functions over their text.
+//! * [`time`] and [`packet`]: the crate-owned [`Instant`] and the [`PacketEvent`] input.
+//!
+//! # What it does not do
+//!
+//! No I/O, no clock, no threads, no logging, no `unsafe`. It never captures packets,
+//! reads files, runs commands or sleeps: the caller does, and feeds the results in, with
+//! the time (sans-IO, in the style of quinn-proto and str0m). So a live daemon, a pcap
+//! replay and a test drive exactly the same code, and tests control time instead of
+//! waiting for it.
+//!
+//! ```text
+//!   capture (libpcap, eBPF, a pcap file, a test) ──PacketEvent──▶ ┌───────────┐
+//!   the caller's clock ─────────────────────────────Instant─────▶ │  Matcher  │
+//!                                                                 └─────┬─────┘
+//!   run start/stop commands, log, persist ◀──────────Action────────────┘
+//!   sleep until ◀───────────────────────────────poll_timeout()
+//! ```
+//!
+//! # The run loop
+//!
+//! After every `handle_*` call, drain [`Matcher::poll_action`] until `None`, then ask
+//! [`Matcher::poll_timeout`] when to call [`Matcher::handle_timeout`] next:
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use knock_core::{Action, Config, Duration, Instant, Matcher, PacketEvent, TcpFlags};
+//!
+//! let parsed = Config::parse(
+//!     "[openSSH]\n\
+//!      sequence    = 7000,8000,9000\n\
+//!      seq_timeout = 5\n\
+//!      tcpflags    = syn\n\
+//!      start_command = /sbin/iptables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT\n\
+//!      cmd_timeout = 10\n\
+//!      stop_command  = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT\n",
+//! )?;
+//! let mut matcher = Matcher::new(&parsed.config);
+//!
+//! let knocker: IpAddr = "198.51.100.7".parse()?;
+//! let server: IpAddr = "192.0.2.1".parse()?;
+//! let mut log = Vec::new();
+//! // Packets as a capture thread would deliver them: (arrival time, destination port).
+//! for (millis, port) in [(0, 7000), (300, 8000), (600, 9000)] {
+//!     let now = Instant::from_millis(millis);
+//!     let packet = PacketEvent::tcp(now, knocker, server, port, TcpFlags::SYN);
+//!     matcher.handle_packet(now, &packet);
+//!     while let Some(action) = matcher.poll_action() {
+//!         // A daemon would log these in knockd's format and run the command.
+//!         match action {
+//!             Action::Stage { door, source, stage } => {
+//!                 log.push(format!("{source}: {}: Stage {stage}", door.door.name));
+//!             }
+//!             Action::Open { door, source } => {
+//!                 let command = door.door.start_command_for(source).unwrap_or_default();
+//!                 log.push(format!("{source}: {}: OPEN SESAME ({command})", door.door.name));
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! assert_eq!(log[0], "198.51.100.7: openSSH: Stage 1");
+//! assert_eq!(log[2], "198.51.100.7: openSSH: Stage 3");
+//! assert!(log[3].starts_with("198.51.100.7: openSSH: OPEN SESAME (/sbin/iptables -I"));
+//!
+//! // Nothing arrives for a while: sleep until the next deadline, then tell the matcher.
+//! let deadline = matcher.poll_timeout().expect("the stop command is pending");
+//! assert_eq!(deadline, Instant::from_millis(600) + Duration::from_secs(10));
+//! matcher.handle_timeout(deadline);
+//! assert!(matches!(matcher.poll_action(), Some(Action::Close { .. })));
+//! assert_eq!(matcher.poll_action(), None);
+//! assert_eq!(matcher.poll_timeout(), None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Bounded state (DoS)
+//!
+//! Everything the matcher keeps is driven by packets, and source addresses are trivially
+//! spoofed, so all of it is capped by [`Limits`]: at most [`Limits::max_sources`] sources
+//! with a knock in progress (default 65 536; beyond it the source tracked longest is evicted
+//! and counted) and at most [`Limits::max_pending_closes`] pending stop commands (beyond
+//! it the first due closes early: a hole never stays open). At most
+//! [`Matcher::BYTES_PER_SOURCE`] bytes per tracked source, about 30 MB at the default cap.
+//! Each packet costs O(1) whatever the number of sources (hash maps with a per-process
+//! random seed, so colliding addresses cannot be chosen) and allocates nothing once the
+//! tables have grown to their working size. See [`Matcher`] for the details.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(fuzzing), warn(missing_docs))]

@@ -1,0 +1,159 @@
+//! Embedding knock-core: parse a knockd.conf, feed packet events, print the actions.
+//!
+//! No capture and no commands: the packets are made up and time is simulated, which is the
+//! point — the matcher is a pure state machine, so a program (or a test) drives it with any
+//! packets and any clock.
+//!
+//! ```text
+//! cargo run -p knock-examples --example embed_core [knockd.conf]
+//! ```
+//!
+//! Without an argument it uses a built-in configuration with two doors.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use knock_core::{Action, Config, Instant, Matcher, PacketEvent, TcpFlags};
+
+const BUILT_IN: &str = "\
+[options]
+    logfile = /var/log/knockd.log
+
+[openSSH]
+    sequence      = 7000,8000,9000
+    seq_timeout   = 5
+    tcpflags      = syn
+    start_command = /sbin/iptables -I INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+    cmd_timeout   = 10
+    stop_command  = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+
+[openHTTPS]
+    sequence      = 12345,54321:udp,24680
+    seq_timeout   = 5
+    command       = /usr/local/sbin/open-https %IP%
+";
+
+fn main() -> ExitCode {
+    let (name, text) = match std::env::args().nth(1) {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => (path, text),
+            Err(e) => {
+                eprintln!("{path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => ("built-in config".to_owned(), BUILT_IN.to_owned()),
+    };
+    let parsed = match Config::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("{}", e.with_file(name));
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &parsed.warnings {
+        eprintln!("{warning}");
+    }
+    let config = parsed.config;
+    println!("{name}: {} door(s)", config.doors.len());
+
+    let mut matcher = Matcher::new(&config);
+    let server: IpAddr = [192, 0, 2, 1].into();
+    let alice: IpAddr = [198, 51, 100, 7].into();
+    let mallory: IpAddr = [203, 0, 113, 66].into();
+
+    // Alice knocks the first door's sequence; Mallory, guessing, knocks the same ports in
+    // reverse order in between. State is per source: Mallory's knocks never disturb Alice's,
+    // and Mallory's attempt times out.
+    let mut events = Vec::new();
+    if let Some(door) = config.doors.first() {
+        for (i, step) in door.sequence.iter().enumerate() {
+            let at = 1_000 + 400 * i as u64;
+            events.push((at, knock(alice, server, step.port, step.protocol)));
+        }
+        for (i, step) in door.sequence.iter().rev().enumerate() {
+            let at = 1_050 + 400 * i as u64;
+            events.push((at, knock(mallory, server, step.port, step.protocol)));
+        }
+    }
+    events.sort_by_key(|(at, _)| *at);
+
+    for (millis, make) in events {
+        let now = Instant::from_millis(millis);
+        run_timers(&mut matcher, now);
+        matcher.handle_packet(now, &make(now));
+        print_actions(&mut matcher, now);
+    }
+    // Nothing else arrives: jump from deadline to deadline until none is left.
+    while let Some(deadline) = matcher.poll_timeout() {
+        matcher.handle_timeout(deadline);
+        print_actions(&mut matcher, deadline);
+    }
+    println!("{:#?}", matcher.counters());
+    ExitCode::SUCCESS
+}
+
+type MakePacket = Box<dyn Fn(Instant) -> PacketEvent>;
+
+/// A SYN or a UDP datagram from `source` to `port`, stamped when it is sent.
+fn knock(
+    source: IpAddr,
+    destination: IpAddr,
+    port: u16,
+    protocol: knock_core::Protocol,
+) -> MakePacket {
+    Box::new(move |now| match protocol {
+        knock_core::Protocol::Tcp => {
+            PacketEvent::tcp(now, source, destination, port, TcpFlags::SYN)
+        }
+        knock_core::Protocol::Udp => PacketEvent::udp(now, source, destination, port),
+    })
+}
+
+/// Runs every deadline that came before `now` (a daemon would have slept until each).
+fn run_timers(matcher: &mut Matcher, now: Instant) {
+    while let Some(deadline) = matcher.poll_timeout().filter(|d| *d <= now) {
+        matcher.handle_timeout(deadline);
+        print_actions(matcher, deadline);
+    }
+}
+
+fn print_actions(matcher: &mut Matcher, now: Instant) {
+    while let Some(action) = matcher.poll_action() {
+        let line = match action {
+            Action::Stage {
+                door,
+                source,
+                stage,
+            } => format!("{source}: {}: Stage {stage}", door.door.name),
+            Action::Open { door, source } => {
+                // A daemon substitutes %IP% and runs this with /bin/sh -c.
+                // A daemon substitutes %IP% and runs this with /bin/sh -c.
+                let command = door.door.start_command_for(source).unwrap_or("(none)");
+                format!("{source}: {}: OPEN SESAME -> run {command}", door.door.name)
+            }
+            Action::Close { door, source } => {
+                let command = door.door.stop_command_for(source).unwrap_or("(none)");
+                format!(
+                    "{source}: {}: command timeout -> run {command}",
+                    door.door.name
+                )
+            }
+            Action::Timeout {
+                door,
+                source,
+                stage,
+            } => format!(
+                "{source}: {}: sequence timeout (stage {stage})",
+                door.door.name
+            ),
+            Action::Invalidated {
+                door,
+                source,
+                stage,
+            } => format!("{source}: {}: wrong knock (stage {stage})", door.door.name),
+            other => format!("{other:?}"),
+        };
+        println!("[{now:?}] {line}");
+    }
+}
