@@ -54,7 +54,7 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 criterion_status=0
 python3 scripts/flood/criterion_table.py --criterion-dir "$target_dir/criterion" --since "$since" \
-    >"$work/criterion.md" || criterion_status=$?
+    --tsv "$work/criterion.tsv" >"$work/criterion.md" || criterion_status=$?
 
 # --- the bar, checked from the figures ---------------------------------------------------------
 verdict() {
@@ -78,6 +78,20 @@ verdict() {
             if (rss != "") printf "* Peak RSS of our knockd by flood rate (bounded by --max-sources, default 65 536 sources, plus the 4 MiB capture ring and the event queue): %s.\n", rss
         }
     ' "$tsv"
+    # The matcher's bar: >= 20 M events/s on one core, within 2x from 1 to 1 M sources.
+    if [ -s "$work/criterion.tsv" ]; then
+        awk -F '\t' '
+            $1 ~ /^matcher\// && $1 !~ /flood/ && $3 != "" {
+                n++; line = line sep $1 ": " sprintf("%.1f", $3 / 1e6) " M/s"; sep = ", "
+                if (min == "" || $3 < min) min = $3
+                if ($3 > max) max = $3
+            }
+            END {
+                if (n == 0) exit
+                printf "* Matcher (criterion, one core): %s. Slowest %.1f M events/s (bar: ≥ 20 M/s) — **%s**; fastest/slowest = %.1f× (bar: ≤ 2× from 1 to 1 M sources) — **%s**.\n", line, min / 1e6, (min >= 20e6) ? "met" : "not met", max / min, (max / min <= 2) ? "met" : "not met"
+            }
+        ' "$work/criterion.tsv"
+    fi
 }
 
 {

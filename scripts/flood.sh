@@ -80,7 +80,7 @@ if [[ " $servers " == *" ours "* ]] && { [ ! -x "$KNOCKD" ] || [ ! -x "$KNOCK" ]
     say "building our binaries (cargo build --release -p knockd -p knock)"
     cargo build --release -p knockd -p knock >&2
 fi
-client_name="ours ($KNOCK)"
+client_name="ours (${KNOCK#"$repo"/})"
 if [ ! -x "$KNOCK" ]; then
     say "our client is missing; knocking with the 0.8 client /usr/bin/knock instead"
     KNOCK=/usr/bin/knock
@@ -275,7 +275,7 @@ reported_drops() {
         }'
 }
 
-label() { if [ "$1" = ours ]; then echo "knock (ours)"; else echo "knockd 0.8"; fi; }
+label() { if [ "$1" = ours ]; then echo "knockd (ours)"; else echo "knockd 0.8"; fi; }
 
 # --- idle ---------------------------------------------------------------------------------------
 idle_rows=()

@@ -31,9 +31,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--criterion-dir", required=True)
     parser.add_argument("--since", type=float, required=True)
+    parser.add_argument("--tsv", help="also write id, median ns, elements/s tab-separated")
     args = parser.parse_args()
 
     rows = []
+    tsv = []
     for dirpath, _dirnames, filenames in os.walk(args.criterion_dir):
         if os.path.basename(dirpath) != "new" or "benchmark.json" not in filenames:
             continue
@@ -51,15 +53,21 @@ def main():
         high = estimates["median"]["confidence_interval"]["upper_bound"]
         throughput = bench.get("throughput") or {}
         rate = ""
+        elements_per_second = ""
         if "Elements" in throughput:
-            rate = human_rate(throughput["Elements"] / median_ns * 1e9, "elem")
+            elements_per_second = throughput["Elements"] / median_ns * 1e9
+            rate = human_rate(elements_per_second, "elem")
         elif "Bytes" in throughput:
             rate = human_rate(throughput["Bytes"] / median_ns * 1e9, "B")
         elif "BytesDecimal" in throughput:
             rate = human_rate(throughput["BytesDecimal"] / median_ns * 1e9, "B")
+        tsv.append(f"{bench.get('full_id', dirpath)}\t{median_ns}\t{elements_per_second}")
         rows.append((bench.get("full_id", dirpath), human_time(median_ns),
                      f"{human_time(low)} – {human_time(high)}", rate))
 
+    if args.tsv:
+        with open(args.tsv, "w") as f:
+            f.write("".join(line + "\n" for line in sorted(tsv)))
     if not rows:
         print("No criterion results were written by this run.")
         return 1
