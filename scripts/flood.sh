@@ -239,12 +239,12 @@ knock_once() {
         "$KNOCK" "$srv_ip" 7000 8000 9000
 }
 
-# wait_opened DIR COUNT SECONDS: waits until the door opened COUNT times; prints the last
-# command timestamp, or nothing on timeout.
+# wait_opened DIR BEFORE SECONDS: waits until the door's command wrote more than BEFORE lines;
+# prints the newest timestamp, or nothing on timeout.
 wait_opened() {
-    local dir=$1 want=$2 limit=$3 deadline
+    local dir=$1 before=$2 limit=$3 deadline
     deadline=$(($(date +%s%N) + limit * 1000000000))
-    while [ "$(wc -l <"$dir/opened")" -lt "$want" ]; do
+    while [ "$(wc -l <"$dir/opened")" -le "$before" ]; do
         [ "$(date +%s%N)" -ge "$deadline" ] && return 0
         sleep 0.002
     done
@@ -297,15 +297,11 @@ for kind in $servers; do
     w1=$(wakeups "$server_pid")
     idle_cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
     latencies=()
-    for i in $(seq 1 "$idle_knocks"); do
+    for _ in $(seq 1 "$idle_knocks"); do
+        before=$(wc -l <"$dir/opened")
         t0=$(knock_once)
-        t1=$(wait_opened "$dir" "$i" 3)
-        if [ -n "$t1" ]; then
-            latencies+=("$(ms_between "$t0" "$t1")")
-        else
-            # Keep the count in step with the file for the next round.
-            echo "missed" >>"$dir/opened"
-        fi
+        t1=$(wait_opened "$dir" "$before" 3)
+        if [ -n "$t1" ]; then latencies+=("$(ms_between "$t0" "$t1")"); fi
         sleep 0.2
     done
     opened=${#latencies[@]}
@@ -353,7 +349,7 @@ for rate in $rates; do
         replay_pid=""
         # Give the server time to work through its backlog: wait for the door (bounded), then
         # until its CPU time stops growing.
-        t1=$(wait_opened "$dir" 1 "$settle")
+        t1=$(wait_opened "$dir" 0 "$settle")
         previous=""
         for _ in $(seq 1 "$((settle * 2))"); do
             now=$(cpu_seconds "$server_pid")
