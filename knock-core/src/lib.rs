@@ -108,6 +108,8 @@ pub mod packet;
 pub mod time;
 
 pub use config::{Config, ConfigError, Door, FlagRule, Knock, Parsed, Warning};
-pub use matcher::{Action, Counters, DoorId, DoorRef, Limits, LocalAddresses, Matcher};
+pub use matcher::{
+    Action, ActionKind, ActionView, Counters, DoorId, DoorRef, Limits, LocalAddresses, Matcher,
+};
 pub use packet::{PacketEvent, Protocol, TcpFlags};
 pub use time::{Duration, Instant};

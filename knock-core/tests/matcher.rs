@@ -167,10 +167,21 @@ fn render(action: &Action) -> String {
     }
 }
 
+/// Drains the actions, alternating between the owned and the borrowed form (they must give
+/// the same sequence).
 fn drain(matcher: &mut Matcher) -> Vec<String> {
-    std::iter::from_fn(|| matcher.poll_action())
-        .map(|a| render(&a))
-        .collect()
+    let mut out = Vec::new();
+    loop {
+        let action = if out.len() % 2 == 0 {
+            matcher.poll_action()
+        } else {
+            matcher.poll_action_ref().map(|view| view.to_action())
+        };
+        match action {
+            Some(action) => out.push(render(&action)),
+            None => return out,
+        }
+    }
 }
 
 /// The reference model: knockd 0.8's per-packet algorithm over one flat list, without B1.

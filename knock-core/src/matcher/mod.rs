@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
-use crate::config::{Config, Door, Knock};
+use crate::config::{Config, Door, FlagRule, Knock};
 use crate::packet::{PacketEvent, Protocol, TcpFlags};
 use crate::time::{Duration, Instant};
 
@@ -294,9 +294,35 @@ struct DoorTable {
     slots: Vec<DoorSlot>,
     /// For each (protocol, port) that is a step of an enabled door: the doors having it as
     /// any step and the doors starting with it, as ranges of `lists`.
-    by_knock: HashMap<Knock, KnockDoors>,
+    by_knock: KnockIndex,
     lists: Vec<u32>,
     local: LocalAddresses,
+}
+
+/// (protocol, port) → doors. A short list scanned linearly for the usual handful of
+/// distinct steps (faster than hashing), a hash map beyond.
+#[derive(Debug, Default)]
+struct KnockIndex {
+    few: Vec<(u32, KnockDoors)>,
+    many: HashMap<Knock, KnockDoors>,
+}
+
+/// Steps up to which [`KnockIndex`] scans a list.
+const FEW_KNOCKS: usize = 16;
+
+fn knock_key(knock: Knock) -> u32 {
+    u32::from(knock.port) | (u32::from(knock.protocol == Protocol::Udp) << 16)
+}
+
+impl KnockIndex {
+    fn get(&self, knock: Knock) -> Option<KnockDoors> {
+        if self.many.is_empty() {
+            let key = knock_key(knock);
+            self.few.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+        } else {
+            self.many.get(&knock).copied()
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -304,6 +330,22 @@ struct DoorSlot {
     door: DoorRef,
     /// Index of the door's `seq_timeout` in [`Deadlines::classes`].
     class: usize,
+    // Copies of the settings read for every packet, one indirection closer than `door`.
+    target: Option<IpAddr>,
+    flags: FlagRule,
+    sequence: Box<[Knock]>,
+}
+
+impl DoorSlot {
+    fn new(door: DoorRef, class: usize) -> Self {
+        Self {
+            target: door.door.target,
+            flags: door.door.tcp_flags,
+            sequence: door.door.sequence.clone().into_boxed_slice(),
+            door,
+            class,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -333,17 +375,15 @@ impl DoorTable {
                     timeouts.len() - 1
                 }
             };
-            slots.push(DoorSlot {
-                door: DoorRef {
-                    id: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
-                    door: Arc::new(door.clone()),
-                },
-                class,
-            });
+            let door = DoorRef {
+                id: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
+                door: Arc::new(door.clone()),
+            };
+            slots.push(DoorSlot::new(door, class));
         }
         let mut table = Self {
             slots,
-            by_knock: HashMap::new(),
+            by_knock: KnockIndex::default(),
             lists: Vec::new(),
             local,
         };
@@ -358,7 +398,7 @@ impl DoorTable {
         // Attempts store door numbers and stages in 16 bits: doors beyond that never match.
         for (index, slot) in self.slots.iter().enumerate().take(usize::from(u16::MAX)) {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            let sequence = &slot.door.door.sequence;
+            let sequence = &slot.sequence;
             if sequence.len() > usize::from(u16::MAX) {
                 continue;
             }
@@ -372,21 +412,24 @@ impl DoorTable {
                 }
             }
         }
-        self.by_knock.clear();
+        self.by_knock = KnockIndex::default();
         self.lists.clear();
+        let few = with_step.len() <= FEW_KNOCKS;
         for (knock, doors) in with_step {
             let with_step = push_range(&mut self.lists, &doors);
             let starting = push_range(
                 &mut self.lists,
                 starting.get(&knock).map_or(&[][..], Vec::as_slice),
             );
-            self.by_knock.insert(
-                knock,
-                KnockDoors {
-                    with_step,
-                    starting,
-                },
-            );
+            let doors = KnockDoors {
+                with_step,
+                starting,
+            };
+            if few {
+                self.by_knock.few.push((knock_key(knock), doors));
+            } else {
+                self.by_knock.many.insert(knock, doors);
+            }
         }
     }
 
@@ -395,8 +438,8 @@ impl DoorTable {
         &self.lists[start..start + len as usize]
     }
 
-    fn accepts_destination(&self, door: &Door, destination: IpAddr) -> bool {
-        match door.target {
+    fn accepts_destination(&self, slot: &DoorSlot, destination: IpAddr) -> bool {
+        match slot.target {
             Some(target) => target == destination,
             None => self.local.contains(destination),
         }
@@ -405,9 +448,9 @@ impl DoorTable {
     /// Whether door `index` would take part in handling the probe: destination, and flags
     /// for TCP (its steps are checked by the caller through the index).
     fn accepts(&self, index: u32, probe: &Probe) -> bool {
-        let door = &self.slots[index as usize].door.door;
-        self.accepts_destination(door, probe.destination)
-            && probe.tcp_flags.is_none_or(|f| door.tcp_flags.accepts(f))
+        let slot = &self.slots[index as usize];
+        self.accepts_destination(slot, probe.destination)
+            && probe.tcp_flags.is_none_or(|f| slot.flags.accepts(f))
     }
 }
 
@@ -507,6 +550,9 @@ impl SourceTable {
 struct Deadlines {
     classes: Vec<DeadlineClass>,
     entries: usize,
+    /// At most the earliest front deadline (exact after each `advance_to`), so that a packet
+    /// with nothing due skips the scan of the classes.
+    wake_at: Instant,
 }
 
 #[derive(Debug)]
@@ -531,6 +577,7 @@ impl Deadlines {
                 })
                 .collect(),
             entries: 0,
+            wake_at: Instant::MAX,
         }
     }
 
@@ -548,6 +595,7 @@ impl Deadlines {
     }
 
     fn push(&mut self, class: usize, entry: DeadlineEntry) {
+        self.wake_at = self.wake_at.min(entry.deadline);
         self.classes[class].queue.push_back(entry);
         self.entries += 1;
     }
@@ -596,20 +644,139 @@ impl Ord for PendingClose {
     }
 }
 
+/// What an [`Action`] is, without its data (see [`ActionView`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ActionKind {
+    /// [`Action::Stage`].
+    Stage,
+    /// [`Action::Open`].
+    Open,
+    /// [`Action::Close`].
+    Close,
+    /// [`Action::Timeout`].
+    Timeout,
+    /// [`Action::Invalidated`].
+    Invalidated,
+}
+
+/// A borrowed view of the next action, from [`Matcher::poll_action_ref`]: the same
+/// information as an [`Action`] without cloning the door's `Arc` (an atomic operation per
+/// action, which dominates the cost of a packet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActionView<'a> {
+    /// Which action.
+    pub kind: ActionKind,
+    /// The door.
+    pub door: &'a DoorRef,
+    /// The knocker.
+    pub source: IpAddr,
+    /// For `Stage`, the step just completed (1-based); for `Timeout` and `Invalidated`, the
+    /// steps completed before; 0 for `Open` and `Close`.
+    pub stage: usize,
+}
+
+impl ActionView<'_> {
+    /// The owned [`Action`] (clones the door's `Arc`).
+    #[must_use]
+    pub fn to_action(&self) -> Action {
+        let door = self.door.clone();
+        let source = self.source;
+        let stage = self.stage;
+        match self.kind {
+            ActionKind::Stage => Action::Stage {
+                door,
+                source,
+                stage,
+            },
+            ActionKind::Open => Action::Open { door, source },
+            ActionKind::Close => Action::Close { door, source },
+            ActionKind::Timeout => Action::Timeout {
+                door,
+                source,
+                stage,
+            },
+            ActionKind::Invalidated => Action::Invalidated {
+                door,
+                source,
+                stage,
+            },
+        }
+    }
+}
+
+/// The door of a queued action: an index into the running configuration (no reference
+/// count touched per action), or an owned handle for stop commands, which can outlive the
+/// configuration that scheduled them (and for actions queued across a configuration change).
+#[derive(Debug)]
+enum QueuedDoor {
+    Current(u32),
+    Owned(DoorRef),
+}
+
+#[derive(Debug)]
+struct Queued {
+    kind: ActionKind,
+    stage: u32,
+    source: IpAddr,
+    door: QueuedDoor,
+}
+
 /// The action queue and the counters: written by every part of the matcher.
 #[derive(Debug, Default)]
 struct Output {
-    actions: VecDeque<Action>,
+    /// Queued actions; those before `next` were handed out. Cleared (keeping its capacity)
+    /// when a poll finds it exhausted, which the calling contract makes happen after every
+    /// call: a plain vector is cheaper than a ring buffer here, and the entry a view borrows
+    /// stays in place until the next poll.
+    actions: Vec<Queued>,
+    next: usize,
     counters: Counters,
 }
 
 impl Output {
+    /// The next queued action, or `None` (emptying the queue) when all were handed out.
+    fn next_entry(&mut self) -> Option<&mut Queued> {
+        if self.next == self.actions.len() {
+            self.actions.clear();
+            self.next = 0;
+            return None;
+        }
+        self.next += 1;
+        self.actions.get_mut(self.next - 1)
+    }
+
+    fn emit(&mut self, kind: ActionKind, door: u32, source: IpAddr, stage: usize) {
+        self.actions.push(Queued {
+            kind,
+            stage: u32::try_from(stage).unwrap_or(u32::MAX),
+            source,
+            door: QueuedDoor::Current(door),
+        });
+    }
+
+    fn emit_close(&mut self, door: DoorRef, source: IpAddr) {
+        self.actions.push(Queued {
+            kind: ActionKind::Close,
+            stage: 0,
+            source,
+            door: QueuedDoor::Owned(door),
+        });
+    }
+
     fn close_early(&mut self, close: PendingClose) {
         self.counters.closes_fired_early += 1;
-        self.actions.push_back(Action::Close {
-            door: close.door,
-            source: close.source,
-        });
+        self.emit_close(close.door, close.source);
+    }
+
+    /// Turns queued door indices into owned handles, before the doors they index change.
+    fn detach(&mut self, doors: &DoorTable) {
+        for queued in &mut self.actions[self.next..] {
+            if let QueuedDoor::Current(index) = queued.door {
+                queued.door = QueuedDoor::Owned(doors.slots[index as usize].door.clone());
+            }
+        }
     }
 }
 
@@ -649,15 +816,12 @@ fn open(
     out: &mut Output,
     closes: &mut Closes,
     limits: Limits,
-    door: &DoorRef,
+    (index, door): (u32, &DoorRef),
     source: IpAddr,
     now: Instant,
 ) {
     out.counters.opened += 1;
-    out.actions.push_back(Action::Open {
-        door: door.clone(),
-        source,
-    });
+    out.emit(ActionKind::Open, index, source, 0);
     if door.door.stop_command_for(source).is_some() {
         let at = now + door.door.cmd_timeout;
         closes.schedule(out, limits.max_pending_closes, door.clone(), source, at);
@@ -717,6 +881,7 @@ impl Matcher {
     /// and local addresses are kept.
     pub fn replace_config(&mut self, now: Instant, config: &Config) {
         self.now = self.now.max(now);
+        self.out.detach(&self.doors);
         let local = core::mem::replace(&mut self.doors.local, LocalAddresses::Any);
         let (doors, timeouts) = DoorTable::build(config, local);
         self.doors = doors;
@@ -730,13 +895,19 @@ impl Matcher {
     /// disables the door), are discarded. Actions named after this carry the new sequence.
     /// An unknown `door` is ignored.
     pub fn set_door_sequence(&mut self, door: DoorId, sequence: Vec<Knock>) {
-        let Some(slot) = self.doors.slots.get_mut(door.0 as usize) else {
+        if door.0 as usize >= self.doors.slots.len() {
             return;
-        };
+        }
+        self.out.detach(&self.doors);
+        let slot = &mut self.doors.slots[door.0 as usize];
         let mut settings = Door::clone(&slot.door.door);
         settings.sequence = sequence;
         let new_len = settings.sequence.len();
-        slot.door.door = Arc::new(settings);
+        let handle = DoorRef {
+            id: door,
+            door: Arc::new(settings),
+        };
+        *slot = DoorSlot::new(handle, slot.class);
         self.doors.reindex();
         let mut discarded = 0;
         self.sources.map.retain(|_, state| {
@@ -763,7 +934,7 @@ impl Matcher {
                 Protocol::Udp => None,
             },
         };
-        let Some(&knock_doors) = self.doors.by_knock.get(&probe.knock) else {
+        let Some(knock_doors) = self.doors.by_knock.get(probe.knock) else {
             self.out.counters.ignored_unknown_port += 1;
             return;
         };
@@ -849,7 +1020,51 @@ impl Matcher {
     /// command.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.out.actions.pop_front()
+        let queued = self.out.next_entry()?;
+        let (kind, stage, source) = (queued.kind, queued.stage, queued.source);
+        let door = match core::mem::replace(&mut queued.door, QueuedDoor::Current(0)) {
+            QueuedDoor::Current(index) => self.doors.slots[index as usize].door.clone(),
+            QueuedDoor::Owned(door) => door,
+        };
+        let stage = stage as usize;
+        Some(match kind {
+            ActionKind::Stage => Action::Stage {
+                door,
+                source,
+                stage,
+            },
+            ActionKind::Open => Action::Open { door, source },
+            ActionKind::Close => Action::Close { door, source },
+            ActionKind::Timeout => Action::Timeout {
+                door,
+                source,
+                stage,
+            },
+            ActionKind::Invalidated => Action::Invalidated {
+                door,
+                source,
+                stage,
+            },
+        })
+    }
+
+    /// The next action as a borrowed view, or `None` when drained: the same sequence as
+    /// [`poll_action`](Self::poll_action) (the two can be mixed), without cloning the door's
+    /// `Arc` for each action. Use it in a hot loop that only logs or counts most actions;
+    /// [`ActionView::to_action`] gives the owned action when one must be kept.
+    #[must_use]
+    pub fn poll_action_ref(&mut self) -> Option<ActionView<'_>> {
+        let queued = &*self.out.next_entry()?;
+        let door = match &queued.door {
+            QueuedDoor::Current(index) => &self.doors.slots[*index as usize].door,
+            QueuedDoor::Owned(door) => door,
+        };
+        Some(ActionView {
+            kind: queued.kind,
+            door,
+            source: queued.source,
+            stage: queued.stage as usize,
+        })
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called: the earliest
@@ -936,6 +1151,9 @@ impl Matcher {
     fn advance_to(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
+        if now < self.deadlines.wake_at && self.closes.heap.peek().is_none_or(|c| now < c.at) {
+            return now;
+        }
         loop {
             let attempt = self.deadlines.earliest().filter(|(at, _)| *at <= now);
             let close = self
@@ -951,15 +1169,13 @@ impl Matcher {
                 (_, Some(_)) => {
                     if let Some(due) = self.closes.heap.pop() {
                         self.out.counters.closes_fired += 1;
-                        self.out.actions.push_back(Action::Close {
-                            door: due.door,
-                            source: due.source,
-                        });
+                        self.out.emit_close(due.door, due.source);
                     }
                 }
                 _ => break,
             }
         }
+        self.deadlines.wake_at = self.deadlines.earliest().map_or(Instant::MAX, |(at, _)| at);
         now
     }
 
@@ -972,18 +1188,14 @@ impl Matcher {
         let Some(state) = self.sources.map.get_mut(&SourceKey(entry.source)) else {
             return;
         };
-        let doors = &self.doors;
         let out = &mut self.out;
         let expired = state.attempts.retain_mut(|a| {
             if a.deadline > now {
                 return true;
             }
             out.counters.attempts_expired += 1;
-            out.actions.push_back(Action::Timeout {
-                door: doors.slots[a.door as usize].door.clone(),
-                source: entry.source,
-                stage: usize::from(a.stage),
-            });
+            let stage = usize::from(a.stage);
+            out.emit(ActionKind::Timeout, u32::from(a.door), entry.source, stage);
             false
         });
         self.sources.live_attempts -= expired;
@@ -1030,17 +1242,13 @@ impl Matcher {
             started = true;
             self.out.counters.attempts_started += 1;
             let slot = &self.doors.slots[index as usize];
-            self.out.actions.push_back(Action::Stage {
-                door: slot.door.clone(),
-                source,
-                stage: 1,
-            });
-            if slot.door.door.sequence.len() == 1 {
+            self.out.emit(ActionKind::Stage, index, source, 1);
+            if slot.sequence.len() == 1 {
                 open(
                     &mut self.out,
                     &mut self.closes,
                     self.limits,
-                    &slot.door,
+                    (index, &slot.door),
                     source,
                     now,
                 );
@@ -1140,35 +1348,32 @@ fn advance_attempts(
     };
     let removed = state.attempts.retain_mut(|attempt| {
         let slot = &doors.slots[attempt.door as usize];
-        let door = &slot.door.door;
-        if !doors.accepts_destination(door, probe.destination) {
+        if !doors.accepts_destination(slot, probe.destination) {
             return true;
         }
         progress.relevant = true;
-        if probe.tcp_flags.is_some_and(|f| !door.tcp_flags.accepts(f)) {
+        if probe.tcp_flags.is_some_and(|f| !slot.flags.accepts(f)) {
             return true;
         }
         progress.changed = true;
         let stage = usize::from(attempt.stage);
-        if door.sequence.get(stage) == Some(&probe.knock) {
+        if slot.sequence.get(stage) == Some(&probe.knock) {
             attempt.stage += 1;
             out.counters.attempts_advanced += 1;
-            out.actions.push_back(Action::Stage {
-                door: slot.door.clone(),
-                source,
-                stage: stage + 1,
-            });
-            if stage + 1 < door.sequence.len() {
+            let index = u32::from(attempt.door);
+            out.emit(ActionKind::Stage, index, source, stage + 1);
+            if stage + 1 < slot.sequence.len() {
                 return true;
             }
-            open(out, closes, limits, &slot.door, source, now);
+            open(out, closes, limits, (index, &slot.door), source, now);
         } else {
             out.counters.attempts_invalidated += 1;
-            out.actions.push_back(Action::Invalidated {
-                door: slot.door.clone(),
+            out.emit(
+                ActionKind::Invalidated,
+                u32::from(attempt.door),
                 source,
                 stage,
-            });
+            );
         }
         false
     });

@@ -895,3 +895,48 @@ fn per_source_memory_matches_the_documented_bound() {
         Matcher::BYTES_PER_SOURCE
     );
 }
+
+/// `poll_action_ref` gives the same actions as `poll_action`, and actions still queued when
+/// the doors change keep naming the door as it was when they were emitted.
+#[test]
+fn borrowed_views_and_actions_queued_across_door_changes() {
+    let mut d = Driver::new(vec![door("a", "7000,8000")]);
+    d.matcher.handle_packet(
+        ms(0),
+        &PacketEvent::tcp(ms(0), v4(1), server(), 7000, TcpFlags::SYN),
+    );
+    let view = d.matcher.poll_action_ref().expect("a stage");
+    assert_eq!(view.kind, ActionKind::Stage);
+    assert_eq!((view.source, view.stage), (v4(1), 1));
+    assert_eq!(render(&view.to_action()), "stage a 10.0.0.1 1");
+    assert!(d.matcher.poll_action_ref().is_none());
+
+    // Queued, then the sequence changes: the action carries the old sequence.
+    d.matcher.handle_packet(
+        ms(10),
+        &PacketEvent::tcp(ms(10), v4(2), server(), 7000, TcpFlags::SYN),
+    );
+    d.matcher
+        .set_door_sequence(DoorId(0), vec![Knock::tcp(1), Knock::tcp(2)]);
+    // Queued, then a reload: the action names the door of the old configuration.
+    d.matcher.handle_packet(
+        ms(20),
+        &PacketEvent::tcp(ms(20), v4(3), server(), 1, TcpFlags::SYN),
+    );
+    d.matcher
+        .replace_config(ms(30), &config(vec![door("b", "7000,8000")]));
+    let Some(Action::Stage { door: first, .. }) = d.matcher.poll_action() else {
+        panic!("a stage");
+    };
+    assert_eq!(
+        first.door.sequence,
+        vec![Knock::tcp(7000), Knock::tcp(8000)]
+    );
+    let second = d.matcher.poll_action_ref().expect("a stage");
+    assert_eq!(second.door.door.name, "a");
+    assert_eq!(
+        second.door.door.sequence,
+        vec![Knock::tcp(1), Knock::tcp(2)]
+    );
+    assert!(d.matcher.poll_action().is_none());
+}
