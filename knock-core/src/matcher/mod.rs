@@ -707,15 +707,17 @@ impl ActionView<'_> {
 }
 
 /// The door of a queued action: an index into the running configuration (no reference
-/// count touched per action), or an owned handle for stop commands, which can outlive the
-/// configuration that scheduled them (and for actions queued across a configuration change).
-#[derive(Debug)]
+/// count touched per action), or an index into [`Output::owned`], the handles of stop
+/// commands (which can outlive the configuration that scheduled them) and of actions queued
+/// across a configuration change. Plain indices keep [`Queued`] `Copy`, so the queue clears
+/// in O(1).
+#[derive(Clone, Copy, Debug)]
 enum QueuedDoor {
     Current(u32),
-    Owned(DoorRef),
+    Owned(u32),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Queued {
     kind: ActionKind,
     stage: u32,
@@ -732,19 +734,32 @@ struct Output {
     /// stays in place until the next poll.
     actions: Vec<Queued>,
     next: usize,
+    /// Door handles of queued actions that must not follow the running configuration.
+    owned: Vec<DoorRef>,
     counters: Counters,
 }
 
 impl Output {
     /// The next queued action, or `None` (emptying the queue) when all were handed out.
-    fn next_entry(&mut self) -> Option<&mut Queued> {
-        if self.next == self.actions.len() {
-            self.actions.clear();
-            self.next = 0;
-            return None;
+    #[inline]
+    fn next_entry(&mut self) -> Option<Queued> {
+        let queued = self.actions.get(self.next).copied();
+        match queued {
+            Some(_) => self.next += 1,
+            None => self.reset(),
         }
-        self.next += 1;
-        self.actions.get_mut(self.next - 1)
+        queued
+    }
+
+    fn reset(&mut self) {
+        self.actions.clear();
+        self.owned.clear();
+        self.next = 0;
+    }
+
+    fn own(&mut self, door: DoorRef) -> QueuedDoor {
+        self.owned.push(door);
+        QueuedDoor::Owned(u32::try_from(self.owned.len() - 1).unwrap_or(u32::MAX))
     }
 
     fn emit(&mut self, kind: ActionKind, door: u32, source: IpAddr, stage: usize) {
@@ -757,11 +772,12 @@ impl Output {
     }
 
     fn emit_close(&mut self, door: DoorRef, source: IpAddr) {
+        let door = self.own(door);
         self.actions.push(Queued {
             kind: ActionKind::Close,
             stage: 0,
             source,
-            door: QueuedDoor::Owned(door),
+            door,
         });
     }
 
@@ -772,10 +788,18 @@ impl Output {
 
     /// Turns queued door indices into owned handles, before the doors they index change.
     fn detach(&mut self, doors: &DoorTable) {
-        for queued in &mut self.actions[self.next..] {
-            if let QueuedDoor::Current(index) = queued.door {
-                queued.door = QueuedDoor::Owned(doors.slots[index as usize].door.clone());
+        for position in self.next..self.actions.len() {
+            if let QueuedDoor::Current(index) = self.actions[position].door {
+                let door = self.own(doors.slots[index as usize].door.clone());
+                self.actions[position].door = door;
             }
+        }
+    }
+
+    fn door<'a>(&'a self, doors: &'a DoorTable, door: QueuedDoor) -> &'a DoorRef {
+        match door {
+            QueuedDoor::Current(index) => &doors.slots[index as usize].door,
+            QueuedDoor::Owned(index) => &self.owned[index as usize],
         }
     }
 }
@@ -998,7 +1022,13 @@ impl Matcher {
             if self.sources.map.len() > LOOKAHEAD {
                 let mut found = 0_usize;
                 for packet in chunk {
-                    found += usize::from(self.sources.map.contains_key(&SourceKey(packet.source)));
+                    // Reads the whole entry (its key and the end of its attempt list), which
+                    // may straddle two cache lines.
+                    found += self
+                        .sources
+                        .map
+                        .get(&SourceKey(packet.source))
+                        .map_or(0, |state| state.attempts.len());
                 }
                 // Keeps the look-ups (whose point is to pull the entries into the cache).
                 core::hint::black_box(found);
@@ -1020,12 +1050,13 @@ impl Matcher {
     /// command.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        let queued = self.out.next_entry()?;
-        let (kind, stage, source) = (queued.kind, queued.stage, queued.source);
-        let door = match core::mem::replace(&mut queued.door, QueuedDoor::Current(0)) {
-            QueuedDoor::Current(index) => self.doors.slots[index as usize].door.clone(),
-            QueuedDoor::Owned(door) => door,
-        };
+        let Queued {
+            kind,
+            stage,
+            source,
+            door,
+        } = self.out.next_entry()?;
+        let door = self.out.door(&self.doors, door).clone();
         let stage = stage as usize;
         Some(match kind {
             ActionKind::Stage => Action::Stage {
@@ -1054,14 +1085,10 @@ impl Matcher {
     /// [`ActionView::to_action`] gives the owned action when one must be kept.
     #[must_use]
     pub fn poll_action_ref(&mut self) -> Option<ActionView<'_>> {
-        let queued = &*self.out.next_entry()?;
-        let door = match &queued.door {
-            QueuedDoor::Current(index) => &self.doors.slots[*index as usize].door,
-            QueuedDoor::Owned(door) => door,
-        };
+        let queued = self.out.next_entry()?;
         Some(ActionView {
             kind: queued.kind,
-            door,
+            door: self.out.door(&self.doors, queued.door),
             source: queued.source,
             stage: queued.stage as usize,
         })
@@ -1148,12 +1175,18 @@ impl Matcher {
     }
 
     /// Moves the clock to `now` (never backwards) and processes every deadline up to it.
+    #[inline]
     fn advance_to(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
-        if now < self.deadlines.wake_at && self.closes.heap.peek().is_none_or(|c| now < c.at) {
-            return now;
+        if now >= self.deadlines.wake_at || self.closes.heap.peek().is_some_and(|c| now >= c.at) {
+            self.run_deadlines(now);
         }
+        now
+    }
+
+    /// Processes every deadline up to `now`, earliest first.
+    fn run_deadlines(&mut self, now: Instant) {
         loop {
             let attempt = self.deadlines.earliest().filter(|(at, _)| *at <= now);
             let close = self
@@ -1176,7 +1209,6 @@ impl Matcher {
             }
         }
         self.deadlines.wake_at = self.deadlines.earliest().map_or(Instant::MAX, |(at, _)| at);
-        now
     }
 
     /// Pops the front deadline of `class` and expires its source's attempts that are due.
