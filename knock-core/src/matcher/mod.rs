@@ -1358,6 +1358,9 @@ impl Matcher {
                 self.out.counters.attempts_evicted += attempts as u64;
                 self.out.counters.sources_evicted += 1;
             }
+            // In a flood the evicted source is the oldest, so its deadline entries are
+            // usually at the queue fronts: drop them now rather than by a compaction pass.
+            self.drop_stale_fronts_of(entry.source);
             return;
         }
     }
