@@ -883,12 +883,13 @@ fn many_doors_sharing_a_first_step() {
 
 #[test]
 fn per_source_memory_matches_the_documented_bound() {
-    let entry = size_of::<(IpAddr, SourceState)>() + 1;
+    let entry = size_of::<(SourceKey, SourceState)>() + 1;
     let fifo = size_of::<FifoEntry>();
     let deadline = size_of::<DeadlineEntry>();
     // The hash table runs at most 7/8 full and may be half-empty after growth; queues hold up
     // to 2× their live entries.
     let worst = entry * 2 + 2 * fifo + 2 * deadline;
+    println!("entry {entry} B, fifo {fifo} B, deadline {deadline} B, worst {worst} B/source");
     assert!(
         worst <= Matcher::BYTES_PER_SOURCE,
         "{worst} bytes per source exceeds the documented {}",
