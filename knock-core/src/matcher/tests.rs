@@ -941,3 +941,63 @@ fn borrowed_views_and_actions_queued_across_door_changes() {
     );
     assert!(d.matcher.poll_action().is_none());
 }
+
+/// More distinct steps than the linear index holds: the hash-map index gives the same
+/// results.
+#[test]
+fn large_configs_use_the_hashed_step_index() {
+    let doors: Vec<Door> = (0..40_u16)
+        .map(|i| door(&format!("d{i}"), &format!("{},{}:udp", 1000 + i, 2000 + i)))
+        .collect();
+    let mut d = Driver::new(doors);
+    assert!(!d.matcher.doors.by_knock.many.is_empty());
+    assert!(d.matcher.doors.by_knock.few.is_empty());
+    d.syn(ms(0), v4(1), 1033);
+    d.udp(ms(10), v4(1), 2033);
+    d.syn(ms(20), v4(2), 1039);
+    d.udp(ms(30), v4(2), 2038); // wrong door's second step
+    assert!(d.syn(ms(40), v4(3), 3000).is_empty());
+    assert_eq!(d.opened(), strings(&["open d33 10.0.0.1"]));
+    assert_eq!(d.counters().attempts_invalidated, 1);
+    assert_eq!(d.counters().ignored_unknown_port, 1);
+}
+
+/// `handle_packets` (with its look-ahead, active beyond 32 tracked sources) emits exactly
+/// what `handle_packet` per packet does.
+#[test]
+fn batched_packets_match_single_packets() {
+    let doors = || {
+        vec![
+            with_timeout(door("a", "7000,8000,9000"), Duration::from_secs(2)),
+            door("b", "7000,8000"),
+        ]
+    };
+    let mut single = Matcher::new(&config(doors()));
+    let mut batched = Matcher::new(&config(doors()));
+    let ports = [7000, 8000, 9000, 7000, 6000, 8000];
+    let mut batch = Vec::new();
+    for round in 0..40_u64 {
+        let now = ms(round * 150);
+        batch.clear();
+        for n in 0..200_u32 {
+            let source = IpAddr::from([10, 2, (n >> 8) as u8, n as u8]);
+            let port = ports[((n as u64 + round) % ports.len() as u64) as usize];
+            batch.push(PacketEvent::tcp(now, source, server(), port, TcpFlags::SYN));
+        }
+        single.handle_timeout(now);
+        for packet in &batch {
+            single.handle_packet(now, packet);
+        }
+        batched.handle_packets(now, &batch);
+        let a: Vec<String> = std::iter::from_fn(|| single.poll_action())
+            .map(|x| render(&x))
+            .collect();
+        let b: Vec<String> = std::iter::from_fn(|| batched.poll_action())
+            .map(|x| render(&x))
+            .collect();
+        assert_eq!(a, b, "round {round}");
+        assert!(!a.is_empty());
+    }
+    assert!(batched.tracked_sources() > 32);
+    assert_eq!(single.counters(), batched.counters());
+}
