@@ -360,6 +360,7 @@ proptest! {
     ) {
         let mut model = Model { doors: config.doors.clone(), attempts: Vec::new(), closes: Vec::new(), out: Vec::new() };
         let mut step = 0;
+        let mut packets_fed = 0_u64;
         let mut failure = None;
         drive(&config, &events, |matcher, now, _, actions| {
             match &events[step] {
@@ -373,6 +374,17 @@ proptest! {
                     }
                 }
                 Event::Tick { .. } => model.advance(now),
+            }
+            packets_fed += match &events[step] {
+                Event::Packet { .. } => 1,
+                Event::Burst { packets, .. } => packets.len() as u64,
+                Event::Tick { .. } => 0,
+            };
+            let c = matcher.counters();
+            if failure.is_none()
+                && c.admitted + c.ignored_unknown_port + c.ignored_not_admitted != packets_fed
+            {
+                failure = Some(format!("step {step}: {c:?} does not count {packets_fed} packets"));
             }
             let expected = model.take();
             if failure.is_none() && sorted(actions.clone()) != sorted(expected.clone()) {
