@@ -24,6 +24,7 @@ pub(crate) struct Attempt {
     pub(crate) stage: u16,
 }
 
+/// An unused inline slot: stage 0 never occurs in a tracked attempt (stages start at 1).
 const EMPTY: Attempt = Attempt {
     deadline: Instant::ZERO,
     token: 0,
@@ -32,11 +33,11 @@ const EMPTY: Attempt = Attempt {
 };
 
 /// An ordered list of attempts (config order of their doors): `INLINE_ATTEMPTS` in place,
-/// the rest in `spill`.
+/// the rest in `spill`. The inline slots in use come first; the others are [`EMPTY`], so no
+/// length field is needed (keeping a source's table entry within 64 bytes).
 #[derive(Clone, Debug)]
 pub(crate) struct AttemptList {
     inline: [Attempt; INLINE_ATTEMPTS],
-    inline_len: u8,
     // A thin 8-byte pointer instead of a 24-byte `Vec`: this struct lives in every
     // hash-table entry, and the spill is almost never used.
     #[allow(clippy::box_collection)]
@@ -47,7 +48,6 @@ impl Default for AttemptList {
     fn default() -> Self {
         Self {
             inline: [EMPTY; INLINE_ATTEMPTS],
-            inline_len: 0,
             spill: None,
         }
     }
@@ -58,35 +58,43 @@ impl AttemptList {
         self.spill.as_deref().map_or(&[], Vec::as_slice)
     }
 
+    fn inline_len(&self) -> usize {
+        self.inline
+            .iter()
+            .position(|a| a.stage == 0)
+            .unwrap_or(INLINE_ATTEMPTS)
+    }
+
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.inline_len) + self.spilled().len()
+        self.inline_len() + self.spilled().len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.inline_len == 0
+        self.inline[0].stage == 0
     }
 
     /// The attempts in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Attempt> + '_ {
-        self.inline[..usize::from(self.inline_len)]
+        self.inline[..self.inline_len()]
             .iter()
             .chain(self.spilled())
     }
 
+    /// Appends `attempt` (whose stage must be at least 1).
     pub(crate) fn push(&mut self, attempt: Attempt) {
-        let len = usize::from(self.inline_len);
+        debug_assert!(attempt.stage >= 1);
+        let len = self.inline_len();
         if len < INLINE_ATTEMPTS {
             self.inline[len] = attempt;
-            self.inline_len += 1;
         } else {
             self.spill.get_or_insert_default().push(attempt);
         }
     }
 
-    /// Keeps the attempts for which `keep` returns true (it may modify them), preserving
-    /// order. Returns how many were removed.
+    /// Keeps the attempts for which `keep` returns true (it may modify them, but not set
+    /// their stage to 0), preserving order. Returns how many were removed.
     pub(crate) fn retain_mut(&mut self, mut keep: impl FnMut(&mut Attempt) -> bool) -> usize {
-        let inline_len = usize::from(self.inline_len);
+        let inline_len = self.inline_len();
         let mut kept = 0;
         for index in 0..inline_len {
             let mut attempt = self.inline[index];
@@ -113,7 +121,9 @@ impl AttemptList {
                 self.spill = None;
             }
         }
-        self.inline_len = u8::try_from(kept).unwrap_or(u8::MAX);
+        for slot in &mut self.inline[kept.min(INLINE_ATTEMPTS)..] {
+            *slot = EMPTY;
+        }
         removed
     }
 }

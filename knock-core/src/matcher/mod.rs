@@ -7,7 +7,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use std::hash::BuildHasher;
 
 use crate::config::{Config, Door, FlagRule, Knock};
 use crate::packet::{PacketEvent, Protocol, TcpFlags};
@@ -275,9 +276,9 @@ pub struct Counters {
 /// tracked longest, and at most `max_pending_closes` stop commands wait. The memory is about
 /// [`Matcher::BYTES_PER_SOURCE`] per tracked source (hash-table entry with up to two
 /// attempts inline, eviction-queue and deadline-queue entries, with the queues' 2× slack)
-/// plus about 100 bytes per pending close: at most about 19 MB for the default 65 536
-/// sources (typically about 10 MB: 80-byte table entries at 7/8 load plus one 24-byte and
-/// one 32-byte queue entry). A
+/// plus about 100 bytes per pending close: at most about 17 MB for the default 65 536
+/// sources (typically about 8 MB: 64-byte table entries at up to 7/8 load plus one 24-byte
+/// and one 32-byte queue entry). A
 /// source with attempts for more than two doors at once (only possible when more than two
 /// doors share a first step) stores the extra ones on the heap.
 ///
@@ -292,7 +293,7 @@ pub struct Counters {
 /// [`poll_action_ref`](Self::poll_action_ref) (25 M/s with [`poll_action`](Self::poll_action),
 /// whose `Arc` clone and drop per action are atomic operations), and about 5 M/s for a
 /// spoofed-source flood that creates (and evicts) a source per packet. With a million
-/// tracked sources the table (about 160 MB) no longer fits any cache and each packet waits
+/// tracked sources the table (128 MB) no longer fits any cache and each packet waits
 /// for main memory: feed bursts through [`handle_packets`](Self::handle_packets), which
 /// overlaps those waits (about 14 M/s instead of 3 M/s there).
 #[derive(Debug)]
@@ -483,7 +484,7 @@ fn push_range(lists: &mut Vec<u32>, doors: &[u32]) -> (u32, u32) {
 /// The tracked sources and the FIFO that decides which is evicted first.
 #[derive(Debug)]
 struct SourceTable {
-    map: HashMap<SourceKey, SourceState>,
+    map: SourceMap,
     /// Creation order; entries whose source was removed (or re-created since, with another
     /// generation) are stale and skipped; compacted when over 2× live.
     fifo: VecDeque<FifoEntry>,
@@ -507,10 +508,86 @@ impl core::hash::Hash for SourceKey {
     }
 }
 
+/// One tracked source, stored directly in the hash table: 64 bytes and 64-byte aligned,
+/// so that a look-up touches exactly one cache line of the table's entries (with a million
+/// sources each of those is a main-memory access).
 #[derive(Debug)]
+#[repr(align(64))]
 struct SourceState {
+    key: IpAddr,
     generation: u32,
     attempts: AttemptList,
+}
+
+/// The source table: a hashbrown `HashTable` of [`SourceState`]s keyed by their address,
+/// hashed with hashbrown's default (per-process seeded foldhash) hasher.
+#[derive(Debug)]
+struct SourceMap {
+    table: HashTable<SourceState>,
+    hasher: DefaultHashBuilder,
+}
+
+impl SourceMap {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            table: HashTable::with_capacity(capacity),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    fn hash(&self, key: IpAddr) -> u64 {
+        self.hasher.hash_one(SourceKey(key))
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn get(&self, key: IpAddr) -> Option<&SourceState> {
+        self.table.find(self.hash(key), |s| s.key == key)
+    }
+
+    fn get_mut(&mut self, key: IpAddr) -> Option<&mut SourceState> {
+        let hash = self.hash(key);
+        self.table.find_mut(hash, |s| s.key == key)
+    }
+
+    fn contains_key(&self, key: IpAddr) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn remove(&mut self, key: IpAddr) -> Option<SourceState> {
+        let hash = self.hash(key);
+        match self.table.find_entry(hash, |s| s.key == key) {
+            Ok(entry) => Some(entry.remove().0),
+            Err(_) => None,
+        }
+    }
+
+    fn get_or_insert_with(
+        &mut self,
+        key: IpAddr,
+        make: impl FnOnce() -> SourceState,
+    ) -> &mut SourceState {
+        let hash = self.hash(key);
+        let hasher = &self.hasher;
+        self.table
+            .entry(
+                hash,
+                |s| s.key == key,
+                |s| hasher.hash_one(SourceKey(s.key)),
+            )
+            .or_insert_with(make)
+            .into_mut()
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&mut SourceState) -> bool) {
+        self.table.retain(keep);
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -523,7 +600,7 @@ impl SourceTable {
     fn new(max_sources: usize) -> Self {
         let capacity = max_sources.min(INITIAL_SOURCE_CAPACITY);
         Self {
-            map: HashMap::with_capacity(capacity),
+            map: SourceMap::with_capacity(capacity),
             fifo: VecDeque::with_capacity(capacity),
             next_token: 0,
             live_attempts: 0,
@@ -538,7 +615,7 @@ impl SourceTable {
 
     fn is_current(&self, entry: &FifoEntry) -> bool {
         self.map
-            .get(&SourceKey(entry.source))
+            .get(entry.source)
             .is_some_and(|s| s.generation == entry.generation)
     }
 
@@ -546,7 +623,7 @@ impl SourceTable {
         if self.fifo.len() > 2 * self.map.len() + COMPACTION_SLACK {
             let map = &self.map;
             self.fifo.retain(|e| {
-                map.get(&SourceKey(e.source))
+                map.get(e.source)
                     .is_some_and(|s| s.generation == e.generation)
             });
         }
@@ -621,9 +698,9 @@ impl Deadlines {
     }
 }
 
-fn is_live(sources: &HashMap<SourceKey, SourceState>, entry: &DeadlineEntry) -> bool {
+fn is_live(sources: &SourceMap, entry: &DeadlineEntry) -> bool {
     sources
-        .get(&SourceKey(entry.source))
+        .get(entry.source)
         .is_some_and(|s| s.attempts.iter().any(|a| a.token == entry.token))
 }
 
@@ -883,7 +960,7 @@ struct Progress {
 impl Matcher {
     /// Upper bound of the memory per tracked source, in bytes (hash-table entry at worst-case
     /// load, eviction- and deadline-queue entries with their 2× slack; one attempt per source).
-    pub const BYTES_PER_SOURCE: usize = 288;
+    pub const BYTES_PER_SOURCE: usize = 256;
 
     /// A matcher for `config` with default [`Limits`].
     #[must_use]
@@ -954,7 +1031,7 @@ impl Matcher {
         *slot = DoorSlot::new(handle, slot.class);
         self.doors.reindex();
         let mut discarded = 0;
-        self.sources.map.retain(|_, state| {
+        self.sources.map.retain(|state| {
             discarded += state
                 .attempts
                 .retain_mut(|a| u32::from(a.door) != door.0 || usize::from(a.stage) < new_len);
@@ -994,7 +1071,7 @@ impl Matcher {
         self.out.counters.admitted += 1;
 
         let source = packet.source;
-        if let Some(state) = self.sources.map.get_mut(&SourceKey(source)) {
+        if let Some(state) = self.sources.map.get_mut(source) {
             let (progress, removed) = advance_attempts(
                 &self.doors,
                 &mut self.closes,
@@ -1012,7 +1089,7 @@ impl Matcher {
                 if removed > 0 {
                     self.sources.live_attempts -= removed;
                     if state.attempts.is_empty() {
-                        self.sources.map.remove(&SourceKey(source));
+                        self.sources.map.remove(source);
                     }
                     self.drop_stale_fronts_of(source);
                 }
@@ -1047,7 +1124,7 @@ impl Matcher {
                     found += self
                         .sources
                         .map
-                        .get(&SourceKey(packet.source))
+                        .get(packet.source)
                         .map_or(0, |state| state.attempts.len());
                 }
                 // Keeps the look-ups (whose point is to pull the entries into the cache).
@@ -1237,7 +1314,7 @@ impl Matcher {
             return;
         };
         self.deadlines.entries -= 1;
-        let Some(state) = self.sources.map.get_mut(&SourceKey(entry.source)) else {
+        let Some(state) = self.sources.map.get_mut(entry.source) else {
             return;
         };
         let out = &mut self.out;
@@ -1252,7 +1329,7 @@ impl Matcher {
         });
         self.sources.live_attempts -= expired;
         if state.attempts.is_empty() {
-            self.sources.map.remove(&SourceKey(entry.source));
+            self.sources.map.remove(entry.source);
         }
     }
 
@@ -1344,7 +1421,7 @@ impl Matcher {
     /// The state of `source`, created (evicting the oldest source at the cap) if needed.
     fn track(&mut self, source: IpAddr) -> &mut SourceState {
         if self.sources.map.len() >= self.limits.max_sources
-            && !self.sources.map.contains_key(&SourceKey(source))
+            && !self.sources.map.contains_key(source)
         {
             self.evict_oldest();
         }
@@ -1354,11 +1431,12 @@ impl Matcher {
             next_token,
             ..
         } = &mut self.sources;
-        map.entry(SourceKey(source)).or_insert_with(|| {
+        map.get_or_insert_with(source, || {
             let generation = *next_token;
             *next_token = generation.wrapping_add(1);
             fifo.push_back(FifoEntry { source, generation });
             SourceState {
+                key: source,
                 generation,
                 attempts: AttemptList::default(),
             }
@@ -1370,7 +1448,7 @@ impl Matcher {
             if !self.sources.is_current(&entry) {
                 continue;
             }
-            if let Some(state) = self.sources.map.remove(&SourceKey(entry.source)) {
+            if let Some(state) = self.sources.map.remove(entry.source) {
                 let attempts = state.attempts.len();
                 self.sources.live_attempts -= attempts;
                 self.out.counters.attempts_evicted += attempts as u64;

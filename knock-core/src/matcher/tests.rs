@@ -883,7 +883,7 @@ fn many_doors_sharing_a_first_step() {
 
 #[test]
 fn per_source_memory_matches_the_documented_bound() {
-    let entry = size_of::<(SourceKey, SourceState)>() + 1;
+    let entry = size_of::<SourceState>() + 1;
     let fifo = size_of::<FifoEntry>();
     let deadline = size_of::<DeadlineEntry>();
     // The hash table runs at most 7/8 full and may be half-empty after growth; queues hold up
