@@ -544,7 +544,12 @@ impl SourceMap {
     }
 
     fn get(&self, key: IpAddr) -> Option<&SourceState> {
-        self.table.find(self.hash(key), |s| s.key == key)
+        self.find(self.hash(key), key)
+    }
+
+    /// [`get`](Self::get) with the hash already computed.
+    fn find(&self, hash: u64, key: IpAddr) -> Option<&SourceState> {
+        self.table.find(hash, |s| s.key == key)
     }
 
     fn get_mut(&mut self, key: IpAddr) -> Option<&mut SourceState> {
@@ -1112,20 +1117,20 @@ impl Matcher {
     pub fn handle_packets(&mut self, now: Instant, packets: &[PacketEvent]) {
         /// Packets looked up ahead: enough to cover main-memory latency, few enough that
         /// their entries are still cached when processed.
-        const LOOKAHEAD: usize = 32;
+        const LOOKAHEAD: usize = 64;
         // Deadlines up to `now` are processed even when `packets` is empty.
         self.advance_to(now);
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() > LOOKAHEAD {
+                // Hashes first, then the look-ups from them: a tight loop of independent
+                // loads lets the CPU keep many of the misses in flight at once.
+                let mut hashes = [0_u64; LOOKAHEAD];
+                for (hash, packet) in hashes.iter_mut().zip(chunk) {
+                    *hash = self.sources.map.hash(packet.source);
+                }
                 let mut found = 0_usize;
-                for packet in chunk {
-                    // Reads the whole entry (its key and the end of its attempt list), which
-                    // may straddle two cache lines.
-                    found += self
-                        .sources
-                        .map
-                        .get(packet.source)
-                        .map_or(0, |state| state.attempts.len());
+                for (hash, packet) in hashes.iter().zip(chunk) {
+                    found += usize::from(self.sources.map.find(*hash, packet.source).is_some());
                 }
                 // Keeps the look-ups (whose point is to pull the entries into the cache).
                 core::hint::black_box(found);

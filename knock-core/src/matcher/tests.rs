@@ -962,7 +962,7 @@ fn large_configs_use_the_hashed_step_index() {
     assert_eq!(d.counters().ignored_unknown_port, 1);
 }
 
-/// `handle_packets` (with its look-ahead, active beyond 32 tracked sources) emits exactly
+/// `handle_packets` (with its look-ahead, active beyond 64 tracked sources) emits exactly
 /// what `handle_packet` per packet does.
 #[test]
 fn batched_packets_match_single_packets() {
@@ -998,6 +998,6 @@ fn batched_packets_match_single_packets() {
         assert_eq!(a, b, "round {round}");
         assert!(!a.is_empty());
     }
-    assert!(batched.tracked_sources() > 32);
+    assert!(batched.tracked_sources() > 64);
     assert_eq!(single.counters(), batched.counters());
 }
