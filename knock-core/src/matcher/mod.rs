@@ -288,14 +288,25 @@ pub struct Counters {
 ///
 /// # Performance
 ///
-/// On one core of the development VM (criterion, `benches/benches/matcher.rs`): about
-/// 40 M packets/s with a few thousand tracked sources when actions are drained with
-/// [`poll_action_ref`](Self::poll_action_ref) (25 M/s with [`poll_action`](Self::poll_action),
-/// whose `Arc` clone and drop per action are atomic operations), and about 5 M/s for a
-/// spoofed-source flood that creates (and evicts) a source per packet. With a million
-/// tracked sources the table (128 MB) no longer fits any cache and each packet waits
-/// for main memory: feed bursts through [`handle_packets`](Self::handle_packets), which
-/// overlaps those waits (about 14 M/s instead of 3 M/s there).
+/// Measured on one core of the (shared, virtualised) development machine with criterion
+/// (`benches/benches/matcher.rs`, figures vary ±30 % with the machine's load):
+///
+/// | tracked sources      | single | burst  | single, owned |
+/// |----------------------|--------|--------|---------------|
+/// | 1 – 1 000            | 35–41 M/s | 36–42 M/s | 21–26 M/s |
+/// | 65 536 (default cap) | 16 M/s | 23 M/s | 13 M/s |
+/// | 1 000 000            | 3–4 M/s | 12–18 M/s | 3 M/s |
+///
+/// (packets per second; *single*: [`handle_packet`](Self::handle_packet) per packet and
+/// actions drained with [`poll_action_ref`](Self::poll_action_ref); *burst*: 1 000 packets
+/// per [`handle_packets`](Self::handle_packets) call; *owned*: drained with
+/// [`poll_action`](Self::poll_action) instead),
+/// and about 8 M/s for a spoofed-source flood that creates (and evicts) a source with every
+/// packet. [`poll_action`](Self::poll_action) clones the door's `Arc` for every action (two
+/// atomic operations per packet); [`poll_action_ref`](Self::poll_action_ref) does not. Beyond
+/// the CPU caches each packet waits for its source's entry in main memory (one 64-byte line;
+/// 128 MB of table for a million sources): [`handle_packets`](Self::handle_packets) overlaps
+/// those waits for a burst, so a daemon should feed bursts that way.
 #[derive(Debug)]
 pub struct Matcher {
     doors: DoorTable,
