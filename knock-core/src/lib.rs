@@ -33,7 +33,9 @@
 //! # The run loop
 //!
 //! After every `handle_*` call, drain [`Matcher::poll_action`] until `None`, then ask
-//! [`Matcher::poll_timeout`] when to call [`Matcher::handle_timeout`] next:
+//! [`Matcher::poll_timeout`] when to call [`Matcher::handle_timeout`] next. (Under load,
+//! [`Matcher::handle_packets`] takes a burst at once and [`Matcher::poll_action_ref`]
+//! borrows each action instead of cloning it: see [`Matcher`]'s performance notes.)
 //!
 //! ```
 //! use std::net::IpAddr;
