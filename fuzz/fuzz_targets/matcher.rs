@@ -172,7 +172,14 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        while let Some(action) = matcher.poll_action() {
+        // Drain alternating the owned and the borrowed form (one sequence either way).
+        let mut drained = 0_usize;
+        while let Some(action) = if drained % 2 == 0 {
+            matcher.poll_action()
+        } else {
+            matcher.poll_action_ref().map(|view| view.to_action())
+        } {
+            drained += 1;
             let (door, stage) = match &action {
                 Action::Stage { door, stage, .. } => (door, Some(*stage)),
                 Action::Timeout { door, stage, .. } | Action::Invalidated { door, stage, .. } => {
