@@ -93,7 +93,7 @@
 //! Everything the matcher keeps is driven by packets, and source addresses are trivially
 //! spoofed, so all of it is capped by [`Limits`]: at most [`Limits::max_sources`] sources
 //! with a knock in progress (default 65 536; beyond it the source tracked longest is evicted
-//! and counted) and at most [`Limits::max_pending_closes`] pending stop commands (beyond
+//! and counted, sparing those past a first step, which a spoofed flood never is) and at most [`Limits::max_pending_closes`] pending stop commands (beyond
 //! it the first due closes early: a hole never stays open). At most
 //! [`Matcher::BYTES_PER_SOURCE`] bytes per tracked source, about 17 MB at the default cap.
 //! Each packet costs O(1) whatever the number of sources (hash maps with a per-process

@@ -39,9 +39,10 @@ const INITIAL_SOURCE_CAPACITY: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Most sources with a knock in progress at once (at least 1); beyond it the oldest
-    /// tracked source is evicted (its attempts are dropped and counted). Default
-    /// [`DEFAULT_MAX_SOURCES`].
+    /// Most sources with a knock in progress at once (at least 1); beyond it a tracked
+    /// source is evicted (its attempts are dropped and counted): the oldest of those still
+    /// at their first step, or if none is, the one that got past its first step longest
+    /// ago. Default [`DEFAULT_MAX_SOURCES`].
     pub max_sources: usize,
     /// Most pending stop commands; beyond it the one due first is closed early (safe
     /// failure: a hole closes too soon rather than staying open). Default
@@ -273,7 +274,8 @@ pub struct Counters {
 ///
 /// State is bounded by [`Limits`]: at most `max_sources` sources are tracked (a source is
 /// tracked while it has an attempt in progress); a new source beyond that evicts the one
-/// tracked longest, and at most `max_pending_closes` stop commands wait. The memory is about
+/// tracked longest among those at their first step (the others only when there are none
+/// of those), and at most `max_pending_closes` stop commands wait. The memory is about
 /// [`Matcher::BYTES_PER_SOURCE`] per tracked source (hash-table entry with up to two
 /// attempts inline, eviction-queue and deadline-queue entries, with the queues' 2× slack)
 /// plus about 100 bytes per pending close: at most about 17 MB for the default 65 536
@@ -282,9 +284,11 @@ pub struct Counters {
 /// source with attempts for more than two doors at once (only possible when more than two
 /// doors share a first step) stores the extra ones on the heap.
 ///
-/// A flood of spoofed first knocks can therefore evict a legitimate knocker's attempt, but
-/// only after `max_sources` newer sources arrived within its `seq_timeout`; raise the limit
-/// if the link can carry that rate.
+/// A flood of spoofed first knocks therefore cannot evict a legitimate knocker who is past
+/// the first step of a sequence (spoofed sources only ever hit first steps; an attacker who
+/// knows a second step knows the secret). Between its first and second knock a knocker can
+/// be evicted, after `max_sources` newer sources: at 200 000 spoofed packets/s and the
+/// default cap, a third of a second. Raise the limit if the link can carry more.
 ///
 /// # Performance
 ///
@@ -492,13 +496,18 @@ fn push_range(lists: &mut Vec<u32>, doors: &[u32]) -> (u32, u32) {
     (start, u32::try_from(doors.len()).unwrap_or(u32::MAX))
 }
 
-/// The tracked sources and the FIFO that decides which is evicted first.
+/// The tracked sources and the FIFOs that decide which is evicted first.
 #[derive(Debug)]
 struct SourceTable {
     map: SourceMap,
-    /// Creation order; entries whose source was removed (or re-created since, with another
-    /// generation) are stale and skipped; compacted when over 2× live.
+    /// Sources at their first step, in creation order: evicted first. Entries whose source
+    /// was removed, re-created since (another generation) or promoted are stale and
+    /// skipped; both FIFOs are compacted when together over 2× live.
     fifo: VecDeque<FifoEntry>,
+    /// Sources that got past a first step, in promotion order: evicted only when no source
+    /// at its first step is left. A spoofed-source flood only ever hits first steps, so it
+    /// cannot push out a knocker who is already past one.
+    fifo_advanced: VecDeque<FifoEntry>,
     /// Generation of the next source created and token of the next attempt started.
     next_token: u32,
     /// Attempts in progress over all sources.
@@ -527,6 +536,8 @@ impl core::hash::Hash for SourceKey {
 struct SourceState {
     key: IpAddr,
     generation: u32,
+    /// Some attempt got past its first step (the source is in `fifo_advanced`).
+    advanced: bool,
     attempts: AttemptList,
 }
 
@@ -610,6 +621,8 @@ impl SourceMap {
 struct FifoEntry {
     source: IpAddr,
     generation: u32,
+    /// Which FIFO the entry is in.
+    advanced: bool,
 }
 
 impl SourceTable {
@@ -618,6 +631,7 @@ impl SourceTable {
         Self {
             map: SourceMap::with_capacity(capacity),
             fifo: VecDeque::with_capacity(capacity),
+            fifo_advanced: VecDeque::new(),
             next_token: 0,
             live_attempts: 0,
         }
@@ -630,17 +644,25 @@ impl SourceTable {
     }
 
     fn is_current(&self, entry: &FifoEntry) -> bool {
-        self.map
-            .get(entry.source)
-            .is_some_and(|s| s.generation == entry.generation)
+        is_current(&self.map, entry)
     }
 
     fn compact_fifo_if_needed(&mut self) {
-        if self.fifo.len() > 2 * self.map.len() + COMPACTION_SLACK {
+        if self.fifo.len() + self.fifo_advanced.len() > 2 * self.map.len() + COMPACTION_SLACK {
             let map = &self.map;
-            self.fifo.retain(|e| {
-                map.get(e.source)
-                    .is_some_and(|s| s.generation == e.generation)
+            self.fifo.retain(|e| is_current(map, e));
+            self.fifo_advanced.retain(|e| is_current(map, e));
+        }
+    }
+
+    /// Moves `state` (of `source`) to the advanced FIFO once it got past a first step.
+    fn promote(fifo_advanced: &mut VecDeque<FifoEntry>, state: &mut SourceState, source: IpAddr) {
+        if !state.advanced && state.attempts.iter().any(|a| a.stage >= 2) {
+            state.advanced = true;
+            fifo_advanced.push_back(FifoEntry {
+                source,
+                generation: state.generation,
+                advanced: true,
             });
         }
     }
@@ -649,6 +671,7 @@ impl SourceTable {
         let dropped = self.live_attempts;
         self.map.clear();
         self.fifo.clear();
+        self.fifo_advanced.clear();
         self.live_attempts = 0;
         dropped
     }
@@ -712,6 +735,11 @@ impl Deadlines {
         self.classes[class].queue.push_back(entry);
         self.entries += 1;
     }
+}
+
+fn is_current(map: &SourceMap, entry: &FifoEntry) -> bool {
+    map.get(entry.source)
+        .is_some_and(|s| s.generation == entry.generation && s.advanced == entry.advanced)
 }
 
 fn is_live(sources: &SourceMap, entry: &DeadlineEntry) -> bool {
@@ -971,6 +999,8 @@ struct Progress {
     relevant: bool,
     /// Some attempt advanced or was invalidated.
     changed: bool,
+    /// Some attempt still in progress completed its second step.
+    past_first_step: bool,
 }
 
 impl Matcher {
@@ -1101,6 +1131,9 @@ impl Matcher {
             if progress.relevant {
                 if !progress.changed {
                     self.out.counters.ignored_flags_mismatch += 1;
+                }
+                if progress.past_first_step {
+                    SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
                 }
                 if removed > 0 {
                     self.sources.live_attempts -= removed;
@@ -1450,17 +1483,29 @@ impl Matcher {
         map.get_or_insert_with(source, || {
             let generation = *next_token;
             *next_token = generation.wrapping_add(1);
-            fifo.push_back(FifoEntry { source, generation });
+            fifo.push_back(FifoEntry {
+                source,
+                generation,
+                advanced: false,
+            });
             SourceState {
                 key: source,
                 generation,
+                advanced: false,
                 attempts: AttemptList::default(),
             }
         })
     }
 
+    /// Evicts the source at its first step created longest ago, or if there is none, the
+    /// source promoted longest ago.
     fn evict_oldest(&mut self) {
-        while let Some(entry) = self.sources.fifo.pop_front() {
+        while let Some(entry) = self
+            .sources
+            .fifo
+            .pop_front()
+            .or_else(|| self.sources.fifo_advanced.pop_front())
+        {
             if !self.sources.is_current(&entry) {
                 continue;
             }
@@ -1494,6 +1539,7 @@ fn advance_attempts(
     let mut progress = Progress {
         relevant: false,
         changed: false,
+        past_first_step: false,
     };
     let removed = state.attempts.retain_mut(|attempt| {
         let slot = &doors.slots[attempt.door as usize];
@@ -1512,6 +1558,7 @@ fn advance_attempts(
             let index = u32::from(attempt.door);
             out.emit(ActionKind::Stage, index, source, stage + 1);
             if stage + 1 < slot.sequence.len() {
+                progress.past_first_step |= stage + 1 == 2;
                 return true;
             }
             open(out, closes, limits, (index, &slot.door), source, now);

@@ -709,25 +709,26 @@ fn one_time_sequence_replacement() {
     d.matcher.set_door_sequence(DoorId(9), vec![Knock::tcp(1)]);
 }
 
-/// The source cap evicts the oldest tracked source first, counting it.
+/// The source cap evicts the oldest tracked source (among those at their first step)
+/// first, counting it.
 #[test]
 fn source_cap_evicts_the_oldest_first() {
     let mut d = Driver::with_limits(
-        vec![door("a", "7000,8000,9000")],
+        vec![door("a", "7000,8000,9000"), door("b", "7000,7500,9500")],
         Limits::default().with_max_sources(2),
     );
     d.syn(ms(0), v4(1), 7000);
     d.syn(ms(10), v4(2), 7000);
-    d.syn(ms(20), v4(1), 8000); // activity does not refresh: order is creation order
-    d.syn(ms(30), v4(3), 7000); // evicts .1
+    d.syn(ms(20), v4(1), 9999); // activity does not refresh: order is creation order
+    d.syn(ms(30), v4(3), 7000); // evicts .1 (two attempts: a and b)
     assert_eq!(d.matcher.tracked_sources(), 2);
     let c = d.counters();
-    assert_eq!((c.sources_evicted, c.attempts_evicted), (1, 1));
-    // .1's progress is gone: 9000 is not a first step.
-    assert!(d.syn(ms(40), v4(1), 9000).is_empty());
+    assert_eq!((c.sources_evicted, c.attempts_evicted), (1, 2));
+    // .1's progress is gone: 8000 is not a first step.
+    assert!(d.syn(ms(40), v4(1), 8000).is_empty());
     d.knock(ms(50), v4(2), &[8000, 9000]);
-    d.knock(ms(60), v4(3), &[8000, 9000]);
-    assert_eq!(d.opened(), strings(&["open a 10.0.0.2", "open a 10.0.0.3"]));
+    d.knock(ms(60), v4(3), &[7500, 9500]);
+    assert_eq!(d.opened(), strings(&["open a 10.0.0.2", "open b 10.0.0.3"]));
 
     // A source whose attempt ended and restarted is re-queued as the newest.
     let mut d = Driver::with_limits(
@@ -859,7 +860,10 @@ fn bookkeeping_queues_stay_bounded_under_churn() {
             let live = d.matcher.attempts_in_progress();
             assert!(d.matcher.deadlines.entries <= 2 * live + COMPACTION_SLACK + 2);
             let sources = d.matcher.tracked_sources();
-            assert!(d.matcher.sources.fifo.len() <= 2 * sources + COMPACTION_SLACK + 1);
+            assert!(
+                d.matcher.sources.fifo.len() + d.matcher.sources.fifo_advanced.len()
+                    <= 2 * sources + COMPACTION_SLACK + 1
+            );
             assert!(sources <= 100);
         }
     }
@@ -1000,4 +1004,40 @@ fn batched_packets_match_single_packets() {
     }
     assert!(batched.tracked_sources() > 64);
     assert_eq!(single.counters(), batched.counters());
+}
+
+/// A flood of first knocks from spoofed sources evicts sources at their first step, never a
+/// knocker already past one; only when every tracked source is past its first step does the
+/// one promoted longest ago go.
+#[test]
+fn eviction_spares_sources_past_their_first_step() {
+    let mut d = Driver::with_limits(
+        vec![door("a", "7000,8000,9000")],
+        Limits::default().with_max_sources(3),
+    );
+    d.syn(ms(0), v4(1), 7000);
+    d.syn(ms(10), v4(1), 8000); // .1 is past its first step
+    for n in 0..50 {
+        d.syn(ms(20 + n), IpAddr::from([192, 0, 2, n as u8]), 7000); // the flood
+    }
+    assert_eq!(d.counters().sources_evicted, 48);
+    assert_eq!(d.matcher.tracked_sources(), 3);
+    assert_eq!(
+        d.syn(ms(100), v4(1), 9000),
+        strings(&["stage a 10.0.0.1 3", "open a 10.0.0.1"])
+    );
+
+    // All tracked sources advanced: the one promoted first goes first.
+    let mut d = Driver::with_limits(
+        vec![door("a", "7000,8000,9000")],
+        Limits::default().with_max_sources(2),
+    );
+    d.knock(ms(0), v4(1), &[7000]);
+    d.knock(ms(10), v4(2), &[7000, 8000]);
+    d.syn(ms(30), v4(1), 8000); // .1 promoted after .2
+    d.syn(ms(40), v4(3), 7000); // evicts .2
+    assert!(d.syn(ms(50), v4(2), 9000).is_empty());
+    assert_eq!(d.syn(ms(60), v4(1), 9000).len(), 2);
+    let c = d.counters();
+    assert_eq!((c.sources_evicted, c.attempts_evicted), (1, 1));
 }
