@@ -49,11 +49,12 @@ bench_cmd="cargo bench -p knock-benches -- ${criterion_args[*]}"
 echo "==> $bench_cmd" >&2
 since=$(date +%s)
 bench_status=0
+# A private criterion directory: another `cargo bench` on the same target directory (or an old
+# run) must not mix its results into ours.
+export CRITERION_HOME="$work/criterion"
 cargo bench -p knock-benches -- "${criterion_args[@]}" >"$work/criterion.out" 2>&1 || bench_status=$?
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 criterion_status=0
-python3 scripts/flood/criterion_table.py --criterion-dir "$target_dir/criterion" --since "$since" \
+python3 scripts/flood/criterion_table.py --criterion-dir "$CRITERION_HOME" --since "$since" \
     --tsv "$work/criterion.tsv" >"$work/criterion.md" || criterion_status=$?
 
 # --- the bar, checked from the figures ---------------------------------------------------------
