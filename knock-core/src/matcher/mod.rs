@@ -650,8 +650,13 @@ impl SourceTable {
     fn compact_fifo_if_needed(&mut self) {
         if self.fifo.len() + self.fifo_advanced.len() > 2 * self.map.len() + COMPACTION_SLACK {
             let map = &self.map;
-            self.fifo.retain(|e| is_current(map, e));
-            self.fifo_advanced.retain(|e| is_current(map, e));
+            compact(&mut self.fifo, map, |e| e.source, |e| is_current(map, e));
+            compact(
+                &mut self.fifo_advanced,
+                map,
+                |e| e.source,
+                |e| is_current(map, e),
+            );
         }
     }
 
@@ -735,6 +740,43 @@ impl Deadlines {
         self.classes[class].queue.push_back(entry);
         self.entries += 1;
     }
+}
+
+/// Keeps the entries of `queue` for which `keep` holds, in order, in place. `keep` looks the
+/// entry's source up: done for a block of entries ahead first (as in
+/// [`Matcher::handle_packets`]), so that with a large table the misses overlap instead of
+/// costing a main-memory round trip each.
+fn compact<T: Copy>(
+    queue: &mut VecDeque<T>,
+    map: &SourceMap,
+    source_of: impl Fn(&T) -> IpAddr,
+    keep: impl Fn(&T) -> bool,
+) {
+    const BLOCK: usize = 64;
+    let len = queue.len();
+    let mut kept = 0;
+    let mut start = 0;
+    while start < len {
+        let end = (start + BLOCK).min(len);
+        let mut hashes = [0_u64; BLOCK];
+        for (hash, index) in hashes.iter_mut().zip(start..end) {
+            *hash = map.hash(source_of(&queue[index]));
+        }
+        let mut found = 0_usize;
+        for (hash, index) in hashes.iter().zip(start..end) {
+            found += usize::from(map.find(*hash, source_of(&queue[index])).is_some());
+        }
+        core::hint::black_box(found);
+        for index in start..end {
+            let entry = queue[index];
+            if keep(&entry) {
+                queue[kept] = entry;
+                kept += 1;
+            }
+        }
+        start = end;
+    }
+    queue.truncate(kept);
 }
 
 fn is_current(map: &SourceMap, entry: &FifoEntry) -> bool {
@@ -1460,7 +1502,7 @@ impl Matcher {
             let map = &self.sources.map;
             let mut entries = 0;
             for class in &mut self.deadlines.classes {
-                class.queue.retain(|e| is_live(map, e));
+                compact(&mut class.queue, map, |e| e.source, |e| is_live(map, e));
                 entries += class.queue.len();
             }
             self.deadlines.entries = entries;

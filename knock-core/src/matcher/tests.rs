@@ -868,6 +868,22 @@ fn bookkeeping_queues_stay_bounded_under_churn() {
         }
     }
     assert!(d.counters().sources_evicted > 0);
+    // Compaction kept every live entry: all attempts still expire, every source leaves.
+    let live = d.matcher.attempts_in_progress() as u64;
+    assert!(live > 0);
+    let expired_before = d.counters().attempts_expired;
+    d.matcher.handle_timeout(Instant::from_secs(3600));
+    while d.matcher.poll_action().is_some() {}
+    assert_eq!(d.counters().attempts_expired - expired_before, live);
+    assert_eq!(
+        (
+            d.matcher.attempts_in_progress(),
+            d.matcher.tracked_sources()
+        ),
+        (0, 0)
+    );
+    assert_eq!(d.matcher.deadlines.entries, 0);
+    assert_eq!(d.matcher.poll_timeout(), None);
 }
 
 /// Several doors sharing a first step: more attempts than fit inline spill and still work.
