@@ -298,14 +298,14 @@ pub struct Counters {
 /// | tracked sources      | single | burst  | single, owned |
 /// |----------------------|--------|--------|---------------|
 /// | 1 – 1 000            | 35–41 M/s | 36–42 M/s | 21–26 M/s |
-/// | 65 536 (default cap) | 16 M/s | 23 M/s | 13 M/s |
-/// | 1 000 000            | 3–4 M/s | 12–18 M/s | 3 M/s |
+/// | 65 536 (default cap) | 16 M/s | 23–28 M/s | 13–15 M/s |
+/// | 1 000 000            | 3–4 M/s | 14–18 M/s | 3–4 M/s |
 ///
 /// (packets per second; *single*: [`handle_packet`](Self::handle_packet) per packet and
 /// actions drained with [`poll_action_ref`](Self::poll_action_ref); *burst*: 1 000 packets
 /// per [`handle_packets`](Self::handle_packets) call; *owned*: drained with
 /// [`poll_action`](Self::poll_action) instead),
-/// and about 8 M/s for a spoofed-source flood that creates (and evicts) a source with every
+/// and 3–8 M/s for a spoofed-source flood that creates (and evicts) a source with every
 /// packet. [`poll_action`](Self::poll_action) clones the door's `Arc` for every action (two
 /// atomic operations per packet); [`poll_action_ref`](Self::poll_action_ref) does not. Beyond
 /// the CPU caches each packet waits for its source's entry in main memory (one 64-byte line;
