@@ -4,11 +4,11 @@
 //! See [`Matcher`] for the calling contract, the matching rules and the memory bound.
 
 use std::collections::{BinaryHeap, VecDeque};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use std::hash::BuildHasher;
 
 use crate::config::{Config, Door, FlagRule, Knock};
 use crate::packet::{PacketEvent, Protocol, TcpFlags};
