@@ -1238,33 +1238,7 @@ impl Matcher {
     /// command.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        let Queued {
-            kind,
-            stage,
-            source,
-            door,
-        } = self.out.next_entry()?;
-        let door = self.out.door(&self.doors, door).clone();
-        let stage = stage as usize;
-        Some(match kind {
-            ActionKind::Stage => Action::Stage {
-                door,
-                source,
-                stage,
-            },
-            ActionKind::Open => Action::Open { door, source },
-            ActionKind::Close => Action::Close { door, source },
-            ActionKind::Timeout => Action::Timeout {
-                door,
-                source,
-                stage,
-            },
-            ActionKind::Invalidated => Action::Invalidated {
-                door,
-                source,
-                stage,
-            },
-        })
+        self.poll_action_ref().map(|view| view.to_action())
     }
 
     /// The next action as a borrowed view, or `None` when drained: the same sequence as
