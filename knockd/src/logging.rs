@@ -38,6 +38,21 @@ pub fn debug_time(now: Timestamp) -> String {
         .to_string()
 }
 
+/// The body of a `-D` packet line, after its time stamp, as 0.8 prints it:
+/// `tcp: SRC:SPORT -> DST:DPORT LEN bytes`.
+#[must_use]
+pub fn debug_packet(packet: &knock_core::PacketEvent) -> String {
+    format!(
+        "{}: {}:{} -> {}:{} {} bytes",
+        packet.protocol,
+        packet.source,
+        packet.source_port,
+        packet.destination,
+        packet.destination_port,
+        packet.wire_len
+    )
+}
+
 /// Messages never carry line breaks into a log (0.8's stray blank lines are gone, and a
 /// crafted value cannot forge a second log line).
 fn one_line(message: &str) -> std::borrow::Cow<'_, str> {

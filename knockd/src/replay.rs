@@ -31,7 +31,7 @@ use knock_core::{Action, Config, DoorId, Instant, Knock, Limits, Matcher, Packet
 use crate::cli::Cli;
 use crate::executor::substitute_ip;
 use crate::load::{absolute_config_path, exhausted_message, load_read_only};
-use crate::logging::{ActionView, LogOptions, Logger};
+use crate::logging::{ActionView, LogOptions, Logger, debug_packet};
 use crate::{Error, Exit};
 
 /// Runs `--replay`.
@@ -156,14 +156,9 @@ impl Replay {
         self.advance_to(packet.timestamp, logger, emit);
         if logger.is_debug() {
             emit(&format!(
-                "{} {}: {}:{} -> {}:{} {} bytes\n",
+                "{} {}\n",
                 time_text(packet.timestamp),
-                packet.protocol,
-                packet.source,
-                packet.source_port,
-                packet.destination,
-                packet.destination_port,
-                packet.wire_len
+                debug_packet(packet)
             ));
         }
         self.matcher.handle_packet(packet.timestamp, packet);

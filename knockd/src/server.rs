@@ -22,7 +22,7 @@ use crate::cli::{Cli, Settings};
 use crate::executor::{CommandKind, Executor, Finished, Job, Notice, Outcome, substitute_ip};
 use crate::load::{Loaded, OtsDoor, absolute_config_path, exhausted_message, load};
 use crate::logging::{
-    ActionView, JsonEvent, JsonValue, LogOptions, Logger, debug_time, source_label,
+    ActionView, JsonEvent, JsonValue, LogOptions, Logger, debug_packet, debug_time, source_label,
 };
 use crate::lookup::Lookup;
 use crate::process::{PidFile, daemonize};
@@ -387,14 +387,9 @@ impl Server {
         }
         if self.logger.is_debug() {
             self.logger.debug(&format!(
-                "{}: {}: {}:{} -> {}:{} {} bytes",
+                "{}: {}",
                 debug_time(Timestamp::now()),
-                packet.protocol,
-                packet.source,
-                packet.source_port,
-                packet.destination,
-                packet.destination_port,
-                packet.wire_len
+                debug_packet(packet)
             ));
         }
         self.matcher.handle_packet(packet.timestamp, packet);
