@@ -92,7 +92,7 @@ verdict() {
             END {
                 for (i = 1; i <= n; i++) {
                     v = order[i]
-                    printf "* Matcher, `%s` (criterion, one core, 1 to 1 M tracked sources): %.1f–%.1f M events/s (bar: ≥ 20 M/s — **%s**; within 2× — %.1f×, **%s**).\n", v, min[v] / 1e6, max[v] / 1e6, (min[v] >= 20e6) ? "met" : "not met", max[v] / min[v], (max[v] / min[v] <= 2) ? "met" : "not met"
+                    printf "* Matcher, `%s` (criterion, one core, 1 to 1 M tracked sources): %.1f–%.1f M events/s (bar: ≥ 20 M/s — **%s**; within 2× — %.2f×, **%s**).\n", v, min[v] / 1e6, max[v] / 1e6, (min[v] >= 20e6) ? "met" : "not met", max[v] / min[v], (max[v] / min[v] <= 2) ? "met" : "not met"
                 }
             }
         ' "$work/criterion.tsv"
