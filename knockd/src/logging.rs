@@ -26,7 +26,12 @@ pub fn log_file_time(now: Timestamp) -> String {
 /// One `LogFile` line, newline included: `[YYYY-MM-DD HH:MM] msg`.
 #[must_use]
 pub fn log_file_line(now: Timestamp, message: &str) -> String {
-    format!("[{}] {}\n", log_file_time(now), one_line(message))
+    format!("{}{}\n", line_stamp(now), one_line(message))
+}
+
+/// The start of a `LogFile` line: `[YYYY-MM-DD HH:MM] `.
+fn line_stamp(now: Timestamp) -> String {
+    format!("[{}] ", log_file_time(now))
 }
 
 /// The time stamp of a `-D` packet line: local time to the second, with the correct month
@@ -148,6 +153,43 @@ pub struct Logger {
     file: Option<File>,
     json: Option<File>,
     syslog: Option<Syslog>,
+    /// Whole log-file lines not yet written; see [`Logger::flush`].
+    file_pending: Vec<u8>,
+    /// Whole JSON lines not yet written.
+    json_pending: Vec<u8>,
+    /// `[YYYY-MM-DD HH:MM] ` for the minute it was made: the local-time conversion is done
+    /// once a minute, not once a line (a flood logs a `Stage 1` line per spoofed packet).
+    stamp: MinuteStamp,
+}
+
+/// Pending log bytes beyond which a line is written at once instead of at the next flush.
+const PENDING_LIMIT: usize = 64 * 1024;
+
+#[derive(Default)]
+struct MinuteStamp {
+    minute: Option<i64>,
+    text: String,
+}
+
+impl MinuteStamp {
+    fn get(&mut self, now: Timestamp) -> &str {
+        let minute = now.as_second().div_euclid(60);
+        if self.minute != Some(minute) {
+            self.text = line_stamp(now);
+            self.minute = Some(minute);
+        }
+        &self.text
+    }
+}
+
+/// Writes `pending` (whole lines only) to `file` in one call and empties it.
+fn write_pending(file: Option<&mut File>, pending: &mut Vec<u8>) {
+    if let Some(file) = file
+        && !pending.is_empty()
+    {
+        let _ = file.write_all(pending);
+    }
+    pending.clear();
 }
 
 impl std::fmt::Debug for Logger {
@@ -173,6 +215,9 @@ impl Logger {
             json: None,
             syslog: options.syslog_facility.map(Syslog::connect),
             options,
+            file_pending: Vec::new(),
+            json_pending: Vec::new(),
+            stamp: MinuteStamp::default(),
         };
         logger.open_files();
         logger
@@ -185,6 +230,7 @@ impl Logger {
     }
 
     fn open_files(&mut self) {
+        self.flush();
         self.file = None;
         self.json = None;
         if let Some(path) = self.options.log_file.clone() {
@@ -240,15 +286,30 @@ impl Logger {
     }
 
     /// A message for the log file and syslog only (0.8's `logprint`).
+    ///
+    /// Log-file lines are gathered and written by [`flush`](Self::flush), which the event
+    /// loop calls before it waits, so a line reaches the file within one pass of the loop.
+    /// Only whole lines are written, so readers (`tail -f`) never see half a line.
     pub fn log(&mut self, message: &str) {
-        if let Some(file) = self.file.as_mut() {
-            let line = log_file_line(Timestamp::now(), message);
-            // One write per line, so concurrent readers (tail -f) never see half a line.
-            let _ = file.write_all(line.as_bytes());
+        if self.file.is_some() {
+            let stamp = self.stamp.get(Timestamp::now());
+            self.file_pending.extend_from_slice(stamp.as_bytes());
+            self.file_pending
+                .extend_from_slice(one_line(message).as_bytes());
+            self.file_pending.push(b'\n');
+            if self.file_pending.len() >= PENDING_LIMIT {
+                write_pending(self.file.as_mut(), &mut self.file_pending);
+            }
         }
         if let Some(syslog) = self.syslog.as_mut() {
             syslog.send(&one_line(message));
         }
+    }
+
+    /// Writes the gathered log-file and JSON lines.
+    pub fn flush(&mut self) {
+        write_pending(self.file.as_mut(), &mut self.file_pending);
+        write_pending(self.json.as_mut(), &mut self.json_pending);
     }
 
     /// A message for the log, syslog and (with `-v`) stdout: knock events and commands.
@@ -275,13 +336,18 @@ impl Logger {
     pub fn error(&mut self, message: &str) {
         stderr_line(&one_line(message));
         self.log(message);
+        self.flush();
     }
 
     /// One JSON event line, if `--json-log` is on. `fields` are appended after `event`,
     /// `time`, `door` and `source`.
     pub fn json(&mut self, event: &JsonEvent<'_>) {
-        if let Some(file) = self.json.as_mut() {
-            let _ = file.write_all(event.to_line().as_bytes());
+        if self.json.is_some() {
+            self.json_pending
+                .extend_from_slice(event.to_line().as_bytes());
+            if self.json_pending.len() >= PENDING_LIMIT {
+                write_pending(self.json.as_mut(), &mut self.json_pending);
+            }
         }
     }
 
@@ -289,6 +355,12 @@ impl Logger {
     #[must_use]
     pub fn has_json(&self) -> bool {
         self.json.is_some()
+    }
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -564,9 +636,19 @@ mod tests {
         });
         logger.log("starting up, listening on lo");
         logger.event("10.0.0.1: d: OPEN SESAME");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "lines are gathered until the loop flushes"
+        );
+        logger.flush();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
+        assert!(text.ends_with('\n'), "whole lines only: {text:?}");
+        // The logger's layout is log_file_line's (the minute may turn between the calls).
+        let reference = log_file_line(Timestamp::now(), "starting up, listening on lo");
+        assert_eq!(lines[0].len() + 1, reference.len(), "{text:?}");
         assert!(lines[0].ends_with("] starting up, listening on lo"));
         assert!(lines[1].ends_with("] 10.0.0.1: d: OPEN SESAME"));
         // Reopen after a rotation: the new file gets the next line.
@@ -574,10 +656,12 @@ mod tests {
         let options = logger.options().clone();
         logger.reconfigure(options);
         logger.log("after rotation");
+        // Dropping the logger writes what is left.
+        drop(logger);
         assert!(
             std::fs::read_to_string(&path)
                 .unwrap()
-                .contains("after rotation")
+                .ends_with("] after rotation\n")
         );
     }
 }

@@ -270,6 +270,8 @@ impl Server {
             .map_or_else(crossbeam_channel::never, |l| l.answers().clone());
         loop {
             self.drain_actions();
+            // Log lines of this pass reach their files before the loop waits.
+            self.logger.flush();
             let timeout = self.next_wakeup();
             select! {
                 recv(self.capture_rx) -> event => {
@@ -869,6 +871,7 @@ impl Server {
             }
         }
         self.logger.log("shutting down");
+        self.logger.flush();
         exit
     }
 }
