@@ -7,6 +7,18 @@ use crate::fixture::{Daemon, Hit, Net, SRV_IF, lines, run, wait_contains, wait_l
 const KNOCK_0_8: &str = "/usr/bin/knock";
 const KNOCKD_0_8: &str = "/usr/sbin/knockd";
 
+/// Starts knockd 0.8 in the server namespace with `config` and waits until it listens.
+fn start_knockd_0_8(net: &Net, config: &str) -> Daemon {
+    let conf08 = net.write("knockd-0.8.conf", config);
+    let log08 = net.path("log08");
+    let mut cmd = net.cmd_in(&net.srv, KNOCKD_0_8);
+    cmd.args(["-i", SRV_IF, "-c", conf08.to_str().unwrap()])
+        .args(["-g", log08.to_str().unwrap()]);
+    let old = Daemon::spawn(cmd);
+    wait_contains(&log08, "listening on");
+    old
+}
+
 /// The config used by both servers; `file` is the marker file its commands append to.
 fn shared_config(dir: &str, file: &str) -> String {
     format!(
@@ -54,13 +66,7 @@ fn the_0_8_knock_client_opens_our_knockd() {
 fn same_packets_same_commands_as_knockd_0_8() {
     let net = Net::new();
     let dir = net.dir_str();
-    let conf08 = net.write("knockd-0.8.conf", &shared_config(&dir, "opened08"));
-    let log08 = net.path("log08");
-    let mut cmd = net.cmd_in(&net.srv, KNOCKD_0_8);
-    cmd.args(["-i", SRV_IF, "-c", conf08.to_str().unwrap()])
-        .args(["-g", log08.to_str().unwrap()]);
-    let _old = Daemon::spawn(cmd);
-    wait_contains(&log08, "listening on");
+    let _old = start_knockd_0_8(&net, &shared_config(&dir, "opened08"));
     let _ours = net.start_knockd(&shared_config(&dir, "opened"), &[]);
     let ours = net.path("opened");
     let theirs = net.path("opened08");
@@ -155,13 +161,7 @@ fn overlapping_config(dir: &str, file: &str) -> String {
 fn overlapping_doors_open_as_in_knockd_0_8() {
     let net = Net::new();
     let dir = net.dir_str();
-    let conf08 = net.write("knockd-0.8.conf", &overlapping_config(&dir, "opened08"));
-    let log08 = net.path("log08");
-    let mut cmd = net.cmd_in(&net.srv, KNOCKD_0_8);
-    cmd.args(["-i", SRV_IF, "-c", conf08.to_str().unwrap()])
-        .args(["-g", log08.to_str().unwrap()]);
-    let _old = Daemon::spawn(cmd);
-    wait_contains(&log08, "listening on");
+    let _old = start_knockd_0_8(&net, &overlapping_config(&dir, "opened08"));
     let _ours = net.start_knockd(&overlapping_config(&dir, "opened"), &[]);
     let ours = net.path("opened");
     let theirs = net.path("opened08");
