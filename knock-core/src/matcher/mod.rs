@@ -574,6 +574,23 @@ impl SourceMap {
         self.table.find(hash, |s| s.key == key)
     }
 
+    /// Looks up the first `N` of `keys` for their side effect of pulling the entries into
+    /// the cache: hashes first, then the look-ups from them, so that a tight loop of
+    /// independent loads keeps many of the misses in flight at once.
+    #[inline]
+    fn prefetch<const N: usize>(&self, keys: impl Iterator<Item = IpAddr> + Clone) {
+        let mut hashes = [0_u64; N];
+        for (hash, key) in hashes.iter_mut().zip(keys.clone()) {
+            *hash = self.hash(key);
+        }
+        let mut found = 0_usize;
+        for (hash, key) in hashes.iter().zip(keys) {
+            found += usize::from(self.find(*hash, key).is_some());
+        }
+        // Keeps the look-ups (whose point is to pull the entries into the cache).
+        core::hint::black_box(found);
+    }
+
     fn get_mut(&mut self, key: IpAddr) -> Option<&mut SourceState> {
         let hash = self.hash(key);
         self.table.find_mut(hash, |s| s.key == key)
@@ -758,15 +775,7 @@ fn compact<T: Copy>(
     let mut start = 0;
     while start < len {
         let end = (start + BLOCK).min(len);
-        let mut hashes = [0_u64; BLOCK];
-        for (hash, index) in hashes.iter_mut().zip(start..end) {
-            *hash = map.hash(source_of(&queue[index]));
-        }
-        let mut found = 0_usize;
-        for (hash, index) in hashes.iter().zip(start..end) {
-            found += usize::from(map.find(*hash, source_of(&queue[index])).is_some());
-        }
-        core::hint::black_box(found);
+        map.prefetch::<BLOCK>((start..end).map(|index| source_of(&queue[index])));
         for index in start..end {
             let entry = queue[index];
             if keep(&entry) {
@@ -1208,18 +1217,9 @@ impl Matcher {
         self.advance_to(now);
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() > LOOKAHEAD {
-                // Hashes first, then the look-ups from them: a tight loop of independent
-                // loads lets the CPU keep many of the misses in flight at once.
-                let mut hashes = [0_u64; LOOKAHEAD];
-                for (hash, packet) in hashes.iter_mut().zip(chunk) {
-                    *hash = self.sources.map.hash(packet.source);
-                }
-                let mut found = 0_usize;
-                for (hash, packet) in hashes.iter().zip(chunk) {
-                    found += usize::from(self.sources.map.find(*hash, packet.source).is_some());
-                }
-                // Keeps the look-ups (whose point is to pull the entries into the cache).
-                core::hint::black_box(found);
+                self.sources
+                    .map
+                    .prefetch::<LOOKAHEAD>(chunk.iter().map(|p| p.source));
             }
             for packet in chunk {
                 self.handle_packet(now, packet);
