@@ -209,6 +209,20 @@ fn lines_of(reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     receiver
 }
 
+/// Polls `probe` every 20 ms until it returns `Ok`; after [`PATIENCE`], panics with the
+/// last `Err` (which describes what was seen instead).
+#[track_caller]
+fn wait_until<T>(mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(message) => assert!(Instant::now() < deadline, "{message}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits (at most [`PATIENCE`]) for a line containing `needle`; returns the lines seen.
 #[track_caller]
 fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, what: &str) -> Vec<String> {
@@ -445,19 +459,17 @@ impl Capture {
     /// Polls the savefile until it holds at least `count` packets (at most [`PATIENCE`]).
     #[track_caller]
     fn wait_for(&self, count: usize) -> Vec<Captured> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        wait_until(|| {
             let packets = self.read();
             if packets.len() >= count {
-                return packets;
+                Ok(packets)
+            } else {
+                Err(format!(
+                    "captured {} of {count} packets: {packets:#?}",
+                    packets.len()
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "captured {} of {count} packets: {packets:#?}",
-                packets.len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 }
 
@@ -469,18 +481,19 @@ fn capture_knock(lab: &Lab, args: &[&str], server: &str) -> Vec<Captured> {
     let capture = Capture::start(lab, "knock.pcap");
     lab.knock(args);
     lab.knock(&[server, "1:udp"]);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let packets = capture.read();
-        if let Some(marker) = packets
+    wait_until(|| {
+        let mut packets = capture.read();
+        match packets
             .iter()
             .position(|p| p.is_udp() && p.destination_port() == 1)
         {
-            return packets[..marker].to_vec();
+            Some(marker) => {
+                packets.truncate(marker);
+                Ok(packets)
+            }
+            None => Err(format!("no marker: {packets:#?}")),
         }
-        assert!(Instant::now() < deadline, "no marker: {packets:#?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
 
 #[track_caller]
@@ -764,15 +777,11 @@ impl Knockd08 {
 
 #[track_caller]
 fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + PATIENCE;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} did not appear within {PATIENCE:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| {
+        path.exists()
+            .then_some(())
+            .ok_or_else(|| format!("{} did not appear within {PATIENCE:?}", path.display()))
+    });
 }
 
 #[test]
@@ -838,17 +847,13 @@ fn knockd_0_8_opens_for_the_active_one_time_sequence() {
     wait_for_file(&opened);
 
     // knockd 0.8 marks the used line; the client now knocks the next one, and it opens again.
-    let deadline = Instant::now() + PATIENCE;
-    while !std::fs::read_to_string(&sequences)
-        .unwrap()
-        .starts_with('#')
-    {
-        assert!(
-            Instant::now() < deadline,
-            "knockd 0.8 did not mark the used line"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| {
+        std::fs::read_to_string(&sequences)
+            .unwrap()
+            .starts_with('#')
+            .then_some(())
+            .ok_or_else(|| "knockd 0.8 did not mark the used line".to_owned())
+    });
     std::fs::remove_file(&opened).unwrap();
     let output = lab.knock(&[&["-v"], door.as_slice()].concat());
     assert_eq!(
