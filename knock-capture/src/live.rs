@@ -246,6 +246,15 @@ impl PcapTotals {
     }
 }
 
+/// Adds one to a counter that only its capture thread writes: a relaxed load and store, not
+/// a locked read-modify-write, on the per-packet path.
+fn bump(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -773,21 +782,24 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
                 }
             }
         }
-        if interface.stats_requested.swap(false, Ordering::Relaxed) {
+        // A plain load first: the swap (a locked read-modify-write) runs only on a request.
+        if interface.stats_requested.load(Ordering::Relaxed)
+            && interface.stats_requested.swap(false, Ordering::Relaxed)
+        {
             interface.refresh_pcap_stats(&mut capture);
         }
         match capture.next_packet() {
             Ok(packet) => {
                 let now = shared.clock.now();
-                interface.read.fetch_add(1, Ordering::Relaxed);
+                bump(&interface.read);
                 match decode(link, now, packet.data, packet.header.len) {
                     Ok(event) if ipv4_only && event.source.is_ipv6() => {}
                     Ok(event) => match shared.events.try_send(CaptureEvent::Packet(event)) {
                         Ok(()) => {
-                            interface.sent.fetch_add(1, Ordering::Relaxed);
+                            bump(&interface.sent);
                         }
                         Err(TrySendError::Full(_)) => {
-                            interface.channel_dropped.fetch_add(1, Ordering::Relaxed);
+                            bump(&interface.channel_dropped);
                         }
                         Err(TrySendError::Disconnected(_)) => return Exit::Stopped,
                     },
