@@ -660,10 +660,6 @@ impl SourceTable {
         token
     }
 
-    fn is_current(&self, entry: &FifoEntry) -> bool {
-        is_current(&self.map, entry)
-    }
-
     fn compact_fifo_if_needed(&mut self) {
         if self.fifo.len() + self.fifo_advanced.len() > 2 * self.map.len() + COMPACTION_SLACK {
             let map = &self.map;
@@ -677,9 +673,10 @@ impl SourceTable {
         }
     }
 
-    /// Moves `state` (of `source`) to the advanced FIFO once it got past a first step.
+    /// Moves `state` (of `source`), which has an attempt in progress past its first step, to
+    /// the advanced FIFO unless it is there already.
     fn promote(fifo_advanced: &mut VecDeque<FifoEntry>, state: &mut SourceState, source: IpAddr) {
-        if !state.advanced && state.attempts.iter().any(|a| a.stage >= 2) {
+        if !state.advanced {
             state.advanced = true;
             fifo_advanced.push_back(FifoEntry {
                 source,
@@ -1522,7 +1519,7 @@ impl Matcher {
             .pop_front()
             .or_else(|| self.sources.fifo_advanced.pop_front())
         {
-            if !self.sources.is_current(&entry) {
+            if !is_current(&self.sources.map, &entry) {
                 continue;
             }
             if let Some(state) = self.sources.map.remove(entry.source) {
