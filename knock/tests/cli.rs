@@ -56,6 +56,20 @@ impl UdpSink {
             .expect("a datagram within 10 s");
         buffer[..length].to_vec()
     }
+
+    /// Asserts `output` is a successful `knock -v` of two UDP hits on this sink, and that
+    /// both arrived as one NUL byte each.
+    #[track_caller]
+    fn assert_two_verbose_hits(&self, output: &Output) {
+        let port = self.port();
+        assert_status(output, 0);
+        assert_eq!(
+            stdout(output),
+            format!("hitting udp 127.0.0.1:{port}\nhitting udp 127.0.0.1:{port}\n")
+        );
+        assert_eq!(self.receive(), [0]);
+        assert_eq!(self.receive(), [0]);
+    }
 }
 
 #[test]
@@ -158,14 +172,8 @@ fn udp_hits_on_loopback_are_one_nul_byte_each() {
         &format!("{port}:udp"),
         &format!("{port}:UDP"),
     ]);
-    assert_status(&output, 0);
-    assert_eq!(
-        stdout(&output),
-        format!("hitting udp 127.0.0.1:{port}\nhitting udp 127.0.0.1:{port}\n")
-    );
+    sink.assert_two_verbose_hits(&output);
     assert!(stderr(&output).is_empty());
-    assert_eq!(sink.receive(), [0]);
-    assert_eq!(sink.receive(), [0]);
 }
 
 #[test]
@@ -173,13 +181,7 @@ fn host_name_is_resolved_once_for_all_hits() {
     let sink = UdpSink::new();
     let port = sink.port();
     let output = knock(&["-v", "-4", "-u", "localhost", &port, &port]);
-    assert_status(&output, 0);
-    assert_eq!(
-        stdout(&output),
-        format!("hitting udp 127.0.0.1:{port}\nhitting udp 127.0.0.1:{port}\n")
-    );
-    assert_eq!(sink.receive(), [0]);
-    assert_eq!(sink.receive(), [0]);
+    sink.assert_two_verbose_hits(&output);
 }
 
 #[test]
@@ -274,13 +276,7 @@ fn door_sequence_from_config() {
     )
     .unwrap();
     let output = knock(&["-v", "--door", "mydoor", "-c", path(&config), "127.0.0.1"]);
-    assert_status(&output, 0);
-    assert_eq!(
-        stdout(&output),
-        format!("hitting udp 127.0.0.1:{port}\nhitting udp 127.0.0.1:{port}\n")
-    );
-    assert_eq!(sink.receive(), [0]);
-    assert_eq!(sink.receive(), [0]);
+    sink.assert_two_verbose_hits(&output);
 
     let output = knock(&["--door", "nope", "-c", path(&config), "127.0.0.1"]);
     assert_status(&output, 3);
