@@ -424,7 +424,7 @@ impl Server {
         };
         let (label, host) = self.label(view.source);
         let message = view.message(&label);
-        let door = std::sync::Arc::clone(&view.door.door);
+        let door = &view.door.door;
         let now = Timestamp::now();
         match view.kind {
             "invalidated" => self.logger.verbose(&message),
@@ -447,10 +447,10 @@ impl Server {
         match view.kind {
             "open" => {
                 let id = view.door.id;
-                self.open(&door, view.source, now);
+                self.open(door, view.source, now);
                 // "running command" right after "OPEN SESAME", as in 0.8.
                 self.flush_notices();
-                self.advance_one_time_sequence(id, &door);
+                self.advance_one_time_sequence(id, door);
             }
             "close" => self.close(&door.name, view.source, door.stop_command_for(view.source)),
             _ => {}
