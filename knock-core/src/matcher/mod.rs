@@ -703,16 +703,12 @@ impl SourceTable {
 /// by compaction once they outnumber the live ones.
 #[derive(Debug)]
 struct Deadlines {
-    classes: Vec<DeadlineClass>,
+    /// One deadline FIFO per class.
+    classes: Vec<VecDeque<DeadlineEntry>>,
     entries: usize,
     /// At most the earliest front deadline (exact after each `advance_to`), so that a packet
     /// with nothing due skips the scan of the classes.
     wake_at: Instant,
-}
-
-#[derive(Debug)]
-struct DeadlineClass {
-    queue: VecDeque<DeadlineEntry>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -726,11 +722,7 @@ struct DeadlineEntry {
 impl Deadlines {
     fn new(classes: usize) -> Self {
         Self {
-            classes: (0..classes)
-                .map(|_| DeadlineClass {
-                    queue: VecDeque::new(),
-                })
-                .collect(),
+            classes: (0..classes).map(|_| VecDeque::new()).collect(),
             entries: 0,
             wake_at: Instant::MAX,
         }
@@ -740,7 +732,7 @@ impl Deadlines {
     fn earliest(&self) -> Option<(Instant, usize)> {
         let mut best: Option<(Instant, usize)> = None;
         for (class, c) in self.classes.iter().enumerate() {
-            if let Some(front) = c.queue.front()
+            if let Some(front) = c.front()
                 && best.is_none_or(|(at, _)| front.deadline < at)
             {
                 best = Some((front.deadline, class));
@@ -751,7 +743,7 @@ impl Deadlines {
 
     fn push(&mut self, class: usize, entry: DeadlineEntry) {
         self.wake_at = self.wake_at.min(entry.deadline);
-        self.classes[class].queue.push_back(entry);
+        self.classes[class].push_back(entry);
         self.entries += 1;
     }
 }
@@ -1372,7 +1364,7 @@ impl Matcher {
 
     /// Pops the front deadline of `class` and expires its source's attempts that are due.
     fn expire_front(&mut self, class: usize, now: Instant) {
-        let Some(entry) = self.deadlines.classes[class].queue.pop_front() else {
+        let Some(entry) = self.deadlines.classes[class].pop_front() else {
             return;
         };
         self.deadlines.entries -= 1;
@@ -1400,11 +1392,11 @@ impl Matcher {
     /// the common case of a single knocker (no wake-up for an attempt that already ended).
     fn drop_stale_fronts_of(&mut self, source: IpAddr) {
         for class in &mut self.deadlines.classes {
-            while let Some(front) = class.queue.front() {
+            while let Some(front) = class.front() {
                 if front.source != source || is_live(&self.sources.map, front) {
                     break;
                 }
-                class.queue.pop_front();
+                class.pop_front();
                 self.deadlines.entries -= 1;
             }
         }
@@ -1473,8 +1465,8 @@ impl Matcher {
             let map = &self.sources.map;
             let mut entries = 0;
             for class in &mut self.deadlines.classes {
-                compact(&mut class.queue, map, |e| e.source, |e| is_live(map, e));
-                entries += class.queue.len();
+                compact(class, map, |e| e.source, |e| is_live(map, e));
+                entries += class.len();
             }
             self.deadlines.entries = entries;
         }
