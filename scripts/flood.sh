@@ -191,9 +191,11 @@ ours_extra_args() {
     fi
 }
 
-# start_server KIND DIR: starts the server in the server namespace; sets server_pid.
+# start_server KIND DIR: creates DIR and starts the server in the server namespace; sets
+# server_pid. If the server does not come up, prints its output, stops it and returns 1.
 start_server() {
     local kind=$1 dir=$2 args=()
+    mkdir -p "$dir"
     write_config "$dir"
     : >"$dir/opened"
     if [ "$kind" = ours ]; then
@@ -211,6 +213,7 @@ start_server() {
         if ! alive "$server_pid" || [ $SECONDS -ge $deadline ]; then
             say "$kind did not start; its output:"
             cat "$dir/stdout" "$dir/stderr" "$dir/knockd.log" >&2 2>/dev/null || true
+            stop_server
             return 1
         fi
         sleep 0.05
@@ -282,10 +285,8 @@ idle_rows=()
 tsv_rows=()
 for kind in $servers; do
     dir="$work/idle-$kind"
-    mkdir -p "$dir"
     say "$(label "$kind"): idle CPU over ${idle_seconds}s and $idle_knocks knocks"
     if ! start_server "$kind" "$dir"; then
-        stop_server
         idle_rows+=("| $(label "$kind") | did not start | | | | | | |")
         tsv_rows+=("$(printf 'idle\t%s\tdid not start\t\t\t' "$kind")")
         continue
@@ -327,10 +328,8 @@ flood_rows=()
 for rate in $rates; do
     for kind in $servers; do
         dir="$work/flood-$kind-$rate"
-        mkdir -p "$dir"
         say "$(label "$kind"): flood at $rate packets/s for ${duration}s"
         if ! start_server "$kind" "$dir"; then
-            stop_server
             flood_rows+=("| $(label "$kind") | $rate | | | did not start | | | | | |")
             tsv_rows+=("$(printf 'flood\t%s\t%s\t\tdid not start\t\t\tno' "$kind" "$rate")")
             continue
