@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use knock_core::{Action, Config, Instant, Matcher, PacketEvent, TcpFlags};
+use knock_core::{Action, Config, Instant, Knock, Matcher, PacketEvent, Protocol, TcpFlags};
 
 const BUILT_IN: &str = "\
 [options]
@@ -69,45 +69,33 @@ fn main() -> ExitCode {
     if let Some(door) = config.doors.first() {
         for (i, step) in door.sequence.iter().enumerate() {
             let at = 1_000 + 400 * i as u64;
-            events.push((at, knock(alice, server, step.port, step.protocol)));
+            events.push((at, alice, *step));
         }
         for (i, step) in door.sequence.iter().rev().enumerate() {
             let at = 1_050 + 400 * i as u64;
-            events.push((at, knock(mallory, server, step.port, step.protocol)));
+            events.push((at, mallory, *step));
         }
     }
-    events.sort_by_key(|(at, _)| *at);
+    events.sort_by_key(|(at, _, _)| *at);
 
-    for (millis, make) in events {
+    for (millis, source, step) in events {
         let now = Instant::from_millis(millis);
         run_timers(&mut matcher, now);
-        matcher.handle_packet(now, &make(now));
+        matcher.handle_packet(now, &knock(now, source, server, step));
         print_actions(&mut matcher, now);
     }
     // Nothing else arrives: jump from deadline to deadline until none is left.
-    while let Some(deadline) = matcher.poll_timeout() {
-        matcher.handle_timeout(deadline);
-        print_actions(&mut matcher, deadline);
-    }
+    run_timers(&mut matcher, Instant::MAX);
     println!("{:#?}", matcher.counters());
     ExitCode::SUCCESS
 }
 
-type MakePacket = Box<dyn Fn(Instant) -> PacketEvent>;
-
-/// A SYN or a UDP datagram from `source` to `port`, stamped when it is sent.
-fn knock(
-    source: IpAddr,
-    destination: IpAddr,
-    port: u16,
-    protocol: knock_core::Protocol,
-) -> MakePacket {
-    Box::new(move |now| match protocol {
-        knock_core::Protocol::Tcp => {
-            PacketEvent::tcp(now, source, destination, port, TcpFlags::SYN)
-        }
-        knock_core::Protocol::Udp => PacketEvent::udp(now, source, destination, port),
-    })
+/// A SYN or a UDP datagram from `source` knocking `step`, sent at `now`.
+fn knock(now: Instant, source: IpAddr, destination: IpAddr, step: Knock) -> PacketEvent {
+    match step.protocol {
+        Protocol::Tcp => PacketEvent::tcp(now, source, destination, step.port, TcpFlags::SYN),
+        Protocol::Udp => PacketEvent::udp(now, source, destination, step.port),
+    }
 }
 
 /// Runs every deadline that came before `now` (a daemon would have slept until each).
@@ -127,7 +115,6 @@ fn print_actions(matcher: &mut Matcher, now: Instant) {
                 stage,
             } => format!("{source}: {}: Stage {stage}", door.door.name),
             Action::Open { door, source } => {
-                // A daemon substitutes %IP% and runs this with /bin/sh -c.
                 // A daemon substitutes %IP% and runs this with /bin/sh -c.
                 let command = door.door.start_command_for(source).unwrap_or("(none)");
                 format!("{source}: {}: OPEN SESAME -> run {command}", door.door.name)
