@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use knock_core::{Action, DoorRef};
+use knock_core::{Action, ActionKind, DoorRef};
 
 /// The time stamp of a `LogFile` line: local time, minute resolution (as 0.8).
 #[must_use]
@@ -443,8 +443,8 @@ pub fn source_label(source: IpAddr, host: Option<&str>) -> String {
 /// The parts of a matcher action that log lines and JSON events show.
 #[derive(Clone, Debug)]
 pub struct ActionView<'a> {
-    /// `stage`, `open`, `close`, `timeout` or `invalidated` (the JSON `event` field).
-    pub kind: &'static str,
+    /// Which action.
+    pub kind: ActionKind,
     /// The door.
     pub door: &'a DoorRef,
     /// The knocker.
@@ -462,19 +462,19 @@ impl<'a> ActionView<'a> {
                 door,
                 source,
                 stage,
-            } => ("stage", door, *source, Some(*stage)),
-            Action::Open { door, source } => ("open", door, *source, None),
-            Action::Close { door, source } => ("close", door, *source, None),
+            } => (ActionKind::Stage, door, *source, Some(*stage)),
+            Action::Open { door, source } => (ActionKind::Open, door, *source, None),
+            Action::Close { door, source } => (ActionKind::Close, door, *source, None),
             Action::Timeout {
                 door,
                 source,
                 stage,
-            } => ("timeout", door, *source, Some(*stage)),
+            } => (ActionKind::Timeout, door, *source, Some(*stage)),
             Action::Invalidated {
                 door,
                 source,
                 stage,
-            } => ("invalidated", door, *source, Some(*stage)),
+            } => (ActionKind::Invalidated, door, *source, Some(*stage)),
             _ => return None,
         };
         Some(Self {
@@ -494,11 +494,23 @@ impl<'a> ActionView<'a> {
         let door = &self.door.door.name;
         let stage = self.stage.unwrap_or(0);
         match self.kind {
-            "stage" => format!("{label}: {door}: Stage {stage}"),
-            "open" => format!("{label}: {door}: OPEN SESAME"),
-            "close" => format!("{label}: {door}: command timeout"),
-            "timeout" => format!("{label}: {door}: sequence timeout (stage {stage})"),
+            ActionKind::Stage => format!("{label}: {door}: Stage {stage}"),
+            ActionKind::Open => format!("{label}: {door}: OPEN SESAME"),
+            ActionKind::Close => format!("{label}: {door}: command timeout"),
+            ActionKind::Timeout => format!("{label}: {door}: sequence timeout (stage {stage})"),
             _ => format!("{label}: {door}: knock invalidated (stage {stage})"),
+        }
+    }
+
+    /// The JSON `event` field: `stage`, `open`, `close`, `timeout` or `invalidated`.
+    #[must_use]
+    pub fn event_name(&self) -> &'static str {
+        match self.kind {
+            ActionKind::Stage => "stage",
+            ActionKind::Open => "open",
+            ActionKind::Close => "close",
+            ActionKind::Timeout => "timeout",
+            _ => "invalidated",
         }
     }
 
@@ -513,7 +525,7 @@ impl<'a> ActionView<'a> {
             ));
         }
         JsonEvent {
-            event: self.kind,
+            event: self.event_name(),
             time,
             door: &self.door.door.name,
             source: self.source,

@@ -26,7 +26,9 @@ use std::path::Path;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use knock_capture::OfflineCapture;
-use knock_core::{Action, Config, DoorId, Instant, Knock, Limits, Matcher, PacketEvent, ots};
+use knock_core::{
+    Action, ActionKind, Config, DoorId, Instant, Knock, Limits, Matcher, PacketEvent, ots,
+};
 
 use crate::cli::Cli;
 use crate::executor::substitute_ip;
@@ -201,7 +203,7 @@ impl Replay {
         let mut text = format!("{time} {}\n", view.message(&view.source.to_string()));
         let door = &view.door.door;
         match view.kind {
-            "open" => {
+            ActionKind::Open => {
                 if let Some(command) = door.start_command_for(view.source) {
                     let _ = writeln!(
                         text,
@@ -211,7 +213,7 @@ impl Replay {
                     );
                 }
             }
-            "close" => {
+            ActionKind::Close => {
                 if let Some(command) = door.stop_command_for(view.source) {
                     let _ = writeln!(
                         text,
@@ -228,7 +230,7 @@ impl Replay {
             logger.json(&event);
         }
         emit(&text);
-        if view.kind == "open" {
+        if view.kind == ActionKind::Open {
             let (id, used) = (view.door.id, door.sequence.clone());
             self.advance_one_time_sequence(id, &used, &time, emit);
         }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, select};
 use jiff::Timestamp;
 use knock_capture::{CaptureConfig, CaptureEvent, Clock, LiveCapture, filter_expression};
-use knock_core::{Action, Config, DoorId, Limits, LocalAddresses, Matcher, PacketEvent};
+use knock_core::{
+    Action, ActionKind, Config, DoorId, Limits, LocalAddresses, Matcher, PacketEvent,
+};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::cli::{Cli, Settings};
@@ -427,8 +429,8 @@ impl Server {
         let door = &view.door.door;
         let now = Timestamp::now();
         match view.kind {
-            "invalidated" => self.logger.verbose(&message),
-            "close" => {
+            ActionKind::Invalidated => self.logger.verbose(&message),
+            ActionKind::Close => {
                 if shutting_down {
                     self.logger.event(&format!(
                         "{label}: {}: shutting down: running the stop command now",
@@ -445,14 +447,16 @@ impl Server {
             self.logger.json(&event);
         }
         match view.kind {
-            "open" => {
+            ActionKind::Open => {
                 let id = view.door.id;
                 self.open(door, view.source, now);
                 // "running command" right after "OPEN SESAME", as in 0.8.
                 self.flush_notices();
                 self.advance_one_time_sequence(id, door);
             }
-            "close" => self.close(&door.name, view.source, door.stop_command_for(view.source)),
+            ActionKind::Close => {
+                self.close(&door.name, view.source, door.stop_command_for(view.source))
+            }
             _ => {}
         }
     }
