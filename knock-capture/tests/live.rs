@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use knock_capture::{CaptureConfig, CaptureEvent, Clock, LinkType, LiveCapture, filter_expression};
 use knock_core::{Door, Knock, PacketEvent, Protocol, TcpFlags};
 
@@ -222,6 +222,21 @@ fn test_config(interfaces: &[&str], filter: String) -> CaptureConfig {
     config
 }
 
+/// Starts a capture of `config` from namespace `ns` (its threads stay in it).
+fn start_in(ns: &str, config: CaptureConfig, sender: Sender<CaptureEvent>) -> LiveCapture {
+    in_netns(ns, move || {
+        LiveCapture::start(config, Clock::new(), sender).unwrap()
+    })
+}
+
+/// Waits for the next `InterfaceUp`; returns its link type.
+fn wait_up(events: &Receiver<CaptureEvent>) -> LinkType {
+    wait_for(events, "InterfaceUp", |e| match e {
+        CaptureEvent::InterfaceUp { link, .. } => Some(*link),
+        _ => None,
+    })
+}
+
 /// Waits for the first event `pick` accepts; fails with everything seen otherwise.
 fn wait_for<T>(
     events: &Receiver<CaptureEvent>,
@@ -275,18 +290,11 @@ fn doors() -> Vec<Door> {
 fn veth_ipv4_and_ipv6_knocks_reload_and_stats() {
     let lab = Lab::new();
     lab.veth(true);
-    let cap_if = lab.cap_if.clone();
-    let cap_ns = lab.cap_ns.clone();
     let local = vec![lab.cap_v4(), lab.cap_v6()];
     let filter = filter_expression(&doors(), &local);
     let (sender, events) = crossbeam_channel::bounded(1024);
-    let capture = in_netns(&cap_ns, move || {
-        LiveCapture::start(test_config(&[&cap_if], filter), Clock::new(), sender).unwrap()
-    });
-    let link = wait_for(&events, "InterfaceUp", |e| match e {
-        CaptureEvent::InterfaceUp { link, .. } => Some(*link),
-        _ => None,
-    });
+    let capture = start_in(&lab.cap_ns, test_config(&[&lab.cap_if], filter), sender);
+    let link = wait_up(&events);
     assert_eq!(link, LinkType::Ethernet);
     let mut addresses = capture.local_addresses();
     addresses.retain(|a| local.contains(a));
@@ -361,17 +369,11 @@ fn veth_ipv4_and_ipv6_knocks_reload_and_stats() {
 fn any_interface_is_cooked_and_sees_both_families() {
     let lab = Lab::new();
     lab.veth(true);
-    let cap_ns = lab.cap_ns.clone();
     let local = vec![lab.cap_v4(), lab.cap_v6()];
     let filter = filter_expression(&doors(), &local);
     let (sender, events) = crossbeam_channel::bounded(1024);
-    let capture = in_netns(&cap_ns, move || {
-        LiveCapture::start(test_config(&["any"], filter), Clock::new(), sender).unwrap()
-    });
-    let link = wait_for(&events, "InterfaceUp", |e| match e {
-        CaptureEvent::InterfaceUp { link, .. } => Some(*link),
-        _ => None,
-    });
+    let capture = start_in(&lab.cap_ns, test_config(&["any"], filter), sender);
+    let link = wait_up(&events);
     assert_eq!(link, LinkType::LinuxSll);
     let addresses = wait_for(&events, "AddressesChanged", |e| match e {
         CaptureEvent::AddressesChanged { addresses } => Some(addresses.clone()),
@@ -430,17 +432,10 @@ fn tun_device_is_raw_ip_with_both_families() {
     ]);
     ip(&["-n", &lab.cap_ns, "link", "set", &tun, "up"]);
 
-    let cap_ns = lab.cap_ns.clone();
-    let tun_name = tun.clone();
     let filter = filter_expression(&doors(), &[tun_v4, tun_v6]);
     let (sender, events) = crossbeam_channel::bounded(1024);
-    let capture = in_netns(&cap_ns, move || {
-        LiveCapture::start(test_config(&[&tun_name], filter), Clock::new(), sender).unwrap()
-    });
-    let link = wait_for(&events, "InterfaceUp", |e| match e {
-        CaptureEvent::InterfaceUp { link, .. } => Some(*link),
-        _ => None,
-    });
+    let capture = start_in(&lab.cap_ns, test_config(&[&tun], filter), sender);
+    let link = wait_up(&events);
     assert_eq!(link, LinkType::RawIp);
 
     // What a WireGuard peer's decrypted knock looks like: IP packets arriving on the tun,
@@ -497,21 +492,15 @@ fn addresses_added_after_start_are_reported_by_polling() {
 fn addresses_added_after_start(netlink: bool) {
     let lab = Lab::new();
     lab.veth(false);
-    let cap_if = lab.cap_if.clone();
-    let cap_ns = lab.cap_ns.clone();
     let (sender, events) = crossbeam_channel::bounded(1024);
-    let capture = in_netns(&cap_ns, move || {
-        let mut config = test_config(&[&cap_if], filter_expression(&doors(), &[]));
-        config.address_netlink = netlink;
-        if netlink {
-            config.address_poll_interval = Duration::from_secs(3600);
-        }
-        LiveCapture::start(config, Clock::new(), sender).unwrap()
-    });
+    let mut config = test_config(&[&lab.cap_if], filter_expression(&doors(), &[]));
+    config.address_netlink = netlink;
+    if netlink {
+        config.address_poll_interval = Duration::from_secs(3600);
+    }
+    let capture = start_in(&lab.cap_ns, config, sender);
     // No address yet (only, perhaps, an IPv6 link-local one): captured anyway.
-    wait_for(&events, "InterfaceUp", |e| {
-        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
-    });
+    wait_up(&events);
     assert!(!capture.local_addresses().contains(&lab.cap_v4()));
 
     lab.add_cap_addresses();
@@ -569,14 +558,10 @@ fn addresses_added_after_start(netlink: bool) {
 #[ignore = "needs root"]
 fn missing_interface_is_waited_for_and_a_deleted_one_is_reopened() {
     let lab = Lab::new();
-    let cap_if = lab.cap_if.clone();
-    let cap_ns = lab.cap_ns.clone();
     let filter = filter_expression(&doors(), &[]);
     let (sender, events) = crossbeam_channel::bounded(1024);
     // Started before the interface exists: not an error.
-    let capture = in_netns(&cap_ns, move || {
-        LiveCapture::start(test_config(&[&cap_if], filter), Clock::new(), sender).unwrap()
-    });
+    let capture = start_in(&lab.cap_ns, test_config(&[&lab.cap_if], filter), sender);
     let reason = wait_for(&events, "InterfaceWaiting", |e| match e {
         CaptureEvent::InterfaceWaiting { reason, .. } => Some(reason.clone()),
         _ => None,
@@ -584,9 +569,7 @@ fn missing_interface_is_waited_for_and_a_deleted_one_is_reopened() {
     assert!(!reason.is_empty());
 
     lab.veth(true);
-    wait_for(&events, "InterfaceUp", |e| {
-        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
-    });
+    wait_up(&events);
     lab.knock(&[(Protocol::Tcp, lab.cap_v4(), 7001)]);
     wait_packet(&events, Protocol::Tcp, lab.peer_v4(), 7001);
 
@@ -599,9 +582,7 @@ fn missing_interface_is_waited_for_and_a_deleted_one_is_reopened() {
     assert!(!error.is_empty());
     assert!(!capture.stats()[0].up);
     lab.veth(true);
-    wait_for(&events, "InterfaceUp again", |e| {
-        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
-    });
+    wait_up(&events);
     lab.knock(&[(Protocol::Udp, lab.cap_v6(), 7002)]);
     wait_packet(&events, Protocol::Udp, lab.peer_v6(), 7002);
     assert!(capture.stats()[0].up);
@@ -625,16 +606,10 @@ fn assert_stops(capture: LiveCapture) {
 fn stop_returns_on_idle_and_on_waiting_interfaces() {
     let lab = Lab::new();
     lab.veth(true);
-    let cap_if = lab.cap_if.clone();
-    let cap_ns = lab.cap_ns.clone();
     let (sender, events) = crossbeam_channel::bounded(16);
-    let capture = in_netns(&cap_ns, move || {
-        let names = [cap_if.as_str(), "kc-missing0"];
-        LiveCapture::start(test_config(&names, String::new()), Clock::new(), sender).unwrap()
-    });
-    wait_for(&events, "InterfaceUp", |e| {
-        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
-    });
+    let config = test_config(&[&lab.cap_if, "kc-missing0"], String::new());
+    let capture = start_in(&lab.cap_ns, config, sender);
+    wait_up(&events);
     wait_for(&events, "InterfaceWaiting", |e| {
         matches!(e, CaptureEvent::InterfaceWaiting { .. }).then_some(())
     });
@@ -647,21 +622,14 @@ fn stop_returns_on_idle_and_on_waiting_interfaces() {
 fn a_full_channel_drops_and_counts_packets() {
     let lab = Lab::new();
     lab.veth(true);
-    let cap_if = lab.cap_if.clone();
-    let cap_ns = lab.cap_ns.clone();
     // Room for the control events only; nobody reads packets.
     let (sender, events) = crossbeam_channel::bounded(4);
-    let capture = in_netns(&cap_ns, move || {
-        LiveCapture::start(
-            test_config(&[&cap_if], "udp".to_owned()),
-            Clock::new(),
-            sender,
-        )
-        .unwrap()
-    });
-    wait_for(&events, "InterfaceUp", |e| {
-        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
-    });
+    let capture = start_in(
+        &lab.cap_ns,
+        test_config(&[&lab.cap_if], "udp".to_owned()),
+        sender,
+    );
+    wait_up(&events);
     let knocks: Vec<_> = (0..50)
         .map(|i| (Protocol::Udp, lab.cap_v4(), 9000 + i))
         .collect();
@@ -697,14 +665,13 @@ fn packet_socket_inodes(ns: &str) -> Vec<String> {
 fn the_packet_socket_is_close_on_exec() {
     let lab = Lab::new();
     lab.veth(true);
-    let cap_if = lab.cap_if.clone();
     let (sender, events) = crossbeam_channel::bounded(16);
-    let capture = in_netns(&lab.cap_ns, move || {
-        LiveCapture::start(test_config(&[&cap_if], String::new()), Clock::new(), sender).unwrap()
-    });
-    wait_for(&events, "InterfaceUp", |e| {
-        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
-    });
+    let capture = start_in(
+        &lab.cap_ns,
+        test_config(&[&lab.cap_if], String::new()),
+        sender,
+    );
+    wait_up(&events);
     let inodes = packet_socket_inodes(&lab.cap_ns);
     assert!(!inodes.is_empty(), "no packet socket in the namespace");
     let mut checked = 0;
@@ -756,18 +723,15 @@ fn latency_immediate_vs_block_timeout() {
     let lab = Lab::new();
     lab.veth(true);
     for immediate in [true, false] {
-        let cap_if = lab.cap_if.clone();
         let clock = Clock::new();
         let (sender, events) = crossbeam_channel::bounded(1024);
+        let mut config = test_config(&[&lab.cap_if], "udp dst port 7500".to_owned());
+        config.immediate = immediate;
+        config.block_timeout = Duration::from_millis(10);
         let capture = in_netns(&lab.cap_ns, move || {
-            let mut config = test_config(&[&cap_if], "udp dst port 7500".to_owned());
-            config.immediate = immediate;
-            config.block_timeout = Duration::from_millis(10);
             LiveCapture::start(config, clock, sender).unwrap()
         });
-        wait_for(&events, "InterfaceUp", |e| {
-            matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
-        });
+        wait_up(&events);
         let target = SocketAddr::new(lab.cap_v4(), 7500);
         let socket = in_netns(&lab.peer_ns, || UdpSocket::bind("0.0.0.0:0").unwrap());
         let mut latencies = Vec::new();
@@ -820,15 +784,9 @@ fn vlan_tagged_knocks_on_a_tap_device() {
         "up",
     ]);
     let (sender, events) = crossbeam_channel::bounded(1024);
-    let tap_name = tap.clone();
     let filter = filter_expression(&doors(), &[]);
-    let capture = in_netns(&lab.cap_ns, move || {
-        LiveCapture::start(test_config(&[&tap_name], filter), Clock::new(), sender).unwrap()
-    });
-    let link = wait_for(&events, "InterfaceUp", |e| match e {
-        CaptureEvent::InterfaceUp { link, .. } => Some(*link),
-        _ => None,
-    });
+    let capture = start_in(&lab.cap_ns, test_config(&[&tap], filter), sender);
+    let link = wait_up(&events);
     assert_eq!(link, LinkType::Ethernet);
     let src4 = [10, 81, 0, 2];
     let dst4 = [10, 81, 0, 1];
@@ -923,16 +881,11 @@ fn inject(ns: &str, dev: &str, tap: bool, frames: &[Vec<u8>]) {
 fn ipv4_only_ignores_ipv6() {
     let lab = Lab::new();
     lab.veth(true);
-    let cap_if = lab.cap_if.clone();
     let (sender, events) = crossbeam_channel::bounded(1024);
-    let capture = in_netns(&lab.cap_ns, move || {
-        let mut config = test_config(&[&cap_if], String::new());
-        config.ipv4_only = true;
-        LiveCapture::start(config, Clock::new(), sender).unwrap()
-    });
-    wait_for(&events, "InterfaceUp", |e| {
-        matches!(e, CaptureEvent::InterfaceUp { .. }).then_some(())
-    });
+    let mut config = test_config(&[&lab.cap_if], String::new());
+    config.ipv4_only = true;
+    let capture = start_in(&lab.cap_ns, config, sender);
+    wait_up(&events);
     let addresses = capture.local_addresses();
     assert!(addresses.contains(&lab.cap_v4()), "{addresses:?}");
     assert!(addresses.iter().all(IpAddr::is_ipv4), "{addresses:?}");
@@ -973,17 +926,9 @@ fn several_interfaces_at_once() {
         &tun,
     ]);
     ip(&["-n", &lab.cap_ns, "link", "set", &tun, "up"]);
-    let names = [lab.cap_if.clone(), tun.clone()];
     let (sender, events) = crossbeam_channel::bounded(1024);
-    let capture = in_netns(&lab.cap_ns, move || {
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        LiveCapture::start(
-            test_config(&names, filter_expression(&doors(), &[])),
-            Clock::new(),
-            sender,
-        )
-        .unwrap()
-    });
+    let config = test_config(&[&lab.cap_if, &tun], filter_expression(&doors(), &[]));
+    let capture = start_in(&lab.cap_ns, config, sender);
     let mut links = Vec::new();
     while links.len() < 2 {
         links.push(wait_for(&events, "InterfaceUp", |e| match e {
