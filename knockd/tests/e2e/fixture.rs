@@ -620,25 +620,40 @@ pub(crate) fn assert_log_shape(log: &str) {
     }
 }
 
+/// The events of the JSON-lines file `path`; panics unless every line is a JSON object with
+/// `source`, `door`, `time` and `event`.
+pub(crate) fn json_events(path: &Path) -> Vec<serde_json::Value> {
+    lines(path)
+        .iter()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("JSON log line {line:?} is not JSON: {e}"));
+            for key in ["source", "door", "time", "event"] {
+                assert!(v.get(key).is_some(), "JSON event without {key:?}: {line}");
+            }
+            v
+        })
+        .collect()
+}
+
+/// Whether the JSON event `v` is from `source` about `door` and its `event` contains `kind`
+/// (case-insensitive; `kind` in lower case).
+pub(crate) fn is_json_event(v: &serde_json::Value, source: &str, door: &str, kind: &str) -> bool {
+    v["source"] == source
+        && v["door"] == door
+        && v["event"]
+            .as_str()
+            .is_some_and(|e| e.to_ascii_lowercase().contains(kind))
+}
+
 /// Waits until the JSON-lines file `path` holds an event from `source` about `door` whose
 /// `event` contains `kind` (case-insensitive); panics with the file otherwise. Every line
 /// must be a JSON object with `source`, `door`, `time` and `event`.
 pub(crate) fn wait_json_event(path: &Path, source: &str, door: &str, kind: &str) {
     let found = wait_until(DEADLINE, || {
-        lines(path)
+        json_events(path)
             .iter()
-            .any(|line| {
-                let v: serde_json::Value = serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("JSON log line {line:?} is not JSON: {e}"));
-                for key in ["source", "door", "time", "event"] {
-                    assert!(v.get(key).is_some(), "JSON event without {key:?}: {line}");
-                }
-                v["source"] == source
-                    && v["door"] == door
-                    && v["event"]
-                        .as_str()
-                        .is_some_and(|e| e.to_ascii_lowercase().contains(kind))
-            })
+            .any(|v| is_json_event(v, source, door, kind))
             .then_some(())
     });
     assert!(

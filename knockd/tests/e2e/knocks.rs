@@ -2,8 +2,8 @@
 //! stop commands, `Target` doors and one-time sequences.
 
 use crate::fixture::{
-    Hit, Net, SRV_IF, assert_log_shape, count, lines, read, wait_contains, wait_json_event,
-    wait_lines,
+    Hit, Net, SRV_IF, assert_log_shape, count, is_json_event, json_events, lines, read,
+    wait_contains, wait_json_event, wait_lines,
 };
 
 #[test]
@@ -61,25 +61,11 @@ fn tcp_sequence_over_ipv4_opens_logs_and_reports_json() {
     }
 
     // JSON lines: one object per event, each with source, door, time and event.
-    crate::fixture::wait_until(crate::fixture::DEADLINE, || {
-        read(&events)
-            .to_ascii_lowercase()
-            .contains("open")
-            .then_some(())
-    })
-    .unwrap_or_else(|| panic!("no open event in the JSON log:\n{}", read(&events)));
-    let mut opens = 0;
-    for line in lines(&events) {
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("JSON log line {line:?} is not JSON: {e}"));
-        for key in ["source", "door", "time", "event"] {
-            assert!(v.get(key).is_some(), "JSON event without {key:?}: {line}");
-        }
-        let event = v["event"].as_str().unwrap_or_default().to_ascii_lowercase();
-        if v["source"] == net.cli4.as_str() && v["door"] == "openSSH" && event.contains("open") {
-            opens += 1;
-        }
-    }
+    wait_json_event(&events, &net.cli4, "openSSH", "open");
+    let opens = json_events(&events)
+        .iter()
+        .filter(|v| is_json_event(v, &net.cli4, "openSSH", "open"))
+        .count();
     assert_eq!(opens, 2, "expected 2 open events:\n{}", read(&events));
 
     // SIGTERM: exit status 15 (0.8's), `shutting down` logged.
