@@ -202,28 +202,18 @@ impl Replay {
         let time = time_text(now);
         let mut text = format!("{time} {}\n", view.message(&view.source.to_string()));
         let door = &view.door.door;
-        match view.kind {
-            ActionKind::Open => {
-                if let Some(command) = door.start_command_for(view.source) {
-                    let _ = writeln!(
-                        text,
-                        "{time} {}: would run: {}",
-                        door.name,
-                        substitute_ip(command, view.source)
-                    );
-                }
-            }
-            ActionKind::Close => {
-                if let Some(command) = door.stop_command_for(view.source) {
-                    let _ = writeln!(
-                        text,
-                        "{time} {}: would run: {}",
-                        door.name,
-                        substitute_ip(command, view.source)
-                    );
-                }
-            }
-            _ => {}
+        let command = match view.kind {
+            ActionKind::Open => door.start_command_for(view.source),
+            ActionKind::Close => door.stop_command_for(view.source),
+            _ => None,
+        };
+        if let Some(command) = command {
+            let _ = writeln!(
+                text,
+                "{time} {}: would run: {}",
+                door.name,
+                substitute_ip(command, view.source)
+            );
         }
         if logger.has_json() {
             let event = view.json(timestamp(now), None);
