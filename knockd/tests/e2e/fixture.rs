@@ -378,6 +378,23 @@ impl Net {
         run(&mut c);
     }
 
+    /// Knocks `seq` on `dst` again and again, giving each attempt 700 ms to make `done` true,
+    /// for at most `timeout`; whether `done` became true. For knocks that may be lost while
+    /// knockd (re)opens its capture.
+    pub(crate) fn knock_until(
+        &self,
+        dst: &str,
+        seq: &str,
+        timeout: Duration,
+        mut done: impl FnMut() -> bool,
+    ) -> bool {
+        wait_until(timeout, || {
+            self.knock(dst, seq);
+            wait_until(Duration::from_millis(700), || done().then_some(()))
+        })
+        .is_some()
+    }
+
     /// One crafted TCP packet from the client with hping3 `flag` (e.g. "-A", "-R", "-S").
     pub(crate) fn hping(&self, dst: &str, flag: &str, port: u16) {
         let mut c = self.cmd_in(&self.cli, "hping3");

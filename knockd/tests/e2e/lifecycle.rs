@@ -170,16 +170,11 @@ fn reload_takes_a_good_config_and_keeps_the_old_one_on_error() {
     // A good config: door b appears; a's pending stop survives the reload.
     net.write("knockd.conf", &format!("{door_a}{door_b}"));
     d.signal("HUP");
-    let opened_b = wait_until(DEADLINE, || {
-        net.knock(&net.srv4, "7100:udp,7200");
-        wait_until(Duration::from_millis(700), || {
-            read(&opened)
-                .contains(&format!("b {}", net.cli4))
-                .then_some(())
-        })
+    let opened_b = net.knock_until(&net.srv4, "7100:udp,7200", DEADLINE, || {
+        read(&opened).contains(&format!("b {}", net.cli4))
     });
     assert!(
-        opened_b.is_some(),
+        opened_b,
         "door b never opened after SIGHUP:\n{}",
         read(&log)
     );
@@ -245,19 +240,10 @@ fn daemon_mode_with_a_relative_config_path_survives_sighup() {
     );
     signal(pid, "HUP");
     let opened = net.path("opened");
-    let ok = wait_until(DEADLINE, || {
-        net.knock(&net.srv4, "7100,8100");
-        wait_until(Duration::from_millis(700), || {
-            read(&opened)
-                .contains(&format!("b {}", net.cli4))
-                .then_some(())
-        })
+    let ok = net.knock_until(&net.srv4, "7100,8100", DEADLINE, || {
+        read(&opened).contains(&format!("b {}", net.cli4))
     });
-    assert!(
-        ok.is_some(),
-        "door b never opened after SIGHUP:\n{}",
-        read(&log)
-    );
+    assert!(ok, "door b never opened after SIGHUP:\n{}", read(&log));
     assert!(process_alive(pid), "knockd -d died on SIGHUP");
 
     signal(pid, "TERM");
@@ -290,14 +276,11 @@ fn a_deleted_and_recreated_interface_is_reopened() {
     );
 
     net.add_veth();
-    let ok = wait_until(Duration::from_secs(20), || {
-        net.knock(&net.srv4, "7000,8000");
-        wait_until(Duration::from_millis(700), || {
-            (crate::fixture::lines(&opened).len() >= 2).then_some(())
-        })
+    let ok = net.knock_until(&net.srv4, "7000,8000", Duration::from_secs(20), || {
+        crate::fixture::lines(&opened).len() >= 2
     });
     assert!(
-        ok.is_some(),
+        ok,
         "no knock worked after the interface came back.\nlog:\n{}",
         read(&net.path("log"))
     );
@@ -370,14 +353,11 @@ fn an_interface_missing_at_start_is_waited_for() {
     );
     net.add_veth();
     let opened = net.path("opened");
-    let ok = wait_until(Duration::from_secs(20), || {
-        net.knock(&net.srv4, "7000,8000");
-        wait_until(Duration::from_millis(700), || {
-            (!read(&opened).is_empty()).then_some(())
-        })
+    let ok = net.knock_until(&net.srv4, "7000,8000", Duration::from_secs(20), || {
+        !read(&opened).is_empty()
     });
     assert!(
-        ok.is_some(),
+        ok,
         "no knock worked once the interface appeared.\nlog:\n{}",
         read(&net.path("log"))
     );
