@@ -34,13 +34,13 @@ if [ "$quick" = yes ]; then
     flood_args+=(--rates "5000 max" --duration 4 --idle-knocks 5 --idle-seconds 3)
     flood_cmd="$flood_cmd --rates \"5000 max\" --duration 4 --idle-knocks 5 --idle-seconds 3"
 fi
-echo "==> $flood_cmd" >&2
-flood_status=0
 if [ "$build_ok" = no ]; then
     # Still measure knockd 0.8, so the table says what we are compared with.
     flood_args+=(--servers 0.8)
     flood_cmd="$flood_cmd --servers 0.8"
 fi
+echo "==> $flood_cmd" >&2
+flood_status=0
 scripts/flood.sh "${flood_args[@]}" >/dev/null || flood_status=$?
 
 criterion_args=(--warm-up-time 1 --measurement-time 3)
