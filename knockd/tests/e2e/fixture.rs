@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use knock_core::Knock;
+use knock_core::config::parse_sequence;
+
 /// The knockd binary under test.
 pub(crate) const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
 
@@ -184,22 +187,31 @@ pub(crate) fn python() -> &'static str {
 pub(crate) struct Hit {
     src: Option<String>,
     dst: String,
-    port: u16,
-    udp: bool,
+    knock: Knock,
     pause: Option<f64>,
 }
 
 impl Hit {
-    /// A knock from the client's default address.
+    /// A knock from the client's default address; `port_spec` is one knockd.conf sequence
+    /// item (`7000`, `8000:udp`).
     pub(crate) fn to(dst: &str, port_spec: &str) -> Self {
-        let (port, proto) = port_spec.split_once(':').unwrap_or((port_spec, "tcp"));
-        Self {
-            src: None,
-            dst: dst.to_owned(),
-            port: port.parse().expect("port"),
-            udp: proto.eq_ignore_ascii_case("udp"),
-            pause: None,
-        }
+        let mut hits = Self::sequence(dst, port_spec);
+        assert_eq!(hits.len(), 1, "{port_spec:?} is not a single knock");
+        hits.remove(0)
+    }
+
+    /// The knocks of `seq` (knockd.conf sequence syntax) to `dst`, from the default address.
+    pub(crate) fn sequence(dst: &str, seq: &str) -> Vec<Self> {
+        parse_sequence(seq)
+            .unwrap_or_else(|e| panic!("bad test sequence {seq:?}: {e}"))
+            .into_iter()
+            .map(|knock| Self {
+                src: None,
+                dst: dst.to_owned(),
+                knock,
+                pause: None,
+            })
+            .collect()
     }
 
     /// The same knock sent from `src`.
@@ -213,8 +225,7 @@ impl Hit {
         Self {
             src: None,
             dst: String::new(),
-            port: 0,
-            udp: false,
+            knock: Knock::tcp(0),
             pause: Some(secs),
         }
     }
@@ -226,8 +237,8 @@ impl Hit {
                 "{}|{}|{}|{}",
                 self.src.as_deref().unwrap_or(""),
                 self.dst,
-                self.port,
-                if self.udp { "udp" } else { "tcp" }
+                self.knock.port,
+                self.knock.protocol
             ),
         }
     }
@@ -356,14 +367,12 @@ impl Net {
     /// Sends the knocks `seq` (knockd.conf syntax, e.g. "7000,8000:udp,9000") from the
     /// client to `dst`, in order.
     pub(crate) fn knock(&self, dst: &str, seq: &str) {
-        let hits: Vec<Hit> = seq.split(',').map(|p| Hit::to(dst, p.trim())).collect();
-        self.send(&hits);
+        self.send(&Hit::sequence(dst, seq));
     }
 
     /// Sends the knocks `seq` to `dst` back to back, with no pause between them.
     pub(crate) fn knock_fast(&self, dst: &str, seq: &str) {
-        let hits: Vec<Hit> = seq.split(',').map(|p| Hit::to(dst, p.trim())).collect();
-        self.send_with(&["gap=0"], &hits);
+        self.send_with(&["gap=0"], &Hit::sequence(dst, seq));
     }
 
     /// Sends scripted knocks from the client namespace, in order.
