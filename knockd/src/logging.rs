@@ -339,12 +339,10 @@ impl Logger {
         self.flush();
     }
 
-    /// One JSON event line, if `--json-log` is on. `fields` are appended after `event`,
-    /// `time`, `door` and `source`.
+    /// One JSON event line, if `--json-log` is on (see [`JsonEvent::write_line`]).
     pub fn json(&mut self, event: &JsonEvent<'_>) {
         if self.json.is_some() {
-            self.json_pending
-                .extend_from_slice(event.to_line().as_bytes());
+            event.write_line(&mut self.json_pending);
             if self.json_pending.len() >= PENDING_LIMIT {
                 write_pending(self.json.as_mut(), &mut self.json_pending);
             }
@@ -408,25 +406,59 @@ impl JsonEvent<'_> {
     /// The object as one line, newline included.
     #[must_use]
     pub fn to_line(&self) -> String {
-        let mut map = serde_json::Map::new();
-        map.insert("time".into(), self.time.to_string().into());
-        map.insert("event".into(), self.event.into());
-        map.insert("door".into(), self.door.into());
-        map.insert("source".into(), self.source.to_string().into());
+        let mut line = Vec::new();
+        self.write_line(&mut line);
+        String::from_utf8(line).unwrap_or_default()
+    }
+
+    /// Appends the object as one line, newline included, to `out`, with no intermediate map
+    /// or strings (one line per knock during a flood). Keys are in alphabetical order, as a
+    /// `serde_json::Map` prints them; a field repeating a key replaces its value.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        enum Entry<'v> {
+            Value(&'v JsonValue<'v>),
+            Str(&'v str),
+            /// A value whose text needs no JSON escaping (time stamp, IP address).
+            Plain(&'v dyn std::fmt::Display),
+        }
+        let mut entries: Vec<(&str, Entry<'_>)> = Vec::with_capacity(5 + self.fields.len());
+        entries.push(("time", Entry::Plain(&self.time)));
+        entries.push(("event", Entry::Str(self.event)));
+        entries.push(("door", Entry::Str(self.door)));
+        entries.push(("source", Entry::Plain(&self.source)));
         if let Some(host) = self.host {
-            map.insert("host".into(), host.into());
+            entries.push(("host", Entry::Str(host)));
         }
         for (key, value) in &self.fields {
-            let value = match value {
-                JsonValue::Str(s) => (*s).into(),
-                JsonValue::Int(n) => (*n).into(),
-                JsonValue::Bool(b) => (*b).into(),
-            };
-            map.insert((*key).into(), value);
+            entries.push((key, Entry::Value(value)));
         }
-        let mut line = serde_json::Value::Object(map).to_string();
-        line.push('\n');
-        line
+        // Latest first, so that of equal keys the stable sort and dedup keep the latest.
+        entries.reverse();
+        entries.sort_by_key(|(key, _)| *key);
+        entries.dedup_by_key(|(key, _)| *key);
+        out.push(b'{');
+        for (i, (key, entry)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut *out, key);
+            out.push(b':');
+            match entry {
+                Entry::Str(s) | Entry::Value(JsonValue::Str(s)) => {
+                    let _ = serde_json::to_writer(&mut *out, s);
+                }
+                Entry::Value(JsonValue::Int(n)) => {
+                    let _ = write!(out, "{n}");
+                }
+                Entry::Value(JsonValue::Bool(b)) => {
+                    out.extend_from_slice(if *b { b"true" } else { b"false" });
+                }
+                Entry::Plain(value) => {
+                    let _ = write!(out, "\"{value}\"");
+                }
+            }
+        }
+        out.extend_from_slice(b"}\n");
     }
 }
 
@@ -595,6 +627,36 @@ mod tests {
         assert_eq!(value["event"], "open");
         assert_eq!(value["stage"], 3);
         assert_eq!(value["time"], "2026-11-21T04:50:33Z");
+    }
+
+    /// The line is byte for byte what a `serde_json::Map` of the same entries prints.
+    #[test]
+    fn json_lines_equal_serde_json_map_output() {
+        let event = JsonEvent {
+            event: "command",
+            time: "2026-11-21T04:50:33.123456Z".parse().unwrap(),
+            door: "d\u{1}\"\\é",
+            source: "fd00::1".parse().unwrap(),
+            host: Some("h.example"),
+            fields: vec![
+                ("kind", JsonValue::Str("stop")),
+                ("status", JsonValue::Int(-3)),
+                ("success", JsonValue::Bool(false)),
+                ("door", JsonValue::Str("replaced")),
+            ],
+        };
+        let mut map = serde_json::Map::new();
+        map.insert("time".into(), event.time.to_string().into());
+        map.insert("event".into(), event.event.into());
+        map.insert("door".into(), event.door.into());
+        map.insert("source".into(), event.source.to_string().into());
+        map.insert("host".into(), "h.example".into());
+        map.insert("kind".into(), "stop".into());
+        map.insert("status".into(), (-3).into());
+        map.insert("success".into(), false.into());
+        map.insert("door".into(), "replaced".into());
+        let expected = format!("{}\n", serde_json::Value::Object(map));
+        assert_eq!(event.to_line(), expected);
     }
 
     #[test]
