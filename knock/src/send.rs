@@ -507,8 +507,23 @@ mod tests {
         // A listening socket sees the SYN: the kernel completes the handshake into the
         // backlog even though the client socket is already closed.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let destination = listener.local_addr().unwrap();
         send_knock(destination, Protocol::Tcp, &KnockOptions::default()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match listener.accept() {
+                Ok(_) => break,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the listener saw no connection within 10 s"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(error) => panic!("accept: {error}"),
+            }
+        }
         // A closed port: the RST may come back before connect returns; still a sent SYN.
         drop(listener);
         send_knock(destination, Protocol::Tcp, &KnockOptions::default()).unwrap();
