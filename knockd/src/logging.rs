@@ -223,12 +223,6 @@ impl Logger {
         logger
     }
 
-    /// A logger that writes nothing but stderr (before the configuration is known).
-    #[must_use]
-    pub fn stderr_only() -> Self {
-        Self::open(LogOptions::default())
-    }
-
     fn open_files(&mut self) {
         self.flush();
         self.file = None;
@@ -271,12 +265,6 @@ impl Logger {
     #[must_use]
     pub fn options(&self) -> &LogOptions {
         &self.options
-    }
-
-    /// Whether `-v` is on.
-    #[must_use]
-    pub fn is_verbose(&self) -> bool {
-        self.options.verbose
     }
 
     /// Whether `-D` is on.
