@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::cli::{Cli, InterfacesSource, Settings};
-use crate::load::{Loaded, absolute_config_path, load};
+use crate::cli::{Cli, InterfacesSource, Settings, absolute_from};
+use crate::load::{Loaded, load};
 use crate::{Error, Exit};
 
 /// Runs `--check`.
@@ -19,7 +19,7 @@ use crate::{Error, Exit};
 pub fn run(cli: &Cli) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
-    let loaded = load(&shown, &absolute_config_path(&cwd, &cli.config), &cwd)?;
+    let loaded = load(&shown, &absolute_from(&cwd, &cli.config), &cwd)?;
     let settings = Settings::resolve(cli, &loaded.config, &cwd);
     let mut stderr = std::io::stderr().lock();
     for warning in &loaded.warnings {

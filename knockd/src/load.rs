@@ -2,7 +2,7 @@
 //! one-time sequences file. Used at startup, by `--check`, `--replay`, and on reload (where a
 //! failure keeps the old configuration running).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use knock_core::{Config, ConfigError, DoorId, Knock, Warning};
 
@@ -159,12 +159,6 @@ fn locate_directive(text: &str, key: &str, value: &str) -> (usize, usize, String
         }
     }
     (0, 0, String::new())
-}
-
-/// The configuration path made absolute against `cwd` (so reloads work after `-d`).
-#[must_use]
-pub fn absolute_config_path(cwd: &Path, path: &Path) -> PathBuf {
-    crate::cli::absolute_from(cwd, path)
 }
 
 #[cfg(test)]

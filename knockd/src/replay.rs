@@ -32,7 +32,7 @@ use knock_core::{
 
 use crate::cli::Cli;
 use crate::executor::substitute_ip;
-use crate::load::{absolute_config_path, exhausted_message, load_read_only};
+use crate::load::{exhausted_message, load_read_only};
 use crate::logging::{ActionView, LogOptions, Logger, debug_packet};
 use crate::{Error, Exit};
 
@@ -43,7 +43,7 @@ use crate::{Error, Exit};
 pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
-    let loaded = load_read_only(&shown, &absolute_config_path(&cwd, &cli.config), &cwd)?;
+    let loaded = load_read_only(&shown, &crate::cli::absolute_from(&cwd, &cli.config), &cwd)?;
     let mut ots_texts = Vec::new();
     for door in &loaded.ots {
         // Already read once by `load`; read again for the in-memory advance.

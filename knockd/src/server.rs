@@ -22,7 +22,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::cli::{Cli, Settings};
 use crate::executor::{CommandKind, Executor, Finished, Job, Notice, Outcome, substitute_ip};
-use crate::load::{Loaded, OtsDoor, absolute_config_path, exhausted_message, load};
+use crate::load::{Loaded, OtsDoor, exhausted_message, load};
 use crate::logging::{
     ActionView, JsonEvent, JsonValue, LogOptions, Logger, debug_packet, debug_time, source_label,
 };
@@ -45,7 +45,8 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::Fatal(format!("cannot read the current directory: {e}")))?;
     let config_shown = cli.config.display().to_string();
-    let config_path = absolute_config_path(&cwd, &cli.config);
+    // Absolute, so reloads work after `-d` changed the directory.
+    let config_path = crate::cli::absolute_from(&cwd, &cli.config);
     let loaded = load(&config_shown, &config_path, &cwd)?;
     for warning in &loaded.warnings {
         crate::logging::stderr_line(&format!("warning: {warning}"));
