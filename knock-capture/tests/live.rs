@@ -861,12 +861,10 @@ fn inject(ns: &str, dev: &str, tap: bool, frames: &[Vec<u8>]) {
     // IFF_TUN 0x0001, IFF_TAP 0x0002, IFF_NO_PI 0x1000; TUNSETIFF = 0x400454ca.
     let flags = if tap { 0x1002 } else { 0x1001 };
     let script = format!(
-        "import fcntl, os, struct, time\n\
+        "import fcntl, os, struct\n\
          fd = os.open('/dev/net/tun', os.O_RDWR)\n\
          fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', b'{dev}', {flags}))\n\
-         time.sleep(0.2)\n\
-         for p in {hex:?}:\n    os.write(fd, bytes.fromhex(p))\n\
-         time.sleep(0.2)\n"
+         for p in {hex:?}:\n    os.write(fd, bytes.fromhex(p))\n"
     );
     let status = Command::new("ip")
         .args(["netns", "exec", ns, "python3", "-c", &script])
