@@ -132,14 +132,21 @@ fuzz_target!(|data: &[u8]| {
             }
             6 | 7 => {
                 // The run loop: jump to the next deadline if it is due.
-                if let Some(deadline) = matcher.poll_timeout() {
-                    let at = deadline.max(last_timeout_call);
-                    matcher.handle_timeout(at);
-                    last_timeout_call = at;
-                    now = now.max(at);
-                } else {
-                    matcher.handle_timeout(now);
-                }
+                let at = match matcher.poll_timeout() {
+                    Some(deadline) => {
+                        let at = deadline.max(last_timeout_call);
+                        last_timeout_call = at;
+                        now = now.max(at);
+                        at
+                    }
+                    None => now,
+                };
+                matcher.handle_timeout(at);
+                // Everything due by `at` was processed.
+                assert!(
+                    matcher.poll_timeout().is_none_or(|d| d > at),
+                    "due at {at:?}"
+                );
             }
             8 => {
                 let id = DoorId(u32::from(b.u8() % 6));
