@@ -312,10 +312,8 @@ impl Server {
                 default(timeout) => {}
             }
             self.matcher.handle_timeout(self.clock.now());
-            let mut notices = std::mem::take(&mut self.notices);
             self.executor
-                .kill_overdue(std::time::Instant::now(), &mut notices);
-            self.notices = notices;
+                .kill_overdue(std::time::Instant::now(), &mut self.notices);
             self.flush_notices();
         }
     }
@@ -539,9 +537,7 @@ impl Server {
     }
 
     fn command_finished(&mut self, finished: &mut Finished) {
-        let mut notices = std::mem::take(&mut self.notices);
-        self.executor.finished(finished, &mut notices);
-        self.notices = notices;
+        self.executor.finished(finished, &mut self.notices);
         let job = &finished.job;
         let status = match &finished.outcome {
             Outcome::Exited(0) => Some(0),
