@@ -173,11 +173,7 @@ impl Server {
         settings: Settings,
         mut logger: Logger,
     ) -> Result<Self, Error> {
-        for line in loaded.config.to_string().lines() {
-            if !line.trim().is_empty() {
-                logger.debug(&format!("config: {line}"));
-            }
-        }
+        debug_config(&mut logger, &loaded.config);
         let clock = Clock::new();
         let running = loaded.effective_config();
         let limits = Limits::default().with_max_sources(cli.max_sources);
@@ -785,11 +781,7 @@ impl Server {
         self.loaded = loaded;
         self.matcher.replace_config(self.clock.now(), &self.running);
         self.refresh_filter();
-        for line in self.loaded.config.to_string().lines() {
-            if !line.trim().is_empty() {
-                self.logger.debug(&format!("config: {line}"));
-            }
-        }
+        debug_config(&mut self.logger, &self.loaded.config);
     }
 
     fn log_statistics(&mut self) {
@@ -874,6 +866,18 @@ impl Server {
         self.logger.log("shutting down");
         self.logger.flush();
         exit
+    }
+}
+
+/// `-D`: the configuration as knockd runs it, one `config:` line per non-blank line.
+fn debug_config(logger: &mut Logger, config: &Config) {
+    if !logger.is_debug() {
+        return;
+    }
+    for line in config.to_string().lines() {
+        if !line.trim().is_empty() {
+            logger.debug(&format!("config: {line}"));
+        }
     }
 }
 
