@@ -373,12 +373,22 @@ fn any_interface_is_cooked_and_sees_both_families() {
     let filter = filter_expression(&doors(), &local);
     let (sender, events) = crossbeam_channel::bounded(1024);
     let capture = start_in(&lab.cap_ns, test_config(&["any"], filter), sender);
-    let link = wait_up(&events);
+    // The interface thread and the address watcher report independently: in either order.
+    let (mut link, mut addresses) = (None, None);
+    while link.is_none() || addresses.is_none() {
+        match wait_for(&events, "InterfaceUp and AddressesChanged", |e| match e {
+            CaptureEvent::InterfaceUp { .. } | CaptureEvent::AddressesChanged { .. } => {
+                Some(e.clone())
+            }
+            _ => None,
+        }) {
+            CaptureEvent::InterfaceUp { link: up, .. } => link = Some(up),
+            CaptureEvent::AddressesChanged { addresses: changed } => addresses = Some(changed),
+            _ => unreachable!(),
+        }
+    }
+    let (link, addresses) = (link.unwrap(), addresses.unwrap());
     assert_eq!(link, LinkType::LinuxSll);
-    let addresses = wait_for(&events, "AddressesChanged", |e| match e {
-        CaptureEvent::AddressesChanged { addresses } => Some(addresses.clone()),
-        _ => None,
-    });
     for a in &local {
         assert!(addresses.contains(a), "{addresses:?}");
     }
