@@ -31,12 +31,6 @@ impl PidFile {
         })
     }
 
-    /// The file's path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Deletes the file (on a clean exit), if it still holds this process's id.
     pub fn remove(self) {
         let ours = std::fs::read_to_string(&self.path)
