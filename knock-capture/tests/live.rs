@@ -153,6 +153,23 @@ impl Lab {
         ]);
     }
 
+    /// Creates a tun or tap device (`mode`) in the capture namespace; returns its name.
+    fn tuntap(&self, mode: &str) -> String {
+        let suffix = if mode == "tun" { 't' } else { 'p' };
+        let name = format!("{}{suffix}", &self.cap_if[..self.cap_if.len() - 1]);
+        ip(&[
+            "-n",
+            &self.cap_ns,
+            "tuntap",
+            "add",
+            "mode",
+            mode,
+            "name",
+            &name,
+        ]);
+        name
+    }
+
     fn cap_v4(&self) -> IpAddr {
         format!("10.77.{}.1", self.net).parse().unwrap()
     }
@@ -406,17 +423,7 @@ fn any_interface_is_cooked_and_sees_both_families() {
 #[ignore = "needs root"]
 fn tun_device_is_raw_ip_with_both_families() {
     let lab = Lab::new();
-    let tun = format!("{}t", &lab.cap_if[..lab.cap_if.len() - 1]);
-    ip(&[
-        "-n",
-        &lab.cap_ns,
-        "tuntap",
-        "add",
-        "mode",
-        "tun",
-        "name",
-        &tun,
-    ]);
+    let tun = lab.tuntap("tun");
     let tun_v4: IpAddr = format!("10.78.{}.1", lab.net).parse().unwrap();
     let peer_v4: IpAddr = format!("10.78.{}.2", lab.net).parse().unwrap();
     let tun_v6: IpAddr = format!("fd00:78:{}::1", lab.net).parse().unwrap();
@@ -772,17 +779,7 @@ fn latency_immediate_vs_block_timeout() {
 #[ignore = "needs root"]
 fn vlan_tagged_knocks_on_a_tap_device() {
     let lab = Lab::new();
-    let tap = format!("{}p", &lab.cap_if[..lab.cap_if.len() - 1]);
-    ip(&[
-        "-n",
-        &lab.cap_ns,
-        "tuntap",
-        "add",
-        "mode",
-        "tap",
-        "name",
-        &tap,
-    ]);
+    let tap = lab.tuntap("tap");
     ip(&[
         "-n",
         &lab.cap_ns,
@@ -922,17 +919,7 @@ fn ipv4_only_ignores_ipv6() {
 fn several_interfaces_at_once() {
     let lab = Lab::new();
     lab.veth(true);
-    let tun = format!("{}t", &lab.cap_if[..lab.cap_if.len() - 1]);
-    ip(&[
-        "-n",
-        &lab.cap_ns,
-        "tuntap",
-        "add",
-        "mode",
-        "tun",
-        "name",
-        &tun,
-    ]);
+    let tun = lab.tuntap("tun");
     ip(&["-n", &lab.cap_ns, "link", "set", &tun, "up"]);
     let (sender, events) = crossbeam_channel::bounded(1024);
     let config = test_config(&[&lab.cap_if, &tun], filter_expression(&doors(), &[]));
