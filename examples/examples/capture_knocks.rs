@@ -14,24 +14,8 @@ use std::time::Duration;
 use knock_capture::{
     CaptureConfig, CaptureEvent, Clock, LiveCapture, OfflineCapture, filter_expression,
 };
-use knock_core::{Door, Knock, PacketEvent};
-
-fn parse_ports(spec: &str) -> Result<Vec<Knock>, String> {
-    spec.split(',')
-        .map(|item| {
-            let (port, proto) = item.split_once(':').unwrap_or((item, "tcp"));
-            let port: u16 = port
-                .trim()
-                .parse()
-                .map_err(|e| format!("port `{port}`: {e}"))?;
-            match proto.trim().to_ascii_lowercase().as_str() {
-                "tcp" => Ok(Knock::tcp(port)),
-                "udp" => Ok(Knock::udp(port)),
-                other => Err(format!("protocol `{other}`: expected tcp or udp")),
-            }
-        })
-        .collect()
-}
+use knock_core::config::parse_sequence;
+use knock_core::{Door, PacketEvent};
 
 fn print(event: &PacketEvent) {
     println!(
@@ -55,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "-i" => interfaces.push(args.next().ok_or("-i needs an interface")?),
             "-r" => file = Some(args.next().ok_or("-r needs a file")?),
-            "-p" => steps = Some(parse_ports(&args.next().ok_or("-p needs ports")?)?),
+            "-p" => steps = Some(parse_sequence(&args.next().ok_or("-p needs ports")?)?),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
     }
