@@ -18,7 +18,9 @@ pub struct OtsDoor {
     pub name: String,
     /// Its file.
     pub file: OtsFile,
-    /// The active sequence; `None` when the file has none left (the door is disabled).
+    /// The active sequence when the file was loaded; `None` when it had none left (the door
+    /// is disabled). Not updated afterwards: the running daemon keeps the current sequence in
+    /// its matcher and running configuration.
     pub active: Option<Vec<Knock>>,
 }
 

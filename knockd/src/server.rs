@@ -22,7 +22,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::cli::{Cli, Settings};
 use crate::executor::{CommandKind, Executor, Finished, Job, Notice, Outcome, substitute_ip};
-use crate::load::{Loaded, OtsDoor, exhausted_message, load};
+use crate::load::{Loaded, exhausted_message, load};
 use crate::logging::{
     ActionView, JsonEvent, JsonValue, LogOptions, Logger, debug_packet, debug_time, source_label,
 };
@@ -618,15 +618,14 @@ impl Server {
     // ----- one-time sequences -----------------------------------------------------------
 
     fn advance_one_time_sequence(&mut self, id: DoorId, door: &knock_core::Door) {
-        let Some(index) = self
+        let Some(ots) = self
             .loaded
             .ots
             .iter()
-            .position(|o| o.door == id && o.name == door.name)
+            .find(|o| o.door == id && o.name == door.name)
         else {
             return;
         };
-        let ots: &OtsDoor = &self.loaded.ots[index];
         let next = match ots.file.mark_used(&door.sequence) {
             Ok(next) => next,
             Err(e) => {
@@ -649,7 +648,6 @@ impl Server {
             }
             None => self.logger.event(&exhausted_message(&door.name)),
         }
-        self.loaded.ots[index].active.clone_from(&next);
         let sequence = next.unwrap_or_default();
         if let Some(running) = self.running.doors.get_mut(id.0 as usize) {
             running.sequence.clone_from(&sequence);
