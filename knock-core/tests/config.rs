@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use knock_core::config::{
-    ConfigErrorKind, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, MAX_SEQUENCE_LEN, WarningKind,
-    parse_sequence,
+    ConfigErrorKind, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, MAX_DURATION, MAX_SEQUENCE_LEN,
+    WarningKind, parse_sequence,
 };
 use knock_core::{Config, ConfigError, Door, FlagRule, Knock, Parsed, TcpFlags, Warning};
 use proptest::prelude::*;
@@ -715,14 +715,7 @@ fn duration_errors() {
         summary("[d]\nsequence = 1,2\nTimeout = -5\n"),
         "knockd.conf:3:11: negative duration \"-5\" for timeout (expected 0 or more seconds)"
     );
-    for bad in [
-        "3x",
-        "5 S",
-        "s",
-        "1..5s",
-        "99999999999999999999999",
-        "5s junk",
-    ] {
+    for bad in ["3x", "5 S", "s", "1..5s", "5s junk"] {
         assert!(
             matches!(
                 kind(&format!("[d]\nsequence = 1,2\ncmd_timeout = {bad}\n")),
@@ -731,6 +724,72 @@ fn duration_errors() {
             "{bad}"
         );
     }
+}
+
+/// Issue 10 item 13: durations that cannot be represented (u64::MAX seconds never fired in
+/// memory and wrapped on disk) or exceed MAX_DURATION are positioned errors.
+#[test]
+fn issue10_item13_unrepresentable_durations_are_positioned_errors() {
+    assert_eq!(
+        summary("[d]\nsequence = 1,2\ncmd_timeout = 18446744073709551615\n"),
+        "knockd.conf:3:15: duration \"18446744073709551615\" for cmd_timeout is too long (at \
+         most 3650 days)"
+    );
+    for bad in [
+        "99999999999999999999999",
+        "315360001",
+        "3651days",
+        "3650days 1s",
+        "18446744073709551615s 500ms 500ms",
+        "300000000000000h",
+    ] {
+        for key in ["cmd_timeout", "seq_timeout"] {
+            let e = error(&format!("[d]\nsequence = 1,2\n{key} = {bad}\n"));
+            assert!(
+                matches!(e.kind(), ConfigErrorKind::DurationTooLong { .. }),
+                "{key} = {bad}: {e}"
+            );
+            assert_eq!((e.line(), e.column()), (3, key.len() + 4), "{bad}");
+        }
+    }
+    // The bound itself is accepted, in either spelling, and displays back.
+    let d = door_with("cmd_timeout = 315360000");
+    assert_eq!(d.cmd_timeout, MAX_DURATION);
+    assert_eq!(
+        door_with("seq_timeout = 3650days").seq_timeout,
+        MAX_DURATION
+    );
+    let text = parse("[d]\nsequence = 1,2\ncmd_timeout = 315360000\n")
+        .config
+        .to_string();
+    assert_eq!(parse(&text).config.doors[0].cmd_timeout, MAX_DURATION);
+}
+
+/// Issue 10 item 13: a NUL byte in a command (or any other value) passed --check and failed
+/// at run time; it is a positioned error.
+#[test]
+fn issue10_item13_nul_byte_is_a_positioned_error() {
+    let e = error("[d]\nsequence = 1,2\ncommand = /bin/echo a\0b\n");
+    assert_eq!(e.kind(), &ConfigErrorKind::NulByte);
+    assert_eq!((e.line(), e.column()), (3, 22));
+    assert_eq!(
+        e.summary(),
+        "knockd.conf:3:22: NUL byte in the configuration (commands, paths and names cannot \
+         contain one)"
+    );
+    for line in [
+        "stop_command = x\0",
+        "start_command_6 = \0",
+        "one_time_sequences = /etc/a\0b",
+        "target = 10.0.0.1\0",
+    ] {
+        let e = error(&format!("[d]\nsequence = 1,2\n{line}\n"));
+        assert_eq!(e.line(), 3, "{line}");
+    }
+    assert_eq!(error("[options]\nlogfile = /tmp/x\0\n").line(), 2);
+    assert_eq!(error("[d\0]\nsequence = 1\n").line(), 1);
+    // In a comment it is harmless.
+    parse("# a\0b\n[d]\nsequence = 1,2\n");
 }
 
 #[test]
@@ -1024,7 +1083,7 @@ fn duration() -> impl Strategy<Value = Duration> {
     prop_oneof![
         (0u64..100_000).prop_map(Duration::from_secs),
         (0u64..100_000, 0u32..1_000).prop_map(|(s, ms)| Duration::new(s, ms * 1_000_000)),
-        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        (0..MAX_DURATION.as_secs(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
     ]
 }
 
@@ -1056,7 +1115,8 @@ fn arbitrary_door() -> impl Strategy<Value = Door> {
     let name = proptest::string::string_regex("[^\\n\\r]{1,16}")
         .unwrap()
         .prop_filter("not the options section", |n| {
-            n != "options" && !n.contains(['\n', '\r'])
+            // A NUL byte is an error anywhere but in a comment (issue 10 item 13).
+            n != "options" && !n.contains(['\n', '\r', '\0'])
         });
     let commands = proptest::collection::vec(proptest::option::of(trimmed_text(30)), 4);
     let ots = proptest::option::of(non_empty_trimmed(20));

@@ -266,6 +266,17 @@ pub enum ConfigErrorKind {
         /// The value as written.
         text: String,
     },
+    /// A duration longer than [`MAX_DURATION`](super::MAX_DURATION) (3650 days).
+    #[error("duration \"{text}\" for {key} is too long (at most 3650 days)")]
+    DurationTooLong {
+        /// The key as written.
+        key: String,
+        /// The value as written.
+        text: String,
+    },
+    /// A NUL byte outside a comment: no command, path or name can contain one.
+    #[error("NUL byte in the configuration (commands, paths and names cannot contain one)")]
+    NulByte,
     /// A `Target` that is not an IP address.
     #[error(
         "target \"{text}\" is not an ip address (expected e.g. 10.0.0.1 or fd00::1; host names \

@@ -33,7 +33,9 @@
 //! * TCPFlags: `fin syn rst psh ack urg`, any case, each optionally prefixed by `!` (must be
 //!   clear), separated by commas, blanks tolerated (`syn, !ack`).
 //! * Durations: bare digits are seconds (`5`); humantime forms are accepted too (`5s`,
-//!   `1m30s`, `500ms`, `1.5s`). Negative or other values are errors.
+//!   `1m30s`, `500ms`, `1.5s`), up to [`MAX_DURATION`] (3650 days). Negative, longer or other
+//!   values are errors.
+//! * A NUL byte outside a comment is an error (no command, path or name can hold one).
 //! * Commands are kept verbatim (after trimming); an empty `_6` command (`command_6 =`) means
 //!   "run nothing for IPv6", an absent one falls back to the IPv4 command.
 //! * `Target` must be an IP address (any valid spelling, e.g. `fd99:0:0::2`).
@@ -58,6 +60,10 @@ pub use parse::{Parsed, parse_sequence};
 pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
 /// knockd 0.8's default `Cmd_Timeout`: 10 seconds.
 pub const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `Seq_Timeout` or `Cmd_Timeout` accepted: 3650 days (about ten years). Longer
+/// values are surely mistakes, and the bound keeps every deadline computed from a timeout
+/// representable (in memory as microseconds, on disk as seconds) instead of overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 /// The most steps a sequence may have (knockd 0.8's `SEQ_MAX`).
 pub const MAX_SEQUENCE_LEN: usize = 32;
 

@@ -16,7 +16,7 @@ use nom::sequence::preceded;
 use nom::{IResult, Offset, Parser};
 
 use super::error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
-use super::{Config, Door, FlagRule, Knock, MAX_SEQUENCE_LEN};
+use super::{Config, Door, FlagRule, Knock, MAX_DURATION, MAX_SEQUENCE_LEN};
 use crate::packet::{Protocol, TcpFlags};
 use crate::time::Duration;
 
@@ -334,7 +334,18 @@ struct DoorBuilder {
 impl FileParser {
     fn line(&mut self, number: usize, line: &str) -> Result<(), ConfigError> {
         let located = |located: Located| located.into_error(number, line);
-        match classify(line).map_err(located)? {
+        let kind = classify(line).map_err(located)?;
+        // Issue 10 item 13: a NUL byte cannot be passed to exec, open or pcap, so a command,
+        // path or name holding one would pass --check and fail at run time.
+        if !matches!(kind, LineKind::Blank | LineKind::Comment)
+            && let Some(offset) = line.find('\0')
+        {
+            return Err(located(Located {
+                offset,
+                kind: ConfigErrorKind::NulByte,
+            }));
+        }
+        match kind {
             LineKind::Blank | LineKind::Comment => Ok(()),
             LineKind::Section(name) => self.section(number, line, name),
             LineKind::Directive { key, value } => {
@@ -967,11 +978,32 @@ fn duration_value(line: &str, key: &str, value: &str) -> LineResult<Duration> {
             },
         ));
     }
+    // Issue 10 item 13: a duration beyond MAX_DURATION (u64::MAX seconds overflowed every
+    // deadline computed from it) is an error, not a timer that never fires.
+    let too_long = || {
+        Located::at(
+            line,
+            value,
+            ConfigErrorKind::DurationTooLong {
+                key: key.to_ascii_lowercase(),
+                text: value.to_owned(),
+            },
+        )
+    };
+    let bounded = |d: Duration| {
+        if d > MAX_DURATION {
+            Err(too_long())
+        } else {
+            Ok(d)
+        }
+    };
     if value.bytes().all(|b| b.is_ascii_digit()) {
-        return value
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| invalid());
+        return match value.parse::<u64>() {
+            Ok(secs) => bounded(Duration::from_secs(secs)),
+            // All digits but beyond u64: too long, not malformed.
+            Err(_) if !value.is_empty() => Err(too_long()),
+            Err(_) => Err(invalid()),
+        };
     }
     if value.len() > MAX_DURATION_LEN {
         return Err(invalid());
@@ -986,8 +1018,9 @@ fn duration_value(line: &str, key: &str, value: &str) -> LineResult<Duration> {
         .try_fold(Duration::ZERO, |total, component| {
             humantime::parse_duration(component)
                 .ok()
-                .and_then(|d| total.checked_add(d))
                 .ok_or_else(invalid)
+                .and_then(|d| total.checked_add(d).ok_or_else(too_long))
+                .and_then(bounded)
         })
 }
 
@@ -1065,7 +1098,7 @@ mod tests {
         ));
         assert!(matches!(
             d("99999999999999999999999"),
-            Err(ConfigErrorKind::InvalidDuration { .. })
+            Err(ConfigErrorKind::DurationTooLong { .. })
         ));
         // Would overflow (and panic inside humantime if given as one string).
         assert!(d("18446744073709551615s 500ms 500ms").is_err());
