@@ -2,6 +2,7 @@
 //! one-time sequences file. Used at startup, by `--check`, `--replay`, and on reload (where a
 //! failure keeps the old configuration running).
 
+use std::io::Read as _;
 use std::path::Path;
 
 use knock_core::{Config, ConfigError, DoorId, Knock, Warning};
@@ -72,11 +73,69 @@ pub fn load_read_only(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Er
     load_with(shown, path, cwd, false)
 }
 
-fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loaded, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+/// The largest configuration file read: 16 MiB, far above any real knockd.conf (100 000
+/// doors take about 5 MiB) and small enough that `-c /dev/zero` or a runaway file fails fast
+/// instead of exhausting memory (issue 10 item 14).
+pub const MAX_CONFIG_LEN: u64 = 16 << 20;
+
+/// Reads the configuration text: at most [`MAX_CONFIG_LEN`] bytes of UTF-8; invalid UTF-8 is
+/// a positioned error (line and column of the first invalid byte).
+fn read_config(shown: &str, path: &Path) -> Result<String, Error> {
+    let read_error = |e: &std::io::Error| Error::Read {
         path: shown.to_owned(),
-        reason: io_reason(&e),
-    })?;
+        reason: io_reason(e),
+    };
+    let file = std::fs::File::open(path).map_err(|e| read_error(&e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| read_error(&e))?;
+    if bytes.len() as u64 > MAX_CONFIG_LEN {
+        return Err(Error::Read {
+            path: shown.to_owned(),
+            reason: format!(
+                "file too large (a configuration may have at most {} MiB)",
+                MAX_CONFIG_LEN >> 20
+            ),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| utf8_error(shown, e.as_bytes(), e.utf8_error()))
+}
+
+/// The positioned error for invalid UTF-8 at `error.valid_up_to()` of `bytes`.
+fn utf8_error(shown: &str, bytes: &[u8], error: std::str::Utf8Error) -> Error {
+    let at = error.valid_up_to();
+    let line_start = bytes[..at]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+    // The prefix of the line before `at` is valid UTF-8 by definition of `valid_up_to`.
+    let column = String::from_utf8_lossy(&bytes[line_start..at])
+        .chars()
+        .count()
+        + 1;
+    let line_end = bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    let line_text = String::from_utf8_lossy(&bytes[line_start..line_end])
+        .trim_end_matches('\r')
+        .to_owned();
+    let summary = format!(
+        "{shown}:{line}:{column}: invalid UTF-8 (byte 0x{:02x}); the configuration must be \
+         UTF-8 text",
+        bytes[at]
+    );
+    let pad = " ".repeat(column.saturating_sub(1));
+    Error::Config {
+        display: format!("{summary}\n    {line_text}\n    {pad}^"),
+        summary,
+    }
+}
+
+fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loaded, Error> {
+    let text = read_config(shown, path)?;
     let parsed = Config::parse(&text).map_err(|e| config_error(&e.with_file(shown)))?;
     let warnings = parsed
         .warnings
@@ -178,6 +237,59 @@ mod tests {
         assert_eq!(
             format!("knockd: {err}"),
             "knockd: cannot read /nonexistent/knockd.conf: No such file or directory"
+        );
+    }
+
+    /// Issue 10 item 14: `-c /dev/zero` read until out of memory; the size is bounded and the
+    /// error names the file.
+    #[test]
+    fn issue10_item14_config_size_is_bounded() {
+        let err = load("/dev/zero", Path::new("/dev/zero"), Path::new("/")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read /dev/zero: file too large (a configuration may have at most 16 MiB)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("k.conf");
+        let mut text = "[d]\nsequence = 1,2\n".to_owned();
+        text.push_str(&"#".repeat(usize::try_from(MAX_CONFIG_LEN).unwrap() - text.len()));
+        std::fs::write(&conf, &text).unwrap();
+        load("k.conf", &conf, dir.path()).unwrap();
+        text.push('\n');
+        std::fs::write(&conf, &text).unwrap();
+        let err = load("k.conf", &conf, dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read k.conf: file too large")
+        );
+    }
+
+    /// Issue 10 item 14: invalid UTF-8 gave "stream did not contain valid UTF-8" with no line;
+    /// it is positioned at the first invalid byte.
+    #[test]
+    fn issue10_item14_invalid_utf8_is_positioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("k.conf");
+        std::fs::write(
+            &conf,
+            b"[d]\r\nsequence = 1,2\r\ncommand = \xc3\xa9\xff x\r\n",
+        )
+        .unwrap();
+        let err = load("k.conf", &conf, dir.path()).unwrap_err();
+        assert_eq!(
+            err.summary(),
+            "k.conf:3:12: invalid UTF-8 (byte 0xff); the configuration must be UTF-8 text"
+        );
+        assert_eq!(
+            err.to_string(),
+            "k.conf:3:12: invalid UTF-8 (byte 0xff); the configuration must be UTF-8 text\n    \
+             command = \u{e9}\u{fffd} x\n               ^"
+        );
+        std::fs::write(&conf, b"\x80").unwrap();
+        let err = load("k.conf", &conf, dir.path()).unwrap_err();
+        assert!(
+            err.summary()
+                .starts_with("k.conf:1:1: invalid UTF-8 (byte 0x80)")
         );
     }
 
