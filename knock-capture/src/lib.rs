@@ -110,7 +110,7 @@ mod offline;
 pub use addresses::{ANY_INTERFACE, local_addresses};
 pub use clock::{Clock, instant_from_timeval};
 pub use decode::{AtomicIgnoredCounts, Ignored, IgnoredCounts, decode};
-pub use filter::{MATCH_NOTHING, filter_expression};
+pub use filter::{MATCH_NOTHING, MAX_HOST_TERMS, MAX_PORT_TERMS, filter_expression};
 pub use link::LinkType;
 
 #[cfg(feature = "libpcap")]
