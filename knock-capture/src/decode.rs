@@ -190,8 +190,8 @@ enum Family {
 ///   (802.1Q, 802.1ad QinQ).
 /// * IPv6 extension headers (hop-by-hop, routing, destination options, fragment,
 ///   authentication) are walked by etherparse; each is at least 8 bytes, so the walk is
-///   bounded by the captured length (at most 27 headers with the default 256-byte snap
-///   length). Hop-by-hop anywhere but first is [`Ignored::Malformed`]; an unknown header
+///   bounded by the captured length (the live capture keeps whole packets, so a chain of
+///   any length is walked). Hop-by-hop anywhere but first is [`Ignored::Malformed`]; an unknown header
 ///   ends the walk ([`Ignored::NotTcpOrUdp`]).
 /// * Fragments: a first fragment (offset 0) that holds the whole fixed TCP/UDP header is
 ///   decoded, as libpcap's `dst port` filters and knockd 0.8 do; later fragments have no

@@ -62,9 +62,12 @@ struct FamilyClause {
 /// host restriction beyond that), so the text and the compiled program are bounded whatever
 /// the number of doors, and the build is O(n log n) in the doors' steps.
 ///
+/// VLAN tags: the plain `tcp`/`udp` primitives do not look past a tag left inline in the
+/// frame (the inner tag of QinQ: Linux strips only the outer one); the live capture installs
+/// this text wrapped by `for_link`, which also admits it behind one or two tags on Ethernet.
+///
 /// Limits (all on the side of admitting too much or of links Linux does not produce live):
-/// VLAN tags left inline in the frame (not offloaded by the NIC, or the inner tag of QinQ)
-/// are not matched by the plain `tcp`/`udp` primitives; libpcap built on Linux tests `ip6`
+/// libpcap built on Linux tests `ip6`
 /// on BSD NULL/LOOP links against Linux's `AF_INET6` (10), so IPv6 in BSD savefiles is not
 /// matched — replay those without a filter.
 #[must_use]
@@ -88,6 +91,20 @@ pub fn filter_expression(doors: &[Door], local: &[IpAddr]) -> String {
         return MATCH_NOTHING.to_owned();
     }
     parts.join(" or ")
+}
+
+/// `expression` as installed on a live interface of link type `link`: on Ethernet, also
+/// behind one or two VLAN tags (802.1Q, 802.1ad QinQ: the decoder walks up to three), as
+/// `E or (vlan and (E or (vlan and E)))`. libpcap's first `vlan` matches a tag the kernel
+/// stripped into the packet's metadata as well as an inline one, and each `vlan` moves the
+/// offsets of what follows it by one tag (issue 10 item 10: QinQ was decoded in `--replay`
+/// but dropped live). Other links (and the empty expression: every packet) are unchanged;
+/// `vlan` does not compile on them.
+pub(crate) fn for_link(expression: &str, link: crate::LinkType) -> String {
+    if expression.is_empty() || link != crate::LinkType::Ethernet {
+        return expression.to_owned();
+    }
+    format!("({expression}) or (vlan and (({expression}) or (vlan and ({expression}))))")
 }
 
 /// Adds what `door` admits in one family (`local`: that family's local addresses).

@@ -41,8 +41,10 @@ pub struct CaptureConfig {
     pub immediate: bool,
     /// The block timeout used when `immediate` is off.
     pub block_timeout: Duration,
-    /// Bytes kept per packet (default 256: enough for Ethernet + two VLAN tags + IPv6 with
-    /// extension headers + a TCP header with options; longer frames are decoded laxly).
+    /// Bytes kept per packet (default 262 144, libpcap's maximum: the whole packet). The
+    /// decoder walks an IPv6 extension chain of any length, so a shorter snap length would
+    /// drop knocks behind a long chain (issue 10 item 10: 256 bytes missed them live). Only
+    /// packets that pass the filter are copied; the ring is still `buffer_size`.
     pub snaplen: i32,
     /// The kernel ring buffer size in bytes (default 4 MiB): what absorbs a burst before the
     /// kernel starts dropping (counted in [`InterfaceStats::dropped`]).
@@ -70,7 +72,7 @@ impl Default for CaptureConfig {
             ipv4_only: false,
             immediate: true,
             block_timeout: Duration::from_millis(10),
-            snaplen: 256,
+            snaplen: 262_144,
             buffer_size: 4 << 20,
             channel_capacity: 65_536,
             retry_interval: Duration::from_secs(1),
@@ -531,7 +533,8 @@ fn validate_filter(filter: &str, links: &[LinkType]) -> Result<(), CaptureError>
             source,
         };
         let dead = Capture::dead(pcap::Linktype(link.dlt())).map_err(error)?;
-        dead.compile(filter, true).map_err(error)?;
+        dead.compile(&crate::filter::for_link(filter, *link), true)
+            .map_err(error)?;
     }
     Ok(())
 }
@@ -599,7 +602,7 @@ fn open(shared: &Shared, interface: &Interface) -> Result<Opened, OpenError> {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     let filter_generation = shared.filter_generation.load(Ordering::SeqCst);
-    let filter = config.effective_filter(&lock(&shared.filter));
+    let filter = crate::filter::for_link(&config.effective_filter(&lock(&shared.filter)), link);
     if !filter.is_empty() {
         capture.filter(&filter, true).map_err(|source| {
             OpenError::Fatal(CaptureError::Filter {
@@ -771,7 +774,10 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
         let generation = shared.filter_generation.load(Ordering::Relaxed);
         if generation != filter_generation {
             filter_generation = generation;
-            let filter = shared.config.effective_filter(&lock(&shared.filter));
+            let filter = crate::filter::for_link(
+                &shared.config.effective_filter(&lock(&shared.filter)),
+                link,
+            );
             if let Err(error) = capture.filter(&filter, true) {
                 let failed = CaptureEvent::FilterFailed {
                     interface: interface.name.clone(),
@@ -943,6 +949,55 @@ mod tests {
         totals.retire();
         totals.update([3, 0, 1]);
         assert_eq!(totals.totals, [u64::from(u32::MAX) + 9, 2, 1]);
+    }
+
+    /// Issue 10 items 10 and 14: the VLAN-following filter installed on Ethernet, built
+    /// for 10 000 doors, stays within the kernel's 4 096 BPF instructions and still admits a
+    /// QinQ knock (inline tags, as in a savefile) but not another port.
+    #[test]
+    fn issue10_item10_vlan_filter_for_many_doors_compiles_within_the_kernel_limit() {
+        use knock_core::{Door, Knock};
+        let doors: Vec<Door> = (0..10_000u32)
+            .map(|i| {
+                let port =
+                    |k: u32| u16::try_from(1024 + (i * 7919 + k * 104_729) % 60_000).unwrap();
+                Door::new(
+                    format!("d{i}"),
+                    vec![Knock::tcp(port(1)), Knock::udp(port(2))],
+                )
+            })
+            .collect();
+        let text = crate::filter_expression(&doors, &["10.0.0.1".parse().unwrap()]);
+        let dead = Capture::dead(pcap::Linktype(LinkType::Ethernet.dlt())).unwrap();
+        let installed = crate::filter::for_link(&text, LinkType::Ethernet);
+        let program = dead.compile(&installed, true).unwrap();
+        assert!(
+            program.get_instructions().len() <= 4096,
+            "{}",
+            program.get_instructions().len()
+        );
+        validate_filter(&text, &LinkType::ALL).unwrap();
+        // 802.1ad + 802.1Q tags inline, IPv4 UDP to door 0's second port.
+        let udp_port = doors[0].sequence[1].port;
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .double_vlan(
+                etherparse::VlanId::try_new(100).unwrap(),
+                etherparse::VlanId::try_new(42).unwrap(),
+            )
+            .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+            .udp(40000, udp_port)
+            .write(&mut frame, &[0])
+            .unwrap();
+        assert!(program.filter(&frame));
+        let plain = dead.compile(&text, true).unwrap();
+        assert!(!plain.filter(&frame), "the untagged filter missed QinQ");
+        let mut other = frame.clone();
+        let at = other.len() - 7;
+        other[at..at + 2].copy_from_slice(&[0, 1]);
+        assert!(!program.filter(&other));
+        assert_eq!(crate::filter::for_link(&text, LinkType::RawIp), text);
+        assert_eq!(crate::filter::for_link("", LinkType::Ethernet), "");
     }
 
     #[test]
