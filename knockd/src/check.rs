@@ -28,6 +28,9 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
     for warning in &loaded.ots_warnings {
         let _ = writeln!(stderr, "warning: {warning}");
     }
+    if let Some(warning) = settings.overlap_warning() {
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(render(&shown, &loaded, &settings).as_bytes());
     let _ = out.flush();
@@ -101,6 +104,7 @@ mod tests {
         let settings = Settings {
             interfaces: vec!["lo".into()],
             interfaces_source: InterfacesSource::CommandLine,
+            overlapping_interfaces: Vec::new(),
             log_file: None,
             pid_file: DEFAULT_PID_FILE.into(),
             use_syslog: false,

@@ -159,6 +159,11 @@ pub struct Settings {
     pub interfaces: Vec<String>,
     /// Where the interface list came from, for the documentation of the default.
     pub interfaces_source: InterfacesSource,
+    /// Interfaces that were listed beside `any` and dropped: `any` already captures on every
+    /// interface, so each packet would be seen twice and every multi-step knock invalidated
+    /// (issue 10 item 9). `--check` warns about them; the daemon should log the same warning
+    /// ([`Settings::overlap_warning`]).
+    pub overlapping_interfaces: Vec<String>,
     /// The log file, if any.
     pub log_file: Option<PathBuf>,
     /// The pid file (used in daemon mode).
@@ -187,7 +192,7 @@ impl Settings {
     /// meaning the same file after `-d` changes directory.
     #[must_use]
     pub fn resolve(cli: &Cli, config: &Config, cwd: &Path) -> Self {
-        let (interfaces, interfaces_source) = if !cli.interfaces.is_empty() {
+        let (mut interfaces, interfaces_source) = if !cli.interfaces.is_empty() {
             (split_names(&cli.interfaces), InterfacesSource::CommandLine)
         } else if !config.options.interfaces.is_empty() {
             (
@@ -202,6 +207,14 @@ impl Settings {
                 InterfacesSource::Fallback,
             )
         };
+        let mut overlapping_interfaces = Vec::new();
+        if interfaces.len() > 1 && interfaces.iter().any(|i| i == knock_capture::ANY_INTERFACE) {
+            overlapping_interfaces = interfaces
+                .drain(..)
+                .filter(|i| i != knock_capture::ANY_INTERFACE)
+                .collect();
+            interfaces.push(knock_capture::ANY_INTERFACE.to_owned());
+        }
         let log_file = cli
             .logfile
             .clone()
@@ -217,10 +230,26 @@ impl Settings {
         Self {
             interfaces,
             interfaces_source,
+            overlapping_interfaces,
             log_file,
             pid_file,
             use_syslog: config.options.use_syslog,
         }
+    }
+}
+
+impl Settings {
+    /// The warning about [`overlapping_interfaces`](Self::overlapping_interfaces), if any.
+    #[must_use]
+    pub fn overlap_warning(&self) -> Option<String> {
+        (!self.overlapping_interfaces.is_empty()).then(|| {
+            format!(
+                "interface {} listed beside \"any\", which already captures on every interface \
+                 (each packet would be seen twice and multi-step knocks invalidated): listening \
+                 on \"any\" only",
+                self.overlapping_interfaces.join(",")
+            )
+        })
     }
 }
 
@@ -304,6 +333,29 @@ mod tests {
         let settings = Settings::resolve(&cli, &config, Path::new("/"));
         assert_eq!(settings.interfaces, ["eth0", "wg0", "lo"]);
         assert_eq!(settings.interfaces_source, InterfacesSource::CommandLine);
+    }
+
+    /// Issue 10 item 9: `-i any,IF` captured every packet twice (once on `any`, once on IF),
+    /// so every multi-step knock was invalidated; `any` alone is kept, with a warning.
+    #[test]
+    fn issue10_item9_interfaces_beside_any_are_dropped() {
+        let cli = parse(&["-i", "eth0,any", "-i", "lo"]).unwrap();
+        let settings = Settings::resolve(&cli, &Config::default(), Path::new("/"));
+        assert_eq!(settings.interfaces, ["any"]);
+        assert_eq!(settings.overlapping_interfaces, ["eth0", "lo"]);
+        let warning = settings.overlap_warning().unwrap();
+        assert!(
+            warning.starts_with("interface eth0,lo listed beside \"any\""),
+            "{warning}"
+        );
+        let mut config = Config::default();
+        config.options.interfaces = vec!["any".into(), "wg0".into()];
+        let settings = Settings::resolve(&parse(&[]).unwrap(), &config, Path::new("/"));
+        assert_eq!(settings.interfaces, ["any"]);
+        assert_eq!(settings.overlapping_interfaces, ["wg0"]);
+        let settings = Settings::resolve(&parse(&["-i", "any"]).unwrap(), &config, Path::new("/"));
+        assert_eq!(settings.interfaces, ["any"]);
+        assert!(settings.overlap_warning().is_none());
     }
 
     #[test]

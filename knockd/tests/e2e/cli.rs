@@ -21,6 +21,16 @@ fn bad_configs() -> Vec<(&'static str, String, &'static [usize])> {
             &[1],
         ),
         ("unknown key", "bogus_key = 1\n".into(), &[4]),
+        (
+            "cmd_timeout of u64::MAX seconds (issue 10 item 13)",
+            "[d]\nsequence = 1,2\ncmd_timeout = 18446744073709551615\n".into(),
+            &[6],
+        ),
+        (
+            "NUL byte in a command (issue 10 item 13)",
+            "[d]\nsequence = 1,2\ncommand = /bin/echo a\0b\n".into(),
+            &[6],
+        ),
         ("line without '='", "garbage\n".into(), &[4]),
         ("unterminated section", "[foo\n".into(), &[4]),
         (
@@ -229,6 +239,26 @@ fn check_prints_the_configuration_and_its_warnings() {
                 && (lower.contains("warning") || lower.contains("one-step"))
         }),
         "no warning about the single-step door [single]:\n{all}"
+    );
+}
+
+/// Issue 10 item 9: `-i any,IF` saw each packet twice; `--check` says the overlapping
+/// interface is dropped and shows `any` alone.
+#[test]
+fn issue10_item9_check_warns_about_interfaces_beside_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("knockd.conf");
+    std::fs::write(&file, GOOD_DOOR).unwrap();
+    let (status, out, err) =
+        knockd_once(&["--check", "-i", "any,lo", "-c", file.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "stdout {out}\nstderr {err}");
+    assert!(
+        out.contains("# effective: interfaces any (from -i)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: interface lo listed beside \"any\""),
+        "{err}"
     );
 }
 

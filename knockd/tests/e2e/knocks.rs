@@ -536,3 +536,22 @@ fn a_dead_dns_server_does_not_delay_knocks_with_lookup() {
     let got = wait_lines(&net.path("opened"), 2, "knocks while DNS hangs");
     assert_eq!(got, [format!("d {}", net.cli4), format!("d {}", net.cli6)]);
 }
+
+/// Issue 10 item 9: with `-i SRV_IF -i any` every packet was captured twice (once per
+/// interface), so each step was seen again as a wrong step and every multi-step knock was
+/// invalidated. `any` alone is now captured and the knock opens.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item9_any_beside_an_interface_opens_multi_step_knocks() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!(
+        "[d]\n\tsequence = 7000,8000:udp,9000\n\tseq_timeout = 10\n\
+         \tstart_command = echo %IP% >> {dir}/opened\n"
+    );
+    let _d = net.start_knockd(&config, &["-i", "any"]);
+    wait_contains(&net.path("log"), "listening on any");
+    net.knock(&net.srv4, "7000,8000:udp,9000");
+    let opened = wait_lines(&net.path("opened"), 1, "3-step knock with -i any");
+    assert_eq!(opened, std::slice::from_ref(&net.cli4));
+}
