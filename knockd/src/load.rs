@@ -33,8 +33,9 @@ pub struct Loaded {
     pub config: Config,
     /// The parser's warnings, naming the file.
     pub warnings: Vec<Warning>,
-    /// Problems found in one-time sequences files (invalid lines, exhausted files): warnings,
-    /// one line each.
+    /// Problems found in one-time sequences files (invalid lines, exhausted files) and in the
+    /// configuration file's ownership and permissions ([`file_safety_warnings`]): warnings,
+    /// one line each, logged at start and printed by `--check`.
     pub ots_warnings: Vec<String>,
     /// The doors that take their sequence from a file.
     pub ots: Vec<OtsDoor>,
@@ -134,6 +135,49 @@ fn utf8_error(shown: &str, bytes: &[u8], error: std::str::Utf8Error) -> Error {
     }
 }
 
+/// Warnings about who can change the configuration at `path` (whose commands run as root):
+/// a file writable by its group or by others, a file not owned by root, or a directory
+/// writable by its group or others without the sticky bit (the file could be replaced)
+/// (issue 10 item 15). Nothing when the file cannot be examined.
+#[must_use]
+pub fn file_safety_warnings(shown: &str, path: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut warnings = Vec::new();
+    let Ok(meta) = std::fs::metadata(path) else {
+        return warnings;
+    };
+    if meta.mode() & 0o022 != 0 {
+        warnings.push(format!(
+            "{shown} is writable by its group or by others (mode {:04o}) and its commands run \
+             as root; run \"chmod go-w {shown}\"",
+            meta.mode() & 0o7777
+        ));
+    }
+    if meta.uid() != 0 {
+        warnings.push(format!(
+            "{shown} is owned by uid {}, not root, and its commands run as root; run \
+             \"chown root {shown}\"",
+            meta.uid()
+        ));
+    }
+    let dir = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    if let Some(dir) = dir
+        && let Ok(dir_meta) = std::fs::metadata(&dir)
+        && dir_meta.mode() & 0o022 != 0
+        && dir_meta.mode() & 0o1000 == 0
+    {
+        warnings.push(format!(
+            "the directory of {shown} ({}) is writable by its group or by others (mode {:04o}): \
+             the configuration, whose commands run as root, could be replaced",
+            dir.display(),
+            dir_meta.mode() & 0o7777
+        ));
+    }
+    warnings
+}
+
 fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loaded, Error> {
     let text = read_config(shown, path)?;
     let parsed = Config::parse(&text).map_err(|e| config_error(&e.with_file(shown)))?;
@@ -144,7 +188,7 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
         .collect();
     let config = parsed.config;
     let mut ots = Vec::new();
-    let mut ots_warnings = Vec::new();
+    let mut ots_warnings = file_safety_warnings(shown, path);
     for (index, door) in config.doors.iter().enumerate() {
         let Some(file_text) = door.one_time_sequences.as_deref() else {
             continue;
@@ -290,6 +334,56 @@ mod tests {
         assert!(
             err.summary()
                 .starts_with("k.conf:1:1: invalid UTF-8 (byte 0x80)")
+        );
+    }
+
+    /// Issue 10 item 15: a configuration writable by others or not owned by root (its
+    /// commands run as root) is loaded with a warning (printed by --check, logged at start).
+    #[test]
+    fn issue10_item15_unsafe_configuration_ownership_and_mode_warn() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("k.conf");
+        std::fs::write(&conf, "[d]\nsequence = 1,2\ncommand = true\n").unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let root = nix::unistd::geteuid().is_root();
+        let loaded = load("k.conf", &conf, dir.path()).unwrap();
+        if root {
+            assert!(loaded.ots_warnings.is_empty(), "{:?}", loaded.ots_warnings);
+        }
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let loaded = load("k.conf", &conf, dir.path()).unwrap();
+        assert!(
+            loaded
+                .ots_warnings
+                .iter()
+                .any(|w| w.starts_with("k.conf is writable by its group or by others (mode 0666)")),
+            "{:?}",
+            loaded.ots_warnings
+        );
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+        if root {
+            nix::unistd::chown(&conf, Some(nix::unistd::Uid::from_raw(1000)), None).unwrap();
+        }
+        let loaded = load("k.conf", &conf, dir.path()).unwrap();
+        assert!(
+            loaded
+                .ots_warnings
+                .iter()
+                .any(|w| w.starts_with("k.conf is owned by uid ") && w.contains("not root")),
+            "{:?}",
+            loaded.ots_warnings
+        );
+        // A world-writable directory without the sticky bit: the file can be replaced.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let loaded = load("k.conf", &conf, dir.path()).unwrap();
+        assert!(
+            loaded
+                .ots_warnings
+                .iter()
+                .any(|w| w.starts_with("the directory of k.conf")),
+            "{:?}",
+            loaded.ots_warnings
         );
     }
 

@@ -20,12 +20,32 @@ pub struct PidFile {
 }
 
 impl PidFile {
-    /// Writes `"PID\n"` to `path` (0.8's format), creating or truncating it.
+    /// Writes `"PID\n"` to `path` (0.8's format), creating or truncating it. A symbolic link
+    /// at `path` is refused, not followed (`O_NOFOLLOW`): following it let whoever could
+    /// plant the link truncate any file as root (issue 10 item 15).
     ///
     /// # Errors
-    /// The file could not be written.
+    /// The file could not be written, or `path` is a symbolic link.
     pub fn create(path: &Path) -> io::Result<Self> {
-        std::fs::write(path, format!("{}\n", std::process::id()))?;
+        use nix::errno::Errno;
+        use nix::fcntl::OFlag;
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(Errno::ELOOP as i32) {
+                    io::Error::other("it is a symbolic link (not followed)")
+                } else {
+                    e
+                }
+            })?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
         Ok(Self {
             path: path.to_path_buf(),
         })
@@ -56,6 +76,25 @@ mod tests {
         );
         pid.remove();
         assert!(!path.exists());
+    }
+
+    /// Issue 10 item 15: a symlinked pid file's target was truncated; the link is refused
+    /// and its target left intact.
+    #[test]
+    fn issue10_item15_a_symlinked_pid_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me\n").unwrap();
+        let path = dir.path().join("knockd.pid");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = PidFile::create(&path).unwrap_err();
+        assert_eq!(err.to_string(), "it is a symbolic link (not followed)");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+        // A dangling link is not followed either (it would create the target).
+        let dangling = dir.path().join("dangling.pid");
+        std::os::unix::fs::symlink(dir.path().join("created"), &dangling).unwrap();
+        assert!(PidFile::create(&dangling).is_err());
+        assert!(!dir.path().join("created").exists());
     }
 
     #[test]

@@ -262,6 +262,23 @@ fn issue10_item9_check_warns_about_interfaces_beside_any() {
     );
 }
 
+/// Issue 10 item 15: `--check` warns when the configuration (whose commands run as root) is
+/// writable by others.
+#[test]
+fn issue10_item15_check_warns_about_a_writable_configuration() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("knockd.conf");
+    std::fs::write(&file, GOOD_DOOR).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (status, out, err) = knockd_once(&["--check", "-c", file.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "stdout {out}\nstderr {err}");
+    assert!(
+        err.contains("is writable by its group or by others (mode 0666)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn check_output_is_a_canonical_configuration() {
     let dir = tempfile::tempdir().unwrap();
