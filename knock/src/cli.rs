@@ -12,7 +12,7 @@ use clap::Parser;
 use knock_core::{Knock, Protocol};
 
 use crate::door::{DoorError, load_door_sequence};
-use crate::send::{AddressFamily, KnockError, KnockOptions, knock_with, resolve};
+use crate::send::{AddressFamily, KnockError, KnockOptions, knock_with, resolve_scoped};
 use crate::spec::PortSpec;
 
 /// The process exit statuses of `knock`, in one place (also listed by `--help`).
@@ -65,7 +65,7 @@ pub struct Cli {
     #[arg(short = 'u', long = "udp", conflicts_with = "door")]
     pub udp: bool,
 
-    /// Wait MS milliseconds between port hits (not after the last one)
+    /// Wait MS milliseconds between port hits (not after the last one; at most 3600000)
     #[arg(
         short = 'd',
         long = "delay",
@@ -124,16 +124,26 @@ pub struct Cli {
     pub ports: Vec<PortSpec>,
 }
 
-/// Parses `-d`: a whole number of milliseconds, not negative.
+/// The longest `-d` accepted: 3 600 000 ms (one hour). A knock's steps must all arrive within
+/// the door's `seq_timeout`, so a longer pause is a mistake; knock 0.8 (and this client
+/// before, issue 10 item 17) took `-d 18446744073709551615` and slept forever.
+pub const MAX_DELAY_MS: u64 = 3_600_000;
+
+/// Parses `-d`: a whole number of milliseconds, not negative, at most [`MAX_DELAY_MS`].
 fn parse_delay(text: &str) -> Result<Duration, String> {
     let digits = text.trim();
     if digits.starts_with('-') && digits.len() > 1 {
         return Err("delay cannot be negative".to_owned());
     }
-    digits
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| format!("'{text}' is not a whole number of milliseconds"))
+    let too_long = || format!("delay '{text}' is longer than {MAX_DELAY_MS} ms (one hour)");
+    match digits.parse::<u64>() {
+        Ok(ms) if ms > MAX_DELAY_MS => Err(too_long()),
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(too_long())
+        }
+        Err(_) => Err(format!("'{text}' is not a whole number of milliseconds")),
+    }
 }
 
 impl Cli {
@@ -180,6 +190,7 @@ impl Cli {
             delay: self.delay,
             source_address: self.source_address,
             interface: self.interface.clone(),
+            scope_id: 0,
         }
     }
 }
@@ -216,17 +227,18 @@ pub fn run(cli: &Cli, verbose_out: &mut dyn Write) -> Result<(), RunError> {
         Some(name) => load_door_sequence(cli.config_path(), name)?,
         None => cli.command_line_sequence(),
     };
-    let target = match resolve(&cli.host, cli.family()) {
+    let (target, scope_id) = match resolve_scoped(&cli.host, cli.family()) {
         // The family was only a preference taken from --source-address: resolve without it
         // so that the mismatch is reported as such, not as a missing address.
         Err(KnockError::NoAddressInFamily { .. })
             if !cli.ipv4 && !cli.ipv6 && cli.source_address.is_some() =>
         {
-            resolve(&cli.host, AddressFamily::Any)?
+            resolve_scoped(&cli.host, AddressFamily::Any)?
         }
         resolved => resolved?,
     };
-    knock_with(target, &sequence, &cli.options(), |hit| {
+    let options = cli.options().with_scope_id(scope_id);
+    knock_with(target, &sequence, &options, |hit| {
         if cli.verbose {
             // A closed stdout must not stop the knock itself.
             let _ = writeln!(verbose_out, "hitting {hit}").and_then(|()| verbose_out.flush());
@@ -446,6 +458,20 @@ mod tests {
             assert!(text.contains(message), "{delay}: {text}");
         }
         assert_eq!(parse(&["-d", "0", "h", "1"]).unwrap().delay, Duration::ZERO);
+        // Issue 10 item 17: a huge delay slept forever; above one hour it is a usage error.
+        assert_eq!(
+            parse(&["-d", "3600000", "h", "1"]).unwrap().delay,
+            Duration::from_secs(3600)
+        );
+        for huge in ["3600001", "18446744073709551615", "99999999999999999999999"] {
+            let error = parse_err(&["-d", huge, "host", "1"]);
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{huge}");
+            let text = error.to_string();
+            assert!(
+                text.contains("is longer than 3600000 ms (one hour)"),
+                "{huge}: {text}"
+            );
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ mod spec;
 pub use door::{DoorError, load_door_sequence};
 pub use knock_core::{Knock, Protocol};
 pub use send::{
-    AddressFamily, Hit, KnockError, KnockOptions, knock, knock_with, resolve, send_knock,
+    AddressFamily, Hit, KnockError, KnockOptions, knock, knock_with, resolve, resolve_scoped,
+    send_knock,
 };
 pub use spec::{PortSpec, PortSpecError, parse_protocol};

@@ -2,7 +2,7 @@
 
 use core::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::time::Duration;
 
 use knock_core::{Knock, Protocol};
@@ -73,6 +73,10 @@ pub struct KnockOptions {
     /// Bind every socket to this network device, `SO_BINDTODEVICE` (`--interface`). It also
     /// supplies the scope of an IPv6 link-local destination.
     pub interface: Option<String>,
+    /// The scope (interface index) of an IPv6 destination, from `HOST%SCOPE` (see
+    /// [`resolve_scoped`]); 0: none. A link-local destination needs one (or `interface`):
+    /// without it the kernel refuses to send (`EINVAL`).
+    pub scope_id: u32,
 }
 
 impl KnockOptions {
@@ -87,6 +91,13 @@ impl KnockOptions {
     #[must_use]
     pub fn with_source_address(mut self, address: IpAddr) -> Self {
         self.source_address = Some(address);
+        self
+    }
+
+    /// The same options, with `scope_id` for an IPv6 destination (0: none).
+    #[must_use]
+    pub fn with_scope_id(mut self, scope_id: u32) -> Self {
+        self.scope_id = scope_id;
         self
     }
 
@@ -212,20 +223,34 @@ pub enum KnockError {
 /// [`KnockError::Resolve`] when the resolver fails, [`KnockError::NoAddressInFamily`] when
 /// it returns no address of `family`.
 pub fn resolve(host: &str, family: AddressFamily) -> Result<IpAddr, KnockError> {
-    let candidates: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(address) => vec![address],
+    resolve_scoped(host, family).map(|(address, _)| address)
+}
+
+/// [`resolve`], also returning the IPv6 scope id (interface index) of `HOST%SCOPE`
+/// (`fe80::2%eth0` or `fe80::2%3`; 0 when none): pass it as [`KnockOptions::scope_id`].
+/// knock used to drop it, so a link-local destination failed with `EINVAL` (issue 10
+/// item 17).
+///
+/// # Errors
+/// As [`resolve`]; an unknown scope name is a [`KnockError::Resolve`].
+pub fn resolve_scoped(host: &str, family: AddressFamily) -> Result<(IpAddr, u32), KnockError> {
+    let candidates: Vec<(IpAddr, u32)> = match host.parse::<IpAddr>() {
+        Ok(address) => vec![(address, 0)],
         Err(_) => (host, 0)
             .to_socket_addrs()
             .map_err(|source| KnockError::Resolve {
                 host: host.to_owned(),
                 source,
             })?
-            .map(|socket_address| socket_address.ip())
+            .map(|socket_address| match socket_address {
+                SocketAddr::V4(a) => (IpAddr::V4(*a.ip()), 0),
+                SocketAddr::V6(a) => (IpAddr::V6(*a.ip()), a.scope_id()),
+            })
             .collect(),
     };
     candidates
         .into_iter()
-        .find(|address| family.admits(*address))
+        .find(|(address, _)| family.admits(*address))
         .ok_or_else(|| KnockError::NoAddressInFamily {
             host: host.to_owned(),
             family,
@@ -265,7 +290,13 @@ pub fn knock_with(
                 address: target,
             };
             on_hit(&hit);
-            send_knock(SocketAddr::new(target, knock.port), knock.protocol, options)
+            let destination = match target {
+                IpAddr::V6(v6) if options.scope_id != 0 => {
+                    SocketAddr::V6(SocketAddrV6::new(v6, knock.port, 0, options.scope_id))
+                }
+                _ => SocketAddr::new(target, knock.port),
+            };
+            send_knock(destination, knock.protocol, options)
         },
     )
 }

@@ -862,3 +862,50 @@ fn knockd_0_8_opens_for_the_active_one_time_sequence() {
     );
     wait_for_file(&opened);
 }
+
+/// Issue 10 item 17: `knock fe80::…%IF` failed with EINVAL (the scope was dropped, and a
+/// link-local destination needs one). The scope, by name or by index, is kept.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item17_link_local_destination_with_scope() {
+    let lab = Lab::new();
+    for (ns, interface, address) in [
+        (&lab.client_ns, &lab.client_if, "fe80::77:1/64"),
+        (&lab.server_ns, &lab.server_if, "fe80::77:2/64"),
+    ] {
+        run(
+            "ip",
+            &[
+                "-n", ns, "-6", "addr", "add", address, "dev", interface, "nodad",
+            ],
+        );
+    }
+    let server: IpAddr = "fe80::77:2".parse().unwrap();
+    let by_name = format!("fe80::77:2%{}", lab.client_if);
+    let index = String::from_utf8(
+        Lab::in_namespace(&lab.client_ns, "cat")
+            .arg(format!("/sys/class/net/{}/ifindex", lab.client_if))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let by_index = format!("fe80::77:2%{}", index.trim());
+    for scoped in [&by_name, &by_index] {
+        let packets = capture_knock(&lab, &[scoped, "7000", "8000:udp", "9000"], scoped);
+        assert_eq!(packets.len(), 3, "{scoped}: {packets:#?}");
+        packets[0].assert_syn(7000);
+        packets[1].assert_udp_nul(8000);
+        packets[2].assert_syn(9000);
+        for packet in &packets {
+            assert_eq!(packet.destination, server, "{packet:?}");
+            let IpAddr::V6(source) = packet.source else {
+                panic!("{packet:?}")
+            };
+            assert_eq!(source.segments()[0] & 0xffc0, 0xfe80, "{packet:?}");
+        }
+    }
+    // Without a scope the kernel cannot tell which link: a clear failure, nothing sent.
+    let output = lab.knock_with(KNOCK, &["fe80::77:2", "7000"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+}
