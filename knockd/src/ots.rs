@@ -5,6 +5,11 @@
 //! and a used line is marked by writing the whole new text to a temporary file in the same
 //! directory, fsyncing it and renaming it over the original: a crash leaves either the old or
 //! the new file, never a half-written one (0.8 wrote one byte in place without fsync).
+//!
+//! A symbolic link is resolved at each read and rewrite: the *target* is marked and the link
+//! stays (renaming over the link replaced it with a regular file and never marked the
+//! target; issue 10 item 8). The rewrite needs the target's directory writable, which
+//! [`OtsFile::load`] checks (issue 10 item 3).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -52,19 +57,46 @@ impl OtsError {
 }
 
 impl OtsFile {
-    /// Reads the file; it must exist and be writable (as 0.8 opened it `r+`).
+    /// Reads the file; it must exist and be writable (as 0.8 opened it `r+`), and so must
+    /// its directory (after resolving symbolic links): marking a line writes a new file
+    /// there and renames it over the old one.
     ///
     /// # Errors
-    /// The file cannot be opened for reading and writing, or read.
+    /// The file cannot be opened for reading and writing, or read, or a file cannot be
+    /// created in its directory.
     pub fn load(&self) -> Result<OtsStatus, OtsError> {
         // Check writability up front: finding out only after the first successful knock
-        // would leave the used sequence valid.
+        // would leave the used sequence valid (replayable).
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(&self.path)
             .map_err(|e| OtsError::new("cannot open", self, &e))?;
+        let target = self.target()?;
+        let dir = target.parent().unwrap_or_else(|| Path::new("/"));
+        // What the rewrite does first: create a file beside the target (removed at once).
+        let probe = dir.join(format!(".knockd-probe-{}.tmp", std::process::id()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .map_err(|e| OtsError {
+                what: "cannot update",
+                shown: self.shown.clone(),
+                reason: format!(
+                    "cannot create a file in its directory {} ({}), so a used sequence could \
+                     not be marked",
+                    dir.display(),
+                    io_reason(&e)
+                ),
+            })?;
+        let _ = std::fs::remove_file(&probe);
         self.load_read_only()
+    }
+
+    /// The file itself: `path` with every symbolic link resolved.
+    fn target(&self) -> Result<PathBuf, OtsError> {
+        std::fs::canonicalize(&self.path).map_err(|e| OtsError::new("cannot open", self, &e))
     }
 
     /// Reads the file without requiring it to be writable (`--replay` never writes it).
@@ -92,12 +124,13 @@ impl OtsFile {
     /// # Errors
     /// Reading or rewriting the file failed; the file is then unchanged.
     pub fn mark_used(&self, used: &[Knock]) -> Result<Option<Vec<Knock>>, OtsError> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| OtsError::new("cannot read", self, &e))?;
+        let target = self.target()?;
+        let text =
+            std::fs::read_to_string(&target).map_err(|e| OtsError::new("cannot read", self, &e))?;
         let Some(step) = ots::advance(&text, used) else {
             return Ok(ots::active_sequence(&text).map(|a| a.sequence));
         };
-        write_atomically(&self.path, step.text.as_bytes())
+        write_atomically(&target, step.text.as_bytes())
             .map_err(|e| OtsError::new("cannot update", self, &e))?;
         Ok(step.next.map(|n| n.sequence))
     }
@@ -145,6 +178,42 @@ mod tests {
             "#1000,2000\nbad\n#3000:udp\n"
         );
         assert_eq!(file.load().unwrap().active, None);
+    }
+
+    /// Issue 10 item 8: marking a one-time sequence replaced a symlinked file with a regular
+    /// file and never marked the target. The target is marked; the link stays.
+    #[test]
+    fn issue10_item8_a_symlinked_file_marks_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let target = dir.path().join("real").join("ots");
+        std::fs::write(&target, " 1000\n 2000\n").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("real/ots", &link).unwrap();
+        let file = ots_file("link", dir.path());
+        assert_eq!(file.load().unwrap().active, Some(vec![Knock::tcp(1000)]));
+        let next = file.mark_used(&[Knock::tcp(1000)]).unwrap();
+        assert_eq!(next, Some(vec![Knock::tcp(2000)]));
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "#1000\n 2000\n");
+        assert_eq!(file.load().unwrap().active, Some(vec![Knock::tcp(2000)]));
+        // No temporary file left behind, in either directory.
+        let leftovers = |d: &Path| {
+            std::fs::read_dir(d)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with(".knockd-")
+                })
+                .count()
+        };
+        assert_eq!(
+            leftovers(dir.path()) + leftovers(&dir.path().join("real")),
+            0
+        );
     }
 
     #[test]

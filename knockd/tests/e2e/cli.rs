@@ -279,6 +279,60 @@ fn issue10_item15_check_warns_about_a_writable_configuration() {
     );
 }
 
+/// Issue 10 item 3: a one-time sequences file whose directory is not writable passed the
+/// load check (the file itself opened read-write) but could never be marked, so its
+/// sequence stayed replayable. Run as root without `CAP_DAC_OVERRIDE` (as the shipped unit
+/// runs) on a read-only directory: `--check` refuses it with a positioned error.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item3_ots_file_in_a_read_only_directory_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let ots = ro.join("seqs");
+    std::fs::write(&ots, " 1000,2000\n").unwrap();
+    std::fs::set_permissions(&ots, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = dir.path().join("knockd.conf");
+    std::fs::write(
+        &file,
+        format!(
+            "{GOOD_DOOR}[ots]\none_time_sequences = {}\ncommand = true\n",
+            ots.display()
+        ),
+    )
+    .unwrap();
+    let check = |expect: i32| {
+        let out = std::process::Command::new("setpriv")
+            .args([
+                "--bounding-set=-dac_override,-dac_read_search",
+                "--inh-caps=-dac_override,-dac_read_search",
+                crate::fixture::KNOCKD,
+                "--check",
+                "-c",
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .expect("setpriv");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(expect), "stderr {err}");
+        err
+    };
+    // Writable directory: fine.
+    check(0);
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let err = check(1);
+    let expected = format!(
+        "{}:5:22: cannot update one-time sequences file {}: cannot create a file in its \
+         directory {} (Permission denied)",
+        file.display(),
+        ots.display(),
+        ro.display()
+    );
+    assert!(err.contains(&expected), "{err}");
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 #[test]
 fn check_output_is_a_canonical_configuration() {
     let dir = tempfile::tempdir().unwrap();
