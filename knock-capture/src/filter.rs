@@ -100,6 +100,7 @@ pub fn filter_expression(doors: &[Door], local: &[IpAddr]) -> String {
 /// offsets of what follows it by one tag (issue 10 item 10: QinQ was decoded in `--replay`
 /// but dropped live). Other links (and the empty expression: every packet) are unchanged;
 /// `vlan` does not compile on them.
+#[cfg(feature = "libpcap")]
 pub(crate) fn for_link(expression: &str, link: crate::LinkType) -> String {
     if expression.is_empty() || link != crate::LinkType::Ethernet {
         return expression.to_owned();
