@@ -166,7 +166,7 @@ const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 /// The most VLAN tags walked before giving up: QinQ needs two, three covers odd stacks, and
 /// the bound keeps a frame of nothing but tags from costing more than a few reads.
-const MAX_VLAN_TAGS: usize = 3;
+pub(crate) const MAX_VLAN_TAGS: usize = 3;
 /// `PACKET_OUTGOING`: the packet type of frames this host sent, in SLL/SLL2 headers.
 const PACKET_OUTGOING: u16 = 4;
 /// Length of a Linux cooked v1 header.

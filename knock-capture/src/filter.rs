@@ -64,7 +64,7 @@ struct FamilyClause {
 ///
 /// VLAN tags: the plain `tcp`/`udp` primitives do not look past a tag left inline in the
 /// frame (the inner tag of QinQ: Linux strips only the outer one); the live capture installs
-/// this text wrapped by `for_link`, which also admits it behind one or two tags on Ethernet.
+/// this text wrapped by `for_link`, which also admits it behind up to three tags on Ethernet.
 ///
 /// Limits (all on the side of admitting too much or of links Linux does not produce live):
 /// libpcap built on Linux tests `ip6`
@@ -94,18 +94,22 @@ pub fn filter_expression(doors: &[Door], local: &[IpAddr]) -> String {
 }
 
 /// `expression` as installed on a live interface of link type `link`: on Ethernet, also
-/// behind one or two VLAN tags (802.1Q, 802.1ad QinQ: the decoder walks up to three), as
-/// `E or (vlan and (E or (vlan and E)))`. libpcap's first `vlan` matches a tag the kernel
-/// stripped into the packet's metadata as well as an inline one, and each `vlan` moves the
-/// offsets of what follows it by one tag (issue 10 item 10: QinQ was decoded in `--replay`
-/// but dropped live). Other links (and the empty expression: every packet) are unchanged;
-/// `vlan` does not compile on them.
+/// behind up to three VLAN tags (802.1Q, 802.1ad QinQ: as many as the decoder walks), as
+/// `E or (vlan and (E or (vlan and (E or (vlan and E)))))`. libpcap's first `vlan` matches a
+/// tag the kernel stripped into the packet's metadata as well as an inline one, and each
+/// `vlan` moves the offsets of what follows it by one tag (issue 10 item 10: QinQ was
+/// decoded in `--replay` but dropped live). Other links (and the empty expression: every
+/// packet) are unchanged; `vlan` does not compile on them.
 #[cfg(feature = "libpcap")]
 pub(crate) fn for_link(expression: &str, link: crate::LinkType) -> String {
     if expression.is_empty() || link != crate::LinkType::Ethernet {
         return expression.to_owned();
     }
-    format!("({expression}) or (vlan and (({expression}) or (vlan and ({expression}))))")
+    let mut out = format!("({expression})");
+    for _ in 0..crate::decode::MAX_VLAN_TAGS {
+        out = format!("({expression}) or (vlan and ({out}))");
+    }
+    out
 }
 
 /// Adds what `door` admits in one family (`local`: that family's local addresses).

@@ -971,11 +971,9 @@ mod tests {
         let dead = Capture::dead(pcap::Linktype(LinkType::Ethernet.dlt())).unwrap();
         let installed = crate::filter::for_link(&text, LinkType::Ethernet);
         let program = dead.compile(&installed, true).unwrap();
-        assert!(
-            program.get_instructions().len() <= 4096,
-            "{}",
-            program.get_instructions().len()
-        );
+        let insns = program.get_instructions().len();
+        eprintln!("{} bytes, {insns} instructions", installed.len());
+        assert!(insns <= 4096, "{insns}");
         validate_filter(&text, &LinkType::ALL).unwrap();
         // 802.1ad + 802.1Q tags inline, IPv4 UDP to door 0's second port.
         let udp_port = doors[0].sequence[1].port;
@@ -990,6 +988,10 @@ mod tests {
             .write(&mut frame, &[0])
             .unwrap();
         assert!(program.filter(&frame));
+        // Three tags, as many as the decoder walks.
+        let mut three = frame.clone();
+        three.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+        assert!(program.filter(&three));
         let plain = dead.compile(&text, true).unwrap();
         assert!(!plain.filter(&frame), "the untagged filter missed QinQ");
         let mut other = frame.clone();
