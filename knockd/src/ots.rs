@@ -76,6 +76,8 @@ impl OtsFile {
         let dir = target.parent().unwrap_or_else(|| Path::new("/"));
         // What the rewrite does first: create a file beside the target (removed at once).
         let probe = dir.join(format!(".knockd-probe-{}.tmp", std::process::id()));
+        // A stale probe of an earlier process with this pid (killed between the two calls).
+        let _ = std::fs::remove_file(&probe);
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
