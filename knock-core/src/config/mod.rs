@@ -47,10 +47,12 @@ use crate::time::Duration;
 
 mod display;
 mod error;
+mod nft;
 mod parse;
 
 pub use display::{DisplayDuration, DisplaySequence};
 pub use error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
+pub use nft::{MAX_NFT_NAME_LEN, NftFamily, NftSetRef, is_nft_identifier};
 pub(crate) use parse::{Located, sequence_value, split_lines};
 pub use parse::{Parsed, parse_sequence};
 
