@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use super::error::ConfigErrorKind;
+use super::parse::Located;
+
 /// The nftables table families a door's set may live in.
 ///
 /// `ip` tables only see IPv4 traffic and `ip6` tables only IPv6; `inet` tables see both.
@@ -111,6 +114,59 @@ impl fmt::Display for NftSetRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}", self.family, self.table, self.set)
     }
+}
+
+/// Parses the value of `nft_set` (`ipv6` false) or `nft_set_6` (`ipv6` true): `FAMILY TABLE
+/// SET` separated by blanks. `value` is a trimmed, non-empty sub-slice of `line`; errors
+/// point at the offending word.
+pub(super) fn nft_set_value(
+    line: &str,
+    key: &str,
+    value: &str,
+    ipv6: bool,
+) -> Result<NftSetRef, Located> {
+    let key = key.to_ascii_lowercase();
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let [family_text, table, set] = words[..] else {
+        return Err(Located::at(
+            line,
+            value,
+            ConfigErrorKind::NftSetSyntax {
+                key,
+                text: value.to_owned(),
+            },
+        ));
+    };
+    let Some(family) = NftFamily::from_name(family_text) else {
+        return Err(Located::at(
+            line,
+            family_text,
+            ConfigErrorKind::NftFamily {
+                key,
+                text: family_text.to_owned(),
+            },
+        ));
+    };
+    if !family.carries(ipv6) {
+        return Err(Located::at(
+            line,
+            family_text,
+            ConfigErrorKind::NftSetWrongFamily { family },
+        ));
+    }
+    for (what, name) in [("table", table), ("set", set)] {
+        if !is_nft_identifier(name) {
+            return Err(Located::at(
+                line,
+                name,
+                ConfigErrorKind::NftName {
+                    what,
+                    text: name.to_owned(),
+                },
+            ));
+        }
+    }
+    Ok(NftSetRef::new(family, table, set))
 }
 
 #[cfg(test)]
