@@ -49,6 +49,11 @@ struct Netns {
 
 impl Netns {
     fn new() -> Self {
+        Self::with_ruleset(RULESET)
+    }
+
+    /// A namespace holding `ruleset` (nft syntax).
+    fn with_ruleset(ruleset: &str) -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "knockd-nft-{}x{}",
@@ -57,7 +62,7 @@ impl Netns {
         );
         run("ip", &["netns", "add", &name], None);
         let netns = Self { name };
-        netns.nft(&["-f", "-"], Some(RULESET));
+        netns.nft(&["-f", "-"], Some(ruleset));
         netns
     }
 
@@ -410,4 +415,32 @@ fn validation_refuses_unsuitable_sets() {
         .unwrap_err();
     assert!(matches!(error, NftError::ZeroTimeout { .. }), "{error:?}");
     assert_eq!(ns.nft_element(&ssh4(), "10.1.2.3"), None);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn example_ruleset_and_config_fit_together() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/configs");
+    let ruleset = std::fs::read_to_string(dir.join("nft-native.nft")).unwrap();
+    let conf = std::fs::read_to_string(dir.join("nft-native.conf")).unwrap();
+    let config = knock_core::Config::parse(&conf).unwrap().config;
+    let ns = Netns::with_ruleset(&ruleset);
+    let mut sets = ns.open();
+    let mut checked = 0;
+    for door in &config.doors {
+        for (set, family, addr) in [
+            (&door.nft_set, AddressFamily::Ipv4, "10.1.2.3"),
+            (&door.nft_set_6, AddressFamily::Ipv6, "fd00::3"),
+        ] {
+            let Some(set) = set else { continue };
+            sets.validate(set, family).unwrap_or_else(|e| panic!("{e}"));
+            let timeout = door.cmd_timeout;
+            sets.add_element(set, addr.parse().unwrap(), timeout)
+                .unwrap();
+            let (seconds, _) = ns.nft_element(set, addr).expect("element");
+            assert_eq!(Duration::from_secs(seconds), timeout);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2, "the example has an IPv4 and an IPv6 set");
 }
