@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use knock_core::config::{NftFamily, NftSetRef};
-use knockd::nft::{AddressFamily, NftError, NftSets};
+use knockd::nft::{AddressFamily, NftError, NftSets, Refresh};
 use nix::sched::{CloneFlags, setns};
 
 /// The upper bound on any wait for the kernel (expiry polling).
@@ -222,9 +222,26 @@ fn adds_v4_and_v6_elements_with_their_timeouts() {
 
 #[test]
 #[ignore = "needs root"]
-fn adding_again_restarts_the_timeout() {
+fn adding_again_restarts_the_timeout_by_re_adding() {
+    adding_again_restarts_the_timeout(Refresh::ReAdd);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn adding_again_restarts_the_timeout_by_replacing() {
+    adding_again_restarts_the_timeout(Refresh::Replace);
+}
+
+/// With `Refresh::ReAdd` this needs Linux 6.12 or later (`NftSets::open` only picks it
+/// there); `Refresh::Replace` works on any kernel.
+fn adding_again_restarts_the_timeout(refresh: Refresh) {
     let ns = Netns::new();
     let mut sets = ns.open();
+    if refresh == Refresh::ReAdd && Refresh::for_running_kernel() != Refresh::ReAdd {
+        eprintln!("skipped: the running kernel does not restart timeouts on re-add");
+        return;
+    }
+    sets.set_refresh(refresh);
     let addr: IpAddr = "10.1.2.3".parse().unwrap();
     sets.add_element(&ssh4(), addr, Duration::from_secs(30))
         .unwrap();

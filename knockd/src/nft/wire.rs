@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use knock_core::config::{NftFamily, NftSetRef};
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage,
     NetlinkPayload,
 };
 use netlink_packet_netfilter::nftables::{
@@ -63,13 +63,33 @@ fn key_bytes(addr: IpAddr) -> Vec<u8> {
     }
 }
 
+/// Whether a NEWSETELEM also sets the element's expiration (time left) to its timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expiration {
+    /// Timeout only: a new element expires after it (what `nft add element` sends).
+    Implicit,
+    /// Timeout and expiration (`timeout T expires T`): since Linux 6.12 this also restarts
+    /// the countdown of an existing element (a timeout alone does so only when it differs
+    /// from the element's current one).
+    Explicit,
+}
+
 /// The element list of a NEWSETELEM/DELSETELEM message: one element, key `addr`, with a
-/// timeout when given (milliseconds, as the kernel wants them).
-fn element_message(set: &NftSetRef, addr: IpAddr, timeout: Option<Duration>) -> SetElementMessage {
-    let mut element = Vec::with_capacity(2);
+/// timeout when given (milliseconds, as the kernel wants them) and, when `expiration` is
+/// `Explicit`, an expiration equal to it.
+fn element_message(
+    set: &NftSetRef,
+    addr: IpAddr,
+    timeout: Option<Duration>,
+    expiration: Expiration,
+) -> SetElementMessage {
+    let mut element = Vec::with_capacity(3);
     if let Some(timeout) = timeout {
         let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         element.push(SetElementAttribute::Timeout(millis));
+        if expiration == Expiration::Explicit {
+            element.push(SetElementAttribute::Expiration(millis));
+        }
     }
     element.push(SetElementAttribute::Key(DataAttribute::Value(key_bytes(
         addr,
@@ -105,36 +125,25 @@ fn batch_end(out: &mut Vec<u8>, seq: u32) {
     );
 }
 
-/// How an element is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AddMode {
-    /// `NLM_F_CREATE | NLM_F_EXCL`: fails with `EEXIST` when the element is there.
-    Exclusive,
-    /// `NLM_F_CREATE` alone, like `nft add element`.
-    Create,
-}
-
-/// A batch `BEGIN, NEWSETELEM { addr timeout T }, END` with sequence numbers `seq..seq+3`;
-/// the NEWSETELEM (number `seq + 1`) asks for an acknowledgement.
+/// A batch `BEGIN, NEWSETELEM { addr timeout T [expires T] }, END` with sequence numbers
+/// `seq..seq+3`, like `nft add element` (`NLM_F_CREATE` without `NLM_F_EXCL`: an existing
+/// element is not an error, and since Linux 6.12 it is updated); the NEWSETELEM (number
+/// `seq + 1`) asks for an acknowledgement.
 pub(crate) fn add_element_batch(
     out: &mut Vec<u8>,
     seq: u32,
     set: &NftSetRef,
     addr: IpAddr,
     timeout: Duration,
-    mode: AddMode,
+    expiration: Expiration,
 ) {
-    let mut flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
-    if mode == AddMode::Exclusive {
-        flags |= NLM_F_EXCL;
-    }
     batch_begin(out, seq);
     push(
         out,
         proto_family(set.family),
         0,
-        NfTablesMessage::NewSetElement(element_message(set, addr, Some(timeout))),
-        flags,
+        NfTablesMessage::NewSetElement(element_message(set, addr, Some(timeout), expiration)),
+        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
         seq.wrapping_add(1),
     );
     batch_end(out, seq.wrapping_add(2));
@@ -156,7 +165,7 @@ pub(crate) fn replace_element_batch(
         out,
         proto_family(set.family),
         0,
-        NfTablesMessage::DeleteSetElement(element_message(set, addr, None)),
+        NfTablesMessage::DeleteSetElement(element_message(set, addr, None, Expiration::Implicit)),
         NLM_F_REQUEST | NLM_F_ACK,
         seq.wrapping_add(1),
     );
@@ -164,7 +173,12 @@ pub(crate) fn replace_element_batch(
         out,
         proto_family(set.family),
         0,
-        NfTablesMessage::NewSetElement(element_message(set, addr, Some(timeout))),
+        NfTablesMessage::NewSetElement(element_message(
+            set,
+            addr,
+            Some(timeout),
+            Expiration::Implicit,
+        )),
         NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
         seq.wrapping_add(2),
     );
@@ -201,6 +215,27 @@ pub(crate) fn get_elements_request(out: &mut Vec<u8>, seq: u32, set: &NftSetRef)
             ],
         }),
         NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+    );
+}
+
+/// A GETSETELEM request for the one element `addr` (not a dump), acknowledged: the kernel
+/// answers with the element, or `ENOENT` when it is not in the set (attributes in `nft get
+/// element`'s order).
+pub(crate) fn get_element_request(out: &mut Vec<u8>, seq: u32, set: &NftSetRef, addr: IpAddr) {
+    let key = SetElementAttribute::Key(DataAttribute::Value(key_bytes(addr)));
+    push(
+        out,
+        proto_family(set.family),
+        0,
+        NfTablesMessage::GetSetElement(SetElementMessage {
+            attributes: vec![
+                SetElementList::Set(set.set.clone()),
+                SetElementList::Table(set.table.clone()),
+                SetElementList::Elements(vec![ListAttribute::Element(vec![key])]),
+            ],
+        }),
+        NLM_F_REQUEST | NLM_F_ACK,
         seq,
     );
 }
@@ -394,6 +429,8 @@ mod tests {
     //!     nft add element inet knockd ssh4 '{ 10.1.2.3 timeout 30s }'
     //! ```
     //!
+    //! (`-e read=3` as well for the kernel's replies)
+    //!
     //! (and likewise for the other commands named on each test) in a namespace holding
     //! `table inet knockd { set ssh4 { type ipv4_addr; flags timeout; } … }` and
     //! `table ip6 k6 { set s6 { type ipv6_addr; flags timeout; } }`. There is no `nlmon`
@@ -480,8 +517,7 @@ mod tests {
         for (i, (mut theirs, mine)) in nft.into_iter().zip(ours).enumerate() {
             set_seq(&mut theirs, seq + u32::try_from(i).unwrap());
             if i == 1 {
-                // nft: NLM_F_REQUEST | NLM_F_CREATE; knockd adds NLM_F_ACK (and NLM_F_EXCL
-                // for the first try, see `AddMode`).
+                // nft: NLM_F_REQUEST | NLM_F_CREATE; knockd adds NLM_F_ACK.
                 set_flags(&mut theirs, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK);
                 // Attributes start after the header (16) and nfgenmsg (4): table, set, SET_ID.
                 let attr_len =
@@ -504,7 +540,7 @@ mod tests {
             &ssh4(),
             addr,
             Duration::from_secs(30),
-            AddMode::Create,
+            Expiration::Implicit,
         );
         assert_add_matches_nft(NFT_ADD_V4, &ours, 7);
     }
@@ -520,23 +556,36 @@ mod tests {
             &set,
             addr,
             Duration::from_secs(3600),
-            AddMode::Create,
+            Expiration::Implicit,
         );
         assert_add_matches_nft(NFT_ADD_V6, &ours, 1000);
     }
 
+    // nft add element inet knockd ssh4 '{ 10.1.2.3 timeout 30s expires 30s }'
+    const NFT_ADD_V4_EXPIRES: &str = "
+        14 00 00 00 10 00 01 00  00 00 00 00 00 00 00 00
+        00 00 00 0a 60 00 00 00  0c 0a 01 04 01 00 00 00
+        00 00 00 00 01 00 00 00  0b 00 01 00 6b 6e 6f 63
+        6b 64 00 00 09 00 02 00  73 73 68 34 00 00 00 00
+        08 00 04 00 00 00 00 01  2c 00 03 80 28 00 01 80
+        0c 00 04 00 00 00 00 00  00 00 75 30 0c 00 05 00
+        00 00 00 00 00 00 75 30  0c 00 01 80 08 00 01 00
+        0a 01 02 03 14 00 00 00  11 00 01 00 02 00 00 00
+        00 00 00 00 00 00 00 0a";
+
     #[test]
-    fn exclusive_add_differs_only_by_the_excl_flag() {
-        let (mut create, mut exclusive) = (Vec::new(), Vec::new());
+    fn add_with_explicit_expiration_matches_nft() {
+        let mut ours = Vec::new();
         let addr = "10.1.2.3".parse().unwrap();
-        let t = Duration::from_secs(30);
-        add_element_batch(&mut create, 1, &ssh4(), addr, t, AddMode::Create);
-        add_element_batch(&mut exclusive, 1, &ssh4(), addr, t, AddMode::Exclusive);
-        let flags_at = 20 + 6; // second message (after the 20-byte begin), flags field
-        let flags = |bytes: &[u8]| u16::from_ne_bytes([bytes[flags_at], bytes[flags_at + 1]]);
-        assert_eq!(flags(&exclusive), flags(&create) | NLM_F_EXCL);
-        exclusive[flags_at..flags_at + 2].copy_from_slice(&flags(&create).to_ne_bytes());
-        assert_eq!(create, exclusive);
+        add_element_batch(
+            &mut ours,
+            3,
+            &ssh4(),
+            addr,
+            Duration::from_secs(30),
+            Expiration::Explicit,
+        );
+        assert_add_matches_nft(NFT_ADD_V4_EXPIRES, &ours, 3);
     }
 
     #[test]
@@ -578,8 +627,20 @@ mod tests {
         01 00 00 00 09 00 02 00  73 73 68 34 00 00 00 00
         0b 00 01 00 6b 6e 6f 63  6b 64 00 00";
 
+    // nft get element inet knockd ssh4 '{ 10.1.2.3 }': the GETSETELEM request (padding
+    // zeroed; nft numbered it 1)
+    const NFT_GET_ELEMENT: &str = "
+        40 00 00 00 0d 0a 05 00  01 00 00 00 00 00 00 00
+        01 00 00 00 09 00 02 00  73 73 68 34 00 00 00 00
+        0b 00 01 00 6b 6e 6f 63  6b 64 00 00 14 00 03 80
+        10 00 01 80 0c 00 01 80  08 00 01 00 0a 01 02 03";
+
     #[test]
     fn queries_match_nft() {
+        let mut element = Vec::new();
+        get_element_request(&mut element, 1, &ssh4(), "10.1.2.3".parse().unwrap());
+        assert_eq!(element, hex(NFT_GET_ELEMENT));
+
         let mut ours = Vec::new();
         get_set_request(&mut ours, 0, &ssh4());
         assert_eq!(ours, hex(NFT_GET_SET));
