@@ -13,14 +13,18 @@
 //!   re-add updates an existing element, but only what differs: a timeout equal to the
 //!   element's leaves the countdown running (seen on 6.18: `nft add element … { A timeout
 //!   30s }` twice keeps the first expiration), so knockd sends `timeout T expires T`, which
-//!   restarts it: one round trip, [`Refresh::ReAdd`]. Through 6.11 a re-add succeeds but keeps the old
-//!   expiration, so on those kernels knockd first asks for the element (a GETSETELEM of that
-//!   one key) and, when it is there, deletes and re-adds it in one batch (one transaction:
-//!   packets never see the address missing), [`Refresh::Replace`]. [`NftSets::open`] picks
+//!   restarts it: one round trip, [`Refresh::ReAdd`]. Through 6.11 a re-add succeeds but
+//!   keeps the old expiration, so on those kernels knockd first asks for the element (a
+//!   GETSETELEM of that one key) and, when it is there, deletes and re-adds it in one batch
+//!   (one transaction: packets never see the address missing), [`Refresh::Replace`]. [`NftSets::open`] picks
 //!   the strategy from the kernel release. An exclusive add (`NLM_F_EXCL`) failing with
 //!   `EEXIST` would also detect the element, but an aborted nf_tables transaction costs
 //!   about 16 ms against tens of microseconds for a query (measured on 6.18).
 //! * [`NftSets::elements`]: reads a set's elements back, with timeout and time left.
+//!
+//! Cost of one [`NftSets::add_element`] call, measured on Linux 6.18 in a network namespace
+//! (release build, 2 000 addresses, each added twice): `ReAdd` p50 5 µs, p99 13 µs, new or
+//! repeated; `Replace` p50 11 µs new, 21 µs repeated.
 //!
 //! A socket belongs to the network namespace it was opened in. Each request waits at most
 //! [`REPLY_TIMEOUT`] for the kernel's answer.
@@ -454,14 +458,24 @@ impl NftSets {
         loop {
             let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
             let timeout = PollTimeout::try_from(REPLY_TIMEOUT).unwrap_or(PollTimeout::MAX);
-            if poll(&mut fds, timeout).map_err(io::Error::from)? == 0 {
+            let ready = match poll(&mut fds, timeout) {
+                Ok(ready) => ready,
+                // A signal (SIGHUP, SIGCHLD…) is not a failure: wait again.
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(errno.into()),
+            };
+            if ready == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "no reply from the kernel",
                 ));
             }
             self.recv.clear();
-            let len = self.socket.recv(&mut self.recv, 0)?;
+            let len = match self.socket.recv(&mut self.recv, 0) {
+                Ok(len) => len,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
             if len > self.recv.len() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
