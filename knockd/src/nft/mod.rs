@@ -1,9 +1,10 @@
 //! Native nftables doors: add the knocker's address to an nftables set with a per-element
 //! timeout, over netlink, from the daemon itself (no shell, no `nft` process).
 //!
-//! The messages are encoded and decoded by the MIT-licensed `netlink-packet-netfilter`
-//! crate, sent on a `NETLINK_NETFILTER` socket from `netlink-sys`; [`wire`] assembles them
-//! into the requests below and has golden-byte tests against what `nft` sends.
+//! Requests are built from the MIT-licensed `netlink-packet-netfilter` crate's nf_tables
+//! message types and sent on a `NETLINK_NETFILTER` socket from `netlink-sys`; [`wire`]
+//! assembles them, decodes the replies (with its own length-checked decoder) and has
+//! golden-byte tests against what `nft` sends and what the kernel answers.
 //!
 //! * [`NftSets::validate`] (at start and on reload): the set exists, has the `timeout` flag
 //!   and holds addresses of the knocker's family (`ipv4_addr`, 4-byte keys, or

@@ -1,19 +1,16 @@
 //! The nf_tables netlink messages knockd sends and the replies it reads, as bytes.
 //!
-//! Pure functions, no socket: the message types and attributes come from
-//! `netlink-packet-netfilter`; this module only chooses which messages make up each request
-//! (a batch for changes, a plain request for queries) and picks the facts knockd needs out
-//! of the replies. The golden-byte tests at the end compare the encoder with what `nft`
+//! Pure functions, no socket: the requests are built from `netlink-packet-netfilter`'s
+//! message types (this module only chooses which messages make up each request: a batch
+//! for changes, a plain request for queries); the few facts knockd needs are read out of
+//! the replies by a small decoder of its own that checks every length. The golden-byte tests at the end compare the encoder with what `nft`
 //! itself sends for the same operations.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use knock_core::config::{NftFamily, NftSetRef};
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage,
-    NetlinkPayload,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage};
 use netlink_packet_netfilter::nftables::{
     DataAttribute, ListAttribute, NfTablesMessage, SetAttribute, SetElementAttribute,
     SetElementList, SetElementMessage, SetFlags, SetMessage,
@@ -319,44 +316,112 @@ impl Reply {
     }
 }
 
-fn set_info(message: &SetMessage) -> SetInfo {
-    let mut info = SetInfo::default();
-    for attribute in &message.attributes {
-        match attribute {
-            SetAttribute::Flags(flags) => info.flags = flags.bits(),
-            SetAttribute::KeyType(key_type) => info.key_type = *key_type,
-            SetAttribute::KeyLen(key_len) => info.key_len = *key_len,
-            _ => {}
-        }
-    }
-    info
+// Reply decoding is done here rather than by `netlink-packet-netfilter`: its parsers
+// trust inner attribute lengths (a nested attribute shorter than its header makes
+// `netlink-packet-core` 0.9 subtract with overflow, found by `mutated_replies_never_panic`),
+// and knockd needs only a few attributes. Every length is checked; nothing here panics.
+
+/// `NLMSG_ERROR` (an error or, with code 0, an acknowledgement).
+const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a dump.
+const NLMSG_DONE: u16 = 3;
+/// `NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSET`.
+const NFT_NEWSET: u16 = NFNL_SUBSYS_NFTABLES << 8 | 9;
+/// `NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM`.
+const NFT_NEWSETELEM: u16 = NFNL_SUBSYS_NFTABLES << 8 | 12;
+/// The netlink header and the nfgenmsg header that starts every nf_tables payload.
+const NLMSG_HEADER_LEN: usize = 16;
+const NFGENMSG_LEN: usize = 4;
+// Attribute numbers (include/uapi/linux/netfilter/nf_tables.h).
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
+const NFTA_DATA_VALUE: u16 = 1;
+/// The attribute type bits (without `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER`).
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+fn ne_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
 }
 
-fn elements(message: &SetElementMessage) -> Vec<SetElement> {
+fn ne_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be_u32(value: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(value.try_into().ok()?))
+}
+
+fn be_u64(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.try_into().ok()?))
+}
+
+/// The attributes in `bytes` as `(type, value)` pairs, each length checked.
+fn attributes(mut bytes: &[u8]) -> Result<Vec<(u16, &[u8])>, String> {
     let mut out = Vec::new();
-    for list in &message.attributes {
-        let SetElementList::Elements(items) = list else {
-            continue;
+    while bytes.len() >= 4 {
+        let len = usize::from(ne_u16(bytes, 0).unwrap_or_default());
+        let kind = ne_u16(bytes, 2).unwrap_or_default() & NLA_TYPE_MASK;
+        if len < 4 || len > bytes.len() {
+            return Err(format!(
+                "attribute {kind} of length {len} with {} bytes left",
+                bytes.len()
+            ));
+        }
+        out.push((kind, &bytes[4..len]));
+        bytes = bytes.get(len.next_multiple_of(4)..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+fn set_info(payload: &[u8]) -> Result<SetInfo, String> {
+    let mut info = SetInfo::default();
+    for (kind, value) in attributes(payload)? {
+        let target = match kind {
+            NFTA_SET_FLAGS => &mut info.flags,
+            NFTA_SET_KEY_TYPE => &mut info.key_type,
+            NFTA_SET_KEY_LEN => &mut info.key_len,
+            _ => continue,
         };
-        for item in items {
-            let ListAttribute::Element(attributes) = item else {
+        *target = be_u32(value).ok_or_else(|| format!("set attribute {kind} is not 4 bytes"))?;
+    }
+    Ok(info)
+}
+
+fn elements(payload: &[u8]) -> Result<Vec<SetElement>, String> {
+    let mut out = Vec::new();
+    for (kind, list) in attributes(payload)? {
+        if kind != NFTA_SET_ELEM_LIST_ELEMENTS {
+            continue;
+        }
+        for (kind, item) in attributes(list)? {
+            if kind != NFTA_LIST_ELEM {
                 continue;
-            };
+            }
             let mut element = SetElement {
                 addr: None,
                 timeout: None,
                 expiration: None,
             };
-            for attribute in attributes {
-                match attribute {
-                    SetElementAttribute::Key(DataAttribute::Value(key)) => {
-                        element.addr = address(key);
+            for (kind, value) in attributes(item)? {
+                match kind {
+                    NFTA_SET_ELEM_KEY => {
+                        for (kind, data) in attributes(value)? {
+                            if kind == NFTA_DATA_VALUE {
+                                element.addr = address(data);
+                            }
+                        }
                     }
-                    SetElementAttribute::Timeout(ms) => {
-                        element.timeout = Some(Duration::from_millis(*ms));
+                    NFTA_SET_ELEM_TIMEOUT => {
+                        element.timeout = be_u64(value).map(Duration::from_millis);
                     }
-                    SetElementAttribute::Expiration(ms) => {
-                        element.expiration = Some(Duration::from_millis(*ms));
+                    NFTA_SET_ELEM_EXPIRATION => {
+                        element.expiration = be_u64(value).map(Duration::from_millis);
                     }
                     _ => {}
                 }
@@ -364,7 +429,7 @@ fn elements(message: &SetElementMessage) -> Vec<SetElement> {
             out.push(element);
         }
     }
-    out
+    Ok(out)
 }
 
 fn address(key: &[u8]) -> Option<IpAddr> {
@@ -385,32 +450,46 @@ fn address(key: &[u8]) -> Option<IpAddr> {
 pub(crate) fn parse_replies(mut datagram: &[u8]) -> Result<Vec<Reply>, String> {
     let mut replies = Vec::new();
     while !datagram.is_empty() {
-        let buffer = NetlinkBuffer::new_checked(datagram).map_err(|error| error.to_string())?;
-        let len = buffer.length() as usize;
-        let message = NetlinkMessage::<NetfilterMessage>::deserialize(&datagram[..len])
-            .map_err(|error| error.to_string())?;
-        let seq = message.header.sequence_number;
-        replies.push(match message.payload {
-            NetlinkPayload::Error(error) => match error.code {
-                None => Reply::Ack { seq },
-                Some(code) => Reply::Error {
-                    seq,
-                    errno: code.get().saturating_abs(),
-                },
-            },
-            NetlinkPayload::Done(_) => Reply::Done { seq },
-            NetlinkPayload::InnerMessage(inner) => match inner.inner {
-                NetfilterMessageInner::NfTables(NfTablesMessage::NewSet(set)) => Reply::Set {
-                    seq,
-                    info: set_info(&set),
-                },
-                NetfilterMessageInner::NfTables(NfTablesMessage::NewSetElement(list)) => {
-                    Reply::Elements {
+        let (Some(len), Some(kind), Some(seq)) = (
+            ne_u32(datagram, 0),
+            ne_u16(datagram, 4),
+            ne_u32(datagram, 8),
+        ) else {
+            return Err(format!("{} bytes left, less than a header", datagram.len()));
+        };
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len < NLMSG_HEADER_LEN || len > datagram.len() {
+            return Err(format!(
+                "message of length {len} with {} bytes left",
+                datagram.len()
+            ));
+        }
+        let payload = &datagram[NLMSG_HEADER_LEN..len];
+        let nft_payload = || {
+            payload
+                .get(NFGENMSG_LEN..)
+                .ok_or_else(|| format!("nf_tables message of length {len}"))
+        };
+        replies.push(match kind {
+            NLMSG_ERROR => {
+                let code = ne_u32(payload, 0).ok_or("truncated error message")?;
+                // The code is a negative errno, as an i32 in host order.
+                match i32::from_ne_bytes(code.to_ne_bytes()) {
+                    0 => Reply::Ack { seq },
+                    code => Reply::Error {
                         seq,
-                        elements: elements(&list),
-                    }
+                        errno: code.saturating_abs(),
+                    },
                 }
-                _ => Reply::Other { seq },
+            }
+            NLMSG_DONE => Reply::Done { seq },
+            NFT_NEWSET => Reply::Set {
+                seq,
+                info: set_info(nft_payload()?)?,
+            },
+            NFT_NEWSETELEM => Reply::Elements {
+                seq,
+                elements: elements(nft_payload()?)?,
             },
             _ => Reply::Other { seq },
         });
@@ -738,6 +817,29 @@ mod tests {
         let mut long = full.clone();
         long[0] = 0xff;
         assert!(parse_replies(&long).is_err());
+    }
+
+    #[test]
+    fn mutated_replies_never_panic() {
+        // Every single-byte change (three values per position) of every recorded reply, and
+        // every prefix: decode or fail, never panic. The kernel is trusted, but a decoder
+        // bug must not take the daemon down.
+        for reply in [
+            KERNEL_NEWSET,
+            KERNEL_ACK,
+            KERNEL_ELEMENTS,
+            KERNEL_EMPTY_AND_DONE,
+        ] {
+            let original = hex(reply);
+            for at in 0..original.len() {
+                for value in [0x00, 0xff, original[at] ^ 0x80] {
+                    let mut bytes = original.clone();
+                    bytes[at] = value;
+                    let _ = parse_replies(&bytes);
+                }
+                let _ = parse_replies(&original[..at]);
+            }
+        }
     }
 
     #[test]
