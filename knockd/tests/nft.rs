@@ -461,3 +461,61 @@ fn example_ruleset_and_config_fit_together() {
     }
     assert_eq!(checked, 2, "the example has an IPv4 and an IPv6 set");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn validate_doors_and_check_name_the_door_and_the_set() {
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |sets: &str| {
+        let path = dir.path().join("knockd.conf");
+        std::fs::write(&path, format!("[ssh]\nsequence = 7000,8000\n{sets}\n")).unwrap();
+        let output = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                env!("CARGO_BIN_EXE_knockd"),
+                "--check",
+                "-c",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (status, stderr) = check("nft_set = inet knockd ssh4\nnft_set_6 = inet knockd ssh6");
+    assert_eq!(status, Some(0), "{stderr}");
+    let (status, stderr) = check("nft_set = inet knockd nosuch");
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("door \"ssh\": nftables set inet knockd nosuch does not exist"),
+        "{stderr}"
+    );
+    let (status, stderr) = check("nft_set = inet knockd ssh4\nnft_set_6 = inet knockd plain4");
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("inet knockd plain4"), "{stderr}");
+
+    let mut sets = ns.open();
+    let config = knock_core::Config::parse(
+        "[a]\nsequence = 1\nnft_set = inet knockd ssh4\n[b]\nsequence = 2\nnft_set_6 = inet knockd ssh6\n\
+         [c]\nsequence = 3\nnft_set = ip only4 s\nnft_set_6 = ip6 only6 s\n[d]\nsequence = 4\n",
+    )
+    .unwrap()
+    .config;
+    assert_eq!(sets.validate_doors(&config.doors).unwrap(), 4);
+    let config = knock_core::Config::parse(
+        "[a]\nsequence = 1\nnft_set = inet knockd ssh4\n[b]\nsequence = 2\nnft_set_6 = inet knockd marks\n",
+    )
+    .unwrap()
+    .config;
+    let error = sets.validate_doors(&config.doors).unwrap_err();
+    assert_eq!(error.door, "b");
+    assert!(
+        matches!(error.source, NftError::WrongType { .. }),
+        "{error:?}"
+    );
+}

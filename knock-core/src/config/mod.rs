@@ -174,8 +174,8 @@ pub struct Door {
     /// `Start_Command_6` (alias `Command_6`). `None` falls back to `start_command`;
     /// `Some("")` runs nothing for IPv6 knockers.
     pub start_command_6: Option<String>,
-    /// `Cmd_Timeout`: delay between the start and the stop command. Default
-    /// [`DEFAULT_CMD_TIMEOUT`].
+    /// `Cmd_Timeout`: delay between the start and the stop command, and the timeout of the
+    /// elements added to `nft_set`/`nft_set_6`. Default [`DEFAULT_CMD_TIMEOUT`].
     pub cmd_timeout: Duration,
     /// `Stop_Command`.
     pub stop_command: Option<String>,

@@ -36,6 +36,7 @@ use std::ops::Range;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use knock_core::Door;
 use knock_core::config::NftSetRef;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::errno::Errno;
@@ -200,6 +201,18 @@ pub enum NftError {
     },
 }
 
+/// A door whose nftables set failed [`NftSets::validate_doors`].
+#[derive(Debug, thiserror::Error)]
+#[error("door \"{door}\": {source}")]
+#[non_exhaustive]
+pub struct DoorSetError {
+    /// The door's name.
+    pub door: String,
+    /// What is wrong with its set.
+    #[source]
+    pub source: NftError,
+}
+
 /// A netlink connection to nf_tables. Cheap to keep open for the life of the daemon; one
 /// request at a time (`&mut self`).
 #[derive(Debug)]
@@ -312,6 +325,32 @@ impl NftSets {
             return Err(NftError::NoTimeoutFlag { set: set.clone() });
         }
         Ok(())
+    }
+
+    /// Validates every set the doors name: `nft_set` for IPv4 knockers, `nft_set_6` for
+    /// IPv6 ones (at start, on reload and in `--check` as root). Returns how many sets were
+    /// checked.
+    ///
+    /// # Errors
+    ///
+    /// The first door whose set is missing or unsuitable.
+    pub fn validate_doors(&mut self, doors: &[Door]) -> Result<usize, DoorSetError> {
+        let mut checked = 0;
+        for door in doors {
+            let sets = [
+                (&door.nft_set, AddressFamily::Ipv4),
+                (&door.nft_set_6, AddressFamily::Ipv6),
+            ];
+            for (set, family) in sets {
+                let Some(set) = set else { continue };
+                self.validate(set, family).map_err(|source| DoorSetError {
+                    door: door.name.clone(),
+                    source,
+                })?;
+                checked += 1;
+            }
+        }
+        Ok(checked)
     }
 
     /// Adds `{ addr timeout timeout }` to `set`, or restarts the element's timeout at
