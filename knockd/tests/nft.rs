@@ -73,16 +73,21 @@ impl Netns {
         run("ip", &full, input)
     }
 
-    /// Opens an [`NftSets`] inside the namespace.
-    fn open(&self) -> NftSets {
+    /// Runs `f` on a thread that has joined the namespace (sockets it opens stay there).
+    fn run_in<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/run/netns/{}", self.name);
         thread::spawn(move || {
             let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
             setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            NftSets::open().expect("netlink socket")
+            f()
         })
         .join()
         .expect("thread")
+    }
+
+    /// Opens an [`NftSets`] inside the namespace.
+    fn open(&self) -> NftSets {
+        self.run_in(|| NftSets::open().expect("netlink socket"))
     }
 
     /// `(timeout, expires)` in seconds of element `addr` in `family table set`, from
@@ -518,4 +523,70 @@ fn validate_doors_and_check_name_the_door_and_the_set() {
         matches!(error.source, NftError::WrongType { .. }),
         "{error:?}"
     );
+}
+
+/// Whether a TCP connection to `addr` inside the namespace is accepted within `wait` (a
+/// dropped SYN shows as a timeout; the listener accepts).
+fn connects(ns: &Netns, addr: std::net::SocketAddr, wait: Duration) -> bool {
+    ns.run_in(move || std::net::TcpStream::connect_timeout(&addr, wait).is_ok())
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_example_ruleset_opens_port_22_while_the_element_lives() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/configs");
+    let ruleset = std::fs::read_to_string(dir.join("nft-native.nft")).unwrap();
+    let ns = Netns::with_ruleset(&ruleset);
+    run("ip", &["-n", &ns.name, "link", "set", "lo", "up"], None);
+    // A listener on 127.0.0.1:22 and [::1]:22 inside the namespace, accepting forever.
+    let listeners = ns.run_in(|| {
+        (
+            std::net::TcpListener::bind("127.0.0.1:22").expect("bind 127.0.0.1:22"),
+            std::net::TcpListener::bind("[::1]:22").expect("bind [::1]:22"),
+        )
+    });
+    let v4: std::net::SocketAddr = "127.0.0.1:22".parse().unwrap();
+    let v6: std::net::SocketAddr = "[::1]:22".parse().unwrap();
+    // Short waits only where the answer is "dropped": the SYN is never answered.
+    let dropped = Duration::from_millis(300);
+    assert!(
+        !connects(&ns, v4, dropped),
+        "port 22 must be closed before a knock"
+    );
+    assert!(
+        !connects(&ns, v6, dropped),
+        "port 22 must be closed before a knock"
+    );
+
+    let mut sets = ns.open();
+    let set4 = set(NftFamily::Inet, "knockd", "ssh4");
+    let set6 = set(NftFamily::Inet, "knockd", "ssh6");
+    sets.add_element(&set4, v4.ip(), Duration::from_secs(1))
+        .unwrap();
+    sets.add_element(&set6, v6.ip(), Duration::from_secs(1))
+        .unwrap();
+    assert!(
+        connects(&ns, v4, PATIENCE),
+        "the element must open port 22 (IPv4)"
+    );
+    assert!(
+        connects(&ns, v6, PATIENCE),
+        "the element must open port 22 (IPv6)"
+    );
+
+    // The kernel removes the elements by itself; then the port is closed again.
+    let start = Instant::now();
+    while !sets.elements(&set4).unwrap().is_empty() || !sets.elements(&set6).unwrap().is_empty() {
+        assert!(start.elapsed() < PATIENCE, "the elements never expired");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !connects(&ns, v4, dropped),
+        "port 22 must close when the element expires"
+    );
+    assert!(
+        !connects(&ns, v6, dropped),
+        "port 22 must close when the element expires"
+    );
+    drop(listeners);
 }
