@@ -2,7 +2,9 @@
 //! actually run, with the command-line overrides) and every warning.
 //!
 //! The canonical text goes to stdout (it parses back to the same configuration); warnings go
-//! to stderr as `warning: FILE:LINE: …`. Exit status 0 if valid, 1 if not.
+//! to stderr as `warning: FILE:LINE: …`. As root, the nftables sets named by `Nft_Set` /
+//! `Nft_Set_6` must also exist and fit (see [`crate::nft::NftSets::validate`]). Exit status 0
+//! if valid, 1 if not.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -31,10 +33,34 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
     if let Some(warning) = settings.overlap_warning() {
         let _ = writeln!(stderr, "warning: {warning}");
     }
+    check_nft_sets(&loaded, &mut stderr)?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(render(&shown, &loaded, &settings).as_bytes());
     let _ = out.flush();
     Ok(Exit::Success)
+}
+
+/// As root, checks the nftables sets the doors name (`Nft_Set`, `Nft_Set_6`) in the current
+/// network namespace; otherwise says that they were not checked.
+fn check_nft_sets(loaded: &Loaded, stderr: &mut impl std::io::Write) -> Result<(), Error> {
+    let doors = &loaded.config.doors;
+    if !doors
+        .iter()
+        .any(|door| door.nft_set.is_some() || door.nft_set_6.is_some())
+    {
+        return Ok(());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        let _ = writeln!(
+            stderr,
+            "note: not running as root: the nftables sets were not checked"
+        );
+        return Ok(());
+    }
+    let mut sets = crate::nft::NftSets::open().map_err(|e| Error::Fatal(e.to_string()))?;
+    sets.validate_doors(doors)
+        .map_err(|e| Error::Fatal(e.to_string()))?;
+    Ok(())
 }
 
 /// The text `--check` prints: a comment header with the effective settings, then the

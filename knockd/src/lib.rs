@@ -11,6 +11,7 @@
 //! * [`server`]: the daemon's event loop (capture events, signals, timers, finished
 //!   commands);
 //! * [`executor`]: running start/stop commands off the event loop, in order per knocker;
+//! * [`nft`]: nftables set elements over netlink (native doors, `Nft_Set`);
 //! * [`state`]: the pending-stops state file;
 //! * [`ots`]: one-time sequences files, updated atomically;
 //! * [`logging`]: log file, syslog, `-v`/`-D` output, JSON lines;
@@ -51,6 +52,7 @@ pub mod executor;
 pub mod load;
 pub mod logging;
 pub mod lookup;
+pub mod nft;
 pub mod ots;
 pub mod process;
 pub mod replay;

@@ -150,7 +150,8 @@ impl fmt::Display for Door {
             }
         }
         let has_stop = self.stop_command.is_some() || self.stop_command_6.is_some();
-        if has_stop || self.cmd_timeout != DEFAULT_CMD_TIMEOUT {
+        let has_set = self.nft_set.is_some() || self.nft_set_6.is_some();
+        if has_stop || has_set || self.cmd_timeout != DEFAULT_CMD_TIMEOUT {
             key_value(f, "cmd_timeout", DisplayDuration(self.cmd_timeout))?;
         }
         let stops = [
@@ -164,6 +165,11 @@ impl fmt::Display for Door {
         }
         if let Some(target) = self.target {
             key_value(f, "target", target)?;
+        }
+        for (key, set) in [("nft_set", &self.nft_set), ("nft_set_6", &self.nft_set_6)] {
+            if let Some(set) = set {
+                key_value(f, key, set)?;
+            }
         }
         Ok(())
     }

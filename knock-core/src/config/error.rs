@@ -306,6 +306,64 @@ pub enum ConfigErrorKind {
         /// The door's name.
         door: String,
     },
+    /// An `nft_set` value that is not three words.
+    #[error(
+        "invalid value \"{text}\" for {key} (expected FAMILY TABLE SET, e.g. \"inet knockd \
+         ssh4\")"
+    )]
+    NftSetSyntax {
+        /// The key as written (lower case).
+        key: String,
+        /// The value as written.
+        text: String,
+    },
+    /// An nftables family other than `ip`, `ip6` and `inet`.
+    #[error("unknown nftables family \"{text}\" for {key} (expected ip, ip6 or inet)")]
+    NftFamily {
+        /// The key as written (lower case).
+        key: String,
+        /// The family as written.
+        text: String,
+    },
+    /// A table or set name that is not an nft identifier.
+    #[error(
+        "invalid nftables {what} name \"{text}\" (expected a letter or \"_\", then letters, \
+         digits, \"_\", \"-\", \".\" or \"/\"; at most 255 bytes)"
+    )]
+    NftName {
+        /// `table` or `set`.
+        what: &'static str,
+        /// The name as written.
+        text: String,
+    },
+    /// `nft_set` naming an `ip6` table, or `nft_set_6` an `ip` one.
+    #[error("{}", nft_wrong_family_message(*family))]
+    NftSetWrongFamily {
+        /// The family given (`ip6` for `nft_set`, `ip` for `nft_set_6`).
+        family: super::NftFamily,
+    },
+    /// A door with an nftables set and a `cmd_timeout` under 1 ms (reported at its header):
+    /// the kernel would keep the element forever.
+    #[error(
+        "door \"{door}\" adds to an nftables set but its cmd_timeout is under 1ms; the element's \
+         timeout is cmd_timeout and must be at least 1ms"
+    )]
+    NftSetWithoutTimeout {
+        /// The door's name.
+        door: String,
+    },
+}
+
+fn nft_wrong_family_message(family: super::NftFamily) -> String {
+    let (key, knockers, other) = if family == super::NftFamily::Ip {
+        ("nft_set_6", "IPv6", "nft_set")
+    } else {
+        ("nft_set", "IPv4", "nft_set_6")
+    };
+    format!(
+        "{key} is for {knockers} knockers and cannot name an {family} table (use {other} for \
+         {family} sets, or an inet table)"
+    )
 }
 
 fn hint_suffix(hint: Option<&str>) -> String {

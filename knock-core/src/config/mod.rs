@@ -22,7 +22,8 @@
 //!   `PidFile = PATH`, `Interface = NAME[,NAME…]`.
 //! * Door keys: `Sequence`, `One_Time_Sequences = PATH`, `Seq_Timeout` (alias `Timeout`,
 //!   default 25 s), `TCPFlags`, `Start_Command` (alias `Command`), `Start_Command_6` (alias
-//!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`.
+//!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`, `Nft_Set`,
+//!   `Nft_Set_6`.
 //!   A door key in `[options]` or an options key in a door is an error. Every door needs a
 //!   `Sequence` or a `One_Time_Sequences` file.
 //! * Sequence: `port[:proto]` items separated by commas, blanks around `,` and `:` allowed
@@ -39,6 +40,11 @@
 //! * Commands are kept verbatim (after trimming); an empty `_6` command (`command_6 =`) means
 //!   "run nothing for IPv6", an absent one falls back to the IPv4 command.
 //! * `Target` must be an IP address (any valid spelling, e.g. `fd99:0:0::2`).
+//! * `Nft_Set = FAMILY TABLE SET` (IPv4 knockers) and `Nft_Set_6 = FAMILY TABLE SET` (IPv6
+//!   knockers): three words separated by blanks; FAMILY is `ip`, `ip6` or `inet` (lower
+//!   case, as nft writes it; `Nft_Set` cannot name an `ip6` table nor `Nft_Set_6` an `ip`
+//!   one); TABLE and SET are nft identifiers ([`is_nft_identifier`]). A door with a set
+//!   needs a `Cmd_Timeout` of at least 1 ms (the element's timeout).
 //!
 //! One-time sequence files use the sequence syntax, one per line: see [`crate::ots`].
 
@@ -49,10 +55,12 @@ use crate::time::Duration;
 
 mod display;
 mod error;
+mod nft;
 mod parse;
 
 pub use display::{DisplayDuration, DisplaySequence};
 pub use error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
+pub use nft::{MAX_NFT_NAME_LEN, NftFamily, NftSetRef, is_nft_identifier};
 pub(crate) use parse::{Located, sequence_value, split_lines};
 pub use parse::{Parsed, parse_sequence};
 
@@ -172,8 +180,8 @@ pub struct Door {
     /// `Start_Command_6` (alias `Command_6`). `None` falls back to `start_command`;
     /// `Some("")` runs nothing for IPv6 knockers.
     pub start_command_6: Option<String>,
-    /// `Cmd_Timeout`: delay between the start and the stop command. Default
-    /// [`DEFAULT_CMD_TIMEOUT`].
+    /// `Cmd_Timeout`: delay between the start and the stop command, and the timeout of the
+    /// elements added to `nft_set`/`nft_set_6`. Default [`DEFAULT_CMD_TIMEOUT`].
     pub cmd_timeout: Duration,
     /// `Stop_Command`.
     pub stop_command: Option<String>,
@@ -181,6 +189,12 @@ pub struct Door {
     pub stop_command_6: Option<String>,
     /// `Target`: the only destination this door accepts (instead of the local addresses).
     pub target: Option<IpAddr>,
+    /// `Nft_Set = FAMILY TABLE SET`: IPv4 knockers' addresses go into this nftables set,
+    /// with `cmd_timeout` as the element's timeout (family `ip` or `inet`).
+    pub nft_set: Option<NftSetRef>,
+    /// `Nft_Set_6 = FAMILY TABLE SET`: the set for IPv6 knockers (family `ip6` or `inet`).
+    /// There is no fallback to `nft_set`: a set holds one address type.
+    pub nft_set_6: Option<NftSetRef>,
 }
 
 impl Door {
@@ -199,6 +213,17 @@ impl Door {
             stop_command: None,
             stop_command_6: None,
             target: None,
+            nft_set: None,
+            nft_set_6: None,
+        }
+    }
+
+    /// The nftables set for a knocker at `source`: `nft_set` for IPv4, `nft_set_6` for IPv6.
+    #[must_use]
+    pub fn nft_set_for(&self, source: IpAddr) -> Option<&NftSetRef> {
+        match source {
+            IpAddr::V4(_) => self.nft_set.as_ref(),
+            IpAddr::V6(_) => self.nft_set_6.as_ref(),
         }
     }
 

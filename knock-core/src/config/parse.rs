@@ -16,6 +16,7 @@ use nom::sequence::preceded;
 use nom::{IResult, Offset, Parser};
 
 use super::error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
+use super::nft::nft_set_value;
 use super::{Config, Door, FlagRule, Knock, MAX_DURATION, MAX_SEQUENCE_LEN};
 use crate::packet::{Protocol, TcpFlags};
 use crate::time::Duration;
@@ -128,7 +129,7 @@ pub(crate) struct Located {
 
 impl Located {
     /// An error at the start of `part`, a sub-slice of `line`.
-    fn at(line: &str, part: &str, kind: ConfigErrorKind) -> Self {
+    pub(super) fn at(line: &str, part: &str, kind: ConfigErrorKind) -> Self {
         Self {
             offset: line.offset(part),
             kind,
@@ -231,6 +232,8 @@ enum Key {
     StopCommand,
     StopCommand6,
     Target,
+    NftSet,
+    NftSet6,
 }
 
 impl Key {
@@ -243,7 +246,7 @@ impl Key {
 }
 
 /// Every spelling knockd 0.8 accepts (lower case; keys are compared case-insensitively).
-const KEYS: [(&str, Key); 17] = [
+const KEYS: [(&str, Key); 19] = [
     ("usesyslog", Key::UseSyslog),
     ("logfile", Key::LogFile),
     ("pidfile", Key::PidFile),
@@ -261,6 +264,8 @@ const KEYS: [(&str, Key); 17] = [
     ("stop_command", Key::StopCommand),
     ("stop_command_6", Key::StopCommand6),
     ("target", Key::Target),
+    ("nft_set", Key::NftSet),
+    ("nft_set_6", Key::NftSet6),
 ];
 
 fn lookup_key(key: &str) -> Option<Key> {
@@ -518,6 +523,12 @@ impl FileParser {
                             })
                         })?);
                     }
+                    Key::NftSet => {
+                        door.nft_set = Some(nft_set_value(line, key_text, value, false)?)
+                    }
+                    Key::NftSet6 => {
+                        door.nft_set_6 = Some(nft_set_value(line, key_text, value, true)?)
+                    }
                     Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface => {
                         return Err(option_in_door(door));
                     }
@@ -603,6 +614,18 @@ impl FileParser {
                 &header_text,
                 header_text.trim_start(),
                 ConfigErrorKind::EmptySequence {
+                    door: door.name.clone(),
+                },
+            );
+            return Err(located.into_error(header_line, &header_text));
+        }
+        if (door.nft_set.is_some() || door.nft_set_6.is_some())
+            && door.cmd_timeout < Duration::from_millis(1)
+        {
+            let located = Located::at(
+                &header_text,
+                header_text.trim_start(),
+                ConfigErrorKind::NftSetWithoutTimeout {
                     door: door.name.clone(),
                 },
             );
