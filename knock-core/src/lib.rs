@@ -107,6 +107,7 @@ pub mod config;
 pub mod matcher;
 pub mod ots;
 pub mod packet;
+pub mod spa;
 pub mod time;
 
 pub use config::{Config, ConfigError, Door, FlagRule, Knock, Parsed, Warning};
