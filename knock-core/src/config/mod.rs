@@ -24,7 +24,7 @@
 //!   default 25 s), `TCPFlags`, `Start_Command` (alias `Command`), `Start_Command_6` (alias
 //!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`.
 //!   A door key in `[options]` or an options key in a door is an error. Every door needs a
-//!   `Sequence` or a `One_Time_Sequences` file.
+//!   `Sequence` or a `One_Time_Sequences` file, or is an SPA door (below).
 //! * Sequence: `port[:proto]` items separated by commas, blanks around `,` and `:` allowed
 //!   (`7000, 8000 : udp`); protocol `tcp` (default) or `udp`, any case; at most
 //!   [`MAX_SEQUENCE_LEN`] items. Ports are 1–65535. Errors where 0.8 guessed: empty items,
@@ -37,6 +37,12 @@
 //! * Commands are kept verbatim (after trimming); an empty `_6` command (`command_6 =`) means
 //!   "run nothing for IPv6", an absent one falls back to the IPv4 command.
 //! * `Target` must be an IP address (any valid spelling, e.g. `fd99:0:0::2`).
+//! * SPA doors ([`crate::spa`], fwknop-compatible): `SPA_Key_Base64` or `SPA_Key_File`,
+//!   `SPA_HMAC_Key_Base64` or `SPA_HMAC_Key_File` (keys as `fwknop --key-gen` prints them),
+//!   `SPA_Access = tcp/22[,udp/1194…]` (required), `SPA_Port` (default `62201:udp`; UDP
+//!   only), `SPA_Max_Age` (a duration, default 120 s), `SPA_Require_Source = yes|no`
+//!   (default no). An SPA door has no `Sequence` or `One_Time_Sequences`. Displayed
+//!   configurations show inline keys as `<secret>`.
 //!
 //! One-time sequence files use the sequence syntax, one per line: see [`crate::ots`].
 
@@ -48,11 +54,13 @@ use crate::time::Duration;
 mod display;
 mod error;
 mod parse;
+mod spa;
 
 pub use display::{DisplayDuration, DisplaySequence};
 pub use error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
 pub(crate) use parse::{Located, sequence_value, split_lines};
 pub use parse::{Parsed, parse_sequence};
+pub use spa::{SpaConfig, SpaKeySource};
 
 /// knockd 0.8's default `Seq_Timeout`: 25 seconds.
 pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
@@ -175,6 +183,8 @@ pub struct Door {
     pub stop_command_6: Option<String>,
     /// `Target`: the only destination this door accepts (instead of the local addresses).
     pub target: Option<IpAddr>,
+    /// The `SPA_*` directives: an SPA door (no sequence), see [`SpaConfig`].
+    pub spa: Option<SpaConfig>,
 }
 
 impl Door {
@@ -193,6 +203,7 @@ impl Door {
             stop_command: None,
             stop_command_6: None,
             target: None,
+            spa: None,
         }
     }
 
