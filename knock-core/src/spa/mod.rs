@@ -915,6 +915,14 @@ fn decode_authenticated(packet: &[u8], keys: &SpaKeys) -> Result<SpaMessage, Ref
     parse_plaintext(&plain)
 }
 
+/// The plaintext parser alone, for the fuzz target (`cfg(fuzzing)` only): what a holder of
+/// the keys could make the decoder parse.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn parse_plaintext_for_fuzzing(plain: &[u8]) -> Result<SpaMessage, Refusal> {
+    parse_plaintext(plain)
+}
+
 /// The replay-cache key of a packet: SHA-256 of the payload as received.
 #[must_use]
 pub fn packet_digest(packet: &[u8]) -> [u8; 32] {

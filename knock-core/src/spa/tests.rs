@@ -513,3 +513,29 @@ fn replay_cache_full_refuses_authentic_packet() {
         Err(Refusal::ReplayCacheFull { capacity: 1 })
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_payloads_are_refused_unauthenticated(payload in proptest::collection::vec(any::<u8>(), 0..1600)) {
+            let refusal = door()
+                .verify(TS, source(), &payload, &mut ReplayCache::default())
+                .unwrap_err();
+            prop_assert!(refusal.is_unauthenticated(), "{refusal:?}");
+        }
+
+        #[test]
+        fn base64_payloads_are_refused_by_the_hmac(payload in "[A-Za-z0-9+/]{140,399}") {
+            prop_assert_eq!(decode(payload.as_bytes(), &keys()), Err(Refusal::BadHmac));
+        }
+
+        #[test]
+        fn plaintext_parser_never_panics(body in "[0-9]{16}:[A-Za-z0-9+/:=.,]{0,120}") {
+            let _ = parse_plaintext(with_digest(&body).as_bytes());
+            let _ = parse_plaintext(body.as_bytes());
+        }
+    }
+}
