@@ -2,7 +2,9 @@
 
 use core::fmt;
 
-use crate::spa::{AccessPort, DEFAULT_MAX_AGE_SECS, DEFAULT_PORT, DisplayAccess, SecretKey};
+use crate::spa::{
+    AccessPort, DEFAULT_MAX_AGE_SECS, DEFAULT_PORT, DisplayAccess, SecretKey, SpaDoor, SpaKeys,
+};
 use crate::time::Duration;
 
 /// Where an SPA key comes from: inline base64 in knockd.conf, or a file.
@@ -50,6 +52,31 @@ impl SpaConfig {
             max_age: Duration::from_secs(DEFAULT_MAX_AGE_SECS),
             require_source: false,
         }
+    }
+}
+
+impl SpaConfig {
+    /// The inline keys, when both keys are inline (`None` when a key comes from a file:
+    /// the caller reads it, see [`SpaKeySource::File`]).
+    ///
+    /// # Errors
+    /// [`KeyError`](crate::spa::KeyError) when the keys are unusable together.
+    pub fn inline_keys(&self) -> Option<Result<SpaKeys, crate::spa::KeyError>> {
+        match (&self.key, &self.hmac_key) {
+            (SpaKeySource::Inline(key), SpaKeySource::Inline(hmac)) => {
+                Some(SpaKeys::new(key.clone(), hmac.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The verifier for this door, given its keys (inline or read from the key files).
+    #[must_use]
+    pub fn door(&self, keys: SpaKeys) -> SpaDoor {
+        let mut door = SpaDoor::new(keys, self.access.clone());
+        door.max_age = self.max_age.as_secs();
+        door.require_source = self.require_source;
+        door
     }
 }
 
@@ -120,6 +147,9 @@ mod tests {
         assert_eq!(spa.port, 62201);
         assert_eq!(spa.max_age, Duration::from_secs(120));
         assert!(!spa.require_source);
+        let door = spa.door(spa.inline_keys().unwrap().unwrap());
+        assert_eq!(door.max_age, 120);
+        assert_eq!(door.access, spa.access);
     }
 
     #[test]
