@@ -137,7 +137,9 @@ impl fmt::Display for Door {
         if let Some(path) = &self.one_time_sequences {
             key_text(f, "one_time_sequences", path)?;
         }
-        key_value(f, "seq_timeout", DisplayDuration(self.seq_timeout))?;
+        if self.spa.is_none() || self.seq_timeout != super::DEFAULT_SEQ_TIMEOUT {
+            key_value(f, "seq_timeout", DisplayDuration(self.seq_timeout))?;
+        }
         if !self.tcp_flags.is_any() {
             key_value(f, "tcpflags", self.tcp_flags)?;
         }
