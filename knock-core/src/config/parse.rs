@@ -145,12 +145,18 @@ impl Located {
 
 type LineResult<T> = Result<T, Located>;
 
-/// The line as an error may quote it: the value of a directive whose key mentions "key"
-/// (`SPA_Key_Base64`, a misspelling of it…) is replaced by `<secret>`, so secrets never
-/// reach error messages.
+/// The line as an error may quote it: the value of a directive whose key mentions "key" or
+/// "secret" (`SPA_Key_Base64`, a misspelling of it…) is replaced by `<secret>`, so secrets
+/// never reach error messages.
 fn redact_secret(line: &str) -> String {
     match line.split_once('=') {
-        Some((key, _)) if key.to_ascii_lowercase().contains("key") => format!("{key}= <secret>"),
+        Some((key, _))
+            if ["key", "secret"]
+                .iter()
+                .any(|word| key.to_ascii_lowercase().contains(word)) =>
+        {
+            format!("{key}= <secret>")
+        }
         _ => line.to_owned(),
     }
 }
