@@ -12,6 +12,8 @@
 //!   and the passing of time and produces [`Action`]s (stage reached, door opened, stop
 //!   command due, attempt timed out or invalidated).
 //! * [`ots`]: one-time-sequence files as pure functions over their text.
+//! * [`spa`]: fwknop-compatible single packet authorization: verify (HMAC first, replay
+//!   cache, age, access) and encode SPA packets.
 //! * [`time`] and [`packet`]: the crate-owned [`Instant`] and the [`PacketEvent`] input.
 //!
 //! # What it does not do
@@ -107,6 +109,7 @@ pub mod config;
 pub mod matcher;
 pub mod ots;
 pub mod packet;
+pub mod spa;
 pub mod time;
 
 pub use config::{Config, ConfigError, Door, FlagRule, Knock, Parsed, Warning};

@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use knock_core::spa::AccessPort;
 use knock_core::{Knock, Protocol};
 
-use crate::door::{DoorError, load_door_sequence};
+use crate::door::{DoorError, DoorPlan, load_door};
 use crate::send::{AddressFamily, KnockError, KnockOptions, knock_with, resolve_scoped};
+use crate::spa::{SpaError, SpaSend, load_keys, send_spa};
 use crate::spec::PortSpec;
 
 /// The process exit statuses of `knock`, in one place (also listed by `--help`).
@@ -27,7 +29,7 @@ pub enum Status {
     /// Invalid command line: unknown option, bad port or delay, missing ports. Nothing sent.
     Usage = 2,
     /// `--door`: the configuration or one-time-sequence file is unreadable or invalid, or
-    /// has no such door. Nothing sent.
+    /// has no such door, or an SPA door's keys are unusable. Nothing sent.
     Config = 3,
 }
 
@@ -47,7 +49,11 @@ Exit status:
   0  every hit was sent (also --help, --version)
   1  resolving the host or sending a hit failed
   2  invalid command line (nothing sent)
-  3  --door: configuration unreadable or invalid, or no such door (nothing sent)
+  3  --door: configuration unreadable or invalid, no such door, or unusable SPA keys
+     (nothing sent)
+
+--door NAME with an SPA door (SPA_* keys in knockd.conf) sends one fwknop-compatible SPA
+packet over UDP to the door's SPA_Port instead of a sequence (--allow, --access).
 
 Example:  knock myserver.example.com 123:tcp 456:udp 789:tcp";
 
@@ -103,6 +109,26 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
+    /// SPA door: the address to let in [default: the packet's source (0.0.0.0)]
+    #[arg(
+        long = "allow",
+        value_name = "ADDR",
+        requires = "door",
+        conflicts_with = "ports"
+    )]
+    pub allow: Option<IpAddr>,
+
+    /// SPA door: the protocols/ports to ask for, e.g. tcp/22,udp/1194 [default: the door's
+    /// SPA_Access]
+    #[arg(
+        long = "access",
+        value_name = "PROTO/PORT,...",
+        requires = "door",
+        conflicts_with = "ports",
+        value_parser = parse_access
+    )]
+    pub access: Option<AccessList>,
+
     /// Send from this local address
     #[arg(long = "source-address", value_name = "ADDR")]
     pub source_address: Option<IpAddr>,
@@ -128,6 +154,16 @@ pub struct Cli {
 /// the door's `seq_timeout`, so a longer pause is a mistake; knock 0.8 (and this client
 /// before, issue 10 item 17) took `-d 18446744073709551615` and slept forever.
 pub const MAX_DELAY_MS: u64 = 3_600_000;
+
+/// A `--access` list: `tcp/22,udp/1194`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessList(pub Vec<AccessPort>);
+
+fn parse_access(text: &str) -> Result<AccessList, String> {
+    AccessPort::parse_list(text)
+        .map(AccessList)
+        .map_err(|error| error.to_string())
+}
 
 /// Parses `-d`: a whole number of milliseconds, not negative, at most [`MAX_DELAY_MS`].
 fn parse_delay(text: &str) -> Result<Duration, String> {
@@ -205,6 +241,9 @@ pub enum RunError {
     /// Resolving or sending failed.
     #[error(transparent)]
     Knock(#[from] KnockError),
+    /// An SPA door's packet could not be made or sent.
+    #[error(transparent)]
+    Spa(#[from] SpaError),
 }
 
 impl RunError {
@@ -213,7 +252,10 @@ impl RunError {
     pub fn status(&self) -> Status {
         match self {
             Self::Door(_) => Status::Config,
-            Self::Knock(_) => Status::KnockFailed,
+            Self::Knock(_) | Self::Spa(SpaError::Send(_) | SpaError::Random(_)) => {
+                Status::KnockFailed
+            }
+            Self::Spa(_) => Status::Config,
         }
     }
 }
@@ -223,9 +265,13 @@ impl RunError {
 /// # Errors
 /// See [`RunError`]; nothing is sent when the door or the host cannot be resolved.
 pub fn run(cli: &Cli, verbose_out: &mut dyn Write) -> Result<(), RunError> {
-    let sequence = match &cli.door {
-        Some(name) => load_door_sequence(cli.config_path(), name)?,
-        None => cli.command_line_sequence(),
+    let plan = match &cli.door {
+        Some(name) => load_door(cli.config_path(), name)?,
+        None => DoorPlan::Sequence(cli.command_line_sequence()),
+    };
+    let keys = match &plan {
+        DoorPlan::Spa(spa) => Some(load_keys(spa)?),
+        _ => None,
     };
     let (target, scope_id) = match resolve_scoped(&cli.host, cli.family()) {
         // The family was only a preference taken from --source-address: resolve without it
@@ -238,6 +284,27 @@ pub fn run(cli: &Cli, verbose_out: &mut dyn Write) -> Result<(), RunError> {
         resolved => resolved?,
     };
     let options = cli.options().with_scope_id(scope_id);
+    let sequence = match (plan, keys) {
+        (DoorPlan::Spa(spa), Some(keys)) => {
+            let what = SpaSend {
+                allow: cli.allow,
+                access: cli.access.clone().map(|list| list.0),
+                ..SpaSend::default()
+            };
+            if cli.verbose {
+                let _ = writeln!(verbose_out, "sending SPA packet udp {target}:{}", spa.port)
+                    .and_then(|()| verbose_out.flush());
+            }
+            send_spa(target, &spa, &keys, &what, &options)?;
+            return Ok(());
+        }
+        (DoorPlan::Sequence(sequence), _) => sequence,
+        (_, _) => {
+            return Err(RunError::Door(DoorError::NoSequence {
+                door: cli.door.clone().unwrap_or_default(),
+            }));
+        }
+    };
     knock_with(target, &sequence, &options, |hit| {
         if cli.verbose {
             // A closed stdout must not stop the knock itself.
@@ -509,6 +576,119 @@ mod tests {
         let mut out = Vec::new();
         run(&cli, &mut out).unwrap();
         assert!(out.is_empty(), "quiet without -v");
+    }
+
+    #[test]
+    fn spa_door_sends_a_packet_the_door_accepts() {
+        use knock_core::spa::{Refusal, ReplayCache, SpaDoor};
+        use std::net::UdpSocket;
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let hmac_path = dir.path().join("hmac.key");
+        std::fs::write(
+            &hmac_path,
+            "wMipfKH7Up65R3ciFGUHP2jSPFU0OjvpMsumO1r51Q9/8e5aLg2M9fvbWV+pqmirbzwYgBRQHzWq2KCs4jVYTw==\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&hmac_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let conf = dir.path().join("knockd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[ssh]\nspa_key_base64 = p94UgXOyC8ZqKULnkrtgEsq4DqkbcSyhspnzUE4gQlY=\n\
+                 spa_hmac_key_file = {}\nspa_port = {port}\nspa_access = tcp/22,udp/1194\n",
+                hmac_path.display()
+            ),
+        )
+        .unwrap();
+        let config = knock_core::Config::parse(&std::fs::read_to_string(&conf).unwrap())
+            .unwrap()
+            .config;
+        let spa = config.doors[0].spa.clone().unwrap();
+        let door = SpaDoor::new(load_keys(&spa).unwrap(), spa.access.clone());
+        let conf_arg = conf.to_str().unwrap();
+        let mut cache = ReplayCache::default();
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let mut receive = |args: &[&str]| {
+            let cli = parse(args).unwrap();
+            let mut out = Vec::new();
+            run(&cli, &mut out).unwrap();
+            let mut buf = [0u8; 2048];
+            let (len, from) = server.recv_from(&mut buf).unwrap();
+            (door.verify(now(), from.ip(), &buf[..len], &mut cache), out)
+        };
+        let (result, out) = receive(&["-v", "--door", "ssh", "-c", conf_arg, "127.0.0.1"]);
+        let grant = result.unwrap();
+        assert_eq!(
+            grant.address,
+            "127.0.0.1".parse::<IpAddr>().unwrap(),
+            "0.0.0.0: the source"
+        );
+        assert_eq!(grant.ports, [AccessPort::tcp(22), AccessPort::udp(1194)]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("sending SPA packet udp 127.0.0.1:{port}\n")
+        );
+        let (result, _) = receive(&[
+            "--door",
+            "ssh",
+            "-c",
+            conf_arg,
+            "--allow",
+            "10.0.0.5",
+            "--access",
+            "tcp/22",
+            "127.0.0.1",
+        ]);
+        let grant = result.unwrap();
+        assert_eq!(grant.address, "10.0.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!(grant.ports, [AccessPort::tcp(22)]);
+        let (result, _) = receive(&[
+            "--door",
+            "ssh",
+            "-c",
+            conf_arg,
+            "--access",
+            "tcp/23",
+            "127.0.0.1",
+        ]);
+        assert_eq!(
+            result.unwrap_err(),
+            Refusal::NotAllowed {
+                requested: AccessPort::tcp(23)
+            }
+        );
+        // A key file readable by others: refused before anything is sent.
+        std::fs::set_permissions(&hmac_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cli = parse(&["--door", "ssh", "-c", conf_arg, "127.0.0.1"]).unwrap();
+        let error = run(&cli, &mut Vec::new()).unwrap_err();
+        assert_eq!(error.status(), Status::Config);
+        assert!(
+            error.to_string().contains("readable by group or others"),
+            "{error}"
+        );
+        // --allow/--access need --door; a bad --access is a usage error.
+        assert_eq!(
+            parse_err(&["--allow", "10.0.0.1", "h", "1"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            parse_err(&["--access", "tcp/22", "h"]).kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        let error = parse_err(&["--door", "ssh", "--access", "tcp/0", "h"]);
+        assert_eq!(error.kind(), ErrorKind::ValueValidation);
     }
 
     #[test]

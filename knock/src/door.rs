@@ -1,8 +1,10 @@
-//! `--door NAME -c knockd.conf`: the sequence of a door from the server's configuration.
+//! `--door NAME -c knockd.conf`: what to send for a door of the server's configuration: its
+//! knock sequence, or for an SPA door its SPA settings.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use knock_core::config::SpaConfig;
 use knock_core::{Config, ConfigError, Knock};
 
 /// Why a door's sequence could not be read.
@@ -56,6 +58,54 @@ pub enum DoorError {
         /// The door.
         door: String,
     },
+    /// The door is an SPA door: it has no sequence ([`load_door`] handles it).
+    #[error("door '{door}' is an SPA door: it has no knock sequence")]
+    SpaDoor {
+        /// The door.
+        door: String,
+    },
+}
+
+/// What `--door` sends for a door.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DoorPlan {
+    /// A knock sequence (for one-time-sequence doors, the active one).
+    Sequence(Vec<Knock>),
+    /// One SPA packet, per these settings (keys not read yet).
+    Spa(SpaConfig),
+}
+
+/// Reads `config_path` and returns what to send for the door called `name`: its sequence
+/// (as [`load_door_sequence`]) or, for an SPA door, its SPA settings.
+///
+/// # Errors
+/// See [`DoorError`].
+pub fn load_door(config_path: &Path, name: &str) -> Result<DoorPlan, DoorError> {
+    match load_door_sequence(config_path, name) {
+        Err(DoorError::SpaDoor { .. }) => {}
+        other => return other.map(DoorPlan::Sequence),
+    }
+    let config = read_config(config_path)?;
+    config
+        .doors
+        .into_iter()
+        .find(|door| door.name == name)
+        .and_then(|door| door.spa)
+        .map(DoorPlan::Spa)
+        .ok_or_else(|| DoorError::NoSequence {
+            door: name.to_owned(),
+        })
+}
+
+fn read_config(config_path: &Path) -> Result<Config, DoorError> {
+    let text = std::fs::read_to_string(config_path).map_err(|source| DoorError::ReadConfig {
+        path: config_path.to_owned(),
+        source,
+    })?;
+    Config::parse(&text)
+        .map(|parsed| parsed.config)
+        .map_err(|error| DoorError::Config(error.with_file(config_path.display().to_string())))
 }
 
 fn list(names: &[String]) -> String {
@@ -76,13 +126,7 @@ fn list(names: &[String]) -> String {
 /// # Errors
 /// See [`DoorError`].
 pub fn load_door_sequence(config_path: &Path, name: &str) -> Result<Vec<Knock>, DoorError> {
-    let text = std::fs::read_to_string(config_path).map_err(|source| DoorError::ReadConfig {
-        path: config_path.to_owned(),
-        source,
-    })?;
-    let parsed = Config::parse(&text)
-        .map_err(|error| DoorError::Config(error.with_file(config_path.display().to_string())))?;
-    let config = parsed.config;
+    let config = read_config(config_path)?;
     let Some(door) = config.doors.iter().find(|door| door.name == name) else {
         return Err(DoorError::NoSuchDoor {
             name: name.to_owned(),
@@ -90,6 +134,11 @@ pub fn load_door_sequence(config_path: &Path, name: &str) -> Result<Vec<Knock>, 
             available: config.doors.iter().map(|door| door.name.clone()).collect(),
         });
     };
+    if door.spa.is_some() {
+        return Err(DoorError::SpaDoor {
+            door: door.name.clone(),
+        });
+    }
     if let Some(ots_path) = &door.one_time_sequences {
         let ots_path = PathBuf::from(ots_path);
         let text = std::fs::read_to_string(&ots_path).map_err(|source| {

@@ -14,6 +14,11 @@
 //! It adds `--door` (the sequence of a door in a knockd.conf, including the active
 //! one-time sequence), `--source-address` and `--interface`.
 //!
+//! For an SPA door (`SPA_*` directives, see [`knock_core::spa`]), `--door` sends one
+//! fwknop-compatible single packet authorization datagram instead (see [`spa`]): UDP to the
+//! door's `SPA_Port`, asking for the door's `SPA_Access` (or `--access`) for the packet's
+//! source address (or `--allow`). fwknopd 2.6 accepts these packets.
+//!
 //! # Example
 //!
 //! Knock on three UDP ports of the local host, 10 ms apart:
@@ -53,12 +58,13 @@
 pub mod cli;
 mod door;
 mod send;
+pub mod spa;
 mod spec;
 
-pub use door::{DoorError, load_door_sequence};
+pub use door::{DoorError, DoorPlan, load_door, load_door_sequence};
 pub use knock_core::{Knock, Protocol};
 pub use send::{
     AddressFamily, Hit, KnockError, KnockOptions, knock, knock_with, resolve, resolve_scoped,
-    send_knock,
+    send_datagram, send_knock,
 };
 pub use spec::{PortSpec, PortSpecError, parse_protocol};

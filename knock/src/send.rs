@@ -353,6 +353,33 @@ pub fn send_knock(
     protocol: Protocol,
     options: &KnockOptions,
 ) -> Result<(), KnockError> {
+    let socket = open_socket(destination, protocol, options)?;
+    let send_error = |source| KnockError::Send {
+        protocol,
+        destination,
+        source,
+    };
+    let peer = SockAddr::from(destination);
+    match protocol {
+        Protocol::Tcp => {
+            socket.set_nonblocking(true).map_err(send_error)?;
+            match socket.connect(&peer) {
+                Ok(()) => Ok(()),
+                Err(error) if syn_was_sent(&error) => Ok(()),
+                Err(error) => Err(send_error(error)),
+            }
+            // `socket` is dropped (closed) here: the SYN is out, nothing else follows.
+        }
+        Protocol::Udp => socket.send_to(&[0], &peer).map(drop).map_err(send_error),
+    }
+}
+
+/// A socket for `protocol` towards `destination`, bound as `options` say.
+fn open_socket(
+    destination: SocketAddr,
+    protocol: Protocol,
+    options: &KnockOptions,
+) -> Result<Socket, KnockError> {
     let socket_type = match protocol {
         Protocol::Tcp => Type::STREAM,
         Protocol::Udp => Type::DGRAM,
@@ -372,24 +399,28 @@ pub fn send_knock(
             .bind(&SockAddr::from(SocketAddr::new(address, 0)))
             .map_err(|source| KnockError::BindAddress { address, source })?;
     }
-    let send_error = |source| KnockError::Send {
-        protocol,
-        destination,
-        source,
-    };
-    let peer = SockAddr::from(destination);
-    match protocol {
-        Protocol::Tcp => {
-            socket.set_nonblocking(true).map_err(send_error)?;
-            match socket.connect(&peer) {
-                Ok(()) => Ok(()),
-                Err(error) if syn_was_sent(&error) => Ok(()),
-                Err(error) => Err(send_error(error)),
-            }
-            // `socket` is dropped (closed) here: the SYN is out, nothing else follows.
-        }
-        Protocol::Udp => socket.send_to(&[0], &peer).map(drop).map_err(send_error),
-    }
+    Ok(socket)
+}
+
+/// Sends one UDP datagram carrying `payload` to `destination` (an SPA packet), from the
+/// source address and interface of `options` (`options.delay` is not used).
+///
+/// # Errors
+/// Socket creation, binding or sending failed.
+pub fn send_datagram(
+    destination: SocketAddr,
+    payload: &[u8],
+    options: &KnockOptions,
+) -> Result<(), KnockError> {
+    let socket = open_socket(destination, Protocol::Udp, options)?;
+    socket
+        .send_to(payload, &SockAddr::from(destination))
+        .map(drop)
+        .map_err(|source| KnockError::Send {
+            protocol: Protocol::Udp,
+            destination,
+            source,
+        })
 }
 
 /// Whether a non-blocking `connect` error still means the SYN left: in progress (the normal

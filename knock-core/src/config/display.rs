@@ -3,7 +3,8 @@
 //! The output parses back to an equal `Config` for every configuration the text format can
 //! express. It cannot express (and these are never produced by the parser): a door with an
 //! empty name, named exactly `options`, or with a newline in its name; a door with neither a
-//! sequence nor a one-time sequences file; a sequence longer than [`MAX_SEQUENCE_LEN`] or
+//! sequence nor a one-time sequences file nor SPA settings; an SPA door with inline keys
+//! (they display as `<secret>`: secrets are never printed) or with a sequence; a sequence longer than [`MAX_SEQUENCE_LEN`] or
 //! containing port 0; values with leading or trailing blanks or line breaks; empty
 //! interface names or names containing `,`; `ECE`/`CWR` in a [`FlagRule`], or a flag both
 //! required and forbidden.
@@ -136,7 +137,9 @@ impl fmt::Display for Door {
         if let Some(path) = &self.one_time_sequences {
             key_text(f, "one_time_sequences", path)?;
         }
-        key_value(f, "seq_timeout", DisplayDuration(self.seq_timeout))?;
+        if self.spa.is_none() || self.seq_timeout != super::DEFAULT_SEQ_TIMEOUT {
+            key_value(f, "seq_timeout", DisplayDuration(self.seq_timeout))?;
+        }
         if !self.tcp_flags.is_any() {
             key_value(f, "tcpflags", self.tcp_flags)?;
         }
@@ -170,6 +173,9 @@ impl fmt::Display for Door {
             if let Some(set) = set {
                 key_value(f, key, set)?;
             }
+        }
+        if let Some(spa) = &self.spa {
+            super::spa::write_spa(f, spa)?;
         }
         Ok(())
     }

@@ -352,6 +352,58 @@ pub enum ConfigErrorKind {
         /// The door's name.
         door: String,
     },
+    /// An SPA key that is not valid base64, empty or too long (the key is never shown).
+    #[error("invalid {key}: {reason} (the key is not shown)")]
+    InvalidSpaKey {
+        /// The directive as written.
+        key: String,
+        /// What is wrong.
+        reason: crate::spa::KeyError,
+    },
+    /// A bad `SPA_Access` list.
+    #[error("invalid spa_access: {0}")]
+    InvalidSpaAccess(crate::spa::AccessError),
+    /// An `SPA_Port` other than `PORT` or `PORT:udp`.
+    #[error(
+        "invalid spa_port \"{text}\" (expected a port 1-65535, optionally :udp; SPA over tcp is not supported)"
+    )]
+    InvalidSpaPort {
+        /// The value as written.
+        text: String,
+    },
+    /// Both the inline and the file form of one SPA key.
+    #[error("door \"{door}\" sets both {key}_base64 and {key}_file; keep one")]
+    SpaKeyTwice {
+        /// The door's name.
+        door: String,
+        /// `spa_key` or `spa_hmac_key`.
+        key: &'static str,
+    },
+    /// An SPA door without a required directive.
+    #[error("SPA door \"{door}\" needs {missing}")]
+    SpaIncomplete {
+        /// The door's name.
+        door: String,
+        /// What is missing.
+        missing: &'static str,
+    },
+    /// An `SPA_Require_Source` value other than yes/no, true/false, on/off, 1/0.
+    #[error(
+        "invalid value \"{text}\" for spa_require_source (expected yes, no, true, false, on, off, 1 or 0)"
+    )]
+    InvalidSpaRequireSource {
+        /// The value as written.
+        text: String,
+    },
+    /// An SPA door that also has a knock sequence (one kind of proof per door).
+    #[error(
+        "door \"{door}\" is an SPA door (it has SPA_* keys) and cannot also have a sequence or \
+         one_time_sequences: one kind of proof per door; use two doors"
+    )]
+    SpaWithSequence {
+        /// The door's name.
+        door: String,
+    },
 }
 
 fn nft_wrong_family_message(family: super::NftFamily) -> String {

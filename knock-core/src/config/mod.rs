@@ -25,7 +25,7 @@
 //!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`, `Nft_Set`,
 //!   `Nft_Set_6`.
 //!   A door key in `[options]` or an options key in a door is an error. Every door needs a
-//!   `Sequence` or a `One_Time_Sequences` file.
+//!   `Sequence` or a `One_Time_Sequences` file, or is an SPA door (below).
 //! * Sequence: `port[:proto]` items separated by commas, blanks around `,` and `:` allowed
 //!   (`7000, 8000 : udp`); protocol `tcp` (default) or `udp`, any case; at most
 //!   [`MAX_SEQUENCE_LEN`] items. Ports are 1–65535. Errors where 0.8 guessed: empty items,
@@ -45,6 +45,12 @@
 //!   case, as nft writes it; `Nft_Set` cannot name an `ip6` table nor `Nft_Set_6` an `ip`
 //!   one); TABLE and SET are nft identifiers ([`is_nft_identifier`]). A door with a set
 //!   needs a `Cmd_Timeout` of at least 1 ms (the element's timeout).
+//! * SPA doors ([`crate::spa`], fwknop-compatible): `SPA_Key_Base64` or `SPA_Key_File`,
+//!   `SPA_HMAC_Key_Base64` or `SPA_HMAC_Key_File` (keys as `fwknop --key-gen` prints them),
+//!   `SPA_Access = tcp/22[,udp/1194…]` (required), `SPA_Port` (default `62201:udp`; UDP
+//!   only), `SPA_Max_Age` (a duration, default 120 s), `SPA_Require_Source = yes|no`
+//!   (default no). An SPA door has no `Sequence` or `One_Time_Sequences`. Displayed
+//!   configurations show inline keys as `<secret>`.
 //!
 //! One-time sequence files use the sequence syntax, one per line: see [`crate::ots`].
 
@@ -57,12 +63,14 @@ mod display;
 mod error;
 mod nft;
 mod parse;
+mod spa;
 
 pub use display::{DisplayDuration, DisplaySequence};
 pub use error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
 pub use nft::{MAX_NFT_NAME_LEN, NftFamily, NftSetRef, is_nft_identifier};
 pub(crate) use parse::{Located, sequence_value, split_lines};
 pub use parse::{Parsed, parse_sequence};
+pub use spa::{SpaConfig, SpaKeySource};
 
 /// knockd 0.8's default `Seq_Timeout`: 25 seconds.
 pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
@@ -195,6 +203,8 @@ pub struct Door {
     /// `Nft_Set_6 = FAMILY TABLE SET`: the set for IPv6 knockers (family `ip6` or `inet`).
     /// There is no fallback to `nft_set`: a set holds one address type.
     pub nft_set_6: Option<NftSetRef>,
+    /// The `SPA_*` directives: an SPA door (no sequence), see [`SpaConfig`].
+    pub spa: Option<SpaConfig>,
 }
 
 impl Door {
@@ -215,6 +225,7 @@ impl Door {
             target: None,
             nft_set: None,
             nft_set_6: None,
+            spa: None,
         }
     }
 

@@ -17,8 +17,11 @@ use nom::{IResult, Offset, Parser};
 
 use super::error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
 use super::nft::nft_set_value;
-use super::{Config, Door, FlagRule, Knock, MAX_DURATION, MAX_SEQUENCE_LEN};
+use super::{
+    Config, Door, FlagRule, Knock, MAX_DURATION, MAX_SEQUENCE_LEN, SpaConfig, SpaKeySource,
+};
 use crate::packet::{Protocol, TcpFlags};
+use crate::spa::{AccessPort, SecretKey};
 use crate::time::Duration;
 
 /// A successfully parsed configuration and the warnings found on the way.
@@ -139,11 +142,27 @@ impl Located {
     /// The positioned error for line `number` whose text is `line`.
     pub(crate) fn into_error(self, number: usize, line: &str) -> ConfigError {
         let column = line.get(..self.offset).map_or(1, |s| s.chars().count() + 1);
-        ConfigError::new(number, column, line, self.kind)
+        ConfigError::new(number, column, redact_secret(line), self.kind)
     }
 }
 
 type LineResult<T> = Result<T, Located>;
+
+/// The line as an error may quote it: the value of a directive whose key mentions "key" or
+/// "secret" (`SPA_Key_Base64`, a misspelling of it…) is replaced by `<secret>`, so secrets
+/// never reach error messages.
+fn redact_secret(line: &str) -> String {
+    match line.split_once('=') {
+        Some((key, _))
+            if ["key", "secret"]
+                .iter()
+                .any(|word| key.to_ascii_lowercase().contains(word)) =>
+        {
+            format!("{key}= <secret>")
+        }
+        _ => line.to_owned(),
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Lines
@@ -234,6 +253,14 @@ enum Key {
     Target,
     NftSet,
     NftSet6,
+    SpaKeyBase64,
+    SpaHmacKeyBase64,
+    SpaKeyFile,
+    SpaHmacKeyFile,
+    SpaPort,
+    SpaAccess,
+    SpaMaxAge,
+    SpaRequireSource,
 }
 
 impl Key {
@@ -246,7 +273,7 @@ impl Key {
 }
 
 /// Every spelling knockd 0.8 accepts (lower case; keys are compared case-insensitively).
-const KEYS: [(&str, Key); 19] = [
+const KEYS: [(&str, Key); 27] = [
     ("usesyslog", Key::UseSyslog),
     ("logfile", Key::LogFile),
     ("pidfile", Key::PidFile),
@@ -266,6 +293,14 @@ const KEYS: [(&str, Key); 19] = [
     ("target", Key::Target),
     ("nft_set", Key::NftSet),
     ("nft_set_6", Key::NftSet6),
+    ("spa_key_base64", Key::SpaKeyBase64),
+    ("spa_hmac_key_base64", Key::SpaHmacKeyBase64),
+    ("spa_key_file", Key::SpaKeyFile),
+    ("spa_hmac_key_file", Key::SpaHmacKeyFile),
+    ("spa_port", Key::SpaPort),
+    ("spa_access", Key::SpaAccess),
+    ("spa_max_age", Key::SpaMaxAge),
+    ("spa_require_source", Key::SpaRequireSource),
 ];
 
 fn lookup_key(key: &str) -> Option<Key> {
@@ -334,6 +369,19 @@ struct DoorBuilder {
     seq_timeout_line: usize,
     ots_line: usize,
     stop_line: usize,
+    spa: SpaBuilder,
+}
+
+/// The `SPA_*` directives of a door, as read so far.
+#[derive(Default)]
+struct SpaBuilder {
+    any: bool,
+    key: Option<SpaKeySource>,
+    hmac_key: Option<SpaKeySource>,
+    port: Option<u16>,
+    access: Option<Vec<AccessPort>>,
+    max_age: Option<Duration>,
+    require_source: bool,
 }
 
 impl FileParser {
@@ -379,6 +427,7 @@ impl FileParser {
                 seq_timeout_line: 0,
                 ots_line: 0,
                 stop_line: 0,
+                spa: SpaBuilder::default(),
             }))
         };
         Ok(())
@@ -532,6 +581,17 @@ impl FileParser {
                     Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface => {
                         return Err(option_in_door(door));
                     }
+                    Key::SpaKeyBase64
+                    | Key::SpaHmacKeyBase64
+                    | Key::SpaKeyFile
+                    | Key::SpaHmacKeyFile
+                    | Key::SpaPort
+                    | Key::SpaAccess
+                    | Key::SpaMaxAge
+                    | Key::SpaRequireSource => {
+                        let door_name = door.name.clone();
+                        spa_directive(&mut builder.spa, &door_name, line, key, key_text, value)?;
+                    }
                 }
             }
         }
@@ -607,7 +667,46 @@ impl FileParser {
             seq_timeout_line,
             ots_line,
             stop_line,
+            spa,
         } = *builder;
+        let mut door = door;
+        let header_error = |kind| {
+            Located::at(&header_text, header_text.trim_start(), kind)
+                .into_error(header_line, &header_text)
+        };
+        if spa.any {
+            if has_sequence || door.one_time_sequences.is_some() {
+                return Err(header_error(ConfigErrorKind::SpaWithSequence {
+                    door: door.name.clone(),
+                }));
+            }
+            let incomplete = |missing| {
+                header_error(ConfigErrorKind::SpaIncomplete {
+                    door: door.name.clone(),
+                    missing,
+                })
+            };
+            let key = spa
+                .key
+                .ok_or_else(|| incomplete("spa_key_base64 or spa_key_file"))?;
+            let hmac_key = spa
+                .hmac_key
+                .ok_or_else(|| incomplete("spa_hmac_key_base64 or spa_hmac_key_file"))?;
+            let access = spa
+                .access
+                .ok_or_else(|| incomplete("spa_access (e.g. tcp/22)"))?;
+            let mut config = SpaConfig::new(key, hmac_key, access);
+            if let Some(port) = spa.port {
+                config.port = port;
+            }
+            if let Some(max_age) = spa.max_age {
+                config.max_age = max_age;
+            }
+            config.require_source = spa.require_source;
+            door.spa = Some(config);
+            self.config.doors.push(door);
+            return Ok(());
+        }
         let name = || Some(door.name.clone());
         if !has_sequence && door.one_time_sequences.is_none() {
             let located = Located::at(
@@ -698,6 +797,120 @@ impl FileParser {
             ));
         }
     }
+}
+
+/// One `SPA_*` directive of door `door_name` (value non-empty).
+fn spa_directive(
+    spa: &mut SpaBuilder,
+    door_name: &str,
+    line: &str,
+    key: Key,
+    key_text: &str,
+    value: &str,
+) -> LineResult<()> {
+    let value_error = |kind| Located::at(line, value, kind);
+    spa.any = true;
+    let set_key = |slot: &mut Option<SpaKeySource>, source: SpaKeySource, name| {
+        let twice = matches!(
+            (&*slot, &source),
+            (Some(SpaKeySource::Inline(_)), SpaKeySource::File(_))
+                | (Some(SpaKeySource::File(_)), SpaKeySource::Inline(_))
+        );
+        if twice {
+            return Err(Located::at(
+                line,
+                key_text,
+                ConfigErrorKind::SpaKeyTwice {
+                    door: door_name.to_owned(),
+                    key: name,
+                },
+            ));
+        }
+        *slot = Some(source);
+        Ok(())
+    };
+    let inline = |max: usize| {
+        let key = SecretKey::from_base64(value).map_err(|reason| {
+            value_error(ConfigErrorKind::InvalidSpaKey {
+                key: key_text.to_ascii_lowercase(),
+                reason,
+            })
+        })?;
+        if key.len() > max {
+            let reason = if max == crate::spa::MAX_KEY_LEN {
+                crate::spa::KeyError::EncryptionKeyTooLong { len: key.len() }
+            } else {
+                crate::spa::KeyError::HmacKeyTooLong { len: key.len() }
+            };
+            return Err(value_error(ConfigErrorKind::InvalidSpaKey {
+                key: key_text.to_ascii_lowercase(),
+                reason,
+            }));
+        }
+        Ok(SpaKeySource::Inline(key))
+    };
+    match key {
+        Key::SpaKeyBase64 => {
+            let source = inline(crate::spa::MAX_KEY_LEN)?;
+            set_key(&mut spa.key, source, "spa_key")?;
+        }
+        Key::SpaHmacKeyBase64 => {
+            let source = inline(crate::spa::MAX_HMAC_KEY_LEN)?;
+            set_key(&mut spa.hmac_key, source, "spa_hmac_key")?;
+        }
+        Key::SpaKeyFile => {
+            set_key(
+                &mut spa.key,
+                SpaKeySource::File(value.to_owned()),
+                "spa_key",
+            )?;
+        }
+        Key::SpaHmacKeyFile => set_key(
+            &mut spa.hmac_key,
+            SpaKeySource::File(value.to_owned()),
+            "spa_hmac_key",
+        )?,
+        Key::SpaPort => {
+            let invalid = || {
+                value_error(ConfigErrorKind::InvalidSpaPort {
+                    text: value.to_owned(),
+                })
+            };
+            let (port, protocol) = match value.split_once(':') {
+                Some((port, protocol)) => (port.trim(), Some(protocol.trim())),
+                None => (value, None),
+            };
+            if protocol.is_some_and(|p| !p.eq_ignore_ascii_case("udp")) {
+                return Err(invalid());
+            }
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0 && port.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(invalid)?;
+            spa.port = Some(port);
+        }
+        Key::SpaAccess => {
+            let list = AccessPort::parse_list(value).map_err(|error| {
+                let offset = line.offset(value) + error.offset();
+                Located {
+                    offset,
+                    kind: ConfigErrorKind::InvalidSpaAccess(error),
+                }
+            })?;
+            spa.access = Some(list);
+        }
+        Key::SpaMaxAge => spa.max_age = Some(duration_value(line, key_text, value)?),
+        Key::SpaRequireSource => {
+            spa.require_source = parse_bool(value).ok_or_else(|| {
+                value_error(ConfigErrorKind::InvalidSpaRequireSource {
+                    text: value.to_owned(),
+                })
+            })?;
+        }
+        _ => return Err(value_error(ConfigErrorKind::Syntax)),
+    }
+    Ok(())
 }
 
 fn sequence_warnings(
