@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: libpcap-dev to build; the rest are used by root tests (namespaces, the
-# knockd 0.8 reference for interoperability, a packet sniffer to check what the client sends).
-packages=(libpcap-dev iproute2 knockd tcpdump hping3 python3)
+# knockd 0.8 reference for interoperability, a packet sniffer to check what the client sends;
+# oathtool to cross-check TOTP codes).
+packages=(libpcap-dev iproute2 knockd tcpdump hping3 python3 oathtool)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,6 +12,7 @@
 //!   and the passing of time and produces [`Action`]s (stage reached, door opened, stop
 //!   command due, attempt timed out or invalidated).
 //! * [`ots`]: one-time-sequence files as pure functions over their text.
+//! * [`totp`]: RFC 6238 time-based sequences (TOTP code → ports), pure and time-injected.
 //! * [`time`] and [`packet`]: the crate-owned [`Instant`] and the [`PacketEvent`] input.
 //!
 //! # What it does not do
@@ -108,6 +109,7 @@ pub mod matcher;
 pub mod ots;
 pub mod packet;
 pub mod time;
+pub mod totp;
 
 pub use config::{Config, ConfigError, Door, FlagRule, Knock, Parsed, Warning};
 pub use matcher::{
