@@ -16,9 +16,13 @@ use nom::sequence::preceded;
 use nom::{IResult, Offset, Parser};
 
 use super::error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
-use super::{Config, Door, FlagRule, Knock, MAX_SEQUENCE_LEN};
+use super::{Config, Door, FlagRule, Knock, MAX_SEQUENCE_LEN, TotpConfig, TotpSecret};
 use crate::packet::{Protocol, TcpFlags};
 use crate::time::Duration;
+use crate::totp::{Algorithm, LayoutError, MAX_WINDOW, Secret, TotpParams};
+
+/// What the canonical display prints in place of a `totp_secret` (refused when parsed).
+pub(crate) const SECRET_PLACEHOLDER: &str = "<hidden>";
 
 /// A successfully parsed configuration and the warnings found on the way.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,6 +235,12 @@ enum Key {
     StopCommand,
     StopCommand6,
     Target,
+    TotpSecret,
+    TotpSecretFile,
+    TotpAlgorithm,
+    TotpDigits,
+    TotpStep,
+    TotpWindow,
 }
 
 impl Key {
@@ -243,7 +253,7 @@ impl Key {
 }
 
 /// Every spelling knockd 0.8 accepts (lower case; keys are compared case-insensitively).
-const KEYS: [(&str, Key); 17] = [
+const KEYS: [(&str, Key); 23] = [
     ("usesyslog", Key::UseSyslog),
     ("logfile", Key::LogFile),
     ("pidfile", Key::PidFile),
@@ -261,6 +271,12 @@ const KEYS: [(&str, Key); 17] = [
     ("stop_command", Key::StopCommand),
     ("stop_command_6", Key::StopCommand6),
     ("target", Key::Target),
+    ("totp_secret", Key::TotpSecret),
+    ("totp_secret_file", Key::TotpSecretFile),
+    ("totp_algorithm", Key::TotpAlgorithm),
+    ("totp_digits", Key::TotpDigits),
+    ("totp_step", Key::TotpStep),
+    ("totp_window", Key::TotpWindow),
 ];
 
 fn lookup_key(key: &str) -> Option<Key> {
@@ -329,11 +345,61 @@ struct DoorBuilder {
     seq_timeout_line: usize,
     ots_line: usize,
     stop_line: usize,
+    totp: TotpBuilder,
+}
+
+/// A door's `totp_*` directives while its section is read.
+#[derive(Default)]
+struct TotpBuilder {
+    secret: Option<TotpSecret>,
+    params: TotpParams,
+    /// The first `totp_*` parameter line: (number, text, key as written).
+    first_param: Option<(usize, String, String)>,
+    /// The `totp_digits` line: (number, text).
+    digits_line: Option<(usize, String)>,
+    /// The `sequence` line: (number, text).
+    sequence_line: Option<(usize, String)>,
+    /// The `one_time_sequences` line: (number, text).
+    ots_line: Option<(usize, String)>,
+}
+
+/// `line` with the value of a `totp_secret` directive replaced by [`SECRET_PLACEHOLDER`], so
+/// that an error quoting the line never shows the key; other lines unchanged.
+fn redact_secret(line: &str) -> std::borrow::Cow<'_, str> {
+    if let Ok(LineKind::Directive {
+        key,
+        value: Some(value),
+    }) = classify(line)
+        && lookup_key(key) == Some(Key::TotpSecret)
+        && !value.is_empty()
+    {
+        let start = line.offset(value);
+        return format!("{}{SECRET_PLACEHOLDER}", &line[..start]).into();
+    }
+    line.into()
+}
+
+/// An error at the value of the `key = value` line `text` (line `number`), or at the
+/// start of the `index`-th comma-separated item of that value when given.
+fn error_at_value(
+    number: usize,
+    text: &str,
+    item: Option<usize>,
+    kind: ConfigErrorKind,
+) -> ConfigError {
+    let value = text
+        .split_once('=')
+        .map_or_else(|| text.trim(), |(_, value)| value.trim());
+    let at = item
+        .and_then(|index| comma_items(value).get(index).map(|i| i.trim_start()))
+        .unwrap_or(value);
+    Located::at(text, at, kind).into_error(number, text)
 }
 
 impl FileParser {
     fn line(&mut self, number: usize, line: &str) -> Result<(), ConfigError> {
-        let located = |located: Located| located.into_error(number, line);
+        let shown = redact_secret(line);
+        let located = |located: Located| located.into_error(number, &shown);
         match classify(line).map_err(located)? {
             LineKind::Blank | LineKind::Comment => Ok(()),
             LineKind::Section(name) => self.section(number, line, name),
@@ -363,6 +429,7 @@ impl FileParser {
                 seq_timeout_line: 0,
                 ots_line: 0,
                 stop_line: 0,
+                totp: TotpBuilder::default(),
             }))
         };
         Ok(())
@@ -479,10 +546,42 @@ impl FileParser {
                         door.sequence = sequence_value(line, value)?;
                         builder.has_sequence = true;
                         builder.sequence_line = number;
+                        builder.totp.sequence_line = Some((number, line.to_owned()));
                     }
                     Key::OneTimeSequences => {
                         door.one_time_sequences = Some(value.to_owned());
                         builder.ots_line = number;
+                        builder.totp.ots_line = Some((number, line.to_owned()));
+                    }
+                    Key::TotpSecret | Key::TotpSecretFile => {
+                        let secret = if key == Key::TotpSecret {
+                            if value == SECRET_PLACEHOLDER {
+                                return Err(value_error(ConfigErrorKind::TotpSecretPlaceholder));
+                            }
+                            TotpSecret::Inline(Secret::from_base32(value).map_err(|reason| {
+                                value_error(ConfigErrorKind::InvalidTotpSecret { reason })
+                            })?)
+                        } else {
+                            TotpSecret::File(value.to_owned())
+                        };
+                        let other_kind = matches!(
+                            (&builder.totp.secret, &secret),
+                            (Some(TotpSecret::Inline(_)), TotpSecret::File(_))
+                                | (Some(TotpSecret::File(_)), TotpSecret::Inline(_))
+                        );
+                        if other_kind {
+                            return Err(Located::at(
+                                line,
+                                key_text,
+                                ConfigErrorKind::TotpSecretTwice {
+                                    door: door.name.clone(),
+                                },
+                            ));
+                        }
+                        builder.totp.secret = Some(secret);
+                    }
+                    Key::TotpAlgorithm | Key::TotpDigits | Key::TotpStep | Key::TotpWindow => {
+                        totp_param(&mut builder.totp, key, number, line, key_text, value)?;
                     }
                     Key::SeqTimeout => {
                         door.seq_timeout = duration_value(line, key_text, value)?;
@@ -573,6 +672,9 @@ impl FileParser {
 
     /// Finishes the current door, if any: checks it has a sequence and collects warnings.
     fn close_door(&mut self) -> Result<(), ConfigError> {
+        if let Section::Door(builder) = &mut self.section {
+            close_totp(builder)?;
+        }
         let Section::Door(builder) = core::mem::take(&mut self.section) else {
             return Ok(());
         };
@@ -585,6 +687,7 @@ impl FileParser {
             seq_timeout_line,
             ots_line,
             stop_line,
+            totp: _,
         } = *builder;
         let name = || Some(door.name.clone());
         if !has_sequence && door.one_time_sequences.is_none() {
@@ -613,6 +716,11 @@ impl FileParser {
                         path: path.clone(),
                     },
                 );
+            }
+        } else if door.totp.is_some() {
+            // Bases, not ports: only the timeout warning applies.
+            if door.sequence.len() >= 2 && door.seq_timeout.is_zero() {
+                warn(seq_timeout_line, WarningKind::ZeroSeqTimeout);
             }
         } else {
             sequence_warnings(&door, sequence_line, seq_timeout_line, &mut warn);
@@ -664,6 +772,110 @@ impl FileParser {
             ));
         }
     }
+}
+
+/// One `totp_algorithm`, `totp_digits`, `totp_step` or `totp_window` directive.
+fn totp_param(
+    totp: &mut TotpBuilder,
+    key: Key,
+    number: usize,
+    line: &str,
+    key_text: &str,
+    value: &str,
+) -> LineResult<()> {
+    let text = || value.to_owned();
+    let error = |kind| Located::at(line, value, kind);
+    match key {
+        Key::TotpAlgorithm => {
+            totp.params.algorithm = Algorithm::from_name(value)
+                .ok_or_else(|| error(ConfigErrorKind::InvalidTotpAlgorithm { text: text() }))?;
+        }
+        Key::TotpDigits => {
+            totp.params.digits = value
+                .parse::<u8>()
+                .ok()
+                .filter(|d| (6..=8).contains(d))
+                .ok_or_else(|| error(ConfigErrorKind::InvalidTotpDigits { text: text() }))?;
+            totp.digits_line = Some((number, line.to_owned()));
+        }
+        Key::TotpStep => {
+            let step = duration_value(line, key_text, value)?;
+            if step.subsec_nanos() != 0 || step.as_secs() == 0 {
+                return Err(error(ConfigErrorKind::InvalidTotpStep { text: text() }));
+            }
+            totp.params.step = step;
+        }
+        _ => {
+            totp.params.window = value
+                .parse::<u32>()
+                .ok()
+                .filter(|w| *w <= MAX_WINDOW)
+                .ok_or_else(|| error(ConfigErrorKind::InvalidTotpWindow { text: text() }))?;
+        }
+    }
+    if totp.first_param.is_none() {
+        totp.first_param = Some((number, line.to_owned(), key_text.to_owned()));
+    }
+    Ok(())
+}
+
+/// Checks a door's TOTP settings as a whole and stores them in the door.
+fn close_totp(builder: &mut DoorBuilder) -> Result<(), ConfigError> {
+    let door = &mut builder.door;
+    let totp = core::mem::take(&mut builder.totp);
+    let Some(secret) = totp.secret else {
+        if let Some((number, text, key)) = totp.first_param {
+            let kind = ConfigErrorKind::TotpWithoutSecret {
+                door: door.name.clone(),
+                key,
+            };
+            let key_start = text.len() - text.trim_start().len();
+            return Err(Located {
+                offset: key_start,
+                kind,
+            }
+            .into_error(number, &text));
+        }
+        return Ok(());
+    };
+    let name = door.name.clone();
+    if let Some((number, text)) = &totp.ots_line {
+        return Err(error_at_value(
+            *number,
+            text,
+            None,
+            ConfigErrorKind::TotpWithOneTimeSequences { door: name },
+        ));
+    }
+    let Some((sequence_number, sequence_text)) = &totp.sequence_line else {
+        let header = &builder.header_text;
+        let located = Located::at(
+            header,
+            header.trim_start(),
+            ConfigErrorKind::TotpWithoutSequence { door: name },
+        );
+        return Err(located.into_error(builder.header_line, header));
+    };
+    if let Err(reason) = crate::totp::check_layout(totp.params.digits, &door.sequence) {
+        let (number, text, item) = match (&reason, &totp.digits_line) {
+            (LayoutError::PortOverflow { step, .. }, _) => {
+                (*sequence_number, sequence_text, Some(step - 1))
+            }
+            (LayoutError::NotDivisible { .. }, Some((number, text))) => (*number, text, None),
+            _ => (*sequence_number, sequence_text, None),
+        };
+        return Err(error_at_value(
+            number,
+            text,
+            item,
+            ConfigErrorKind::TotpLayout { door: name, reason },
+        ));
+    }
+    door.totp = Some(TotpConfig {
+        secret,
+        params: totp.params,
+    });
+    Ok(())
 }
 
 fn sequence_warnings(
