@@ -256,8 +256,8 @@ impl Secret {
 pub enum SecretFileError {
     /// Group or others have some access to the file.
     #[error(
-        "is accessible by group or others (mode {mode:04o}); a secret file must be readable by \
-         its owner only: chmod 600 it"
+        "accessible by group or others (mode {mode:04o}); a secret file must be readable by its \
+         owner only (chmod 600)"
     )]
     Permissions {
         /// The file's permission bits.

@@ -13,6 +13,7 @@
 //! * [`executor`]: running start/stop commands off the event loop, in order per knocker;
 //! * [`state`]: the pending-stops state file;
 //! * [`ots`]: one-time sequences files, updated atomically;
+//! * [`secret`]: TOTP secret files (owner-only, first line);
 //! * [`logging`]: log file, syslog, `-v`/`-D` output, JSON lines;
 //! * [`lookup`]: `-l` reverse lookups on a worker thread;
 //! * [`process`]: daemon mode and the pid file.
@@ -54,6 +55,7 @@ pub mod lookup;
 pub mod ots;
 pub mod process;
 pub mod replay;
+pub mod secret;
 pub mod server;
 pub mod state;
 

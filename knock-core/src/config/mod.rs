@@ -137,6 +137,15 @@ impl TotpConfig {
         }
     }
 
+    /// The `TOTP_Secret_File` path, as written, when the secret is in a file.
+    #[must_use]
+    pub fn secret_file(&self) -> Option<&str> {
+        match &self.secret {
+            TotpSecret::File(path) => Some(path),
+            TotpSecret::Inline(_) => None,
+        }
+    }
+
     /// The calculator for a door whose `Sequence` is `bases`, with `secret` (the inline one,
     /// or the one the caller read from the secret file).
     ///
