@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 use knock_core::{Knock, Protocol};
 
-use crate::door::{DoorError, load_door_sequence};
+use crate::door::{DoorError, KnockTime, load_door_sequence_at};
 use crate::send::{AddressFamily, KnockError, KnockOptions, knock_with, resolve};
 use crate::spec::PortSpec;
 
@@ -47,7 +47,8 @@ Exit status:
   0  every hit was sent (also --help, --version)
   1  resolving the host or sending a hit failed
   2  invalid command line (nothing sent)
-  3  --door: configuration unreadable or invalid, or no such door (nothing sent)
+  3  --door: configuration or secret file unreadable or invalid, or no such door
+     (nothing sent)
 
 Example:  knock myserver.example.com 123:tcp 456:udp 789:tcp";
 
@@ -103,6 +104,17 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
+    /// TOTP doors: knock the code of this time instead of now (unix seconds, or an RFC 3339
+    /// time such as 2026-01-02T03:04:05Z)
+    #[arg(
+        long = "totp-time",
+        value_name = "TIME",
+        requires = "door",
+        conflicts_with = "ports",
+        value_parser = parse_totp_time
+    )]
+    pub totp_time: Option<u64>,
+
     /// Send from this local address
     #[arg(long = "source-address", value_name = "ADDR")]
     pub source_address: Option<IpAddr>,
@@ -122,6 +134,18 @@ pub struct Cli {
         conflicts_with = "door"
     )]
     pub ports: Vec<PortSpec>,
+}
+
+/// Parses `--totp-time`: unix seconds, or an RFC 3339 time (any offset).
+fn parse_totp_time(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(secs);
+    }
+    let timestamp: jiff::Timestamp = text.parse().map_err(|_| {
+        format!("'{text}' is neither unix seconds nor an RFC 3339 time (2026-01-02T03:04:05Z)")
+    })?;
+    u64::try_from(timestamp.as_second()).map_err(|_| format!("'{text}' is before 1970"))
 }
 
 /// Parses `-d`: a whole number of milliseconds, not negative.
@@ -213,7 +237,10 @@ impl RunError {
 /// See [`RunError`]; nothing is sent when the door or the host cannot be resolved.
 pub fn run(cli: &Cli, verbose_out: &mut dyn Write) -> Result<(), RunError> {
     let sequence = match &cli.door {
-        Some(name) => load_door_sequence(cli.config_path(), name)?,
+        Some(name) => {
+            let time = cli.totp_time.map_or(KnockTime::Now, KnockTime::Unix);
+            load_door_sequence_at(cli.config_path(), name, time)?
+        }
         None => cli.command_line_sequence(),
     };
     let target = match resolve(&cli.host, cli.family()) {
@@ -366,6 +393,39 @@ mod tests {
         );
         let error = parse_err(&["-c", "/tmp/k.conf", "host"]);
         assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn totp_time() {
+        let cli = parse(&["--door", "d", "--totp-time", "59", "host"]).unwrap();
+        assert_eq!(cli.totp_time, Some(59));
+        let cli = parse(&["--door", "d", "--totp-time", "2005-03-18T01:58:31Z", "host"]).unwrap();
+        assert_eq!(cli.totp_time, Some(1_111_111_111));
+        let cli = parse(&[
+            "--door",
+            "d",
+            "--totp-time",
+            "2005-03-18T03:58:31+02:00",
+            "h",
+        ])
+        .unwrap();
+        assert_eq!(cli.totp_time, Some(1_111_111_111));
+        let error = parse_err(&["--door", "d", "--totp-time", "yesterday", "host"]);
+        assert_eq!(error.kind(), ErrorKind::ValueValidation);
+        assert!(
+            error.to_string().contains("neither unix seconds"),
+            "{error}"
+        );
+        let error = parse_err(&["--door", "d", "--totp-time", "1969-12-31T23:59:59Z", "h"]);
+        assert!(error.to_string().contains("before 1970"), "{error}");
+        let error = parse_err(&["--totp-time", "59", "host", "7000"]);
+        assert_eq!(error.kind(), ErrorKind::ArgumentConflict, "not with ports");
+        let error = parse_err(&["--totp-time", "59", "host"]);
+        assert_eq!(
+            error.kind(),
+            ErrorKind::MissingRequiredArgument,
+            "needs --door"
+        );
     }
 
     #[test]
