@@ -124,6 +124,35 @@ fn bad_secrets_are_positioned_and_never_shown() {
 }
 
 #[test]
+fn misspelt_secret_lines_are_redacted_too() {
+    for (line, column) in [
+        (format!("totp_secert = {SECRET}"), 1),
+        (format!("TOTP_Secret {SECRET}"), 12),
+        (format!("totp_secret: {SECRET}"), 1),
+        (format!("secret = {SECRET}"), 1),
+    ] {
+        let e = error(&format!("[d]\nsequence = 40000,50000\n{line}\n"));
+        let shown = format!("{e}\n{e:?}");
+        assert!(!shown.contains("GEZD"), "{line}: {shown}");
+        assert!(e.line_text().ends_with("<hidden>"), "{line}: {shown}");
+        assert_eq!((e.line(), e.column()), (3, column), "{line}: {shown}");
+    }
+    let e = error(&format!(
+        "[d]\nsequence = 40000,50000\ntotp_secret {SECRET}\n"
+    ));
+    assert_eq!(
+        e.kind(),
+        &ConfigErrorKind::MissingEquals {
+            key: "totp_secret".into(),
+            hint: Some("totp_secret = BASE32".into())
+        }
+    );
+    // Other lines are quoted as they are.
+    let e = error("[d]\nsequence = 40000,50000\ntotp_digits = 9\n");
+    assert_eq!(e.line_text(), "totp_digits = 9");
+}
+
+#[test]
 fn parameter_errors() {
     let base = format!("[d]\nsequence = 40000,50000\ntotp_secret = {SECRET}\n");
     for (line, expected, column) in [

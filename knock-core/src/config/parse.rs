@@ -363,20 +363,37 @@ struct TotpBuilder {
     ots_line: Option<(usize, String)>,
 }
 
-/// `line` with the value of a `totp_secret` directive replaced by [`SECRET_PLACEHOLDER`], so
-/// that an error quoting the line never shows the key; other lines unchanged.
+/// Whether a key (as written, perhaps misspelt or followed by `:`) names a secret:
+/// `totp_secret`, anything close to it, or any key containing "secret" but not "file".
+fn secret_like_key(key: &str) -> bool {
+    let key = key.trim_end_matches(':').to_ascii_lowercase();
+    (key.contains("secret") && !key.contains("file"))
+        || suggest_key(&key).as_deref() == Some("totp_secret")
+}
+
+/// `line` with the value of a secret directive (`totp_secret = …`, also misspelt or
+/// without `=`) replaced by [`SECRET_PLACEHOLDER`], so that an error quoting the line never
+/// shows the key; other lines unchanged.
 fn redact_secret(line: &str) -> std::borrow::Cow<'_, str> {
-    if let Ok(LineKind::Directive {
-        key,
-        value: Some(value),
-    }) = classify(line)
-        && lookup_key(key) == Some(Key::TotpSecret)
-        && !value.is_empty()
-    {
-        let start = line.offset(value);
-        return format!("{}{SECRET_PLACEHOLDER}", &line[..start]).into();
+    let value = match classify(line) {
+        Ok(LineKind::Directive {
+            key,
+            value: Some(value),
+        }) if secret_like_key(key) => value,
+        Ok(LineKind::Directive { key, value: None }) => {
+            let word_end = key.find(char::is_whitespace).unwrap_or(key.len());
+            if !secret_like_key(&key[..word_end]) {
+                return line.into();
+            }
+            key[word_end..].trim_start()
+        }
+        _ => return line.into(),
+    };
+    if value.is_empty() {
+        return line.into();
     }
-    line.into()
+    let start = line.offset(value);
+    format!("{}{SECRET_PLACEHOLDER}", &line[..start]).into()
 }
 
 /// An error at the value of the `key = value` line `text` (line `number`), or at the
@@ -398,8 +415,8 @@ fn error_at_value(
 
 impl FileParser {
     fn line(&mut self, number: usize, line: &str) -> Result<(), ConfigError> {
-        let shown = redact_secret(line);
-        let located = |located: Located| located.into_error(number, &shown);
+        // Errors quote the line, except a secret's value.
+        let located = |located: Located| located.into_error(number, &redact_secret(line));
         match classify(line).map_err(located)? {
             LineKind::Blank | LineKind::Comment => Ok(()),
             LineKind::Section(name) => self.section(number, line, name),
@@ -654,9 +671,13 @@ impl FileParser {
                 },
             ));
         }
-        let hint = lookup_key(word)
-            .map(|_| word)
-            .map(|w| format!("{w} = {remainder}"));
+        let hint = lookup_key(word).map(|_| word).map(|w| {
+            if secret_like_key(w) {
+                format!("{w} = BASE32")
+            } else {
+                format!("{w} = {remainder}")
+            }
+        });
         if hint.is_none() {
             return Err(Located::at(line, text, ConfigErrorKind::Syntax));
         }
