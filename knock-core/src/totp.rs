@@ -40,7 +40,8 @@
 //! [`sequence_to_code`] and [`Totp::check_code`] tell a complete knock inside the door's port
 //! ranges apart as valid, stale (before the window), future (after it) or wrong;
 //! [`Totp::port_ranges`] are the port ranges a capture filter must cover (fixed, so the filter
-//! never changes with the step).
+//! never changes with the step). [`Totp::table`] computes all that once per step into a
+//! [`CodeTable`], so classifying a knock costs no HMAC.
 //!
 //! # Secrets
 //!
@@ -726,9 +727,31 @@ impl Totp {
             .saturating_mul(self.step_secs)
     }
 
+    /// The codes of every step within `W + DIAGNOSTIC_STEPS` of the step of `unix_secs`
+    /// (computed now, at most 41 HMACs), for classifying knocks until
+    /// [`CodeTable::valid_until`].
+    #[must_use]
+    pub fn table(&self, unix_secs: u64) -> CodeTable {
+        let current = self.counter_at(unix_secs);
+        let window = u64::from(self.params.window);
+        let reach = window + DIAGNOSTIC_STEPS;
+        let first = current.saturating_sub(reach);
+        let last = current.saturating_add(reach);
+        CodeTable {
+            current,
+            window,
+            first,
+            codes: (first..=last).map(|c| self.code_for_counter(c)).collect(),
+            bases: self.bases.clone(),
+            digits: self.params.digits,
+            valid_until: self.next_step_boundary(unix_secs),
+        }
+    }
+
     /// Which step, if any near `unix_secs`, has `code`: valid inside the window, stale or
     /// future within [`DIAGNOSTIC_STEPS`] beyond it, else wrong. Inside the window the
-    /// current step is preferred, then the nearest.
+    /// current step is preferred, then the nearest. (Computes the codes each time; a matcher
+    /// keeps a [`CodeTable`] instead.)
     #[must_use]
     pub fn check_code(&self, unix_secs: u64, code: Code) -> CodeCheck {
         if code.digits != self.params.digits {
@@ -777,6 +800,114 @@ impl Totp {
                 )
             })
             .collect()
+    }
+}
+
+/// The codes around one time step, computed once per step: what a matcher keeps between two
+/// step boundaries, so that telling a knock's code valid, stale, future or wrong costs no
+/// HMAC and no allocation (at most `2 × (MAX_WINDOW + DIAGNOSTIC_STEPS) + 1` = 41 codes).
+///
+/// ```
+/// use knock_core::totp::{Algorithm, CodeCheck, Secret, StepKind, Totp, TotpParams};
+/// use knock_core::Knock;
+///
+/// let secret = Secret::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")?;
+/// let params = TotpParams { digits: 8, ..TotpParams::default() };
+/// let totp = Totp::new(secret, params, &[Knock::tcp(40000), Knock::udp(50000)])?;
+/// let table = totp.table(1_111_111_111);
+/// assert_eq!(table.valid_until(), 1_111_111_140); // rebuild it then
+/// let knocked = [Knock::tcp(40708), Knock::udp(51804)]; // 07081804, one step ago
+/// assert_eq!(
+///     table.check_sequence(&knocked),
+///     Some(CodeCheck::Valid { counter: 0x23523EC, kind: StepKind::Past })
+/// );
+/// assert_eq!(table.check_sequence(&[Knock::tcp(7000), Knock::udp(8000)]), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeTable {
+    current: u64,
+    window: u64,
+    first: u64,
+    codes: Vec<Code>,
+    bases: Vec<Knock>,
+    digits: u8,
+    valid_until: u64,
+}
+
+impl CodeTable {
+    /// The current step's counter `T`.
+    #[must_use]
+    pub fn current(&self) -> u64 {
+        self.current
+    }
+
+    /// The unix time (seconds) at which the next step begins: the table is stale from then.
+    #[must_use]
+    pub fn valid_until(&self) -> u64 {
+        self.valid_until
+    }
+
+    /// The code of `counter`, if the table holds it.
+    #[must_use]
+    pub fn code(&self, counter: u64) -> Option<Code> {
+        let index = usize::try_from(counter.checked_sub(self.first)?).ok()?;
+        self.codes.get(index).copied()
+    }
+
+    /// The accepted sequences: one per step in `[T−W, T+W]` (see [`Totp::window`]).
+    #[must_use]
+    pub fn window(&self) -> Vec<Candidate> {
+        let low = self.current.saturating_sub(self.window);
+        let high = self.current.saturating_add(self.window);
+        (low..=high)
+            .filter_map(|counter| {
+                let code = self.code(counter)?;
+                Some(Candidate {
+                    counter,
+                    kind: kind_of(counter, self.current),
+                    code,
+                    sequence: layout(code, &self.bases),
+                })
+            })
+            .collect()
+    }
+
+    /// Which step has `code`: valid inside the window (the current step preferred, then the
+    /// nearest), stale or future within [`DIAGNOSTIC_STEPS`] beyond it, else wrong.
+    #[must_use]
+    pub fn check_code(&self, code: Code) -> CodeCheck {
+        if code.digits != self.digits {
+            return CodeCheck::Wrong;
+        }
+        let reach = self.window + DIAGNOSTIC_STEPS;
+        for distance in 0..=reach {
+            let before = self.current.checked_sub(distance);
+            let after = self.current.checked_add(distance);
+            for counter in [before, after].into_iter().flatten() {
+                if self.code(counter) != Some(code) {
+                    continue;
+                }
+                return if distance <= self.window {
+                    CodeCheck::Valid {
+                        counter,
+                        kind: kind_of(counter, self.current),
+                    }
+                } else if counter < self.current {
+                    CodeCheck::Stale { counter }
+                } else {
+                    CodeCheck::Future { counter }
+                };
+            }
+        }
+        CodeCheck::Wrong
+    }
+
+    /// [`check_code`](Self::check_code) for a complete knock: `None` when the knock is not
+    /// inside the door's port ranges (not a TOTP attempt at all), else its code's verdict.
+    #[must_use]
+    pub fn check_sequence(&self, knocked: &[Knock]) -> Option<CodeCheck> {
+        sequence_to_code(knocked, &self.bases, self.digits).map(|code| self.check_code(code))
     }
 }
 
@@ -1095,6 +1226,43 @@ mod tests {
             .find(|c| !nearby.contains(c))
             .unwrap();
         assert_eq!(totp.check_code(now, wrong), CodeCheck::Wrong);
+        // The per-step table agrees with the direct computation, for every nearby code.
+        let table = totp.table(now);
+        assert_eq!(table.window(), totp.window(now));
+        assert_eq!(table.valid_until(), totp.next_step_boundary(now));
+        for counter in t - 12..=t + 12 {
+            assert_eq!(
+                table.check_code(code(counter)),
+                totp.check_code(now, code(counter)),
+                "T{:+}",
+                i128::from(counter) - i128::from(t)
+            );
+        }
+        assert_eq!(table.check_code(wrong), CodeCheck::Wrong);
+        assert_eq!(
+            table.check_code(code(t - 12)),
+            CodeCheck::Wrong,
+            "beyond the reach"
+        );
+        let knocked = totp.sequence_for_counter(t + 1);
+        assert_eq!(
+            table.check_sequence(&knocked),
+            Some(CodeCheck::Valid {
+                counter: t + 1,
+                kind: StepKind::Future
+            })
+        );
+        assert_eq!(table.check_sequence(&[Knock::tcp(1), Knock::udp(2)]), None);
+        // Near the epoch nothing underflows.
+        let early = totp.table(0);
+        assert_eq!(early.window().len(), 2);
+        assert_eq!(
+            early.check_code(code(0)),
+            CodeCheck::Valid {
+                counter: 0,
+                kind: StepKind::Current
+            }
+        );
         assert_eq!(
             totp.check_code(now, Code::new(code(t).value(), 6)),
             CodeCheck::Wrong
