@@ -140,7 +140,7 @@ pub enum SecretError {
          and final \"=\" are ignored)"
     )]
     InvalidCharacter {
-        /// 1-based position (in characters) of the offending character.
+        /// 1-based position (in characters, after leading blanks) of the offending character.
         position: usize,
     },
     /// A BASE32 length that no byte string encodes to (1, 3 or 6 characters past a multiple

@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use knock_core::config::{ConfigErrorKind, DisplayWithSecrets, TotpSecret};
+use knock_core::totp::Secret;
 use knock_core::totp::{Algorithm, LayoutError, SecretError, TotpParams};
 use knock_core::{Config, ConfigError, Door, Knock};
+use proptest::prelude::*;
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
@@ -361,4 +363,33 @@ fn totp_doors_get_no_fixed_sequence_warnings() {
     ))
     .unwrap();
     assert_eq!(parsed.warnings, []);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any text: no panic, and an error never repeats the text.
+    #[test]
+    fn base32_never_panics_nor_echoes(text in "[A-Za-z2-7 =01-]{0,80}|\\PC{0,40}") {
+        if let Err(error) = Secret::from_base32(&text) {
+            let message = error.to_string();
+            let trimmed = text.trim();
+            if trimmed.chars().count() >= 8 {
+                prop_assert!(!message.contains(trimmed), "{}", message);
+            }
+        }
+    }
+
+    /// What a secret encodes to decodes back, in any case and with blanks every 4 characters.
+    #[test]
+    fn base32_round_trips(bytes in proptest::collection::vec(any::<u8>(), 16..64)) {
+        let secret = Secret::from_bytes(&bytes).unwrap();
+        let b32 = secret.to_base32().to_lowercase();
+        let spaced: Vec<String> = b32
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        prop_assert_eq!(Secret::from_base32(&spaced.join(" ")).unwrap(), secret);
+    }
 }
