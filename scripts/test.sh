@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 # Debian packages: libpcap-dev to build; the rest are used by root tests (namespaces, the
 # knockd 0.8 reference for interoperability, a packet sniffer to check what the client sends,
 # nft to load rulesets and read sets back in the nftables tests, fwknop's client and server
-# for the SPA interoperability tests).
-packages=(libpcap-dev iproute2 knockd tcpdump hping3 python3 nftables fwknop-client fwknop-server)
+# for the SPA interoperability tests,
+# oathtool to cross-check TOTP codes).
+packages=(libpcap-dev iproute2 knockd tcpdump hping3 python3 nftables fwknop-client fwknop-server
+    oathtool)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,6 +14,7 @@
 //! * [`ots`]: one-time-sequence files as pure functions over their text.
 //! * [`spa`]: fwknop-compatible single packet authorization: verify (HMAC first, replay
 //!   cache, age, access) and encode SPA packets.
+//! * [`totp`]: RFC 6238 time-based sequences (TOTP code → ports), pure and time-injected.
 //! * [`time`] and [`packet`]: the crate-owned [`Instant`] and the [`PacketEvent`] input.
 //!
 //! # What it does not do
@@ -111,6 +112,7 @@ pub mod ots;
 pub mod packet;
 pub mod spa;
 pub mod time;
+pub mod totp;
 
 pub use config::{Config, ConfigError, Door, FlagRule, Knock, Parsed, Warning};
 pub use matcher::{

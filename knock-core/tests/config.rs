@@ -7,9 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use knock_core::config::{
-    ConfigErrorKind, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, MAX_DURATION, MAX_SEQUENCE_LEN,
-    WarningKind, parse_sequence,
+    ConfigErrorKind, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, DisplayWithSecrets, MAX_DURATION,
+    MAX_SEQUENCE_LEN, TotpConfig, TotpSecret, WarningKind, parse_sequence,
 };
+use knock_core::totp::{Algorithm, Secret, TotpParams};
 use knock_core::{Config, ConfigError, Door, FlagRule, Knock, Parsed, TcpFlags, Warning};
 use proptest::prelude::*;
 
@@ -1111,6 +1112,49 @@ fn knock() -> impl Strategy<Value = Knock> {
     })
 }
 
+/// Valid TOTP settings and matching bases: digits, a divisor of them as the step count, bases
+/// that leave room for the groups.
+fn totp_parts() -> impl Strategy<Value = (TotpConfig, Vec<Knock>)> {
+    let layout = prop_oneof![
+        Just((6u8, 2usize)),
+        Just((6, 3)),
+        Just((6, 6)),
+        Just((7, 7)),
+        Just((8, 2)),
+        Just((8, 4)),
+        Just((8, 8)),
+    ];
+    let secret = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 16..48)
+            .prop_map(|bytes| TotpSecret::Inline(Secret::from_bytes(&bytes).unwrap())),
+        non_empty_trimmed(20).prop_map(TotpSecret::File),
+    ];
+    (
+        layout,
+        secret,
+        proptest::sample::select(Algorithm::ALL.to_vec()),
+        1u64..1_000_000,
+        0u32..=10,
+    )
+        .prop_flat_map(|((digits, steps), secret, algorithm, step, window)| {
+            let group = u32::from(digits) / u32::try_from(steps).unwrap();
+            let max_base = u16::try_from(65_535 - (10u32.pow(group) - 1)).unwrap();
+            let bases = proptest::collection::vec(
+                (1..=max_base, any::<bool>())
+                    .prop_map(|(p, udp)| if udp { Knock::udp(p) } else { Knock::tcp(p) }),
+                steps,
+            );
+            let mut totp = TotpConfig::new(secret);
+            totp.params = TotpParams {
+                algorithm,
+                digits,
+                step: Duration::from_secs(step),
+                window,
+            };
+            (Just(totp), bases)
+        })
+}
+
 fn arbitrary_door() -> impl Strategy<Value = Door> {
     let name = proptest::string::string_regex("[^\\n\\r]{1,16}")
         .unwrap()
@@ -1129,14 +1173,21 @@ fn arbitrary_door() -> impl Strategy<Value = Door> {
         flag_rule(),
         commands,
         proptest::option::of(any::<IpAddr>()),
+        proptest::option::weighted(0.2, totp_parts()),
     )
         .prop_filter("a door needs a sequence or a file", |(_, seq, ots, ..)| {
             !seq.is_empty() || ots.is_some()
         })
         .prop_map(
-            |(name, sequence, ots, seq_timeout, cmd_timeout, tcp_flags, commands, target)| {
+            |(name, sequence, ots, seq_timeout, cmd_timeout, tcp_flags, commands, target, totp)| {
                 let mut door = Door::new(name, sequence);
                 door.one_time_sequences = ots;
+                if let Some((totp, bases)) = totp {
+                    // A TOTP door: its sequence is the bases, and no one-time sequences.
+                    door.sequence = bases;
+                    door.one_time_sequences = None;
+                    door.totp = Some(totp);
+                }
                 door.seq_timeout = seq_timeout;
                 door.cmd_timeout = cmd_timeout;
                 door.tcp_flags = tcp_flags;
@@ -1192,6 +1243,9 @@ fn config_like_text() -> impl Strategy<Value = String> {
         Just("target".to_owned()),
         Just("usesyslog".to_owned()),
         Just("interface".to_owned()),
+        Just("totp_secret".to_owned()),
+        Just("totp_digits".to_owned()),
+        Just("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".to_owned()),
         Just("udp".to_owned()),
         Just("syn".to_owned()),
         Just("ms".to_owned()),
@@ -1208,9 +1262,25 @@ proptest! {
 
     #[test]
     fn display_round_trips(config in arbitrary_config()) {
-        let text = config.to_string();
+        // With the secrets written out, the text parses back to the same configuration.
+        let text = DisplayWithSecrets(&config).to_string();
         let parsed = Config::parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n---\n{text}")))?;
-        prop_assert_eq!(parsed.config, config, "text:\n{}", text);
+        prop_assert_eq!(&parsed.config, &config, "text:\n{}", text);
+        // The ordinary display is the same text with every inline secret hidden.
+        let hidden = config.to_string();
+        let mut expected = text.clone();
+        for door in &config.doors {
+            if let Some(secret) = door.totp.as_ref().and_then(TotpConfig::inline_secret) {
+                let b32 = secret.to_base32();
+                prop_assert!(!hidden.contains(&b32), "secret shown:\n{}", hidden);
+                expected = expected.replacen(
+                    &format!("totp_secret = {b32}\n"),
+                    "totp_secret = <hidden>\n",
+                    1,
+                );
+            }
+        }
+        prop_assert_eq!(hidden, expected);
     }
 
     #[test]
@@ -1221,7 +1291,7 @@ proptest! {
     #[test]
     fn config_like_text_never_panics_and_reparses(text in config_like_text()) {
         if let Ok(parsed) = Config::parse(&text) {
-            let again = Config::parse(&parsed.config.to_string()).map(|p| p.config);
+            let again = Config::parse(&DisplayWithSecrets(&parsed.config).to_string()).map(|p| p.config);
             prop_assert_eq!(again, Ok(parsed.config));
         } else if let Err(e) = Config::parse(&text) {
             prop_assert!(e.line() >= 1 && e.column() >= 1);

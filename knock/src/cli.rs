@@ -12,7 +12,7 @@ use clap::Parser;
 use knock_core::spa::AccessPort;
 use knock_core::{Knock, Protocol};
 
-use crate::door::{DoorError, DoorPlan, load_door};
+use crate::door::{DoorError, DoorPlan, KnockTime, load_door};
 use crate::send::{AddressFamily, KnockError, KnockOptions, knock_with, resolve_scoped};
 use crate::spa::{SpaError, SpaSend, load_keys, send_spa};
 use crate::spec::PortSpec;
@@ -49,8 +49,8 @@ Exit status:
   0  every hit was sent (also --help, --version)
   1  resolving the host or sending a hit failed
   2  invalid command line (nothing sent)
-  3  --door: configuration unreadable or invalid, no such door, or unusable SPA keys
-     (nothing sent)
+  3  --door: configuration or secret file unreadable or invalid, no such door, or unusable
+     SPA keys (nothing sent)
 
 --door NAME with an SPA door (SPA_* keys in knockd.conf) sends one fwknop-compatible SPA
 packet over UDP to the door's SPA_Port instead of a sequence (--allow, --access).
@@ -129,6 +129,17 @@ pub struct Cli {
     )]
     pub access: Option<AccessList>,
 
+    /// TOTP doors: knock the code of this time instead of now (unix seconds, or an RFC 3339
+    /// time such as 2026-01-02T03:04:05Z)
+    #[arg(
+        long = "totp-time",
+        value_name = "TIME",
+        requires = "door",
+        conflicts_with = "ports",
+        value_parser = parse_totp_time
+    )]
+    pub totp_time: Option<u64>,
+
     /// Send from this local address
     #[arg(long = "source-address", value_name = "ADDR")]
     pub source_address: Option<IpAddr>,
@@ -163,6 +174,18 @@ fn parse_access(text: &str) -> Result<AccessList, String> {
     AccessPort::parse_list(text)
         .map(AccessList)
         .map_err(|error| error.to_string())
+}
+
+/// Parses `--totp-time`: unix seconds, or an RFC 3339 time (any offset).
+fn parse_totp_time(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(secs);
+    }
+    let timestamp: jiff::Timestamp = text.parse().map_err(|_| {
+        format!("'{text}' is neither unix seconds nor an RFC 3339 time (2026-01-02T03:04:05Z)")
+    })?;
+    u64::try_from(timestamp.as_second()).map_err(|_| format!("'{text}' is before 1970"))
 }
 
 /// Parses `-d`: a whole number of milliseconds, not negative, at most [`MAX_DELAY_MS`].
@@ -266,7 +289,10 @@ impl RunError {
 /// See [`RunError`]; nothing is sent when the door or the host cannot be resolved.
 pub fn run(cli: &Cli, verbose_out: &mut dyn Write) -> Result<(), RunError> {
     let plan = match &cli.door {
-        Some(name) => load_door(cli.config_path(), name)?,
+        Some(name) => {
+            let time = cli.totp_time.map_or(KnockTime::Now, KnockTime::Unix);
+            load_door(cli.config_path(), name, time)?
+        }
         None => DoorPlan::Sequence(cli.command_line_sequence()),
     };
     let keys = match &plan {
@@ -445,6 +471,39 @@ mod tests {
         );
         let error = parse_err(&["-c", "/tmp/k.conf", "host"]);
         assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn totp_time() {
+        let cli = parse(&["--door", "d", "--totp-time", "59", "host"]).unwrap();
+        assert_eq!(cli.totp_time, Some(59));
+        let cli = parse(&["--door", "d", "--totp-time", "2005-03-18T01:58:31Z", "host"]).unwrap();
+        assert_eq!(cli.totp_time, Some(1_111_111_111));
+        let cli = parse(&[
+            "--door",
+            "d",
+            "--totp-time",
+            "2005-03-18T03:58:31+02:00",
+            "h",
+        ])
+        .unwrap();
+        assert_eq!(cli.totp_time, Some(1_111_111_111));
+        let error = parse_err(&["--door", "d", "--totp-time", "yesterday", "host"]);
+        assert_eq!(error.kind(), ErrorKind::ValueValidation);
+        assert!(
+            error.to_string().contains("neither unix seconds"),
+            "{error}"
+        );
+        let error = parse_err(&["--door", "d", "--totp-time", "1969-12-31T23:59:59Z", "h"]);
+        assert!(error.to_string().contains("before 1970"), "{error}");
+        let error = parse_err(&["--totp-time", "59", "host", "7000"]);
+        assert_eq!(error.kind(), ErrorKind::ArgumentConflict, "not with ports");
+        let error = parse_err(&["--totp-time", "59", "host"]);
+        assert_eq!(
+            error.kind(),
+            ErrorKind::MissingRequiredArgument,
+            "needs --door"
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! `--door NAME -c knockd.conf`: what to send for a door of the server's configuration: its
-//! knock sequence, or for an SPA door its SPA settings.
+//! knock sequence (for a TOTP door, the current code's), or for an SPA door its SPA settings.
 
 use std::io;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use knock_core::config::SpaConfig;
+use knock_core::totp::{Secret, SecretFileError, TotpError, secret_from_file};
 use knock_core::{Config, ConfigError, Knock};
 
 /// Why a door's sequence could not be read.
@@ -64,6 +67,63 @@ pub enum DoorError {
         /// The door.
         door: String,
     },
+    /// The door's `TOTP_Secret_File` could not be read.
+    #[error("cannot read the totp secret file of door '{door}', {}: {source}", path.display())]
+    ReadTotpSecret {
+        /// The door.
+        door: String,
+        /// The `TOTP_Secret_File`.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// The door's `TOTP_Secret_File` is refused (others can read it, or it holds no valid
+    /// secret). The message never contains the file's content.
+    #[error("totp secret file of door '{door}', {}: {source}", path.display())]
+    TotpSecretRefused {
+        /// The door.
+        door: String,
+        /// The `TOTP_Secret_File`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: SecretFileError,
+    },
+    /// The door's TOTP settings do not fit its sequence (never for a configuration the
+    /// parser accepted).
+    #[error("door '{door}': {source}")]
+    Totp {
+        /// The door.
+        door: String,
+        /// Why.
+        #[source]
+        source: TotpError,
+    },
+}
+
+/// When to compute a TOTP door's code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KnockTime {
+    /// Now, by the system clock.
+    #[default]
+    Now,
+    /// At this unix time, in seconds (`--totp-time`).
+    Unix(u64),
+}
+
+impl KnockTime {
+    /// The unix time in seconds.
+    #[must_use]
+    pub fn unix_secs(self) -> u64 {
+        match self {
+            Self::Unix(secs) => secs,
+            Self::Now => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
 }
 
 /// What `--door` sends for a door.
@@ -77,12 +137,12 @@ pub enum DoorPlan {
 }
 
 /// Reads `config_path` and returns what to send for the door called `name`: its sequence
-/// (as [`load_door_sequence`]) or, for an SPA door, its SPA settings.
+/// (as [`load_door_sequence_at`]) or, for an SPA door, its SPA settings.
 ///
 /// # Errors
 /// See [`DoorError`].
-pub fn load_door(config_path: &Path, name: &str) -> Result<DoorPlan, DoorError> {
-    match load_door_sequence(config_path, name) {
+pub fn load_door(config_path: &Path, name: &str, time: KnockTime) -> Result<DoorPlan, DoorError> {
+    match load_door_sequence_at(config_path, name, time) {
         Err(DoorError::SpaDoor { .. }) => {}
         other => return other.map(DoorPlan::Sequence),
     }
@@ -121,11 +181,26 @@ fn list(names: &[String]) -> String {
 ///
 /// For a door with `One_Time_Sequences`, the active (first unused) line of that file is
 /// returned. The file is only read, never marked: the server marks a sequence used once it
-/// sees it knocked.
+/// sees it knocked. For a TOTP door, the sequence of the current code (see
+/// [`load_door_sequence_at`]).
 ///
 /// # Errors
 /// See [`DoorError`].
 pub fn load_door_sequence(config_path: &Path, name: &str) -> Result<Vec<Knock>, DoorError> {
+    load_door_sequence_at(config_path, name, KnockTime::Now)
+}
+
+/// [`load_door_sequence`], with the time at which a TOTP door's code is computed: the code
+/// of the step containing `time`, laid out on the door's base ports (the secret comes from
+/// `TOTP_Secret`, or from `TOTP_Secret_File`, which must be readable by its owner only).
+///
+/// # Errors
+/// See [`DoorError`].
+pub fn load_door_sequence_at(
+    config_path: &Path,
+    name: &str,
+    time: KnockTime,
+) -> Result<Vec<Knock>, DoorError> {
     let config = read_config(config_path)?;
     let Some(door) = config.doors.iter().find(|door| door.name == name) else {
         return Err(DoorError::NoSuchDoor {
@@ -160,7 +235,48 @@ pub fn load_door_sequence(config_path: &Path, name: &str) -> Result<Vec<Knock>, 
             door: door.name.clone(),
         });
     }
+    if let Some(settings) = &door.totp {
+        let secret = match (settings.inline_secret(), settings.secret_file()) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(path)) => read_secret_file(&door.name, Path::new(path))?,
+            (None, None) => {
+                return Err(DoorError::NoSequence {
+                    door: door.name.clone(),
+                });
+            }
+        };
+        let totp = settings
+            .totp(secret, &door.sequence)
+            .map_err(|source| DoorError::Totp {
+                door: door.name.clone(),
+                source,
+            })?;
+        return Ok(totp.sequence_at(time.unix_secs()));
+    }
     Ok(door.sequence.clone())
+}
+
+/// The secret in a door's `TOTP_Secret_File`: refused when group or others can access the
+/// file (checked before reading it), else its first line.
+fn read_secret_file(door: &str, path: &Path) -> Result<Secret, DoorError> {
+    let read_error = |source| DoorError::ReadTotpSecret {
+        door: door.to_owned(),
+        path: path.to_owned(),
+        source,
+    };
+    let refused = |source| DoorError::TotpSecretRefused {
+        door: door.to_owned(),
+        path: path.to_owned(),
+        source,
+    };
+    let mode = std::fs::metadata(path).map_err(read_error)?.mode();
+    if mode & 0o077 != 0 {
+        return Err(refused(SecretFileError::Permissions {
+            mode: mode & 0o7777,
+        }));
+    }
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
+    secret_from_file(&text, mode).map_err(refused)
 }
 
 /// The active one-time sequence of a file's text: the one the server expects next (the

@@ -12,7 +12,8 @@
 //! ports above 65535 and unknown protocols are errors, the delay is not slept after the last
 //! hit, and a failed send (unreachable network, …) is an error instead of a silent success.
 //! It adds `--door` (the sequence of a door in a knockd.conf, including the active
-//! one-time sequence), `--source-address` and `--interface`.
+//! one-time sequence and the current code of a time-based (TOTP) door, or its code at
+//! `--totp-time`), `--source-address` and `--interface`.
 //!
 //! For an SPA door (`SPA_*` directives, see [`knock_core::spa`]), `--door` sends one
 //! fwknop-compatible single packet authorization datagram instead (see [`spa`]): UDP to the
@@ -61,7 +62,9 @@ mod send;
 pub mod spa;
 mod spec;
 
-pub use door::{DoorError, DoorPlan, load_door, load_door_sequence};
+pub use door::{
+    DoorError, DoorPlan, KnockTime, load_door, load_door_sequence, load_door_sequence_at,
+};
 pub use knock_core::{Knock, Protocol};
 pub use send::{
     AddressFamily, Hit, KnockError, KnockOptions, knock, knock_with, resolve, resolve_scoped,

@@ -1,8 +1,9 @@
 //! `knockd --check`: validate the configuration, print it in canonical form (what knockd will
 //! actually run, with the command-line overrides) and every warning.
 //!
-//! The canonical text goes to stdout (it parses back to the same configuration); warnings go
-//! to stderr as `warning: FILE:LINE: …`. As root, the nftables sets named by `Nft_Set` /
+//! The canonical text goes to stdout (it parses back to the same configuration, except that
+//! inline secrets are hidden: `TOTP_Secret` as `<hidden>`, SPA keys as `<secret>`); warnings
+//! go to stderr as `warning: FILE:LINE: …`. As root, the nftables sets named by `Nft_Set` /
 //! `Nft_Set_6` must also exist and fit (see [`crate::nft::NftSets::validate`]). Exit status 0
 //! if valid, 1 if not.
 
@@ -107,6 +108,31 @@ pub fn render(shown: &str, loaded: &Loaded, settings: &Settings) -> String {
             Path::new(&ots.file.shown).display()
         );
     }
+    for door in &loaded.totp {
+        let params = door.totp.params();
+        let ranges = door
+            .totp
+            .port_ranges()
+            .iter()
+            .map(|(protocol, low, high)| format!("{low}-{high}/{protocol}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let source = door.secret_file.as_deref().map_or_else(
+            || "totp_secret (hidden)".to_owned(),
+            |file| format!("{file} (readable by its owner only: ok)"),
+        );
+        let _ = writeln!(
+            text,
+            "# effective: door {}: TOTP {}, {} digits, {} s steps, window {} ({} codes accepted \
+             at a time), port ranges {ranges}, secret from {source}",
+            door.name,
+            params.algorithm,
+            params.digits,
+            params.step.as_secs(),
+            params.window,
+            2 * params.window + 1,
+        );
+    }
     let _ = writeln!(text, "{}", loaded.config);
     text
 }
@@ -146,5 +172,69 @@ mod tests {
         );
         let reparsed = knock_core::Config::parse(&text).unwrap().config;
         assert_eq!(reparsed, loaded.config);
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            interfaces: vec!["lo".into()],
+            interfaces_source: InterfacesSource::CommandLine,
+            log_file: None,
+            pid_file: DEFAULT_PID_FILE.into(),
+            use_syslog: false,
+            overlapping_interfaces: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn totp_doors_show_effective_values_and_never_the_secret() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("k.conf");
+        let key = dir.path().join("d.key");
+        std::fs::write(&key, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "[file]\n  sequence = 40000,50000:udp\n  totp_secret_file = {}\n  \
+                 totp_digits = 8\n  totp_algorithm = SHA256\n  command = true\n\
+                 [inline]\n  sequence = 1000,2000,3000\n  \
+                 totp_secret = JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        let loaded = load("k.conf", &conf, dir.path()).unwrap();
+        let text = render("k.conf", &loaded, &settings());
+        assert!(
+            text.contains(
+                "# effective: door file: TOTP sha256, 8 digits, 30 s steps, window 1 (3 codes \
+                 accepted at a time), port ranges 40000-49999/tcp,50000-59999/udp, secret from"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# effective: door inline: TOTP sha1, 6 digits, 30 s steps, window 1 (3 codes \
+                 accepted at a time), port ranges 1000-1099/tcp,2000-2099/tcp,3000-3099/tcp, \
+                 secret from totp_secret (hidden)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("    totp_secret = <hidden>\n"), "{text}");
+        assert!(!text.contains("GEZD") && !text.contains("JBSW"), "{text}");
+        assert!(!text.to_uppercase().contains("JBSWY3DP"), "{text}");
+
+        // A secret file others can read is an error, positioned on its directive.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = load("k.conf", &conf, dir.path()).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!(
+                "k.conf:3:22: totp secret file {}: accessible by group or others (mode 0644)",
+                key.display()
+            )),
+            "{error}"
+        );
+        assert!(!error.contains("GEZD"), "{error}");
     }
 }

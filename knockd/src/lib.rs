@@ -14,6 +14,7 @@
 //! * [`nft`]: nftables set elements over netlink (native doors, `Nft_Set`);
 //! * [`state`]: the pending-stops state file;
 //! * [`ots`]: one-time sequences files, updated atomically;
+//! * [`secret`]: TOTP secret files (owner-only, first line);
 //! * [`logging`]: log file, syslog, `-v`/`-D` output, JSON lines;
 //! * [`lookup`]: `-l` reverse lookups on a worker thread;
 //! * [`process`]: daemon mode and the pid file.
@@ -56,6 +57,7 @@ pub mod nft;
 pub mod ots;
 pub mod process;
 pub mod replay;
+pub mod secret;
 pub mod server;
 pub mod state;
 

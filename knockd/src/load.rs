@@ -5,6 +5,7 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use knock_core::totp::Totp;
 use knock_core::{Config, ConfigError, DoorId, Knock, Warning};
 
 use crate::ots::{OtsFile, ots_file};
@@ -25,6 +26,28 @@ pub struct OtsDoor {
     pub active: Option<Vec<Knock>>,
 }
 
+/// A TOTP door, with its secret read and checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpDoor {
+    /// The door's index.
+    pub door: DoorId,
+    /// The door's name.
+    pub name: String,
+    /// `TOTP_Secret_File` as written (`None` for an inline `TOTP_Secret`).
+    pub secret_file: Option<String>,
+    /// The code calculator (secret, parameters, base ports); its `Debug` hides the secret.
+    pub totp: Totp,
+}
+
+/// The warning given for each TOTP door until the matcher serves them.
+#[must_use]
+pub fn totp_not_served_message(door: &str) -> String {
+    format!(
+        "door {door}: time-based (TOTP) doors are validated but not served by this knockd yet \
+         --> disabling the door"
+    )
+}
+
 /// A configuration ready to run.
 #[derive(Clone, Debug)]
 pub struct Loaded {
@@ -33,23 +56,33 @@ pub struct Loaded {
     pub config: Config,
     /// The parser's warnings, naming the file.
     pub warnings: Vec<Warning>,
-    /// Problems found in one-time sequences files (invalid lines, exhausted files) and in the
-    /// configuration file's ownership and permissions ([`file_safety_warnings`]): warnings,
-    /// one line each, logged at start and printed by `--check`.
+    /// Problems found in one-time sequences files (invalid lines, exhausted files), TOTP
+    /// doors disabled, and the configuration file's ownership and permissions
+    /// ([`file_safety_warnings`]): warnings, one line each, logged at start and printed by
+    /// `--check`.
     pub ots_warnings: Vec<String>,
     /// The doors that take their sequence from a file.
     pub ots: Vec<OtsDoor>,
+    /// The TOTP doors, secrets read.
+    pub totp: Vec<TotpDoor>,
 }
 
 impl Loaded {
     /// The configuration with every one-time-sequence door's active sequence filled in
-    /// (empty if exhausted): what the matcher and the capture filter run.
+    /// (empty if exhausted): what the matcher and the capture filter run. TOTP doors get an
+    /// empty sequence (disabled) until the matcher serves them: their `sequence` lists
+    /// bases, which must never open the door as a fixed sequence.
     #[must_use]
     pub fn effective_config(&self) -> Config {
         let mut config = self.config.clone();
         for ots in &self.ots {
             if let Some(door) = config.doors.get_mut(ots.door.0 as usize) {
                 door.sequence = ots.active.clone().unwrap_or_default();
+            }
+        }
+        for door in &mut config.doors {
+            if door.totp.is_some() {
+                door.sequence = Vec::new();
             }
         }
         config
@@ -227,12 +260,68 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
             active: status.active,
         });
     }
+    let mut totp = Vec::new();
+    for (index, door) in config.doors.iter().enumerate() {
+        let Some(settings) = &door.totp else {
+            continue;
+        };
+        let (secret, secret_file) = match (settings.inline_secret(), settings.secret_file()) {
+            (Some(secret), _) => (secret.clone(), None),
+            (None, Some(file_text)) => {
+                let file = ots_file(file_text, cwd);
+                let secret = crate::secret::read_secret_file(&file.shown, &file.path)
+                    .map_err(|e| positioned(&text, shown, "totp_secret_file", file_text, &e))?;
+                (secret, Some(file_text.to_owned()))
+            }
+            (None, None) => {
+                let error = format!("door {}: unsupported totp secret source", door.name);
+                return Err(positioned(&text, shown, "", "", &error));
+            }
+        };
+        // Config::parse validated the layout; stay total anyway.
+        let calculator = settings
+            .totp(secret, &door.sequence)
+            .map_err(|e| positioned(&text, shown, "sequence", "", &e))?;
+        ots_warnings.push(totp_not_served_message(&door.name));
+        totp.push(TotpDoor {
+            door: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
+            name: door.name.clone(),
+            secret_file,
+            totp: calculator,
+        });
+    }
     Ok(Loaded {
         config,
         warnings,
         ots_warnings,
         ots,
+        totp,
     })
+}
+
+/// An error about the `key = value` directive of the configuration `text`, positioned on it
+/// (unpositioned when not found).
+fn positioned(
+    text: &str,
+    shown: &str,
+    key: &str,
+    value: &str,
+    error: &dyn std::fmt::Display,
+) -> Error {
+    let (line, column, line_text) = locate_directive(text, key, value);
+    if line == 0 {
+        let error = format!("{shown}: {error}");
+        return Error::Config {
+            display: error.clone(),
+            summary: error,
+        };
+    }
+    let error = format!("{shown}:{line}:{column}: {error}");
+    let pad = " ".repeat(column.saturating_sub(1));
+    Error::Config {
+        display: format!("{error}\n    {line_text}\n    {pad}^"),
+        summary: error,
+    }
 }
 
 /// 0.8's message when a door's one-time sequences run out.
@@ -428,5 +517,29 @@ mod tests {
             [Knock::tcp(1000), Knock::tcp(2000)]
         );
         assert!(effective.doors[1].sequence.is_empty());
+    }
+
+    #[test]
+    fn totp_doors_are_loaded_and_disabled_until_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = "[t]\nsequence = 40000,50000:udp\ntotp_secret = \
+                    GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\ntotp_digits = 8\n[f]\nsequence = 7000,8000\n";
+        std::fs::write(dir.path().join("k.conf"), conf).unwrap();
+        let loaded = load("k.conf", &dir.path().join("k.conf"), dir.path()).unwrap();
+        assert_eq!(loaded.totp.len(), 1);
+        assert_eq!(loaded.totp[0].door, DoorId(0));
+        // RFC 6238 Appendix B, SHA1 at 59 s: 94287082.
+        assert_eq!(
+            loaded.totp[0].totp.sequence_at(59),
+            [Knock::tcp(49428), Knock::udp(57082)]
+        );
+        assert_eq!(loaded.ots_warnings, [totp_not_served_message("t")]);
+        let effective = loaded.effective_config();
+        assert!(effective.doors[0].sequence.is_empty(), "bases never open");
+        assert_eq!(
+            effective.doors[1].sequence,
+            [Knock::tcp(7000), Knock::tcp(8000)]
+        );
+        assert!(!format!("{loaded:?}").contains("GEZD"));
     }
 }

@@ -23,7 +23,7 @@ _knock() {
 
     case "${cmd}" in
         knock)
-            opts="-u -d -4 -6 -v -c -h -V --udp --delay --ipv4 --ipv6 --verbose --door --config --allow --access --source-address --interface --help --version"
+            opts="-u -d -4 -6 -v -c -h -V --udp --delay --ipv4 --ipv6 --verbose --door --config --allow --access --totp-time --source-address --interface --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -54,6 +54,10 @@ _knock() {
                     return 0
                     ;;
                 --access)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --totp-time)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -9,11 +9,17 @@
 //! interface names or names containing `,`; `ECE`/`CWR` in a [`FlagRule`], or a flag both
 //! required and forbidden.
 //!
+//!
+//! A `TOTP_Secret` is never displayed: the canonical text has `totp_secret = <hidden>` in its
+//! place (which the parser refuses, with a hint). [`DisplayWithSecrets`] writes the secrets
+//! (BASE32), for the rare caller that must write a complete file.
+//!
 //! [`MAX_SEQUENCE_LEN`]: super::MAX_SEQUENCE_LEN
 
 use core::fmt;
 
-use super::{Config, DEFAULT_CMD_TIMEOUT, Door, FlagRule, Knock, Options};
+use super::parse::SECRET_PLACEHOLDER;
+use super::{Config, DEFAULT_CMD_TIMEOUT, Door, FlagRule, Knock, Options, TotpConfig, TotpSecret};
 use crate::packet::TcpFlags;
 use crate::time::Duration;
 
@@ -128,11 +134,34 @@ impl fmt::Display for Options {
 }
 
 impl fmt::Display for Door {
-    /// The door's section (header included), one key per line, canonical key names.
+    /// The door's section (header included), one key per line, canonical key names; a
+    /// `totp_secret` is shown as `<hidden>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_body(f, false)
+    }
+}
+
+/// The TOTP keys of a door, every parameter written out (they are the effective values).
+fn write_totp(totp: &TotpConfig, f: &mut fmt::Formatter<'_>, reveal: bool) -> fmt::Result {
+    match &totp.secret {
+        TotpSecret::Inline(secret) if reveal => key_value(f, "totp_secret", secret.to_base32())?,
+        TotpSecret::Inline(_) => key_value(f, "totp_secret", SECRET_PLACEHOLDER)?,
+        TotpSecret::File(path) => key_text(f, "totp_secret_file", path)?,
+    }
+    key_value(f, "totp_algorithm", totp.params.algorithm)?;
+    key_value(f, "totp_digits", totp.params.digits)?;
+    key_value(f, "totp_step", DisplayDuration(totp.params.step))?;
+    key_value(f, "totp_window", totp.params.window)
+}
+
+impl Door {
+    fn fmt_body(&self, f: &mut fmt::Formatter<'_>, reveal: bool) -> fmt::Result {
         writeln!(f, "[{}]", self.name)?;
         if !self.sequence.is_empty() {
             key_value(f, "sequence", DisplaySequence(&self.sequence))?;
+        }
+        if let Some(totp) = &self.totp {
+            write_totp(totp, f, reveal)?;
         }
         if let Some(path) = &self.one_time_sequences {
             key_text(f, "one_time_sequences", path)?;
@@ -183,8 +212,38 @@ impl fmt::Display for Door {
 
 impl fmt::Display for Config {
     /// Canonical knockd.conf text: `[options]` first (only when something is set), then
-    /// every door in order, separated by blank lines.
+    /// every door in order, separated by blank lines. TOTP secrets are hidden.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_all(f, false)
+    }
+}
+
+/// A [`Config`] displayed with its `TOTP_Secret`s written out (BASE32): text that parses
+/// back to the same configuration, secrets included. This reveals the secrets: write it
+/// only where the configuration itself belongs.
+///
+/// ```
+/// use knock_core::Config;
+/// use knock_core::config::DisplayWithSecrets;
+///
+/// let text = "[d]\nsequence = 40000,50000\ntotp_secret = GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n";
+/// let config = Config::parse(text)?.config;
+/// assert!(config.to_string().contains("totp_secret = <hidden>"));
+/// let full = DisplayWithSecrets(&config).to_string();
+/// assert_eq!(Config::parse(&full)?.config, config);
+/// # Ok::<(), knock_core::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct DisplayWithSecrets<'a>(pub &'a Config);
+
+impl fmt::Display for DisplayWithSecrets<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_all(f, true)
+    }
+}
+
+impl Config {
+    fn fmt_all(&self, f: &mut fmt::Formatter<'_>, reveal: bool) -> fmt::Result {
         let mut first = true;
         if !self.options.is_default() {
             write!(f, "{}", self.options)?;
@@ -195,7 +254,7 @@ impl fmt::Display for Config {
                 writeln!(f)?;
             }
             first = false;
-            write!(f, "{door}")?;
+            door.fmt_body(f, reveal)?;
         }
         Ok(())
     }

@@ -6,6 +6,8 @@
 
 use core::fmt;
 
+use crate::totp::{LayoutError, SecretError};
+
 /// The file name shown when none was given with `with_file`.
 const DEFAULT_FILE_NAME: &str = "knockd.conf";
 
@@ -403,6 +405,92 @@ pub enum ConfigErrorKind {
     SpaWithSequence {
         /// The door's name.
         door: String,
+    },
+    /// A `totp_secret` that is not a usable BASE32 key (the message never shows the key, and
+    /// the quoted line has the value hidden).
+    #[error("invalid totp_secret: {reason}")]
+    InvalidTotpSecret {
+        /// What is wrong with it.
+        reason: SecretError,
+    },
+    /// `totp_secret = <hidden>`: the placeholder the canonical display prints.
+    #[error(
+        "totp_secret is the placeholder printed in place of the secret; write the BASE32 secret \
+         here, or use \"totp_secret_file = PATH\""
+    )]
+    TotpSecretPlaceholder,
+    /// Both `totp_secret` and `totp_secret_file` in one door.
+    #[error("door \"{door}\" has both totp_secret and totp_secret_file; keep one")]
+    TotpSecretTwice {
+        /// The door's name.
+        door: String,
+    },
+    /// A `totp_algorithm` other than sha1, sha256, sha512.
+    #[error("unknown totp_algorithm \"{text}\" (expected sha1, sha256 or sha512)")]
+    InvalidTotpAlgorithm {
+        /// The value as written.
+        text: String,
+    },
+    /// A `totp_digits` other than 6, 7, 8.
+    #[error("invalid totp_digits \"{text}\" (expected 6, 7 or 8)")]
+    InvalidTotpDigits {
+        /// The value as written.
+        text: String,
+    },
+    /// A `totp_step` that is not a whole number of seconds ≥ 1.
+    #[error(
+        "invalid totp_step \"{text}\" (expected a whole number of seconds, at least 1, such as \
+         \"30\" or \"1m\")"
+    )]
+    InvalidTotpStep {
+        /// The value as written.
+        text: String,
+    },
+    /// A `totp_window` that is not a number from 0 to [`MAX_WINDOW`](crate::totp::MAX_WINDOW).
+    #[error(
+        "invalid totp_window \"{text}\" (expected a number of steps from 0 to {max})",
+        max = crate::totp::MAX_WINDOW
+    )]
+    InvalidTotpWindow {
+        /// The value as written.
+        text: String,
+    },
+    /// The code does not fit the door's base ports.
+    #[error("door \"{door}\": {reason}")]
+    TotpLayout {
+        /// The door's name.
+        door: String,
+        /// What does not fit.
+        reason: LayoutError,
+    },
+    /// A TOTP door without a `sequence` of base ports (reported at its header).
+    #[error(
+        "door \"{door}\" has a totp secret but no sequence; add \"sequence = BASE[:PROTO],...\" \
+         (the code is added to these base ports)"
+    )]
+    TotpWithoutSequence {
+        /// The door's name.
+        door: String,
+    },
+    /// A TOTP door with a `one_time_sequences` file.
+    #[error(
+        "door \"{door}\" has both a totp secret and one_time_sequences; a door has a fixed \
+         sequence, one-time sequences or a totp secret"
+    )]
+    TotpWithOneTimeSequences {
+        /// The door's name.
+        door: String,
+    },
+    /// A `totp_*` setting in a door without `totp_secret` or `totp_secret_file`.
+    #[error(
+        "{key} in door \"{door}\", which has no totp_secret or totp_secret_file; add one, or \
+         remove the totp settings"
+    )]
+    TotpWithoutSecret {
+        /// The door's name.
+        door: String,
+        /// The first `totp_*` key, as written.
+        key: String,
     },
 }
 

@@ -26,6 +26,14 @@
 //!   `Nft_Set_6`.
 //!   A door key in `[options]` or an options key in a door is an error. Every door needs a
 //!   `Sequence` or a `One_Time_Sequences` file, or is an SPA door (below).
+//! * TOTP door keys (see [`crate::totp`]): `TOTP_Secret = BASE32` or
+//!   `TOTP_Secret_File = PATH` (not both), `TOTP_Algorithm = sha1|sha256|sha512` (default
+//!   sha1), `TOTP_Digits = 6|7|8` (default 6), `TOTP_Step` (a duration, whole seconds,
+//!   default 30 s), `TOTP_Window = N` (0–10, default 1). A TOTP door needs a `Sequence`,
+//!   which lists base ports, and no `One_Time_Sequences`; `TOTP_Digits` must be divisible by
+//!   the number of steps and every base + 10^(digits/steps) − 1 must be ≤ 65535. Other
+//!   `TOTP_*` keys without a secret are an error. The canonical display prints
+//!   `totp_secret = <hidden>` instead of the key (see [`DisplayWithSecrets`]).
 //! * Sequence: `port[:proto]` items separated by commas, blanks around `,` and `:` allowed
 //!   (`7000, 8000 : udp`); protocol `tcp` (default) or `udp`, any case; at most
 //!   [`MAX_SEQUENCE_LEN`] items. Ports are 1–65535. Errors where 0.8 guessed: empty items,
@@ -58,6 +66,7 @@ use std::net::IpAddr;
 
 use crate::packet::{Protocol, TcpFlags};
 use crate::time::Duration;
+use crate::totp::{Secret, Totp, TotpError, TotpParams};
 
 mod display;
 mod error;
@@ -65,7 +74,7 @@ mod nft;
 mod parse;
 mod spa;
 
-pub use display::{DisplayDuration, DisplaySequence};
+pub use display::{DisplayDuration, DisplaySequence, DisplayWithSecrets};
 pub use error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
 pub use nft::{MAX_NFT_NAME_LEN, NftFamily, NftSetRef, is_nft_identifier};
 pub(crate) use parse::{Located, sequence_value, split_lines};
@@ -105,6 +114,68 @@ pub struct Options {
     pub pid_file: Option<String>,
     /// `Interface = NAME[,NAME…]`: the interfaces to listen on (empty: not set).
     pub interfaces: Vec<String>,
+}
+
+/// Where a TOTP door's secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TotpSecret {
+    /// `TOTP_Secret = BASE32`: the key itself (its `Debug` is redacted; the canonical
+    /// display prints a placeholder).
+    Inline(Secret),
+    /// `TOTP_Secret_File = PATH`: the first line of this file (read by the daemon or the
+    /// client with [`crate::totp::secret_from_file`], which refuses a file group or others
+    /// can access).
+    File(String),
+}
+
+/// The TOTP settings of a door (see [`crate::totp`]): its `Sequence` lists base ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TotpConfig {
+    /// `TOTP_Secret` or `TOTP_Secret_File`.
+    pub secret: TotpSecret,
+    /// `TOTP_Algorithm`, `TOTP_Digits`, `TOTP_Step`, `TOTP_Window`.
+    pub params: TotpParams,
+}
+
+impl TotpConfig {
+    /// Settings with `secret` and every parameter at its default (sha1, 6 digits, 30 s,
+    /// window 1).
+    #[must_use]
+    pub fn new(secret: TotpSecret) -> Self {
+        Self {
+            secret,
+            params: TotpParams::default(),
+        }
+    }
+
+    /// The secret when it is written in the configuration itself.
+    #[must_use]
+    pub fn inline_secret(&self) -> Option<&Secret> {
+        match &self.secret {
+            TotpSecret::Inline(secret) => Some(secret),
+            TotpSecret::File(_) => None,
+        }
+    }
+
+    /// The `TOTP_Secret_File` path, as written, when the secret is in a file.
+    #[must_use]
+    pub fn secret_file(&self) -> Option<&str> {
+        match &self.secret {
+            TotpSecret::File(path) => Some(path),
+            TotpSecret::Inline(_) => None,
+        }
+    }
+
+    /// The calculator for a door whose `Sequence` is `bases`, with `secret` (the inline one,
+    /// or the one the caller read from the secret file).
+    ///
+    /// # Errors
+    /// The parameters do not fit the bases (never for a door from [`Config::parse`]).
+    pub fn totp(&self, secret: Secret, bases: &[Knock]) -> Result<Totp, TotpError> {
+        Totp::new(secret, self.params, bases)
+    }
 }
 
 /// One step of a knock sequence: a port and a protocol.
@@ -205,6 +276,9 @@ pub struct Door {
     pub nft_set_6: Option<NftSetRef>,
     /// The `SPA_*` directives: an SPA door (no sequence), see [`SpaConfig`].
     pub spa: Option<SpaConfig>,
+    /// `TOTP_Secret`/`TOTP_Secret_File` and the other `TOTP_*` keys: a time-based door,
+    /// whose `sequence` lists the base ports (see [`crate::totp`]).
+    pub totp: Option<TotpConfig>,
 }
 
 impl Door {
@@ -226,6 +300,7 @@ impl Door {
             nft_set: None,
             nft_set_6: None,
             spa: None,
+            totp: None,
         }
     }
 

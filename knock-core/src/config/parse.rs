@@ -19,10 +19,15 @@ use super::error::{ConfigError, ConfigErrorKind, Warning, WarningKind};
 use super::nft::nft_set_value;
 use super::{
     Config, Door, FlagRule, Knock, MAX_DURATION, MAX_SEQUENCE_LEN, SpaConfig, SpaKeySource,
+    TotpConfig, TotpSecret,
 };
 use crate::packet::{Protocol, TcpFlags};
 use crate::spa::{AccessPort, SecretKey};
 use crate::time::Duration;
+use crate::totp::{Algorithm, LayoutError, MAX_WINDOW, Secret, TotpParams};
+
+/// What the canonical display prints in place of a `totp_secret` (refused when parsed).
+pub(crate) const SECRET_PLACEHOLDER: &str = "<hidden>";
 
 /// A successfully parsed configuration and the warnings found on the way.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,10 +158,11 @@ type LineResult<T> = Result<T, Located>;
 /// never reach error messages.
 fn redact_secret(line: &str) -> String {
     match line.split_once('=') {
-        Some((key, _))
-            if ["key", "secret"]
-                .iter()
-                .any(|word| key.to_ascii_lowercase().contains(word)) =>
+        Some((key, value))
+            if ![SECRET_PLACEHOLDER, "<secret>"].contains(&value.trim())
+                && ["key", "secret"]
+                    .iter()
+                    .any(|word| key.to_ascii_lowercase().contains(word)) =>
         {
             format!("{key}= <secret>")
         }
@@ -261,6 +267,12 @@ enum Key {
     SpaAccess,
     SpaMaxAge,
     SpaRequireSource,
+    TotpSecret,
+    TotpSecretFile,
+    TotpAlgorithm,
+    TotpDigits,
+    TotpStep,
+    TotpWindow,
 }
 
 impl Key {
@@ -273,7 +285,7 @@ impl Key {
 }
 
 /// Every spelling knockd 0.8 accepts (lower case; keys are compared case-insensitively).
-const KEYS: [(&str, Key); 27] = [
+const KEYS: [(&str, Key); 33] = [
     ("usesyslog", Key::UseSyslog),
     ("logfile", Key::LogFile),
     ("pidfile", Key::PidFile),
@@ -301,6 +313,12 @@ const KEYS: [(&str, Key); 27] = [
     ("spa_access", Key::SpaAccess),
     ("spa_max_age", Key::SpaMaxAge),
     ("spa_require_source", Key::SpaRequireSource),
+    ("totp_secret", Key::TotpSecret),
+    ("totp_secret_file", Key::TotpSecretFile),
+    ("totp_algorithm", Key::TotpAlgorithm),
+    ("totp_digits", Key::TotpDigits),
+    ("totp_step", Key::TotpStep),
+    ("totp_window", Key::TotpWindow),
 ];
 
 fn lookup_key(key: &str) -> Option<Key> {
@@ -370,6 +388,7 @@ struct DoorBuilder {
     ots_line: usize,
     stop_line: usize,
     spa: SpaBuilder,
+    totp: TotpBuilder,
 }
 
 /// The `SPA_*` directives of a door, as read so far.
@@ -384,9 +403,75 @@ struct SpaBuilder {
     require_source: bool,
 }
 
+/// A door's `totp_*` directives while its section is read.
+#[derive(Default)]
+struct TotpBuilder {
+    secret: Option<TotpSecret>,
+    params: TotpParams,
+    /// The first `totp_*` parameter line: (number, text, key as written).
+    first_param: Option<(usize, String, String)>,
+    /// The `totp_digits` line: (number, text).
+    digits_line: Option<(usize, String)>,
+    /// The `sequence` line: (number, text).
+    sequence_line: Option<(usize, String)>,
+    /// The `one_time_sequences` line: (number, text).
+    ots_line: Option<(usize, String)>,
+}
+
+/// Whether a key (as written, perhaps misspelt or followed by `:`) names a secret:
+/// `totp_secret`, anything close to it, or any key containing "secret" but not "file".
+fn secret_like_key(key: &str) -> bool {
+    let key = key.trim_end_matches(':').to_ascii_lowercase();
+    (key.contains("secret") && !key.contains("file"))
+        || suggest_key(&key).as_deref() == Some("totp_secret")
+}
+
+/// `line` with the value of a secret directive (`totp_secret = …`, also misspelt or
+/// without `=`) replaced by [`SECRET_PLACEHOLDER`], so that an error quoting the line never
+/// shows the key; other lines unchanged.
+fn redact_totp_secret(line: &str) -> std::borrow::Cow<'_, str> {
+    let value = match classify(line) {
+        Ok(LineKind::Directive {
+            key,
+            value: Some(value),
+        }) if secret_like_key(key) => value,
+        Ok(LineKind::Directive { key, value: None }) => {
+            let word_end = key.find(char::is_whitespace).unwrap_or(key.len());
+            if !secret_like_key(&key[..word_end]) {
+                return line.into();
+            }
+            key[word_end..].trim_start()
+        }
+        _ => return line.into(),
+    };
+    if value.is_empty() {
+        return line.into();
+    }
+    let start = line.offset(value);
+    format!("{}{SECRET_PLACEHOLDER}", &line[..start]).into()
+}
+
+/// An error at the value of the `key = value` line `text` (line `number`), or at the
+/// start of the `index`-th comma-separated item of that value when given.
+fn error_at_value(
+    number: usize,
+    text: &str,
+    item: Option<usize>,
+    kind: ConfigErrorKind,
+) -> ConfigError {
+    let value = text
+        .split_once('=')
+        .map_or_else(|| text.trim(), |(_, value)| value.trim());
+    let at = item
+        .and_then(|index| comma_items(value).get(index).map(|i| i.trim_start()))
+        .unwrap_or(value);
+    Located::at(text, at, kind).into_error(number, text)
+}
+
 impl FileParser {
     fn line(&mut self, number: usize, line: &str) -> Result<(), ConfigError> {
-        let located = |located: Located| located.into_error(number, line);
+        // Errors quote the line, except a secret's value.
+        let located = |located: Located| located.into_error(number, &redact_totp_secret(line));
         let kind = classify(line).map_err(located)?;
         // Issue 10 item 13: a NUL byte cannot be passed to exec, open or pcap, so a command,
         // path or name holding one would pass --check and fail at run time.
@@ -428,6 +513,7 @@ impl FileParser {
                 ots_line: 0,
                 stop_line: 0,
                 spa: SpaBuilder::default(),
+                totp: TotpBuilder::default(),
             }))
         };
         Ok(())
@@ -544,10 +630,42 @@ impl FileParser {
                         door.sequence = sequence_value(line, value)?;
                         builder.has_sequence = true;
                         builder.sequence_line = number;
+                        builder.totp.sequence_line = Some((number, line.to_owned()));
                     }
                     Key::OneTimeSequences => {
                         door.one_time_sequences = Some(value.to_owned());
                         builder.ots_line = number;
+                        builder.totp.ots_line = Some((number, line.to_owned()));
+                    }
+                    Key::TotpSecret | Key::TotpSecretFile => {
+                        let secret = if key == Key::TotpSecret {
+                            if value == SECRET_PLACEHOLDER {
+                                return Err(value_error(ConfigErrorKind::TotpSecretPlaceholder));
+                            }
+                            TotpSecret::Inline(Secret::from_base32(value).map_err(|reason| {
+                                value_error(ConfigErrorKind::InvalidTotpSecret { reason })
+                            })?)
+                        } else {
+                            TotpSecret::File(value.to_owned())
+                        };
+                        let other_kind = matches!(
+                            (&builder.totp.secret, &secret),
+                            (Some(TotpSecret::Inline(_)), TotpSecret::File(_))
+                                | (Some(TotpSecret::File(_)), TotpSecret::Inline(_))
+                        );
+                        if other_kind {
+                            return Err(Located::at(
+                                line,
+                                key_text,
+                                ConfigErrorKind::TotpSecretTwice {
+                                    door: door.name.clone(),
+                                },
+                            ));
+                        }
+                        builder.totp.secret = Some(secret);
+                    }
+                    Key::TotpAlgorithm | Key::TotpDigits | Key::TotpStep | Key::TotpWindow => {
+                        totp_param(&mut builder.totp, key, number, line, key_text, value)?;
                     }
                     Key::SeqTimeout => {
                         door.seq_timeout = duration_value(line, key_text, value)?;
@@ -637,9 +755,13 @@ impl FileParser {
                 },
             ));
         }
-        let hint = lookup_key(word)
-            .map(|_| word)
-            .map(|w| format!("{w} = {remainder}"));
+        let hint = lookup_key(word).map(|_| word).map(|w| {
+            if secret_like_key(w) {
+                format!("{w} = BASE32")
+            } else {
+                format!("{w} = {remainder}")
+            }
+        });
         if hint.is_none() {
             return Err(Located::at(line, text, ConfigErrorKind::Syntax));
         }
@@ -655,6 +777,9 @@ impl FileParser {
 
     /// Finishes the current door, if any: checks it has a sequence and collects warnings.
     fn close_door(&mut self) -> Result<(), ConfigError> {
+        if let Section::Door(builder) = &mut self.section {
+            close_totp(builder)?;
+        }
         let Section::Door(builder) = core::mem::take(&mut self.section) else {
             return Ok(());
         };
@@ -668,6 +793,7 @@ impl FileParser {
             ots_line,
             stop_line,
             spa,
+            totp: _,
         } = *builder;
         let mut door = door;
         let header_error = |kind| {
@@ -746,6 +872,11 @@ impl FileParser {
                         path: path.clone(),
                     },
                 );
+            }
+        } else if door.totp.is_some() {
+            // Bases, not ports: only the timeout warning applies.
+            if door.sequence.len() >= 2 && door.seq_timeout.is_zero() {
+                warn(seq_timeout_line, WarningKind::ZeroSeqTimeout);
             }
         } else {
             sequence_warnings(&door, sequence_line, seq_timeout_line, &mut warn);
@@ -910,6 +1041,110 @@ fn spa_directive(
         }
         _ => return Err(value_error(ConfigErrorKind::Syntax)),
     }
+    Ok(())
+}
+
+/// One `totp_algorithm`, `totp_digits`, `totp_step` or `totp_window` directive.
+fn totp_param(
+    totp: &mut TotpBuilder,
+    key: Key,
+    number: usize,
+    line: &str,
+    key_text: &str,
+    value: &str,
+) -> LineResult<()> {
+    let text = || value.to_owned();
+    let error = |kind| Located::at(line, value, kind);
+    match key {
+        Key::TotpAlgorithm => {
+            totp.params.algorithm = Algorithm::from_name(value)
+                .ok_or_else(|| error(ConfigErrorKind::InvalidTotpAlgorithm { text: text() }))?;
+        }
+        Key::TotpDigits => {
+            totp.params.digits = value
+                .parse::<u8>()
+                .ok()
+                .filter(|d| (6..=8).contains(d))
+                .ok_or_else(|| error(ConfigErrorKind::InvalidTotpDigits { text: text() }))?;
+            totp.digits_line = Some((number, line.to_owned()));
+        }
+        Key::TotpStep => {
+            let step = duration_value(line, key_text, value)?;
+            if step.subsec_nanos() != 0 || step.as_secs() == 0 {
+                return Err(error(ConfigErrorKind::InvalidTotpStep { text: text() }));
+            }
+            totp.params.step = step;
+        }
+        _ => {
+            totp.params.window = value
+                .parse::<u32>()
+                .ok()
+                .filter(|w| *w <= MAX_WINDOW)
+                .ok_or_else(|| error(ConfigErrorKind::InvalidTotpWindow { text: text() }))?;
+        }
+    }
+    if totp.first_param.is_none() {
+        totp.first_param = Some((number, line.to_owned(), key_text.to_owned()));
+    }
+    Ok(())
+}
+
+/// Checks a door's TOTP settings as a whole and stores them in the door.
+fn close_totp(builder: &mut DoorBuilder) -> Result<(), ConfigError> {
+    let door = &mut builder.door;
+    let totp = core::mem::take(&mut builder.totp);
+    let Some(secret) = totp.secret else {
+        if let Some((number, text, key)) = totp.first_param {
+            let kind = ConfigErrorKind::TotpWithoutSecret {
+                door: door.name.clone(),
+                key,
+            };
+            let key_start = text.len() - text.trim_start().len();
+            return Err(Located {
+                offset: key_start,
+                kind,
+            }
+            .into_error(number, &text));
+        }
+        return Ok(());
+    };
+    let name = door.name.clone();
+    if let Some((number, text)) = &totp.ots_line {
+        return Err(error_at_value(
+            *number,
+            text,
+            None,
+            ConfigErrorKind::TotpWithOneTimeSequences { door: name },
+        ));
+    }
+    let Some((sequence_number, sequence_text)) = &totp.sequence_line else {
+        let header = &builder.header_text;
+        let located = Located::at(
+            header,
+            header.trim_start(),
+            ConfigErrorKind::TotpWithoutSequence { door: name },
+        );
+        return Err(located.into_error(builder.header_line, header));
+    };
+    if let Err(reason) = crate::totp::check_layout(totp.params.digits, &door.sequence) {
+        let (number, text, item) = match (&reason, &totp.digits_line) {
+            (LayoutError::PortOverflow { step, .. }, _) => {
+                (*sequence_number, sequence_text, Some(step - 1))
+            }
+            (LayoutError::NotDivisible { .. }, Some((number, text))) => (*number, text, None),
+            _ => (*sequence_number, sequence_text, None),
+        };
+        return Err(error_at_value(
+            number,
+            text,
+            item,
+            ConfigErrorKind::TotpLayout { door: name, reason },
+        ));
+    }
+    door.totp = Some(TotpConfig {
+        secret,
+        params: totp.params,
+    });
     Ok(())
 }
 
