@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::config::FlagRule;
+use crate::packet::TcpFlags;
+use crate::time::Duration;
 
 /// `10.0.0.n`.
 fn v4(n: u8) -> IpAddr {
@@ -970,8 +972,8 @@ fn large_configs_use_the_hashed_step_index() {
         .map(|i| door(&format!("d{i}"), &format!("{},{}:udp", 1000 + i, 2000 + i)))
         .collect();
     let mut d = Driver::new(doors);
-    assert!(!d.matcher.doors.by_knock.many.is_empty());
-    assert!(d.matcher.doors.by_knock.few.is_empty());
+    assert!(!d.matcher.inner.doors.by_knock.many.is_empty());
+    assert!(d.matcher.inner.doors.by_knock.few.is_empty());
     d.syn(ms(0), v4(1), 1033);
     d.udp(ms(10), v4(1), 2033);
     d.syn(ms(20), v4(2), 1039);
