@@ -220,11 +220,13 @@ impl Matcher {
         self.deadlines = Deadlines::new(timeouts.len());
     }
 
-    /// Sets the active sequence of a door (one-time sequences). Other sources' attempts for
-    /// that door keep their stage and continue against the new sequence (as in knockd 0.8);
-    /// those already at or beyond its length, or all of them if `sequence` is empty (which
-    /// disables the door), are discarded. Actions named after this carry the new sequence.
-    /// An unknown `door` is ignored.
+    /// Sets the active sequence of a door (one-time sequences: call it right after the open
+    /// that used the previous one). Every attempt in progress on that door is discarded
+    /// (counted in [`Counters::attempts_discarded`]), so the new sequence must be knocked
+    /// from its first step: an attempt that kept its stage could otherwise complete the new
+    /// sequence with only its last steps (a partial replay). Attempts on other doors are
+    /// kept. An empty `sequence` disables the door. Actions named after this carry the new
+    /// sequence. An unknown `door` is ignored.
     pub fn set_door_sequence(&mut self, door: DoorId, sequence: Vec<Knock>) {
         if door.0 as usize >= self.inner.doors.slots.len() {
             return;
@@ -233,7 +235,6 @@ impl Matcher {
         let slot = &mut self.inner.doors.slots[door.0 as usize];
         let mut settings = Door::clone(&slot.door.door);
         settings.sequence = sequence;
-        let new_len = settings.sequence.len();
         let handle = DoorRef {
             id: door,
             door: Arc::new(settings),
@@ -242,9 +243,7 @@ impl Matcher {
         self.inner.doors.reindex();
         let mut discarded = 0;
         self.sources.map.retain(|state| {
-            discarded += state
-                .attempts
-                .retain_mut(|a| u32::from(a.door) != door.0 || usize::from(a.stage) < new_len);
+            discarded += state.attempts.retain_mut(|a| u32::from(a.door) != door.0);
             !state.attempts.is_empty()
         });
         self.sources.live_attempts -= discarded;

@@ -667,7 +667,7 @@ fn reload_keeps_pending_closes_and_discards_attempts() {
 }
 
 /// One-time sequences: after a use the daemon installs the next sequence; other sources'
-/// attempts keep their stage and continue against it; an empty sequence disables the door.
+/// attempts on the door start afresh; an empty sequence disables the door.
 #[test]
 fn one_time_sequence_replacement() {
     let mut d = Driver::new(vec![door("ots", "1000,2000,3000")]);
@@ -683,9 +683,13 @@ fn one_time_sequence_replacement() {
         d.matcher.door(DoorId(0)).unwrap().door.sequence[0],
         Knock::udp(4000)
     );
-    // .2 continues at stage 2 of the new sequence.
+    // .2 starts afresh: the rest of the new sequence alone does not open.
     d.syn(ms(1000), v4(2), 5000);
     d.syn(ms(1100), v4(2), 6000);
+    assert_eq!(d.opened(), strings(&["open ots 10.0.0.1"]));
+    d.udp(ms(1200), v4(2), 4000);
+    d.syn(ms(1300), v4(2), 5000);
+    d.syn(ms(1400), v4(2), 6000);
     assert_eq!(
         d.opened(),
         strings(&["open ots 10.0.0.1", "open ots 10.0.0.2"])
@@ -704,11 +708,49 @@ fn one_time_sequence_replacement() {
     d.syn(ms(4000), v4(5), 7000);
     d.matcher.set_door_sequence(DoorId(0), Vec::new());
     assert_eq!(d.matcher.attempts_in_progress(), 0);
-    assert_eq!(d.counters().attempts_discarded, 2);
+    assert_eq!(d.counters().attempts_discarded, 3);
     assert!(d.syn(ms(4100), v4(5), 7001).is_empty());
     assert!(d.syn(ms(4200), v4(6), 7000).is_empty());
     // An unknown door is ignored.
     d.matcher.set_door_sequence(DoorId(9), vec![Knock::tcp(1)]);
+}
+
+/// Issue 10 item 1 (one-time sequences partly replayable): source B knocks the first two
+/// steps beside A; A completes and the door's sequence advances; B then sends only the last
+/// step of the new sequence (or sprays ports). B must not open: a sequence change starts
+/// every attempt on that door afresh.
+#[test]
+fn issue10_1_sequence_change_restarts_every_attempt_on_the_door() {
+    let mut d = Driver::new(vec![
+        door("ots", "1000,2000,3000"),
+        door("other", "1000,2500"),
+    ]);
+    d.syn(ms(0), v4(2), 1000);
+    d.syn(ms(10), v4(2), 2000); // B at stage 2 of "ots"
+    d.knock(ms(100), v4(1), &[1000, 2000, 3000]); // A opens
+    assert_eq!(d.opened(), strings(&["open ots 10.0.0.1"]));
+    d.syn(ms(400), v4(3), 1000); // C at stage 1 of "other" (and of "ots")
+
+    d.matcher.set_door_sequence(
+        DoorId(0),
+        vec![Knock::tcp(4000), Knock::tcp(5000), Knock::tcp(6000)],
+    );
+    assert!(d.syn(ms(1000), v4(2), 6000).is_empty(), "last step alone");
+    for port in 5500..=6500 {
+        d.syn(ms(1001), v4(2), port); // a spray around the last step
+    }
+    assert_eq!(d.opened(), strings(&["open ots 10.0.0.1"]));
+    // B's attempt on "ots" was dropped (and C's), counted as discarded.
+    assert_eq!(d.counters().attempts_discarded, 2);
+    // Other doors' attempts are untouched: C continues "other".
+    d.syn(ms(1100), v4(3), 2500);
+    assert_eq!(
+        d.opened(),
+        strings(&["open ots 10.0.0.1", "open other 10.0.0.3"])
+    );
+    // The new sequence opens when knocked from the start.
+    d.knock(ms(2000), v4(2), &[4000, 5000, 6000]);
+    assert_eq!(d.opened().len(), 3);
 }
 
 /// The source cap evicts the oldest tracked source (among those at their first step)
