@@ -122,6 +122,9 @@ impl fmt::Display for Options {
         if !self.interfaces.is_empty() {
             key_text(f, "Interface", &self.interfaces.join(","))?;
         }
+        if self.allow_duplicates {
+            writeln!(f, "    AllowDuplicates")?;
+        }
         Ok(())
     }
 }
@@ -165,6 +168,9 @@ impl fmt::Display for Door {
         if let Some(target) = self.target {
             key_value(f, "target", target)?;
         }
+        if self.allow_duplicates {
+            writeln!(f, "    AllowDuplicates")?;
+        }
         Ok(())
     }
 }
@@ -184,6 +190,10 @@ impl fmt::Display for Config {
             }
             first = false;
             write!(f, "{door}")?;
+            if self.options.allow_duplicates && !door.allow_duplicates {
+                // The door opts out of the `[options]` default.
+                key_value(f, "AllowDuplicates", "no")?;
+            }
         }
         Ok(())
     }

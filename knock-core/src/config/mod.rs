@@ -19,10 +19,12 @@
 //!   `tcpflags`, which accumulates. Unknown keys are errors (with a "did you mean").
 //! * `[options]` keys: `UseSyslog` (bare, or `= yes|no|true|false|on|off|1|0`; a bare
 //!   `UseSyslog` in a door is accepted like 0.8 does, with a warning), `LogFile = PATH`,
-//!   `PidFile = PATH`, `Interface = NAME[,NAME…]`.
+//!   `PidFile = PATH`, `Interface = NAME[,NAME…]`, `AllowDuplicates` (bare or a boolean: the
+//!   default for doors that do not set it).
 //! * Door keys: `Sequence`, `One_Time_Sequences = PATH`, `Seq_Timeout` (alias `Timeout`,
 //!   default 25 s), `TCPFlags`, `Start_Command` (alias `Command`), `Start_Command_6` (alias
-//!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`.
+//!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`,
+//!   `AllowDuplicates` (bare or a boolean).
 //!   A door key in `[options]` or an options key in a door is an error. Every door needs a
 //!   `Sequence` or a `One_Time_Sequences` file.
 //! * Sequence: `port[:proto]` items separated by commas, blanks around `,` and `:` allowed
@@ -83,6 +85,9 @@ pub struct Options {
     pub pid_file: Option<String>,
     /// `Interface = NAME[,NAME…]`: the interfaces to listen on (empty: not set).
     pub interfaces: Vec<String>,
+    /// `AllowDuplicates` in `[options]`: the default of [`Door::allow_duplicates`] for every
+    /// door that does not set it (off by default).
+    pub allow_duplicates: bool,
 }
 
 /// One step of a knock sequence: a port and a protocol.
@@ -175,6 +180,10 @@ pub struct Door {
     pub stop_command_6: Option<String>,
     /// `Target`: the only destination this door accepts (instead of the local addresses).
     pub target: Option<IpAddr>,
+    /// `AllowDuplicates` (bare, or `= yes|no`; default: `[options]`' value, else off): a
+    /// repeat of the step just matched, from the same source, is ignored instead of
+    /// invalidating the attempt (retransmitted SYNs, `nc -z`, browsers).
+    pub allow_duplicates: bool,
 }
 
 impl Door {
@@ -193,6 +202,7 @@ impl Door {
             stop_command: None,
             stop_command_6: None,
             target: None,
+            allow_duplicates: false,
         }
     }
 

@@ -231,6 +231,7 @@ enum Key {
     StopCommand,
     StopCommand6,
     Target,
+    AllowDuplicates,
 }
 
 impl Key {
@@ -243,7 +244,7 @@ impl Key {
 }
 
 /// Every spelling knockd 0.8 accepts (lower case; keys are compared case-insensitively).
-const KEYS: [(&str, Key); 17] = [
+const KEYS: [(&str, Key); 18] = [
     ("usesyslog", Key::UseSyslog),
     ("logfile", Key::LogFile),
     ("pidfile", Key::PidFile),
@@ -261,6 +262,7 @@ const KEYS: [(&str, Key); 17] = [
     ("stop_command", Key::StopCommand),
     ("stop_command_6", Key::StopCommand6),
     ("target", Key::Target),
+    ("allowduplicates", Key::AllowDuplicates),
 ];
 
 fn lookup_key(key: &str) -> Option<Key> {
@@ -310,6 +312,9 @@ struct FileParser {
     section: Section,
     log_file_line: usize,
     pid_file_line: usize,
+    /// Per door closed so far: whether it set `AllowDuplicates` itself (else it takes the
+    /// `[options]` value, which may come later in the file).
+    allow_duplicates_set: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -329,6 +334,7 @@ struct DoorBuilder {
     seq_timeout_line: usize,
     ots_line: usize,
     stop_line: usize,
+    allow_duplicates_set: bool,
 }
 
 impl FileParser {
@@ -363,6 +369,7 @@ impl FileParser {
                 seq_timeout_line: 0,
                 ots_line: 0,
                 stop_line: 0,
+                allow_duplicates_set: false,
             }))
         };
         Ok(())
@@ -420,13 +427,7 @@ impl FileParser {
             Section::Options => {
                 let options = &mut self.config.options;
                 match key {
-                    Key::UseSyslog => {
-                        options.use_syslog = parse_bool(value).ok_or_else(|| {
-                            value_error(ConfigErrorKind::InvalidBool {
-                                text: value.to_owned(),
-                            })
-                        })?;
-                    }
+                    Key::UseSyslog => options.use_syslog = bool_value(line, key_text, value)?,
                     Key::LogFile => {
                         options.log_file = Some(value.to_owned());
                         self.log_file_line = number;
@@ -440,6 +441,9 @@ impl FileParser {
                             return Err(empty_value());
                         }
                         options.interfaces = interface_list(line, value)?;
+                    }
+                    Key::AllowDuplicates => {
+                        options.allow_duplicates = bool_value(line, key_text, value)?;
                     }
                     _ => {
                         return Err(Located::at(
@@ -507,6 +511,10 @@ impl FileParser {
                             })
                         })?);
                     }
+                    Key::AllowDuplicates => {
+                        door.allow_duplicates = bool_value(line, key_text, value)?;
+                        builder.allow_duplicates_set = true;
+                    }
                     Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface => {
                         return Err(option_in_door(door));
                     }
@@ -516,9 +524,19 @@ impl FileParser {
         Ok(())
     }
 
-    /// A directive line without `=`: only `UseSyslog` may stand alone (in any section, as in
-    /// knockd 0.8).
+    /// A directive line without `=`: only `UseSyslog` (in any section, as in knockd 0.8) and
+    /// `AllowDuplicates` may stand alone.
     fn bare_word(&mut self, number: usize, line: &str, text: &str) -> LineResult<()> {
+        if text.eq_ignore_ascii_case("allowduplicates") {
+            match &mut self.section {
+                Section::Door(builder) => {
+                    builder.door.allow_duplicates = true;
+                    builder.allow_duplicates_set = true;
+                }
+                _ => self.config.options.allow_duplicates = true,
+            }
+            return Ok(());
+        }
         if text.eq_ignore_ascii_case("usesyslog") {
             self.config.options.use_syslog = true;
             if let Section::Door(builder) = &self.section {
@@ -585,6 +603,7 @@ impl FileParser {
             seq_timeout_line,
             ots_line,
             stop_line,
+            allow_duplicates_set,
         } = *builder;
         let name = || Some(door.name.clone());
         if !has_sequence && door.one_time_sequences.is_none() {
@@ -633,11 +652,18 @@ impl FileParser {
             warn(stop_line, WarningKind::StopWithoutStart);
         }
         self.config.doors.push(door);
+        self.allow_duplicates_set.push(allow_duplicates_set);
         Ok(())
     }
 
     fn finish(mut self) -> Result<Parsed, ConfigError> {
         self.close_door()?;
+        let default = self.config.options.allow_duplicates;
+        for (door, set) in self.config.doors.iter_mut().zip(&self.allow_duplicates_set) {
+            if !set {
+                door.allow_duplicates = default;
+            }
+        }
         self.path_warning(
             self.log_file_line,
             "LogFile",
@@ -690,6 +716,20 @@ fn sequence_warnings(
 
 // ---------------------------------------------------------------------------------------
 // Values
+
+/// A boolean directive's value, or a positioned [`ConfigErrorKind::InvalidBool`].
+fn bool_value(line: &str, key: &str, value: &str) -> LineResult<bool> {
+    parse_bool(value).ok_or_else(|| {
+        Located::at(
+            line,
+            value,
+            ConfigErrorKind::InvalidBool {
+                key: key.to_ascii_lowercase(),
+                text: value.to_owned(),
+            },
+        )
+    })
+}
 
 fn parse_bool(value: &str) -> Option<bool> {
     const TRUE: [&str; 4] = ["yes", "true", "1", "on"];

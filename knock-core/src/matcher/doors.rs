@@ -95,6 +95,8 @@ pub(super) struct DoorSlot {
     pub(super) target: Option<IpAddr>,
     pub(super) flags: FlagRule,
     pub(super) sequence: Box<[Knock]>,
+    /// `AllowDuplicates`: a repeat of the step just matched is ignored.
+    pub(super) allow_duplicates: bool,
 }
 
 impl DoorSlot {
@@ -103,6 +105,7 @@ impl DoorSlot {
             target: door.door.target,
             flags: door.door.tcp_flags,
             sequence: door.door.sequence.clone().into_boxed_slice(),
+            allow_duplicates: door.door.allow_duplicates,
             door,
             class,
         }

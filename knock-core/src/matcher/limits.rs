@@ -75,6 +75,9 @@ pub struct Counters {
     /// Admitted packets from a source with nothing in progress that are not the first step
     /// of any door accepting them (included in `admitted`).
     pub ignored_not_first_step: u64,
+    /// Admitted packets that repeated the step just matched of a door with
+    /// `AllowDuplicates`, ignored by that attempt (included in `admitted`).
+    pub ignored_duplicates: u64,
     /// Attempts started (a first step was knocked).
     pub attempts_started: u64,
     /// Later steps knocked in order.

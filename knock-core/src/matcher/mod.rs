@@ -101,6 +101,9 @@ use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
 ///   ([`Action::Timeout`]). `seq_timeout = 0` means only one-step doors can open.
 /// * After an open whose door has a stop command for the source's family, an
 ///   [`Action::Close`] comes due `cmd_timeout` later.
+/// * With the door's `AllowDuplicates`, a repeat of the step the attempt matched last (a
+///   retransmitted SYN) is ignored by that attempt instead of invalidating it
+///   (counted in [`Counters::ignored_duplicates`]); off by default, as in knockd 0.8.
 /// * One source's attempt ending never touches another source's (B1), so a door that is a
 ///   prefix of another never blocks the longer one: both open.
 ///
@@ -162,7 +165,7 @@ struct MatcherInner {
 struct Progress {
     /// Some attempt's door accepts the destination (so the packet starts nothing).
     relevant: bool,
-    /// Some attempt advanced or was invalidated.
+    /// Some attempt advanced, was invalidated or ignored a duplicate step.
     changed: bool,
     /// Some attempt still in progress completed its second step.
     past_first_step: bool,
@@ -697,6 +700,12 @@ impl MatcherInner {
                     return true;
                 }
                 self.open(index, source, now);
+            } else if slot.allow_duplicates
+                && stage_knock(&slot.sequence, stage) == Some(&probe.knock)
+            {
+                // A repeat of the step just matched (retransmission): ignored.
+                self.out.counters.ignored_duplicates += 1;
+                return true;
             } else {
                 self.out.counters.attempts_invalidated += 1;
                 self.out.emit(ActionKind::Invalidated, index, source, stage);
@@ -705,4 +714,9 @@ impl MatcherInner {
         });
         (progress, removed)
     }
+}
+
+/// The step completed last by an attempt at `stage` (1-based), if any.
+fn stage_knock(sequence: &[Knock], stage: usize) -> Option<&Knock> {
+    sequence.get(stage.checked_sub(1)?)
 }

@@ -753,6 +753,36 @@ fn issue10_1_sequence_change_restarts_every_attempt_on_the_door() {
     assert_eq!(d.opened().len(), 3);
 }
 
+/// Issue 11, duplicate-tolerant doors: with `AllowDuplicates`, `7000 7000 8000 9000` opens a
+/// 7000,8000,9000 door (the repeat of the step just matched is ignored); without it, the
+/// repeat invalidates the attempt as in knockd 0.8. Only the step just matched is forgiven.
+#[test]
+fn allow_duplicates_ignores_a_repeat_of_the_step_just_matched() {
+    let mut tolerant = door("d", "7000,8000,9000");
+    tolerant.allow_duplicates = true;
+    let mut d = Driver::new(vec![tolerant.clone()]);
+    d.knock(ms(0), v4(1), &[7000, 7000, 8000, 8000, 8000, 9000]);
+    assert_eq!(d.opened(), strings(&["open d 10.0.0.1"]));
+    assert_eq!(d.counters().ignored_duplicates, 3);
+    assert_eq!(d.counters().attempts_invalidated, 0);
+    // An older step is still a wrong knock.
+    let out = d.knock(ms(5000), v4(2), &[7000, 8000, 7000]);
+    assert_eq!(out.last().unwrap(), "invalid d 10.0.0.2 2");
+
+    let mut strict = Driver::new(vec![door("d", "7000,8000,9000")]);
+    let out = strict.knock(ms(0), v4(1), &[7000, 7000, 8000, 9000]);
+    assert!(strict.opened().is_empty(), "{out:?}");
+    assert_eq!(strict.counters().attempts_invalidated, 1);
+    assert_eq!(strict.counters().ignored_duplicates, 0);
+
+    // A sequence that repeats a step itself advances first, then tolerates further repeats.
+    let mut repeat = door("r", "7000,7000,8000");
+    repeat.allow_duplicates = true;
+    let mut d = Driver::new(vec![repeat]);
+    d.knock(ms(0), v4(3), &[7000, 7000, 7000, 8000]);
+    assert_eq!(d.opened(), strings(&["open r 10.0.0.3"]));
+}
+
 /// The source cap evicts the oldest tracked source (among those at their first step)
 /// first, counting it.
 #[test]
