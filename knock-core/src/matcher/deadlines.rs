@@ -41,6 +41,12 @@ impl Deadlines {
         }
     }
 
+    /// Heap bytes held now by the queues (by capacity).
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.classes.iter().map(VecDeque::capacity).sum::<usize>() * size_of::<DeadlineEntry>()
+            + self.classes.capacity() * size_of::<VecDeque<DeadlineEntry>>()
+    }
+
     /// The earliest front entry: (deadline, class).
     pub(super) fn earliest(&self) -> Option<(Instant, usize)> {
         let mut best: Option<(Instant, usize)> = None;

@@ -118,14 +118,14 @@ use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
 /// State is bounded by [`Limits`]: at most `max_sources` sources are tracked (a source is
 /// tracked while it has an attempt in progress); a new source beyond that evicts the one
 /// tracked longest among those at their first step (the others only when there are none
-/// of those), and at most `max_pending_closes` stop commands wait. The memory is about
-/// [`Matcher::BYTES_PER_SOURCE`] per tracked source (hash-table entry with up to two
-/// attempts inline, eviction-queue and deadline-queue entries, with the queues' 2× slack)
-/// plus about 100 bytes per pending close: at most about 17 MB for the default 65 536
-/// sources (typically about 8 MB: 64-byte table entries at up to 7/8 load plus one 24-byte
-/// and one 32-byte queue entry). A
-/// source with attempts for more than two doors at once (only possible when more than two
-/// doors share a first step) stores the extra ones on the heap.
+/// of those), and at most `max_pending_closes` stop commands wait. The per-source state
+/// (table, eviction FIFOs, deadline queue) takes at most
+/// [`Matcher::BYTES_PER_SOURCE`] (666) bytes per source of the cap plus
+/// [`Matcher::TRACKING_OVERHEAD`]: at most about 44 MB for the default 65 536 sources
+/// (typically 200–300 bytes per source, 13–20 MB), checked by
+/// [`tracking_memory`](Self::tracking_memory) in the tests; about 100 bytes more per
+/// pending close. A source with attempts for more than two doors at once (only possible
+/// when more than two doors share a first step) stores the extra ones on the heap.
 ///
 /// A flood of spoofed first knocks therefore cannot evict a legitimate knocker who is past
 /// the first step of a sequence (spoofed sources only ever hit first steps; an attacker who
@@ -172,9 +172,52 @@ struct Progress {
 }
 
 impl Matcher {
-    /// Upper bound of the memory per tracked source, in bytes (hash-table entry at worst-case
-    /// load, eviction- and deadline-queue entries with their 2× slack; one attempt per source).
-    pub const BYTES_PER_SOURCE: usize = 256;
+    /// Upper bound of the heap memory per tracked source, in bytes, for large
+    /// [`Limits::max_sources`] `N`, with one attempt per source and one `seq_timeout` value
+    /// (see [`tracking_memory`](Self::tracking_memory) for what it covers and
+    /// [`TRACKING_OVERHEAD`](Self::TRACKING_OVERHEAD) for the constant part):
+    ///
+    /// * the source table: 65 bytes per bucket (a 64-byte entry and a control byte); at most
+    ///   7/8 of the buckets are used and their number is a power of two, so `N` sources may
+    ///   need up to `2 × 8N/7` buckets; and when deletions have left tombstones while more
+    ///   than half of that capacity is in use, hashbrown grows the table once more instead of
+    ///   cleaning it in place: at most `4 × 8N/7` buckets, about 297 bytes per source;
+    /// * the eviction FIFOs (24-byte entries): compacted once they hold more than `2N + 64`
+    ///   entries, the advanced one can gain up to `N` more between compactions, and a
+    ///   buffer's capacity is up to twice the most it held: `2 × (2N + 3N)` entries, 240
+    ///   bytes per source;
+    /// * the deadline queue (32-byte entries): compacted beyond twice the live attempts
+    ///   plus 64, buffer up to twice that: `4N` entries, 128 bytes per source.
+    ///
+    /// A worst case, not the usual one: typically a table at 44–88 % load and queues about
+    /// half as large (about 170–300 bytes per source in the tests and benches). Growing the
+    /// table also briefly holds the old and the new table at once (at most half as much
+    /// again). More than one seq_timeout value adds a deadline queue per value, and more
+    /// than two attempts at once per source (more than two doors sharing a first step) add
+    /// 16 bytes per extra attempt on the heap.
+    pub const BYTES_PER_SOURCE: usize = {
+        let bucket = size_of::<SourceState>() + 1;
+        let table = (4 * 8 * bucket).div_ceil(7);
+        let fifos = 10 * size_of::<FifoEntry>();
+        let deadlines = 4 * size_of::<DeadlineEntry>();
+        table + fifos + deadlines
+    };
+
+    /// The constant part of the bound on [`tracking_memory`](Self::tracking_memory) that
+    /// [`BYTES_PER_SOURCE`](Self::BYTES_PER_SOURCE) leaves out: the compaction slack (64
+    /// stale entries per queue, with room to double), the table's trailing control bytes
+    /// and the small initial sizes, in bytes.
+    pub const TRACKING_OVERHEAD: usize = 64 * 1024;
+
+    /// Heap bytes the per-source state holds now, by capacity: the source table, the
+    /// eviction FIFOs and the deadline queues. At most
+    /// `max_sources × BYTES_PER_SOURCE + TRACKING_OVERHEAD` (with one seq_timeout value and at
+    /// most two attempts per source). Pending stop commands, the queued actions and the
+    /// doors are not included.
+    #[must_use]
+    pub fn tracking_memory(&self) -> usize {
+        self.sources.heap_bytes() + self.deadlines.heap_bytes()
+    }
 
     /// A matcher for `config` with default [`Limits`].
     #[must_use]

@@ -174,6 +174,13 @@ impl SourceTable {
         }
     }
 
+    /// Heap bytes held now (by capacity): the table's allocation and both FIFOs' buffers.
+    /// Spilled attempt lists (more than two per source) are not counted.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.map.table.allocation_size()
+            + (self.fifo.capacity() + self.fifo_advanced.capacity()) * size_of::<FifoEntry>()
+    }
+
     pub(super) fn token(&mut self) -> u32 {
         let token = self.next_token;
         self.next_token = token.wrapping_add(1);
