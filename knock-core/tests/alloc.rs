@@ -43,7 +43,7 @@ fn round(matcher: &mut Matcher, now: &mut u64, round: u32) -> u64 {
             3 => (0x0010_0000 + (round % 64) * SOURCES + index, 7001),
             _ => (index, 7000),
         };
-        matcher.handle_packet(t, &packet(t, source, port));
+        matcher.handle_packet(&packet(t, source, port));
         while let Some(action) = matcher.poll_action() {
             seen += match action {
                 Action::Stage { stage, .. } => stage as u64,

@@ -6,11 +6,11 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use knock_core::config::{
+use knock_core::{Config, ConfigError, Door, FlagRule, Knock, Parsed, TcpFlags, Warning};
+use knock_core::{
     ConfigErrorKind, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, MAX_SEQUENCE_LEN, WarningKind,
     parse_sequence,
 };
-use knock_core::{Config, ConfigError, Door, FlagRule, Knock, Parsed, TcpFlags, Warning};
 use proptest::prelude::*;
 
 fn parse(text: &str) -> Parsed {

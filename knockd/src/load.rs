@@ -46,7 +46,7 @@ impl Loaded {
     pub fn effective_config(&self) -> Config {
         let mut config = self.config.clone();
         for ots in &self.ots {
-            if let Some(door) = config.doors.get_mut(ots.door.0 as usize) {
+            if let Some(door) = config.doors.get_mut(ots.door.index()) {
                 door.sequence = ots.active.clone().unwrap_or_default();
             }
         }
@@ -118,7 +118,7 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
             ots_warnings.push(exhausted_message(&door.name));
         }
         ots.push(OtsDoor {
-            door: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
+            door: DoorId::from_index(index),
             name: door.name.clone(),
             file,
             active: status.active,

@@ -217,6 +217,22 @@ impl Door {
         )
     }
 
+    /// The start command line for a knocker at `source`, ready to run: the command chosen
+    /// by [`start_command_for`](Self::start_command_for) with every literal, case-sensitive
+    /// `%IP%` replaced by the address (as knockd 0.8). The address text is only
+    /// `[0-9a-f.:]`, so it cannot inject shell syntax.
+    #[must_use]
+    pub fn start_command_line(&self, source: IpAddr) -> Option<String> {
+        Some(substitute_ip(self.start_command_for(source)?, source))
+    }
+
+    /// The stop command line for a knocker at `source`, like
+    /// [`start_command_line`](Self::start_command_line) (`None` without a start command).
+    #[must_use]
+    pub fn stop_command_line(&self, source: IpAddr) -> Option<String> {
+        Some(substitute_ip(self.stop_command_for(source)?, source))
+    }
+
     /// The stop command for a knocker at `source`, chosen like
     /// [`start_command_for`](Self::start_command_for). A stop command only runs after a
     /// start command ran.
@@ -229,6 +245,10 @@ impl Door {
             self.stop_command_6.as_deref(),
         )
     }
+}
+
+fn substitute_ip(command: &str, source: IpAddr) -> String {
+    command.replace("%IP%", &source.to_string())
 }
 
 fn pick_command<'a>(source: IpAddr, v4: Option<&'a str>, v6: Option<&'a str>) -> Option<&'a str> {
@@ -256,6 +276,28 @@ mod tests {
         assert_eq!(door.start_command_for(v6), None);
         assert_eq!(door.stop_command_for(v6), None, "no stop without a start");
         assert_eq!(door.start_command_for(v4), Some("open %IP%"));
+    }
+
+    /// `%IP%` substitution (moved from knockd's executor): every literal, case-sensitive
+    /// occurrence, both families.
+    #[test]
+    fn command_lines_substitute_the_address() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let mut door = Door::new("d", vec![Knock::tcp(1)]);
+        assert_eq!(door.start_command_line(v4), None);
+        door.start_command = Some("iptables -A INPUT -s %IP% -j ACCEPT # %IP%".into());
+        door.stop_command = Some("x %IP%%IP% %ip% %IP".into());
+        assert_eq!(
+            door.start_command_line(v4).as_deref(),
+            Some("iptables -A INPUT -s 192.0.2.7 -j ACCEPT # 192.0.2.7")
+        );
+        assert_eq!(
+            door.stop_command_line(v6).as_deref(),
+            Some("x fd00::1fd00::1 %ip% %IP")
+        );
+        door.start_command_6 = Some(String::new());
+        assert_eq!(door.stop_command_line(v6), None, "no stop without a start");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct Parsed {
 impl Config {
     /// Parses knockd.conf text.
     ///
-    /// The grammar is summarised in the [module documentation](crate::config). Problems that
+    /// The grammar is summarised in the README's configuration reference. Problems that
     /// knockd 0.8 silently turned into surprising behaviour (space-separated ports, empty or
     /// non-numeric ports, trailing junk, unknown keys) are errors here, with a hint; inputs
     /// 0.8 rejected for no good reason (`tcpflags = syn, ack`, `UseSyslog = yes`) are
@@ -73,7 +73,7 @@ impl Config {
 ///
 /// ```
 /// use knock_core::Knock;
-/// use knock_core::config::parse_sequence;
+/// use knock_core::parse_sequence;
 ///
 /// assert_eq!(parse_sequence("7000, 8000 : UDP")?, [Knock::tcp(7000), Knock::udp(8000)]);
 /// assert!(parse_sequence("7000:icmp").is_err());

@@ -33,20 +33,63 @@ impl LocalAddresses {
     }
 }
 
-/// Index of a door in the configuration the matcher currently runs.
+/// Names a door of the configuration the matcher runs: its position in
+/// [`Config::doors`]. Opaque; [`index`](Self::index) and
+/// [`from_index`](Self::from_index) convert.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DoorId(pub u32);
+pub struct DoorId(u32);
+
+impl DoorId {
+    /// The door at position `index` of [`Config::doors`] (an index beyond the configuration
+    /// names no door: the matcher ignores it).
+    #[must_use]
+    pub fn from_index(index: usize) -> Self {
+        Self(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+
+    /// The door's position in [`Config::doors`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// A door named by an action: its index and a shared handle on its settings (still valid
 /// after a reload replaced the configuration).
 ///
-/// After [`Matcher::set_door_sequence`] the handle carries the door's new active sequence.
+/// It dereferences to the [`Door`], so `door.name` reads the name. After
+/// [`Matcher::set_door_sequence`] the handle carries the door's new active sequence. Cloning
+/// it clones an `Arc`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DoorRef {
-    /// Index in the configuration that produced the action.
-    pub id: DoorId,
-    /// The door's settings.
-    pub door: Arc<Door>,
+    id: DoorId,
+    door: Arc<Door>,
+}
+
+impl DoorRef {
+    pub(super) fn new(id: DoorId, door: Arc<Door>) -> Self {
+        Self { id, door }
+    }
+
+    /// The door's index in the configuration that produced the action.
+    #[must_use]
+    pub fn id(&self) -> DoorId {
+        self.id
+    }
+
+    /// The shared handle on the door's settings.
+    #[must_use]
+    pub fn shared(&self) -> &Arc<Door> {
+        &self.door
+    }
+}
+
+impl core::ops::Deref for DoorRef {
+    type Target = Door;
+
+    fn deref(&self) -> &Door {
+        &self.door
+    }
 }
 
 /// The doors of the running configuration, indexed by step.
@@ -102,10 +145,10 @@ pub(super) struct DoorSlot {
 impl DoorSlot {
     pub(super) fn new(door: DoorRef, class: usize) -> Self {
         Self {
-            target: door.door.target,
-            flags: door.door.tcp_flags,
-            sequence: door.door.sequence.clone().into_boxed_slice(),
-            allow_duplicates: door.door.allow_duplicates,
+            target: door.target,
+            flags: door.tcp_flags,
+            sequence: door.sequence.clone().into_boxed_slice(),
+            allow_duplicates: door.allow_duplicates,
             door,
             class,
         }
@@ -141,10 +184,7 @@ impl DoorTable {
                     timeouts.len() - 1
                 }
             };
-            let door = DoorRef {
-                id: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
-                door: Arc::new(door.clone()),
-            };
+            let door = DoorRef::new(DoorId::from_index(index), Arc::new(door.clone()));
             slots.push(DoorSlot::new(door, class));
         }
         let mut table = Self {

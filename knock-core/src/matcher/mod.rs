@@ -74,8 +74,12 @@ use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
 ///
 /// Instants must not decrease from call to call. An earlier instant than one already seen
 /// is treated as that one, so a clock step backwards can delay deadlines but never corrupt
-/// state. A packet is taken to arrive at the `now` passed with it (its
-/// [`PacketEvent::timestamp`] is not read: pass it as `now` when replaying a capture).
+/// state. A packet's time is its [`PacketEvent::timestamp`] (the capture's time, or the
+/// caller's clock when the packet was received), given nowhere else.
+///
+/// A door whose `sequence` is empty, such as a `One_Time_Sequences` door before the caller
+/// has read its file, matches nothing until [`set_door_sequence`](Self::set_door_sequence)
+/// gives it one.
 ///
 /// Queued actions refer to the running configuration: actions still queued when
 /// [`replace_config`](Self::replace_config) or [`set_door_sequence`](Self::set_door_sequence)
@@ -219,7 +223,9 @@ impl Matcher {
         self.sources.heap_bytes() + self.deadlines.heap_bytes()
     }
 
-    /// A matcher for `config` with default [`Limits`].
+    /// A matcher for `config` with default [`Limits`]. Doors with an empty `sequence`
+    /// (one-time sequences not set yet) stay shut until
+    /// [`set_door_sequence`](Self::set_door_sequence).
     #[must_use]
     pub fn new(config: &Config) -> Self {
         Self::with_limits(config, Limits::default())
@@ -274,31 +280,31 @@ impl Matcher {
     /// kept. An empty `sequence` disables the door. Actions named after this carry the new
     /// sequence. An unknown `door` is ignored.
     pub fn set_door_sequence(&mut self, door: DoorId, sequence: Vec<Knock>) {
-        if door.0 as usize >= self.inner.doors.slots.len() {
+        if door.index() >= self.inner.doors.slots.len() {
             return;
         }
         self.inner.out.detach(&self.inner.doors);
-        let slot = &mut self.inner.doors.slots[door.0 as usize];
-        let mut settings = Door::clone(&slot.door.door);
+        let slot = &mut self.inner.doors.slots[door.index()];
+        let mut settings = Door::clone(&slot.door);
         settings.sequence = sequence;
-        let handle = DoorRef {
-            id: door,
-            door: Arc::new(settings),
-        };
+        let handle = DoorRef::new(door, Arc::new(settings));
         *slot = DoorSlot::new(handle, slot.class);
         self.inner.doors.reindex();
         let mut discarded = 0;
         self.sources.map.retain(|state| {
-            discarded += state.attempts.retain_mut(|a| u32::from(a.door) != door.0);
+            discarded += state
+                .attempts
+                .retain_mut(|a| usize::from(a.door) != door.index());
             !state.attempts.is_empty()
         });
         self.sources.live_attempts -= discarded;
         self.inner.out.counters.attempts_discarded += discarded as u64;
     }
 
-    /// Feeds one packet that arrived at `now` (see the calling contract on [`Matcher`]).
-    pub fn handle_packet(&mut self, now: Instant, packet: &PacketEvent) {
-        let now = self.advance_to(now);
+    /// Feeds one packet, which arrived at its [`PacketEvent::timestamp`] (see the calling
+    /// contract on [`Matcher`]).
+    pub fn handle_packet(&mut self, packet: &PacketEvent) {
+        let now = self.advance_to(packet.timestamp);
         let probe = Probe {
             packet,
             knock: Knock {
@@ -349,22 +355,19 @@ impl Matcher {
         self.start_attempts(now, source, knock_doors.starting, &probe);
     }
 
-    /// Feeds several packets that arrived at `now`, in order: the same as calling
-    /// [`handle_timeout`](Self::handle_timeout) and then
-    /// [`handle_packet`](Self::handle_packet) for each, only faster with many tracked
-    /// sources.
+    /// Feeds several packets in order, each at its own [`PacketEvent::timestamp`]: the same
+    /// as calling [`handle_packet`](Self::handle_packet) for each, only faster with many
+    /// tracked sources.
     ///
     /// Why faster: with many sources the table outgrows the CPU caches and each packet waits
     /// for one source entry from main memory. This method first looks up the sources of a
     /// few packets ahead in a tight loop, so those memory accesses overlap instead of
     /// queueing behind the one before; the packets are then processed from the cache.
     /// A daemon that takes packets off a channel in bursts should feed them this way.
-    pub fn handle_packets(&mut self, now: Instant, packets: &[PacketEvent]) {
+    pub fn handle_packets(&mut self, packets: &[PacketEvent]) {
         /// Packets looked up ahead: enough to cover main-memory latency, few enough that
         /// their entries are still cached when processed.
         const LOOKAHEAD: usize = 64;
-        // Deadlines up to `now` are processed even when `packets` is empty.
-        self.advance_to(now);
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() > LOOKAHEAD {
                 self.sources
@@ -372,7 +375,7 @@ impl Matcher {
                     .prefetch::<LOOKAHEAD>(chunk.iter().map(|p| p.source));
             }
             for packet in chunk {
-                self.handle_packet(now, packet);
+                self.handle_packet(packet);
             }
         }
     }
@@ -483,7 +486,7 @@ impl Matcher {
     /// The door with index `id` in the running configuration, with its current sequence.
     #[must_use]
     pub fn door(&self, id: DoorId) -> Option<&DoorRef> {
-        self.inner.doors.slots.get(id.0 as usize).map(|s| &s.door)
+        self.inner.doors.slots.get(id.index()).map(|s| &s.door)
     }
 
     /// Moves the clock to `now` (never backwards) and processes every deadline up to it.
@@ -595,7 +598,7 @@ impl Matcher {
                 continue;
             }
             let class = slot.class;
-            let deadline = now + slot.door.door.seq_timeout;
+            let deadline = now + slot.door.seq_timeout;
             let token = self.sources.token();
             self.track(source).attempts.push(Attempt {
                 door: door_index,
@@ -698,8 +701,8 @@ impl MatcherInner {
         let door = &doors.slots[index as usize].door;
         out.counters.opened += 1;
         out.emit(ActionKind::Open, index, source, 0);
-        if door.door.stop_command_for(source).is_some() {
-            let at = now + door.door.cmd_timeout;
+        if door.stop_command_for(source).is_some() {
+            let at = now + door.cmd_timeout;
             closes.schedule(out, limits.max_pending_closes, door.clone(), source, at);
         }
     }

@@ -1,6 +1,7 @@
 //! Actions and the output queue: what the matcher tells its caller, queued as plain indices
 //! so that a packet touches no reference count.
 
+use core::fmt;
 use std::net::IpAddr;
 
 use super::deadlines::PendingClose;
@@ -115,6 +116,74 @@ impl ActionView<'_> {
                 source,
                 stage,
             },
+        }
+    }
+}
+
+impl Action {
+    /// What the action is, without its data.
+    #[must_use]
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Self::Stage { .. } => ActionKind::Stage,
+            Self::Open { .. } => ActionKind::Open,
+            Self::Close { .. } => ActionKind::Close,
+            Self::Timeout { .. } => ActionKind::Timeout,
+            Self::Invalidated { .. } => ActionKind::Invalidated,
+        }
+    }
+
+    /// The door, the knocker and the stage (0 for `Open` and `Close`), as in [`ActionView`].
+    #[must_use]
+    pub fn view(&self) -> ActionView<'_> {
+        let (door, source, stage) = match self {
+            Self::Stage {
+                door,
+                source,
+                stage,
+            }
+            | Self::Timeout {
+                door,
+                source,
+                stage,
+            }
+            | Self::Invalidated {
+                door,
+                source,
+                stage,
+            } => (door, *source, *stage),
+            Self::Open { door, source } | Self::Close { door, source } => (door, *source, 0),
+        };
+        ActionView {
+            kind: self.kind(),
+            door,
+            source,
+            stage,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    /// knockd 0.8's log wording: see [`ActionView`]'s `Display`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.view(), f)
+    }
+}
+
+impl fmt::Display for ActionView<'_> {
+    /// knockd 0.8's log wording, `IP: DOOR: Stage N`, `IP: DOOR: OPEN SESAME`,
+    /// `IP: DOOR: command timeout`, `IP: DOOR: sequence timeout (stage N)`; and
+    /// `IP: DOOR: knock invalidated (stage N)` (0.8 never reported it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (source, door, stage) = (self.source, &self.door.name, self.stage);
+        match self.kind {
+            ActionKind::Stage => write!(f, "{source}: {door}: Stage {stage}"),
+            ActionKind::Open => write!(f, "{source}: {door}: OPEN SESAME"),
+            ActionKind::Close => write!(f, "{source}: {door}: command timeout"),
+            ActionKind::Timeout => write!(f, "{source}: {door}: sequence timeout (stage {stage})"),
+            ActionKind::Invalidated => {
+                write!(f, "{source}: {door}: knock invalidated (stage {stage})")
+            }
         }
     }
 }
