@@ -148,7 +148,8 @@ impl fmt::Debug for TcpFlags {
 /// a firewall log, a test).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PacketEvent {
-    /// When the packet was captured, in the caller's [`Instant`] epoch.
+    /// When the packet was captured, in the caller's [`Instant`] epoch: the only time the
+    /// matcher takes for it (instants must not decrease from packet to packet).
     pub timestamp: Instant,
     /// The sender: the knocker.
     pub source: IpAddr,
