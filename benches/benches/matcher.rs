@@ -92,7 +92,7 @@ impl Steady {
         let limits = Limits::default().with_max_sources(sources as usize);
         let mut matcher = Matcher::with_limits(&config(), limits);
         for index in 0..sources {
-            matcher.handle_packet(Instant::ZERO, &packet(Instant::ZERO, index));
+            matcher.handle_packet(&packet(Instant::ZERO, index));
             drain(&mut matcher);
         }
         assert_eq!(matcher.tracked_sources(), sources as usize);
@@ -105,7 +105,7 @@ impl Steady {
         }
     }
 
-    fn next_packet(&mut self) -> (Instant, PacketEvent) {
+    fn next_packet(&mut self) -> PacketEvent {
         let now = Instant::from_micros(self.now);
         self.now += 1;
         let index = self.next;
@@ -114,12 +114,12 @@ impl Steady {
         } else {
             index + 1
         };
-        (now, packet(now, index))
+        packet(now, index)
     }
 
     fn step(&mut self) -> u64 {
-        let (now, packet) = self.next_packet();
-        self.matcher.handle_packet(now, &packet);
+        let packet = self.next_packet();
+        self.matcher.handle_packet(&packet);
         drain(&mut self.matcher)
     }
 
@@ -134,21 +134,18 @@ impl Steady {
             }
             Mode::Owned => {
                 for _ in 0..BATCH {
-                    let (now, packet) = self.next_packet();
-                    self.matcher.handle_packet(now, &packet);
+                    let packet = self.next_packet();
+                    self.matcher.handle_packet(&packet);
                     sum += drain_owned(&mut self.matcher);
                 }
             }
             Mode::Batched => {
                 let mut batch = std::mem::take(&mut self.batch);
                 batch.clear();
-                let mut now = Instant::ZERO;
                 for _ in 0..BATCH {
-                    let (at, packet) = self.next_packet();
-                    now = at;
-                    batch.push(packet);
+                    batch.push(self.next_packet());
                 }
-                self.matcher.handle_packets(now, &batch);
+                self.matcher.handle_packets(&batch);
                 sum += drain(&mut self.matcher);
                 self.batch = batch;
             }
@@ -184,7 +181,7 @@ fn steady_state(c: &mut Criterion) {
 fn flood(c: &mut Criterion) {
     let mut group = c.benchmark_group("matcher");
     group.throughput(Throughput::Elements(BATCH));
-    let cap = knock_core::matcher::DEFAULT_MAX_SOURCES;
+    let cap = knock_core::DEFAULT_MAX_SOURCES;
     let mut matcher = Matcher::new(&config());
     let mut next: u32 = 0;
     let mut now: u64 = 0;
@@ -192,7 +189,7 @@ fn flood(c: &mut Criterion) {
         let t = Instant::from_micros(now);
         now += 1;
         next = next.wrapping_add(1) & 0x00ff_ffff;
-        matcher.handle_packet(t, &packet(t, next));
+        matcher.handle_packet(&packet(t, next));
         drain(matcher)
     };
     for _ in 0..cap * 3 {

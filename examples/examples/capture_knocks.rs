@@ -14,7 +14,7 @@ use std::time::Duration;
 use knock_capture::{
     CaptureConfig, CaptureEvent, Clock, LiveCapture, OfflineCapture, filter_expression,
 };
-use knock_core::config::parse_sequence;
+use knock_core::parse_sequence;
 use knock_core::{Door, PacketEvent};
 
 fn print(event: &PacketEvent) {

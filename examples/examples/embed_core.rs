@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use knock_core::{Action, Config, Instant, Knock, Matcher, PacketEvent, Protocol, TcpFlags};
+use knock_core::{Action, Config, Instant, Matcher, PacketEvent};
 
 const BUILT_IN: &str = "\
 [options]
@@ -81,21 +81,13 @@ fn main() -> ExitCode {
     for (millis, source, step) in events {
         let now = Instant::from_millis(millis);
         run_timers(&mut matcher, now);
-        matcher.handle_packet(now, &knock(now, source, server, step));
+        matcher.handle_packet(&PacketEvent::knock(now, source, server, step));
         print_actions(&mut matcher, now);
     }
     // Nothing else arrives: jump from deadline to deadline until none is left.
     run_timers(&mut matcher, Instant::MAX);
     println!("{:#?}", matcher.counters());
     ExitCode::SUCCESS
-}
-
-/// A SYN or a UDP datagram from `source` knocking `step`, sent at `now`.
-fn knock(now: Instant, source: IpAddr, destination: IpAddr, step: Knock) -> PacketEvent {
-    match step.protocol {
-        Protocol::Tcp => PacketEvent::tcp(now, source, destination, step.port, TcpFlags::SYN),
-        Protocol::Udp => PacketEvent::udp(now, source, destination, step.port),
-    }
 }
 
 /// Runs every deadline that came before `now` (a daemon would have slept until each).
@@ -108,39 +100,16 @@ fn run_timers(matcher: &mut Matcher, now: Instant) {
 
 fn print_actions(matcher: &mut Matcher, now: Instant) {
     while let Some(action) = matcher.poll_action() {
-        let line = match action {
-            Action::Stage {
-                door,
-                source,
-                stage,
-            } => format!("{source}: {}: Stage {stage}", door.door.name),
-            Action::Open { door, source } => {
-                // A daemon substitutes %IP% and runs this with /bin/sh -c.
-                let command = door.door.start_command_for(source).unwrap_or("(none)");
-                format!("{source}: {}: OPEN SESAME -> run {command}", door.door.name)
-            }
-            Action::Close { door, source } => {
-                let command = door.door.stop_command_for(source).unwrap_or("(none)");
-                format!(
-                    "{source}: {}: command timeout -> run {command}",
-                    door.door.name
-                )
-            }
-            Action::Timeout {
-                door,
-                source,
-                stage,
-            } => format!(
-                "{source}: {}: sequence timeout (stage {stage})",
-                door.door.name
-            ),
-            Action::Invalidated {
-                door,
-                source,
-                stage,
-            } => format!("{source}: {}: wrong knock (stage {stage})", door.door.name),
-            other => format!("{other:?}"),
+        // `Display` is knockd's log wording; a daemon runs the command lines (%IP%
+        // substituted) with /bin/sh -c.
+        let command = match &action {
+            Action::Open { door, source } => door.start_command_line(*source),
+            Action::Close { door, source } => door.stop_command_line(*source),
+            _ => None,
         };
-        println!("[{now:?}] {line}");
+        match command {
+            Some(command) => println!("[{now}] {action} -> run {command}"),
+            None => println!("[{now}] {action}"),
+        }
     }
 }

@@ -7,10 +7,9 @@
 
 use std::net::IpAddr;
 
-use knock_core::matcher::LocalAddresses;
 use knock_core::{
-    Action, Config, Door, DoorId, Duration, FlagRule, Instant, Knock, Limits, Matcher, PacketEvent,
-    TcpFlags,
+    Action, Config, Door, DoorId, Duration, FlagRule, Instant, Knock, Limits, LocalAddresses,
+    Matcher, PacketEvent, TcpFlags,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -123,12 +122,12 @@ fuzz_target!(|data: &[u8]| {
         match op % 12 {
             0..=4 => {
                 let p = packet(&mut b, now);
-                matcher.handle_packet(now, &p);
+                matcher.handle_packet(&p);
             }
             5 => {
                 let count = b.u8() % 40;
                 let packets: Vec<PacketEvent> = (0..count).map(|_| packet(&mut b, now)).collect();
-                matcher.handle_packets(now, &packets);
+                matcher.handle_packets(&packets);
             }
             6 | 7 => {
                 // The run loop: jump to the next deadline if it is due.
@@ -149,7 +148,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             8 => {
-                let id = DoorId(u32::from(b.u8() % 6));
+                let id = DoorId::from_index(usize::from(b.u8() % 6));
                 let seq = sequence(&mut b);
                 matcher.set_door_sequence(id, seq);
             }
@@ -168,7 +167,10 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => {
                 if b.u8() & 1 == 0 {
-                    if let Some(door) = matcher.door(DoorId(u32::from(b.u8() % 6))).cloned() {
+                    if let Some(door) = matcher
+                        .door(DoorId::from_index(usize::from(b.u8() % 6)))
+                        .cloned()
+                    {
                         let at = now + Duration::from_millis(u64::from(b.u16()));
                         matcher.schedule_close(door, address(b.u8()), at);
                     }
@@ -198,11 +200,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(
                 configs
                     .iter()
-                    .any(|c| c.doors.iter().any(|d| d.name == door.door.name)),
+                    .any(|c| c.doors.iter().any(|d| d.name == door.name)),
                 "{action:?} names an unknown door"
             );
             if let Some(stage) = stage {
-                assert!(stage <= door.door.sequence.len().max(1), "{action:?}");
+                assert!(stage <= door.sequence.len().max(1), "{action:?}");
             }
         }
         assert!(matcher.tracked_sources() <= limits.max_sources.max(1));

@@ -6,7 +6,7 @@
 //! leave the file scannable).
 #![no_main]
 
-use knock_core::config::SpaKeySource;
+use knock_core::SpaKeySource;
 use knock_core::{Config, ots};
 use libfuzzer_sys::fuzz_target;
 

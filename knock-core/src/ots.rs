@@ -1,7 +1,7 @@
 //! One-time sequences: pure functions over the text of a `One_Time_Sequences` file.
 //!
 //! The file holds one sequence per line, in the syntax of `sequence =` (see
-//! [`parse_sequence`](crate::config::parse_sequence)). Lines are trimmed; empty lines and
+//! [`parse_sequence`](crate::parse_sequence)). Lines are trimmed; empty lines and
 //! lines whose first non-blank character is `#` are skipped; lines that do not parse are
 //! skipped too and reported. The door's **active sequence** is the first line that parses.
 //! When it has been used, the daemon marks that line with `#` and the next valid line becomes

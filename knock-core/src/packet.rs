@@ -3,6 +3,7 @@
 use core::fmt;
 use std::net::IpAddr;
 
+use crate::config::Knock;
 use crate::time::Instant;
 
 /// The transport protocol of a knock.
@@ -147,7 +148,8 @@ impl fmt::Debug for TcpFlags {
 /// a firewall log, a test).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PacketEvent {
-    /// When the packet was captured, in the caller's [`Instant`] epoch.
+    /// When the packet was captured, in the caller's [`Instant`] epoch: the only time the
+    /// matcher takes for it (instants must not decrease from packet to packet).
     pub timestamp: Instant,
     /// The sender: the knocker.
     pub source: IpAddr,
@@ -206,11 +208,36 @@ impl PacketEvent {
             wire_len: 0,
         }
     }
+
+    /// The packet a knock client sends for one step of a sequence: a TCP SYN to the step's
+    /// port, or a UDP datagram.
+    #[must_use]
+    pub const fn knock(
+        timestamp: Instant,
+        source: IpAddr,
+        destination: IpAddr,
+        knock: Knock,
+    ) -> Self {
+        match knock.protocol {
+            Protocol::Tcp => Self::tcp(timestamp, source, destination, knock.port, TcpFlags::SYN),
+            Protocol::Udp => Self::udp(timestamp, source, destination, knock.port),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knock_steps_become_packets() {
+        let (s, d) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let t = Instant::from_secs(1);
+        let tcp = PacketEvent::knock(t, s, d, Knock::tcp(7000));
+        assert_eq!(tcp, PacketEvent::tcp(t, s, d, 7000, TcpFlags::SYN));
+        let udp = PacketEvent::knock(t, s, d, Knock::udp(8000));
+        assert_eq!(udp, PacketEvent::udp(t, s, d, 8000));
+    }
 
     #[test]
     fn flag_set_operations() {

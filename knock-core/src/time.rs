@@ -92,6 +92,13 @@ impl Sub for Instant {
 
 impl fmt::Debug for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Instant {
+    /// Seconds since the epoch with six decimals: `1.000042s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}.{:06}s",
@@ -126,5 +133,6 @@ mod tests {
             format!("{:?}", Instant::from_micros(1_000_042)),
             "1.000042s"
         );
+        assert_eq!(Instant::from_micros(1_000_042).to_string(), "1.000042s");
     }
 }

@@ -43,7 +43,7 @@ fn round(matcher: &mut Matcher, now: &mut u64, round: u32) -> u64 {
             3 => (0x0010_0000 + (round % 64) * SOURCES + index, 7001),
             _ => (index, 7000),
         };
-        matcher.handle_packet(t, &packet(t, source, port));
+        matcher.handle_packet(&packet(t, source, port));
         while let Some(action) = matcher.poll_action() {
             seen += match action {
                 Action::Stage { stage, .. } => stage as u64,
@@ -75,12 +75,29 @@ fn steady_state_events_do_not_allocate() {
 
     // The cap is below the addresses in play, so eviction is exercised too.
     let limits = Limits::default().with_max_sources(2 * SOURCES as usize);
+    let whole = Region::new(GLOBAL);
     let mut matcher = Matcher::with_limits(&config, limits);
     let mut now = 0;
     // Warm-up: the tables, queues and heap grow to their working size.
     for r in 0..60 {
         round(&mut matcher, &mut now, r);
     }
+
+    // Issue 10 item 16: the matcher's own accounting of its per-source state agrees with
+    // what the allocator handed out, and stays within the documented bound.
+    let held = whole.change();
+    // (Growth by `realloc` is already in `bytes_allocated`.)
+    let net = held.bytes_allocated - held.bytes_deallocated;
+    let tracking = matcher.tracking_memory();
+    assert!(
+        tracking <= net && net - tracking < 1 << 20,
+        "tracking_memory {tracking} B, allocator {net} B"
+    );
+    assert!(
+        tracking <= limits.max_sources * Matcher::BYTES_PER_SOURCE + Matcher::TRACKING_OVERHEAD,
+        "{tracking} B for {} sources",
+        limits.max_sources
+    );
 
     let region = Region::new(GLOBAL);
     let mut seen = 0;

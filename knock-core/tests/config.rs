@@ -6,12 +6,12 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use knock_core::config::{
+use knock_core::totp::{Algorithm, Secret, TotpParams};
+use knock_core::{Config, ConfigError, Door, FlagRule, Knock, Parsed, TcpFlags, Warning};
+use knock_core::{
     ConfigErrorKind, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, DisplayWithSecrets, MAX_DURATION,
     MAX_SEQUENCE_LEN, TotpConfig, TotpSecret, WarningKind, parse_sequence,
 };
-use knock_core::totp::{Algorithm, Secret, TotpParams};
-use knock_core::{Config, ConfigError, Door, FlagRule, Knock, Parsed, TcpFlags, Warning};
 use proptest::prelude::*;
 
 fn parse(text: &str) -> Parsed {
@@ -470,6 +470,56 @@ fn use_syslog_forms() {
             .warnings
             .iter()
             .any(|w| w.kind == WarningKind::UseSyslogInDoor && w.line == 3)
+    );
+}
+
+#[test]
+fn allow_duplicates_forms_and_the_options_default() {
+    // Off by default; bare or a boolean in a door.
+    assert!(!door_with("").allow_duplicates);
+    for text in [
+        "AllowDuplicates",
+        "allowduplicates = yes",
+        "ALLOWDUPLICATES=on",
+    ] {
+        assert!(door_with(text).allow_duplicates, "{text}");
+    }
+    assert!(!door_with("AllowDuplicates = no").allow_duplicates);
+    // In [options] (before or after the doors): the default of every door not setting it.
+    let config = parse(
+        "[a]\nsequence = 1,2\n[b]\nsequence = 3,4\nallowduplicates = no\n[options]\n\
+         AllowDuplicates\n[c]\nsequence = 5,6\n",
+    )
+    .config;
+    assert!(config.options.allow_duplicates);
+    let allowed: Vec<bool> = config.doors.iter().map(|d| d.allow_duplicates).collect();
+    assert_eq!(allowed, [true, false, true]);
+    assert!(
+        !parse("[options]\nallowduplicates = 0\n[a]\nsequence = 1,2\n")
+            .config
+            .doors[0]
+            .allow_duplicates
+    );
+    // Bad values are positioned errors; the canonical text round-trips.
+    assert_eq!(
+        summary("[d]\nsequence = 1,2\nAllowDuplicates = twice\n"),
+        "knockd.conf:3:19: invalid value \"twice\" for allowduplicates (expected yes, no, true, \
+         false, on, off, 1 or 0)"
+    );
+    assert!(matches!(
+        kind("[options]\nallowduplicates =\n"),
+        ConfigErrorKind::InvalidBool { .. }
+    ));
+    assert!(matches!(
+        kind("[d]\nsequence = 1,2\nallowduplicates =\n"),
+        ConfigErrorKind::EmptyValue { .. }
+    ));
+    assert_eq!(parse(&config.to_string()).config, config);
+    assert!(
+        config.to_string().contains(
+            "[b]\n    sequence = 3:tcp,4:tcp\n    seq_timeout = 25\n    AllowDuplicates = no\n"
+        ),
+        "{config}"
     );
 }
 
@@ -1211,16 +1261,24 @@ fn arbitrary_config() -> impl Strategy<Value = Config> {
         proptest::option::of(trimmed_text(20)),
         proptest::collection::vec(interface, 0..3),
         proptest::collection::vec(arbitrary_door(), 0..4),
+        (any::<bool>(), proptest::collection::vec(any::<bool>(), 4)),
     )
-        .prop_map(|(use_syslog, log_file, pid_file, interfaces, doors)| {
-            let mut config = Config::default();
-            config.options.use_syslog = use_syslog;
-            config.options.log_file = log_file;
-            config.options.pid_file = pid_file;
-            config.options.interfaces = interfaces;
-            config.doors = doors;
-            config
-        })
+        .prop_map(
+            |(use_syslog, log_file, pid_file, interfaces, doors, allow)| {
+                let (allow_default, allow_doors) = allow;
+                let mut config = Config::default();
+                config.options.allow_duplicates = allow_default;
+                config.options.use_syslog = use_syslog;
+                config.options.log_file = log_file;
+                config.options.pid_file = pid_file;
+                config.options.interfaces = interfaces;
+                config.doors = doors;
+                for (door, allow) in config.doors.iter_mut().zip(allow_doors) {
+                    door.allow_duplicates = allow;
+                }
+                config
+            },
+        )
 }
 
 /// Text that looks like knockd.conf, to reach deep into the parser.

@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knock_core::config::{ConfigErrorKind, NftFamily, NftSetRef};
 use knock_core::{Config, ConfigError, Door, Knock};
+use knock_core::{ConfigErrorKind, NftFamily, NftSetRef};
 use proptest::prelude::*;
 
 fn door(extra: &str) -> Door {

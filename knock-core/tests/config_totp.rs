@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use knock_core::config::{ConfigErrorKind, DisplayWithSecrets, TotpSecret};
 use knock_core::totp::Secret;
 use knock_core::totp::{Algorithm, LayoutError, SecretError, TotpParams};
 use knock_core::{Config, ConfigError, Door, Knock};
+use knock_core::{ConfigErrorKind, DisplayWithSecrets, TotpSecret};
 use proptest::prelude::*;
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use knock_core::config::SpaConfig;
+use knock_core::SpaConfig;
 use knock_core::totp::{Secret, SecretFileError, TotpError, secret_from_file};
 use knock_core::{Config, ConfigError, Knock};
 

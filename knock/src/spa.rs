@@ -9,10 +9,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use knock_core::config::{SpaConfig, SpaKeySource};
 use knock_core::spa::{
     AccessPort, ENCODE_RANDOM_LEN, EncodeError, KeyError, SecretKey, SpaKeys, SpaRequest, encode,
 };
+use knock_core::{SpaConfig, SpaKeySource};
 
 use crate::send::{KnockError, KnockOptions, send_datagram};
 

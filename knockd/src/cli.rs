@@ -105,7 +105,7 @@ pub struct Cli {
 
     /// Most knock sources tracked at once; beyond it the oldest attempt is dropped (bounds
     /// memory under a spoofed-source flood).
-    #[arg(long, value_name = "N", default_value_t = knock_core::matcher::DEFAULT_MAX_SOURCES,
+    #[arg(long, value_name = "N", default_value_t = knock_core::DEFAULT_MAX_SOURCES,
           value_parser = parse_positive)]
     pub max_sources: usize,
 

@@ -24,15 +24,6 @@ use crossbeam_channel::{Receiver, Sender};
 /// Most jobs waiting for a slot before new start commands are refused.
 pub const MAX_QUEUED_STARTS: usize = 4096;
 
-/// Replaces every literal, case-sensitive `%IP%` with the knocker's address (as 0.8).
-///
-/// The address comes from a parsed packet, so the text is only `[0-9a-f.:]`: no shell
-/// injection is possible through it.
-#[must_use]
-pub fn substitute_ip(command: &str, source: IpAddr) -> String {
-    command.replace("%IP%", &source.to_string())
-}
-
 /// Which of a door's commands a job runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CommandKind {
@@ -381,18 +372,6 @@ mod tests {
             out.push(f);
         }
         out
-    }
-
-    #[test]
-    fn ip_substitution_replaces_every_occurrence() {
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(
-            substitute_ip("iptables -A INPUT -s %IP% -j ACCEPT # %IP%", ip),
-            "iptables -A INPUT -s 10.0.0.1 -j ACCEPT # 10.0.0.1"
-        );
-        assert_eq!(substitute_ip("%ip% %IP", ip), "%ip% %IP", "case-sensitive");
-        let ip6: IpAddr = "fd00::1".parse().unwrap();
-        assert_eq!(substitute_ip("x %IP%%IP%", ip6), "x fd00::1fd00::1");
     }
 
     #[test]

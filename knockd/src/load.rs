@@ -76,7 +76,7 @@ impl Loaded {
     pub fn effective_config(&self) -> Config {
         let mut config = self.config.clone();
         for ots in &self.ots {
-            if let Some(door) = config.doors.get_mut(ots.door.0 as usize) {
+            if let Some(door) = config.doors.get_mut(ots.door.index()) {
                 door.sequence = ots.active.clone().unwrap_or_default();
             }
         }
@@ -254,7 +254,7 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
             ots_warnings.push(exhausted_message(&door.name));
         }
         ots.push(OtsDoor {
-            door: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
+            door: DoorId::from_index(index),
             name: door.name.clone(),
             file,
             active: status.active,
@@ -284,7 +284,7 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
             .map_err(|e| positioned(&text, shown, "sequence", "", &e))?;
         ots_warnings.push(totp_not_served_message(&door.name));
         totp.push(TotpDoor {
-            door: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
+            door: DoorId::from_index(index),
             name: door.name.clone(),
             secret_file,
             totp: calculator,
@@ -527,7 +527,7 @@ mod tests {
         std::fs::write(dir.path().join("k.conf"), conf).unwrap();
         let loaded = load("k.conf", &dir.path().join("k.conf"), dir.path()).unwrap();
         assert_eq!(loaded.totp.len(), 1);
-        assert_eq!(loaded.totp[0].door, DoorId(0));
+        assert_eq!(loaded.totp[0].door, DoorId::from_index(0));
         // RFC 6238 Appendix B, SHA1 at 59 s: 94287082.
         assert_eq!(
             loaded.totp[0].totp.sequence_at(59),

@@ -511,7 +511,7 @@ impl<'a> ActionView<'a> {
     /// (stage N)` (0.8 never reported it).
     #[must_use]
     pub fn message(&self, label: &str) -> String {
-        let door = &self.door.door.name;
+        let door = &self.door.name;
         let stage = self.stage.unwrap_or(0);
         match self.kind {
             ActionKind::Stage => format!("{label}: {door}: Stage {stage}"),
@@ -547,7 +547,7 @@ impl<'a> ActionView<'a> {
         JsonEvent {
             event: self.event_name(),
             time,
-            door: &self.door.door.name,
+            door: &self.door.name,
             source: self.source,
             host,
             fields,

@@ -31,7 +31,6 @@ use knock_core::{
 };
 
 use crate::cli::Cli;
-use crate::executor::substitute_ip;
 use crate::load::{exhausted_message, load_read_only};
 use crate::logging::{ActionView, LogOptions, Logger, debug_packet};
 use crate::{Error, Exit};
@@ -163,7 +162,7 @@ impl Replay {
                 debug_packet(packet)
             ));
         }
-        self.matcher.handle_packet(packet.timestamp, packet);
+        self.matcher.handle_packet(packet);
         self.drain(packet.timestamp, logger, emit);
     }
 
@@ -201,19 +200,14 @@ impl Replay {
         };
         let time = time_text(now);
         let mut text = format!("{time} {}\n", view.message(&view.source.to_string()));
-        let door = &view.door.door;
+        let door: &knock_core::Door = view.door;
         let command = match view.kind {
-            ActionKind::Open => door.start_command_for(view.source),
-            ActionKind::Close => door.stop_command_for(view.source),
+            ActionKind::Open => door.start_command_line(view.source),
+            ActionKind::Close => door.stop_command_line(view.source),
             _ => None,
         };
         if let Some(command) = command {
-            let _ = writeln!(
-                text,
-                "{time} {}: would run: {}",
-                door.name,
-                substitute_ip(command, view.source)
-            );
+            let _ = writeln!(text, "{time} {}: would run: {command}", door.name);
         }
         if logger.has_json() {
             let event = view.json(timestamp(now), None);
@@ -221,7 +215,7 @@ impl Replay {
         }
         emit(&text);
         if view.kind == ActionKind::Open {
-            let (id, used) = (view.door.id, door.sequence.clone());
+            let (id, used) = (view.door.id(), door.sequence.clone());
             self.advance_one_time_sequence(id, &used, &time, emit);
         }
     }
@@ -245,7 +239,7 @@ impl Replay {
         let name = self
             .config
             .doors
-            .get(id.0 as usize)
+            .get(id.index())
             .map_or("?", |d| d.name.as_str());
         if next.is_empty() {
             emit(&format!("{time} {}\n", exhausted_message(name)));
@@ -323,7 +317,7 @@ mod tests {
         let mut ots_texts = Vec::new();
         if let Some(text) = ots_text {
             config.doors[0].sequence = ots::active_sequence(text).unwrap().sequence;
-            ots_texts.push((DoorId(0), text.to_owned()));
+            ots_texts.push((DoorId::from_index(0), text.to_owned()));
         }
         let mut replay = Replay::new(&config, Limits::default(), ots_texts);
         let mut logger = Logger::open(LogOptions::default());

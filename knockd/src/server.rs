@@ -21,7 +21,7 @@ use knock_core::{
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::cli::{Cli, Settings};
-use crate::executor::{CommandKind, Executor, Finished, Job, Notice, Outcome, substitute_ip};
+use crate::executor::{CommandKind, Executor, Finished, Job, Notice, Outcome};
 use crate::load::{Loaded, exhausted_message, load};
 use crate::logging::{
     ActionView, JsonEvent, JsonValue, LogOptions, Logger, debug_packet, debug_time, source_label,
@@ -391,7 +391,7 @@ impl Server {
                 debug_packet(packet)
             ));
         }
-        self.matcher.handle_packet(packet.timestamp, packet);
+        self.matcher.handle_packet(packet);
         self.drain_actions();
     }
 
@@ -421,7 +421,7 @@ impl Server {
         };
         let (label, host) = self.label(view.source);
         let message = view.message(&label);
-        let door = &view.door.door;
+        let door: &knock_core::Door = view.door;
         let now = Timestamp::now();
         match view.kind {
             ActionKind::Invalidated => self.logger.verbose(&message),
@@ -443,21 +443,21 @@ impl Server {
         }
         match view.kind {
             ActionKind::Open => {
-                let id = view.door.id;
+                let id = view.door.id();
                 self.open(door, view.source, now);
                 // "running command" right after "OPEN SESAME", as in 0.8.
                 self.flush_notices();
                 self.advance_one_time_sequence(id, door);
             }
             ActionKind::Close => {
-                self.close(&door.name, view.source, door.stop_command_for(view.source))
+                self.close(&door.name, view.source, door.stop_command_line(view.source))
             }
             _ => {}
         }
     }
 
     fn open(&mut self, door: &knock_core::Door, source: IpAddr, now: Timestamp) {
-        let Some(start) = door.start_command_for(source) else {
+        let Some(start) = door.start_command_line(source) else {
             return;
         };
         if !self.executor.accepts_starts() {
@@ -475,20 +475,18 @@ impl Server {
         }
         // Record the stop before starting anything: if knockd dies while the start command
         // runs, the next start still closes the hole.
-        if let Some(stop) = door.stop_command_for(source) {
+        if let Some(stop) = door.stop_command_line(source) {
             let due = now.as_second().max(0).unsigned_abs()
                 + door.cmd_timeout.as_secs()
                 + u64::from(door.cmd_timeout.subsec_nanos() > 0);
-            let (_, written) =
-                self.state
-                    .add(&door.name, source, due, &substitute_ip(stop, source));
+            let (_, written) = self.state.add(&door.name, source, due, &stop);
             self.state_written(written);
         }
         let job = Job {
             door: door.name.clone(),
             source,
             kind: CommandKind::Start,
-            command: substitute_ip(start, source),
+            command: start,
             state_id: None,
         };
         self.executor.submit(job, &mut self.notices);
@@ -496,11 +494,11 @@ impl Server {
 
     /// Runs the stop command of (`door`, `source`): the one recorded in the state file when
     /// there is one (it matches what was opened, even across a reload), else `configured`.
-    fn close(&mut self, door: &str, source: IpAddr, configured: Option<&str>) {
+    fn close(&mut self, door: &str, source: IpAddr, configured: Option<String>) {
         let (command, state_id) = match self.state.start_next(door, source) {
             Some(entry) => (entry.command, Some(entry.id)),
             None => match configured {
-                Some(command) => (substitute_ip(command, source), None),
+                Some(command) => (command, None),
                 None => return,
             },
         };
@@ -649,7 +647,7 @@ impl Server {
             None => self.logger.event(&exhausted_message(&door.name)),
         }
         let sequence = next.unwrap_or_default();
-        if let Some(running) = self.running.doors.get_mut(id.0 as usize) {
+        if let Some(running) = self.running.doors.get_mut(id.index()) {
             running.sequence.clone_from(&sequence);
         }
         self.matcher.set_door_sequence(id, sequence);
@@ -698,7 +696,7 @@ impl Server {
                 .doors
                 .iter()
                 .position(|d| d.name == entry.door)
-                .and_then(|i| self.matcher.door(DoorId(u32::try_from(i).ok()?)).cloned());
+                .and_then(|i| self.matcher.door(DoorId::from_index(i)).cloned());
             let (label, _) = self.label(entry.source);
             match door {
                 Some(door) if entry.due_unix > now_unix => {

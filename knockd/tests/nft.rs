@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use knock_core::config::{NftFamily, NftSetRef};
+use knock_core::{NftFamily, NftSetRef};
 use knockd::nft::{AddressFamily, NftError, NftSets, Refresh};
 use nix::sched::{CloneFlags, setns};
 

@@ -129,6 +129,9 @@ impl fmt::Display for Options {
         if !self.interfaces.is_empty() {
             key_text(f, "Interface", &self.interfaces.join(","))?;
         }
+        if self.allow_duplicates {
+            writeln!(f, "    AllowDuplicates")?;
+        }
         Ok(())
     }
 }
@@ -206,6 +209,9 @@ impl Door {
         if let Some(spa) = &self.spa {
             super::spa::write_spa(f, spa)?;
         }
+        if self.allow_duplicates {
+            writeln!(f, "    AllowDuplicates")?;
+        }
         Ok(())
     }
 }
@@ -224,7 +230,7 @@ impl fmt::Display for Config {
 ///
 /// ```
 /// use knock_core::Config;
-/// use knock_core::config::DisplayWithSecrets;
+/// use knock_core::DisplayWithSecrets;
 ///
 /// let text = "[d]\nsequence = 40000,50000\ntotp_secret = GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n";
 /// let config = Config::parse(text)?.config;
@@ -255,6 +261,10 @@ impl Config {
             }
             first = false;
             door.fmt_body(f, reveal)?;
+            if self.options.allow_duplicates && !door.allow_duplicates {
+                // The door opts out of the `[options]` default.
+                key_value(f, "AllowDuplicates", "no")?;
+            }
         }
         Ok(())
     }

@@ -288,11 +288,11 @@ pub enum ConfigErrorKind {
         /// The value as written.
         text: String,
     },
-    /// A `UseSyslog` value other than yes/no, true/false, on/off, 1/0.
-    #[error(
-        "invalid value \"{text}\" for usesyslog (expected yes, no, true, false, on, off, 1 or 0)"
-    )]
+    /// A `UseSyslog` or `AllowDuplicates` value other than yes/no, true/false, on/off, 1/0.
+    #[error("invalid value \"{text}\" for {key} (expected yes, no, true, false, on, off, 1 or 0)")]
     InvalidBool {
+        /// The key, in lower case.
+        key: String,
         /// The value as written.
         text: String,
     },

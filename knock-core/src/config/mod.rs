@@ -19,11 +19,12 @@
 //!   `tcpflags`, which accumulates. Unknown keys are errors (with a "did you mean").
 //! * `[options]` keys: `UseSyslog` (bare, or `= yes|no|true|false|on|off|1|0`; a bare
 //!   `UseSyslog` in a door is accepted like 0.8 does, with a warning), `LogFile = PATH`,
-//!   `PidFile = PATH`, `Interface = NAME[,NAME…]`.
+//!   `PidFile = PATH`, `Interface = NAME[,NAME…]`, `AllowDuplicates` (bare or a boolean: the
+//!   default for doors that do not set it).
 //! * Door keys: `Sequence`, `One_Time_Sequences = PATH`, `Seq_Timeout` (alias `Timeout`,
 //!   default 25 s), `TCPFlags`, `Start_Command` (alias `Command`), `Start_Command_6` (alias
-//!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`, `Nft_Set`,
-//!   `Nft_Set_6`.
+//!   `Command_6`), `Cmd_Timeout` (default 10 s), `Stop_Command`, `Stop_Command_6`, `Target`,
+//!   `Nft_Set`, `Nft_Set_6`, `AllowDuplicates` (bare or a boolean).
 //!   A door key in `[options]` or an options key in a door is an error. Every door needs a
 //!   `Sequence` or a `One_Time_Sequences` file, or is an SPA door (below).
 //! * TOTP door keys (see [`crate::totp`]): `TOTP_Secret = BASE32` or
@@ -114,6 +115,9 @@ pub struct Options {
     pub pid_file: Option<String>,
     /// `Interface = NAME[,NAME…]`: the interfaces to listen on (empty: not set).
     pub interfaces: Vec<String>,
+    /// `AllowDuplicates` in `[options]`: the default of [`Door::allow_duplicates`] for every
+    /// door that does not set it (off by default).
+    pub allow_duplicates: bool,
 }
 
 /// Where a TOTP door's secret comes from.
@@ -279,6 +283,10 @@ pub struct Door {
     /// `TOTP_Secret`/`TOTP_Secret_File` and the other `TOTP_*` keys: a time-based door,
     /// whose `sequence` lists the base ports (see [`crate::totp`]).
     pub totp: Option<TotpConfig>,
+    /// `AllowDuplicates` (bare, or `= yes|no`; default: `[options]`' value, else off): a
+    /// repeat of the step just matched, from the same source, is ignored instead of
+    /// invalidating the attempt (retransmitted SYNs, `nc -z`, browsers).
+    pub allow_duplicates: bool,
 }
 
 impl Door {
@@ -301,6 +309,7 @@ impl Door {
             nft_set_6: None,
             spa: None,
             totp: None,
+            allow_duplicates: false,
         }
     }
 
@@ -324,6 +333,22 @@ impl Door {
         )
     }
 
+    /// The start command line for a knocker at `source`, ready to run: the command chosen
+    /// by [`start_command_for`](Self::start_command_for) with every literal, case-sensitive
+    /// `%IP%` replaced by the address (as knockd 0.8). The address text is only
+    /// `[0-9a-f.:]`, so it cannot inject shell syntax.
+    #[must_use]
+    pub fn start_command_line(&self, source: IpAddr) -> Option<String> {
+        Some(substitute_ip(self.start_command_for(source)?, source))
+    }
+
+    /// The stop command line for a knocker at `source`, like
+    /// [`start_command_line`](Self::start_command_line) (`None` without a start command).
+    #[must_use]
+    pub fn stop_command_line(&self, source: IpAddr) -> Option<String> {
+        Some(substitute_ip(self.stop_command_for(source)?, source))
+    }
+
     /// The stop command for a knocker at `source`, chosen like
     /// [`start_command_for`](Self::start_command_for). A stop command only runs after a
     /// start command ran.
@@ -336,6 +361,10 @@ impl Door {
             self.stop_command_6.as_deref(),
         )
     }
+}
+
+fn substitute_ip(command: &str, source: IpAddr) -> String {
+    command.replace("%IP%", &source.to_string())
 }
 
 fn pick_command<'a>(source: IpAddr, v4: Option<&'a str>, v6: Option<&'a str>) -> Option<&'a str> {
@@ -363,6 +392,28 @@ mod tests {
         assert_eq!(door.start_command_for(v6), None);
         assert_eq!(door.stop_command_for(v6), None, "no stop without a start");
         assert_eq!(door.start_command_for(v4), Some("open %IP%"));
+    }
+
+    /// `%IP%` substitution (moved from knockd's executor): every literal, case-sensitive
+    /// occurrence, both families.
+    #[test]
+    fn command_lines_substitute_the_address() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let mut door = Door::new("d", vec![Knock::tcp(1)]);
+        assert_eq!(door.start_command_line(v4), None);
+        door.start_command = Some("iptables -A INPUT -s %IP% -j ACCEPT # %IP%".into());
+        door.stop_command = Some("x %IP%%IP% %ip% %IP".into());
+        assert_eq!(
+            door.start_command_line(v4).as_deref(),
+            Some("iptables -A INPUT -s 192.0.2.7 -j ACCEPT # 192.0.2.7")
+        );
+        assert_eq!(
+            door.stop_command_line(v6).as_deref(),
+            Some("x fd00::1fd00::1 %ip% %IP")
+        );
+        door.start_command_6 = Some(String::new());
+        assert_eq!(door.stop_command_line(v6), None, "no stop without a start");
     }
 
     #[test]

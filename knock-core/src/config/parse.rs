@@ -42,7 +42,7 @@ pub struct Parsed {
 impl Config {
     /// Parses knockd.conf text.
     ///
-    /// The grammar is summarised in the [module documentation](crate::config). Problems that
+    /// The grammar is summarised in the README's configuration reference. Problems that
     /// knockd 0.8 silently turned into surprising behaviour (space-separated ports, empty or
     /// non-numeric ports, trailing junk, unknown keys) are errors here, with a hint; inputs
     /// 0.8 rejected for no good reason (`tcpflags = syn, ack`, `UseSyslog = yes`) are
@@ -82,7 +82,7 @@ impl Config {
 ///
 /// ```
 /// use knock_core::Knock;
-/// use knock_core::config::parse_sequence;
+/// use knock_core::parse_sequence;
 ///
 /// assert_eq!(parse_sequence("7000, 8000 : UDP")?, [Knock::tcp(7000), Knock::udp(8000)]);
 /// assert!(parse_sequence("7000:icmp").is_err());
@@ -273,6 +273,7 @@ enum Key {
     TotpDigits,
     TotpStep,
     TotpWindow,
+    AllowDuplicates,
 }
 
 impl Key {
@@ -285,7 +286,7 @@ impl Key {
 }
 
 /// Every spelling knockd 0.8 accepts (lower case; keys are compared case-insensitively).
-const KEYS: [(&str, Key); 33] = [
+const KEYS: [(&str, Key); 34] = [
     ("usesyslog", Key::UseSyslog),
     ("logfile", Key::LogFile),
     ("pidfile", Key::PidFile),
@@ -319,6 +320,7 @@ const KEYS: [(&str, Key); 33] = [
     ("totp_digits", Key::TotpDigits),
     ("totp_step", Key::TotpStep),
     ("totp_window", Key::TotpWindow),
+    ("allowduplicates", Key::AllowDuplicates),
 ];
 
 fn lookup_key(key: &str) -> Option<Key> {
@@ -368,6 +370,9 @@ struct FileParser {
     section: Section,
     log_file_line: usize,
     pid_file_line: usize,
+    /// Per door closed so far: whether it set `AllowDuplicates` itself (else it takes the
+    /// `[options]` value, which may come later in the file).
+    allow_duplicates_set: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -389,6 +394,7 @@ struct DoorBuilder {
     stop_line: usize,
     spa: SpaBuilder,
     totp: TotpBuilder,
+    allow_duplicates_set: bool,
 }
 
 /// The `SPA_*` directives of a door, as read so far.
@@ -514,6 +520,7 @@ impl FileParser {
                 stop_line: 0,
                 spa: SpaBuilder::default(),
                 totp: TotpBuilder::default(),
+                allow_duplicates_set: false,
             }))
         };
         Ok(())
@@ -571,13 +578,7 @@ impl FileParser {
             Section::Options => {
                 let options = &mut self.config.options;
                 match key {
-                    Key::UseSyslog => {
-                        options.use_syslog = parse_bool(value).ok_or_else(|| {
-                            value_error(ConfigErrorKind::InvalidBool {
-                                text: value.to_owned(),
-                            })
-                        })?;
-                    }
+                    Key::UseSyslog => options.use_syslog = bool_value(line, key_text, value)?,
                     Key::LogFile => {
                         options.log_file = Some(value.to_owned());
                         self.log_file_line = number;
@@ -591,6 +592,9 @@ impl FileParser {
                             return Err(empty_value());
                         }
                         options.interfaces = interface_list(line, value)?;
+                    }
+                    Key::AllowDuplicates => {
+                        options.allow_duplicates = bool_value(line, key_text, value)?;
                     }
                     _ => {
                         return Err(Located::at(
@@ -696,6 +700,10 @@ impl FileParser {
                     Key::NftSet6 => {
                         door.nft_set_6 = Some(nft_set_value(line, key_text, value, true)?)
                     }
+                    Key::AllowDuplicates => {
+                        door.allow_duplicates = bool_value(line, key_text, value)?;
+                        builder.allow_duplicates_set = true;
+                    }
                     Key::UseSyslog | Key::LogFile | Key::PidFile | Key::Interface => {
                         return Err(option_in_door(door));
                     }
@@ -716,9 +724,19 @@ impl FileParser {
         Ok(())
     }
 
-    /// A directive line without `=`: only `UseSyslog` may stand alone (in any section, as in
-    /// knockd 0.8).
+    /// A directive line without `=`: only `UseSyslog` (in any section, as in knockd 0.8) and
+    /// `AllowDuplicates` may stand alone.
     fn bare_word(&mut self, number: usize, line: &str, text: &str) -> LineResult<()> {
+        if text.eq_ignore_ascii_case("allowduplicates") {
+            match &mut self.section {
+                Section::Door(builder) => {
+                    builder.door.allow_duplicates = true;
+                    builder.allow_duplicates_set = true;
+                }
+                _ => self.config.options.allow_duplicates = true,
+            }
+            return Ok(());
+        }
         if text.eq_ignore_ascii_case("usesyslog") {
             self.config.options.use_syslog = true;
             if let Section::Door(builder) = &self.section {
@@ -794,6 +812,7 @@ impl FileParser {
             stop_line,
             spa,
             totp: _,
+            allow_duplicates_set,
         } = *builder;
         let mut door = door;
         let header_error = |kind| {
@@ -897,11 +916,18 @@ impl FileParser {
             warn(stop_line, WarningKind::StopWithoutStart);
         }
         self.config.doors.push(door);
+        self.allow_duplicates_set.push(allow_duplicates_set);
         Ok(())
     }
 
     fn finish(mut self) -> Result<Parsed, ConfigError> {
         self.close_door()?;
+        let default = self.config.options.allow_duplicates;
+        for (door, set) in self.config.doors.iter_mut().zip(&self.allow_duplicates_set) {
+            if !set {
+                door.allow_duplicates = default;
+            }
+        }
         self.path_warning(
             self.log_file_line,
             "LogFile",
@@ -1172,6 +1198,20 @@ fn sequence_warnings(
 
 // ---------------------------------------------------------------------------------------
 // Values
+
+/// A boolean directive's value, or a positioned [`ConfigErrorKind::InvalidBool`].
+fn bool_value(line: &str, key: &str, value: &str) -> LineResult<bool> {
+    parse_bool(value).ok_or_else(|| {
+        Located::at(
+            line,
+            value,
+            ConfigErrorKind::InvalidBool {
+                key: key.to_ascii_lowercase(),
+                text: value.to_owned(),
+            },
+        )
+    })
+}
 
 fn parse_bool(value: &str) -> Option<bool> {
     const TRUE: [&str; 4] = ["yes", "true", "1", "on"];

@@ -2,208 +2,48 @@
 //! time into [`Action`]s.
 //!
 //! See [`Matcher`] for the calling contract, the matching rules and the memory bound.
+//!
+//! The state is split along its data structures, one module each:
+//!
+//! * `output`: the actions and the queue they wait in (and the counters every part
+//!   writes);
+//! * `doors`: the running configuration's doors and the (protocol, port) → doors index;
+//! * `sources`: the tracked sources, their attempts (`attempts`) and the FIFOs that pick
+//!   the source evicted at the cap;
+//! * `deadlines`: `seq_timeout` expiries and pending stop commands;
+//! * `limits`: the bounds and the counters' type.
+//!
+//! [`Matcher`] owns the per-source state (`sources` and `deadlines`) and a
+//! `MatcherInner` holding everything a packet reads or writes besides its own source
+//! (doors, output, pending closes, limits): borrowing the source's entry and the inner part
+//! at once is then a plain split borrow of two fields (smoltcp's `Interface` /
+//! `InterfaceInner`).
 
-use std::collections::{BinaryHeap, VecDeque};
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-
-use crate::config::{Config, Door, FlagRule, Knock};
-use crate::packet::{PacketEvent, Protocol, TcpFlags};
-use crate::time::{Duration, Instant};
+use crate::config::{Config, Door, Knock};
+use crate::packet::{PacketEvent, Protocol};
+use crate::time::Instant;
 
 mod attempts;
+mod deadlines;
+mod doors;
+mod limits;
+mod output;
+mod sources;
 #[cfg(test)]
 mod tests;
 
 use attempts::{Attempt, AttemptList};
-
-/// Default for [`Limits::max_sources`]: 65 536 sources with a knock in progress.
-pub const DEFAULT_MAX_SOURCES: usize = 65_536;
-/// Default for [`Limits::max_pending_closes`]: 65 536 stop commands waiting for their time.
-pub const DEFAULT_MAX_PENDING_CLOSES: usize = 65_536;
-
-/// Bookkeeping queues are compacted once they hold more than twice their live entries plus
-/// this many (so small tables never compact at all).
-const COMPACTION_SLACK: usize = 64;
-/// Initial room in the source table and its queues; they grow geometrically up to the limit.
-const INITIAL_SOURCE_CAPACITY: usize = 1024;
-
-/// Bounds on attacker-driven state.
-///
-/// Every packet from a new address to a first-step port creates state, and source addresses
-/// are trivially spoofed, so both tables are capped. See [`Matcher`] for what happens at the
-/// cap and what it costs in memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    /// Most sources with a knock in progress at once (at least 1); beyond it a tracked
-    /// source is evicted (its attempts are dropped and counted): the oldest of those still
-    /// at their first step, or if none is, the one that got past its first step longest
-    /// ago. Default [`DEFAULT_MAX_SOURCES`].
-    pub max_sources: usize,
-    /// Most pending stop commands; beyond it the one due first is closed early (safe
-    /// failure: a hole closes too soon rather than staying open). Default
-    /// [`DEFAULT_MAX_PENDING_CLOSES`].
-    pub max_pending_closes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_sources: DEFAULT_MAX_SOURCES,
-            max_pending_closes: DEFAULT_MAX_PENDING_CLOSES,
-        }
-    }
-}
-
-impl Limits {
-    /// These limits with `max_sources` replaced.
-    #[must_use]
-    pub const fn with_max_sources(mut self, max_sources: usize) -> Self {
-        self.max_sources = max_sources;
-        self
-    }
-
-    /// These limits with `max_pending_closes` replaced.
-    #[must_use]
-    pub const fn with_max_pending_closes(mut self, max_pending_closes: usize) -> Self {
-        self.max_pending_closes = max_pending_closes;
-        self
-    }
-}
-
-/// Which destinations count as local for doors without `Target`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LocalAddresses {
-    /// Every destination is accepted (the default; right for pcap replays from elsewhere).
-    Any,
-    /// Only these addresses (the host's own, as the daemon discovers them). Looked up
-    /// linearly: meant for the handful of addresses a host has.
-    List(Vec<IpAddr>),
-}
-
-impl LocalAddresses {
-    fn contains(&self, address: IpAddr) -> bool {
-        match self {
-            Self::Any => true,
-            Self::List(list) => list.contains(&address),
-        }
-    }
-}
-
-/// Index of a door in the configuration the matcher currently runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DoorId(pub u32);
-
-/// A door named by an action: its index and a shared handle on its settings (still valid
-/// after a reload replaced the configuration).
-///
-/// After [`Matcher::set_door_sequence`] the handle carries the door's new active sequence.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DoorRef {
-    /// Index in the configuration that produced the action.
-    pub id: DoorId,
-    /// The door's settings.
-    pub door: Arc<Door>,
-}
-
-/// Something the caller should log or do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Action {
-    /// `source` completed step `stage` (1-based) of `door`.
-    Stage {
-        /// The door.
-        door: DoorRef,
-        /// The knocker.
-        source: IpAddr,
-        /// The step just completed, 1-based.
-        stage: usize,
-    },
-    /// `source` completed the whole sequence: run the start command.
-    Open {
-        /// The door.
-        door: DoorRef,
-        /// The knocker.
-        source: IpAddr,
-    },
-    /// `cmd_timeout` after an open: run the stop command.
-    Close {
-        /// The door.
-        door: DoorRef,
-        /// The knocker.
-        source: IpAddr,
-    },
-    /// The sequence was not completed within `seq_timeout`.
-    Timeout {
-        /// The door.
-        door: DoorRef,
-        /// The knocker.
-        source: IpAddr,
-        /// Steps completed when it expired.
-        stage: usize,
-    },
-    /// A wrong knock ended the attempt.
-    Invalidated {
-        /// The door.
-        door: DoorRef,
-        /// The knocker.
-        source: IpAddr,
-        /// Steps completed before the wrong knock.
-        stage: usize,
-    },
-}
-
-/// Running totals since the matcher was created (a reload keeps them).
-///
-/// Every packet given to [`Matcher::handle_packet`] is counted exactly once: as `admitted`
-/// or in one of the `ignored_*` fields for packets no door admits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Counters {
-    /// Packets that counted as a knock for at least one door.
-    pub admitted: u64,
-    /// Packets whose (protocol, port) is a step of no door.
-    pub ignored_unknown_port: u64,
-    /// Packets to a door's port that no such door admits (wrong destination or TCP flags).
-    pub ignored_not_admitted: u64,
-    /// Admitted packets that changed nothing because the source's attempts ignore their TCP
-    /// flags (included in `admitted`).
-    pub ignored_flags_mismatch: u64,
-    /// Admitted packets from a source with nothing in progress that are not the first step
-    /// of any door accepting them (included in `admitted`).
-    pub ignored_not_first_step: u64,
-    /// Attempts started (a first step was knocked).
-    pub attempts_started: u64,
-    /// Later steps knocked in order.
-    pub attempts_advanced: u64,
-    /// Attempts that ran out of `seq_timeout`.
-    pub attempts_expired: u64,
-    /// Attempts ended by a wrong knock.
-    pub attempts_invalidated: u64,
-    /// Attempts dropped because their source was evicted at the [`Limits::max_sources`] cap.
-    pub attempts_evicted: u64,
-    /// Attempts dropped by a reload or a change of their door's sequence.
-    pub attempts_discarded: u64,
-    /// Sources evicted at the [`Limits::max_sources`] cap.
-    pub sources_evicted: u64,
-    /// Doors opened (sequences completed).
-    pub opened: u64,
-    /// Stop commands scheduled (after an open with a stop command, or by
-    /// [`Matcher::schedule_close`]).
-    pub closes_scheduled: u64,
-    /// Stop commands that came due and were emitted on time.
-    pub closes_fired: u64,
-    /// Stop commands emitted before their time because of the
-    /// [`Limits::max_pending_closes`] cap.
-    pub closes_fired_early: u64,
-    /// Stop commands handed out by [`Matcher::take_pending_closes`].
-    pub closes_taken: u64,
-}
+use deadlines::{Closes, DeadlineEntry, Deadlines, is_live};
+pub use doors::{DoorId, DoorRef, LocalAddresses};
+use doors::{DoorSlot, DoorTable, Probe};
+use limits::COMPACTION_SLACK;
+pub use limits::{Counters, DEFAULT_MAX_PENDING_CLOSES, DEFAULT_MAX_SOURCES, Limits};
+use output::Output;
+pub use output::{Action, ActionKind, ActionView};
+use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
 
 /// The knock-sequence matcher: knockd's state machine without any I/O.
 ///
@@ -234,8 +74,12 @@ pub struct Counters {
 ///
 /// Instants must not decrease from call to call. An earlier instant than one already seen
 /// is treated as that one, so a clock step backwards can delay deadlines but never corrupt
-/// state. A packet is taken to arrive at the `now` passed with it (its
-/// [`PacketEvent::timestamp`] is not read: pass it as `now` when replaying a capture).
+/// state. A packet's time is its [`PacketEvent::timestamp`] (the capture's time, or the
+/// caller's clock when the packet was received), given nowhere else.
+///
+/// A door whose `sequence` is empty, such as a `One_Time_Sequences` door before the caller
+/// has read its file, matches nothing until [`set_door_sequence`](Self::set_door_sequence)
+/// gives it one.
 ///
 /// Queued actions refer to the running configuration: actions still queued when
 /// [`replace_config`](Self::replace_config) or [`set_door_sequence`](Self::set_door_sequence)
@@ -261,6 +105,9 @@ pub struct Counters {
 ///   ([`Action::Timeout`]). `seq_timeout = 0` means only one-step doors can open.
 /// * After an open whose door has a stop command for the source's family, an
 ///   [`Action::Close`] comes due `cmd_timeout` later.
+/// * With the door's `AllowDuplicates`, a repeat of the step the attempt matched last (a
+///   retransmitted SYN) is ignored by that attempt instead of invalidating it
+///   (counted in [`Counters::ignored_duplicates`]); off by default, as in knockd 0.8.
 /// * One source's attempt ending never touches another source's (B1), so a door that is a
 ///   prefix of another never blocks the longer one: both open.
 ///
@@ -275,14 +122,14 @@ pub struct Counters {
 /// State is bounded by [`Limits`]: at most `max_sources` sources are tracked (a source is
 /// tracked while it has an attempt in progress); a new source beyond that evicts the one
 /// tracked longest among those at their first step (the others only when there are none
-/// of those), and at most `max_pending_closes` stop commands wait. The memory is about
-/// [`Matcher::BYTES_PER_SOURCE`] per tracked source (hash-table entry with up to two
-/// attempts inline, eviction-queue and deadline-queue entries, with the queues' 2× slack)
-/// plus about 100 bytes per pending close: at most about 17 MB for the default 65 536
-/// sources (typically about 8 MB: 64-byte table entries at up to 7/8 load plus one 24-byte
-/// and one 32-byte queue entry). A
-/// source with attempts for more than two doors at once (only possible when more than two
-/// doors share a first step) stores the extra ones on the heap.
+/// of those), and at most `max_pending_closes` stop commands wait. The per-source state
+/// (table, eviction FIFOs, deadline queue) takes at most
+/// [`Matcher::BYTES_PER_SOURCE`] (666) bytes per source of the cap plus
+/// [`Matcher::TRACKING_OVERHEAD`]: at most about 44 MB for the default 65 536 sources
+/// (typically 200–300 bytes per source, 13–20 MB), checked by
+/// [`tracking_memory`](Self::tracking_memory) in the tests; about 100 bytes more per
+/// pending close. A source with attempts for more than two doors at once (only possible
+/// when more than two doors share a first step) stores the extra ones on the heap.
 ///
 /// A flood of spoofed first knocks therefore cannot evict a legitimate knocker who is past
 /// the first step of a sequence (spoofed sources only ever hit first steps; an attacker who
@@ -292,763 +139,93 @@ pub struct Counters {
 ///
 /// # Performance
 ///
-/// Measured on one core of the (shared, virtualised) development machine with criterion
-/// (`benches/benches/matcher.rs`, figures vary ±30 % with the machine's load):
-///
-/// | tracked sources      | single | burst  | single, owned |
-/// |----------------------|--------|--------|---------------|
-/// | 1 – 1 000            | 35–41 M/s | 36–42 M/s | 21–26 M/s |
-/// | 65 536 (default cap) | 16 M/s | 23–28 M/s | 13–15 M/s |
-/// | 1 000 000            | 3–4 M/s | 14–18 M/s | 3–4 M/s |
-///
-/// (packets per second; *single*: [`handle_packet`](Self::handle_packet) per packet and
-/// actions drained with [`poll_action_ref`](Self::poll_action_ref); *burst*: 1 000 packets
-/// per [`handle_packets`](Self::handle_packets) call; *owned*: drained with
-/// [`poll_action`](Self::poll_action) instead),
-/// and 3–8 M/s for a spoofed-source flood that creates (and evicts) a source with every
-/// packet. [`poll_action`](Self::poll_action) clones the door's `Arc` for every action (two
-/// atomic operations per packet); [`poll_action_ref`](Self::poll_action_ref) does not. Beyond
-/// the CPU caches each packet waits for its source's entry in main memory (one 64-byte line;
-/// 128 MB of table for a million sources): [`handle_packets`](Self::handle_packets) overlaps
-/// those waits for a burst, so a daemon should feed bursts that way.
+/// [`poll_action`](Self::poll_action) clones the door's `Arc` for every action (two atomic
+/// operations per packet); [`poll_action_ref`](Self::poll_action_ref) does not, so a hot
+/// loop should drain with it. Beyond the CPU caches each packet waits for its source's entry
+/// in main memory (one 64-byte line): [`handle_packets`](Self::handle_packets) overlaps those
+/// waits for a burst, so a daemon should feed bursts that way. Measured throughput (packets
+/// per second by number of tracked sources, for each of these ways of calling) is in the
+/// workspace's `BENCHMARKS.md` (`cargo bench -p knock-benches --bench matcher`).
 #[derive(Debug)]
 pub struct Matcher {
-    doors: DoorTable,
+    /// Everything but the per-source state, borrowed apart from a source's entry.
+    inner: MatcherInner,
     sources: SourceTable,
     deadlines: Deadlines,
+    now: Instant,
+}
+
+/// The part of the matcher a packet uses besides its source's entry: the doors, the output
+/// queue, the pending stop commands and the limits.
+#[derive(Debug)]
+struct MatcherInner {
+    doors: DoorTable,
     closes: Closes,
     out: Output,
     limits: Limits,
-    now: Instant,
-}
-
-/// The doors of the running configuration, indexed by step.
-#[derive(Debug)]
-struct DoorTable {
-    slots: Vec<DoorSlot>,
-    /// For each (protocol, port) that is a step of an enabled door: the doors having it as
-    /// any step and the doors starting with it, as ranges of `lists`.
-    by_knock: KnockIndex,
-    lists: Vec<u32>,
-    local: LocalAddresses,
-}
-
-/// (protocol, port) → doors. A short list scanned linearly for the usual handful of
-/// distinct steps (faster than hashing), a hash map beyond.
-#[derive(Debug, Default)]
-struct KnockIndex {
-    few: Vec<(u32, KnockDoors)>,
-    many: HashMap<Knock, KnockDoors>,
-}
-
-/// Steps up to which [`KnockIndex`] scans a list.
-const FEW_KNOCKS: usize = 16;
-
-fn knock_key(knock: Knock) -> u32 {
-    u32::from(knock.port) | (u32::from(knock.protocol == Protocol::Udp) << 16)
-}
-
-impl KnockIndex {
-    fn get(&self, knock: Knock) -> Option<KnockDoors> {
-        if self.many.is_empty() {
-            let key = knock_key(knock);
-            self.few.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
-        } else {
-            self.many.get(&knock).copied()
-        }
-    }
-}
-
-#[derive(Debug)]
-struct DoorSlot {
-    door: DoorRef,
-    /// Index of the door's `seq_timeout` in [`Deadlines::classes`].
-    class: usize,
-    // Copies of the settings read for every packet, one indirection closer than `door`.
-    target: Option<IpAddr>,
-    flags: FlagRule,
-    sequence: Box<[Knock]>,
-}
-
-impl DoorSlot {
-    fn new(door: DoorRef, class: usize) -> Self {
-        Self {
-            target: door.door.target,
-            flags: door.door.tcp_flags,
-            sequence: door.door.sequence.clone().into_boxed_slice(),
-            door,
-            class,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct KnockDoors {
-    with_step: (u32, u32),
-    starting: (u32, u32),
-}
-
-/// What a packet is, as the door rules see it.
-#[derive(Clone, Copy)]
-struct Probe<'a> {
-    /// Read in place: copying its 17-byte, byte-aligned addresses into a local (stored and
-    /// reloaded with different widths) stalls store-to-load forwarding for ~15 cycles.
-    packet: &'a PacketEvent,
-    knock: Knock,
-    /// `None` for UDP: door flag rules constrain TCP only.
-    tcp_flags: Option<TcpFlags>,
-}
-
-impl DoorTable {
-    fn build(config: &Config, local: LocalAddresses) -> (Self, Vec<Duration>) {
-        let mut timeouts: Vec<Duration> = Vec::new();
-        let mut slots = Vec::with_capacity(config.doors.len());
-        for (index, door) in config.doors.iter().enumerate() {
-            let class = match timeouts.iter().position(|t| *t == door.seq_timeout) {
-                Some(class) => class,
-                None => {
-                    timeouts.push(door.seq_timeout);
-                    timeouts.len() - 1
-                }
-            };
-            let door = DoorRef {
-                id: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
-                door: Arc::new(door.clone()),
-            };
-            slots.push(DoorSlot::new(door, class));
-        }
-        let mut table = Self {
-            slots,
-            by_knock: KnockIndex::default(),
-            lists: Vec::new(),
-            local,
-        };
-        table.reindex();
-        (table, timeouts)
-    }
-
-    /// Rebuilds the step index from the doors' current sequences.
-    fn reindex(&mut self) {
-        let mut with_step: HashMap<Knock, Vec<u32>> = HashMap::new();
-        let mut starting: HashMap<Knock, Vec<u32>> = HashMap::new();
-        // Attempts store door numbers and stages in 16 bits: doors beyond that never match.
-        for (index, slot) in self.slots.iter().enumerate().take(usize::from(u16::MAX)) {
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
-            let sequence = &slot.sequence;
-            if sequence.len() > usize::from(u16::MAX) {
-                continue;
-            }
-            if let Some(first) = sequence.first() {
-                starting.entry(*first).or_default().push(index);
-            }
-            for knock in sequence {
-                let doors = with_step.entry(*knock).or_default();
-                if doors.last() != Some(&index) {
-                    doors.push(index);
-                }
-            }
-        }
-        self.by_knock = KnockIndex::default();
-        self.lists.clear();
-        let few = with_step.len() <= FEW_KNOCKS;
-        for (knock, doors) in with_step {
-            let with_step = push_range(&mut self.lists, &doors);
-            let starting = push_range(
-                &mut self.lists,
-                starting.get(&knock).map_or(&[][..], Vec::as_slice),
-            );
-            let doors = KnockDoors {
-                with_step,
-                starting,
-            };
-            if few {
-                self.by_knock.few.push((knock_key(knock), doors));
-            } else {
-                self.by_knock.many.insert(knock, doors);
-            }
-        }
-    }
-
-    fn range(&self, (start, len): (u32, u32)) -> &[u32] {
-        let start = start as usize;
-        &self.lists[start..start + len as usize]
-    }
-
-    fn accepts_destination(&self, slot: &DoorSlot, destination: IpAddr) -> bool {
-        match slot.target {
-            Some(target) => target == destination,
-            None => self.local.contains(destination),
-        }
-    }
-
-    /// Whether door `index` would take part in handling the probe: destination, and flags
-    /// for TCP (its steps are checked by the caller through the index).
-    fn accepts(&self, index: u32, probe: &Probe<'_>) -> bool {
-        let slot = &self.slots[index as usize];
-        self.accepts_destination(slot, probe.packet.destination)
-            && probe.tcp_flags.is_none_or(|f| slot.flags.accepts(f))
-    }
-}
-
-fn push_range(lists: &mut Vec<u32>, doors: &[u32]) -> (u32, u32) {
-    let start = u32::try_from(lists.len()).unwrap_or(u32::MAX);
-    lists.extend_from_slice(doors);
-    (start, u32::try_from(doors.len()).unwrap_or(u32::MAX))
-}
-
-/// The tracked sources and the FIFOs that decide which is evicted first.
-#[derive(Debug)]
-struct SourceTable {
-    map: SourceMap,
-    /// Sources at their first step, in creation order: evicted first. Entries whose source
-    /// was removed, re-created since (another generation) or promoted are stale and
-    /// skipped; both FIFOs are compacted when together over 2× live.
-    fifo: VecDeque<FifoEntry>,
-    /// Sources that got past a first step, in promotion order: evicted only when no source
-    /// at its first step is left. A spoofed-source flood only ever hits first steps, so it
-    /// cannot push out a knocker who is already past one.
-    fifo_advanced: VecDeque<FifoEntry>,
-    /// Generation of the next source created and token of the next attempt started.
-    next_token: u32,
-    /// Attempts in progress over all sources.
-    live_attempts: usize,
-}
-
-/// A source address as a hash key: hashed as one integer (a `u32` for IPv4, a `u128` for
-/// IPv6) rather than through `IpAddr`'s derived, field-by-field `Hash`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct SourceKey(IpAddr);
-
-impl core::hash::Hash for SourceKey {
-    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        match self.0 {
-            IpAddr::V4(v4) => state.write_u32(v4.to_bits()),
-            IpAddr::V6(v6) => state.write_u128(v6.to_bits()),
-        }
-    }
-}
-
-/// One tracked source, stored directly in the hash table: 64 bytes and 64-byte aligned,
-/// so that a look-up touches exactly one cache line of the table's entries (with a million
-/// sources each of those is a main-memory access).
-#[derive(Debug)]
-#[repr(align(64))]
-struct SourceState {
-    key: IpAddr,
-    generation: u32,
-    /// Some attempt got past its first step (the source is in `fifo_advanced`).
-    advanced: bool,
-    attempts: AttemptList,
-}
-
-/// The source table: a hashbrown `HashTable` of [`SourceState`]s keyed by their address,
-/// hashed with hashbrown's default (per-process seeded foldhash) hasher.
-#[derive(Debug)]
-struct SourceMap {
-    table: HashTable<SourceState>,
-    hasher: DefaultHashBuilder,
-}
-
-impl SourceMap {
-    fn with_capacity(capacity: usize) -> Self {
-        Self {
-            table: HashTable::with_capacity(capacity),
-            hasher: DefaultHashBuilder::default(),
-        }
-    }
-
-    fn hash(&self, key: IpAddr) -> u64 {
-        self.hasher.hash_one(SourceKey(key))
-    }
-
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    fn get(&self, key: IpAddr) -> Option<&SourceState> {
-        self.find(self.hash(key), key)
-    }
-
-    /// [`get`](Self::get) with the hash already computed.
-    fn find(&self, hash: u64, key: IpAddr) -> Option<&SourceState> {
-        self.table.find(hash, |s| s.key == key)
-    }
-
-    /// Looks up the first `N` of `keys` for their side effect of pulling the entries into
-    /// the cache: hashes first, then the look-ups from them, so that a tight loop of
-    /// independent loads keeps many of the misses in flight at once.
-    #[inline]
-    fn prefetch<const N: usize>(&self, keys: impl Iterator<Item = IpAddr> + Clone) {
-        let mut hashes = [0_u64; N];
-        for (hash, key) in hashes.iter_mut().zip(keys.clone()) {
-            *hash = self.hash(key);
-        }
-        let mut found = 0_usize;
-        for (hash, key) in hashes.iter().zip(keys) {
-            found += usize::from(self.find(*hash, key).is_some());
-        }
-        // Keeps the look-ups (whose point is to pull the entries into the cache).
-        core::hint::black_box(found);
-    }
-
-    fn get_mut(&mut self, key: IpAddr) -> Option<&mut SourceState> {
-        let hash = self.hash(key);
-        self.table.find_mut(hash, |s| s.key == key)
-    }
-
-    fn contains_key(&self, key: IpAddr) -> bool {
-        self.get(key).is_some()
-    }
-
-    fn remove(&mut self, key: IpAddr) -> Option<SourceState> {
-        let hash = self.hash(key);
-        match self.table.find_entry(hash, |s| s.key == key) {
-            Ok(entry) => Some(entry.remove().0),
-            Err(_) => None,
-        }
-    }
-
-    fn get_or_insert_with(
-        &mut self,
-        key: IpAddr,
-        make: impl FnOnce() -> SourceState,
-    ) -> &mut SourceState {
-        let hash = self.hash(key);
-        let hasher = &self.hasher;
-        self.table
-            .entry(
-                hash,
-                |s| s.key == key,
-                |s| hasher.hash_one(SourceKey(s.key)),
-            )
-            .or_insert_with(make)
-            .into_mut()
-    }
-
-    fn retain(&mut self, keep: impl FnMut(&mut SourceState) -> bool) {
-        self.table.retain(keep);
-    }
-
-    fn clear(&mut self) {
-        self.table.clear();
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct FifoEntry {
-    source: IpAddr,
-    generation: u32,
-    /// Which FIFO the entry is in.
-    advanced: bool,
-}
-
-impl SourceTable {
-    fn new(max_sources: usize) -> Self {
-        let capacity = max_sources.min(INITIAL_SOURCE_CAPACITY);
-        Self {
-            map: SourceMap::with_capacity(capacity),
-            fifo: VecDeque::with_capacity(capacity),
-            fifo_advanced: VecDeque::new(),
-            next_token: 0,
-            live_attempts: 0,
-        }
-    }
-
-    fn token(&mut self) -> u32 {
-        let token = self.next_token;
-        self.next_token = token.wrapping_add(1);
-        token
-    }
-
-    fn compact_fifo_if_needed(&mut self) {
-        if self.fifo.len() + self.fifo_advanced.len() > 2 * self.map.len() + COMPACTION_SLACK {
-            let map = &self.map;
-            compact(&mut self.fifo, map, |e| e.source, |e| is_current(map, e));
-            compact(
-                &mut self.fifo_advanced,
-                map,
-                |e| e.source,
-                |e| is_current(map, e),
-            );
-        }
-    }
-
-    /// Moves `state` (of `source`), which has an attempt in progress past its first step, to
-    /// the advanced FIFO unless it is there already.
-    fn promote(fifo_advanced: &mut VecDeque<FifoEntry>, state: &mut SourceState, source: IpAddr) {
-        if !state.advanced {
-            state.advanced = true;
-            fifo_advanced.push_back(FifoEntry {
-                source,
-                generation: state.generation,
-                advanced: true,
-            });
-        }
-    }
-
-    fn clear(&mut self) -> usize {
-        let dropped = self.live_attempts;
-        self.map.clear();
-        self.fifo.clear();
-        self.fifo_advanced.clear();
-        self.live_attempts = 0;
-        dropped
-    }
-}
-
-/// `seq_timeout` deadlines: one FIFO per distinct timeout value. Attempts of one class are
-/// started at non-decreasing instants with the same timeout, so each FIFO is sorted by
-/// deadline and the earliest deadline overall is the least of the fronts. Entries of
-/// attempts that ended otherwise are stale: skipped when they reach the front and dropped
-/// by compaction once they outnumber the live ones.
-#[derive(Debug)]
-struct Deadlines {
-    /// One deadline FIFO per class.
-    classes: Vec<VecDeque<DeadlineEntry>>,
-    entries: usize,
-    /// At most the earliest front deadline (exact after each `advance_to`), so that a packet
-    /// with nothing due skips the scan of the classes.
-    wake_at: Instant,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct DeadlineEntry {
-    deadline: Instant,
-    source: IpAddr,
-    /// The attempt's token: the entry is live while the source has an attempt with it.
-    token: u32,
-}
-
-impl Deadlines {
-    fn new(classes: usize) -> Self {
-        Self {
-            classes: (0..classes).map(|_| VecDeque::new()).collect(),
-            entries: 0,
-            wake_at: Instant::MAX,
-        }
-    }
-
-    /// The earliest front entry: (deadline, class).
-    fn earliest(&self) -> Option<(Instant, usize)> {
-        let mut best: Option<(Instant, usize)> = None;
-        for (class, c) in self.classes.iter().enumerate() {
-            if let Some(front) = c.front()
-                && best.is_none_or(|(at, _)| front.deadline < at)
-            {
-                best = Some((front.deadline, class));
-            }
-        }
-        best
-    }
-
-    fn push(&mut self, class: usize, entry: DeadlineEntry) {
-        self.wake_at = self.wake_at.min(entry.deadline);
-        self.classes[class].push_back(entry);
-        self.entries += 1;
-    }
-}
-
-/// Keeps the entries of `queue` for which `keep` holds, in order, in place. `keep` looks the
-/// entry's source up: done for a block of entries ahead first (as in
-/// [`Matcher::handle_packets`]), so that with a large table the misses overlap instead of
-/// costing a main-memory round trip each.
-fn compact<T: Copy>(
-    queue: &mut VecDeque<T>,
-    map: &SourceMap,
-    source_of: impl Fn(&T) -> IpAddr,
-    keep: impl Fn(&T) -> bool,
-) {
-    const BLOCK: usize = 64;
-    let len = queue.len();
-    let mut kept = 0;
-    let mut start = 0;
-    while start < len {
-        let end = (start + BLOCK).min(len);
-        map.prefetch::<BLOCK>((start..end).map(|index| source_of(&queue[index])));
-        for index in start..end {
-            let entry = queue[index];
-            if keep(&entry) {
-                queue[kept] = entry;
-                kept += 1;
-            }
-        }
-        start = end;
-    }
-    queue.truncate(kept);
-}
-
-fn is_current(map: &SourceMap, entry: &FifoEntry) -> bool {
-    map.get(entry.source)
-        .is_some_and(|s| s.generation == entry.generation && s.advanced == entry.advanced)
-}
-
-fn is_live(sources: &SourceMap, entry: &DeadlineEntry) -> bool {
-    sources
-        .get(entry.source)
-        .is_some_and(|s| s.attempts.iter().any(|a| a.token == entry.token))
-}
-
-/// Pending stop commands, earliest first.
-#[derive(Debug)]
-struct Closes {
-    heap: BinaryHeap<PendingClose>,
-    next_sequence: u64,
-}
-
-#[derive(Debug)]
-struct PendingClose {
-    at: Instant,
-    /// Scheduling order, to keep equal deadlines first-in first-out.
-    sequence: u64,
-    door: DoorRef,
-    source: IpAddr,
-}
-
-impl PartialEq for PendingClose {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-
-impl Eq for PendingClose {}
-
-impl PartialOrd for PendingClose {
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for PendingClose {
-    /// Reversed, so that the max-heap yields the earliest deadline first.
-    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        (other.at, other.sequence).cmp(&(self.at, self.sequence))
-    }
-}
-
-/// What an [`Action`] is, without its data (see [`ActionView`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ActionKind {
-    /// [`Action::Stage`].
-    Stage,
-    /// [`Action::Open`].
-    Open,
-    /// [`Action::Close`].
-    Close,
-    /// [`Action::Timeout`].
-    Timeout,
-    /// [`Action::Invalidated`].
-    Invalidated,
-}
-
-/// A borrowed view of the next action, from [`Matcher::poll_action_ref`]: the same
-/// information as an [`Action`] without cloning the door's `Arc` (an atomic operation per
-/// action, which dominates the cost of a packet).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ActionView<'a> {
-    /// Which action.
-    pub kind: ActionKind,
-    /// The door.
-    pub door: &'a DoorRef,
-    /// The knocker.
-    pub source: IpAddr,
-    /// For `Stage`, the step just completed (1-based); for `Timeout` and `Invalidated`, the
-    /// steps completed before; 0 for `Open` and `Close`.
-    pub stage: usize,
-}
-
-impl ActionView<'_> {
-    /// The owned [`Action`] (clones the door's `Arc`).
-    #[must_use]
-    pub fn to_action(&self) -> Action {
-        let door = self.door.clone();
-        let source = self.source;
-        let stage = self.stage;
-        match self.kind {
-            ActionKind::Stage => Action::Stage {
-                door,
-                source,
-                stage,
-            },
-            ActionKind::Open => Action::Open { door, source },
-            ActionKind::Close => Action::Close { door, source },
-            ActionKind::Timeout => Action::Timeout {
-                door,
-                source,
-                stage,
-            },
-            ActionKind::Invalidated => Action::Invalidated {
-                door,
-                source,
-                stage,
-            },
-        }
-    }
-}
-
-/// The door of a queued action: an index into the running configuration (no reference
-/// count touched per action), or an index into [`Output::owned`], the handles of stop
-/// commands (which can outlive the configuration that scheduled them) and of actions queued
-/// across a configuration change. Plain indices keep [`Queued`] `Copy`, so the queue clears
-/// in O(1).
-#[derive(Clone, Copy, Debug)]
-enum QueuedDoor {
-    Current(u32),
-    Owned(u32),
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Queued {
-    kind: ActionKind,
-    stage: u32,
-    source: IpAddr,
-    door: QueuedDoor,
-}
-
-/// The action queue and the counters: written by every part of the matcher.
-#[derive(Debug, Default)]
-struct Output {
-    /// Queued actions; those before `next` were handed out. Cleared (keeping its capacity)
-    /// when a poll finds it exhausted, which the calling contract makes happen after every
-    /// call: a plain vector is cheaper than a ring buffer here, and the entry a view borrows
-    /// stays in place until the next poll.
-    actions: Vec<Queued>,
-    next: usize,
-    /// Door handles of queued actions that must not follow the running configuration.
-    owned: Vec<DoorRef>,
-    counters: Counters,
-}
-
-impl Output {
-    /// The next queued action, or `None` (emptying the queue) when all were handed out.
-    #[inline]
-    fn next_entry(&mut self) -> Option<Queued> {
-        let queued = self.actions.get(self.next).copied();
-        match queued {
-            Some(_) => self.next += 1,
-            None => self.reset(),
-        }
-        queued
-    }
-
-    fn reset(&mut self) {
-        self.actions.clear();
-        self.owned.clear();
-        self.next = 0;
-    }
-
-    fn own(&mut self, door: DoorRef) -> QueuedDoor {
-        self.owned.push(door);
-        QueuedDoor::Owned(u32::try_from(self.owned.len() - 1).unwrap_or(u32::MAX))
-    }
-
-    fn emit(&mut self, kind: ActionKind, door: u32, source: IpAddr, stage: usize) {
-        self.actions.push(Queued {
-            kind,
-            stage: u32::try_from(stage).unwrap_or(u32::MAX),
-            source,
-            door: QueuedDoor::Current(door),
-        });
-    }
-
-    fn emit_close(&mut self, door: DoorRef, source: IpAddr) {
-        let door = self.own(door);
-        self.actions.push(Queued {
-            kind: ActionKind::Close,
-            stage: 0,
-            source,
-            door,
-        });
-    }
-
-    fn close_early(&mut self, close: PendingClose) {
-        self.counters.closes_fired_early += 1;
-        self.emit_close(close.door, close.source);
-    }
-
-    /// Turns queued door indices into owned handles, before the doors they index change.
-    fn detach(&mut self, doors: &DoorTable) {
-        for position in self.next..self.actions.len() {
-            if let QueuedDoor::Current(index) = self.actions[position].door {
-                let door = self.own(doors.slots[index as usize].door.clone());
-                self.actions[position].door = door;
-            }
-        }
-    }
-
-    fn door<'a>(&'a self, doors: &'a DoorTable, door: QueuedDoor) -> &'a DoorRef {
-        match door {
-            QueuedDoor::Current(index) => &doors.slots[index as usize].door,
-            QueuedDoor::Owned(index) => &self.owned[index as usize],
-        }
-    }
-}
-
-impl Closes {
-    fn schedule(
-        &mut self,
-        out: &mut Output,
-        limit: usize,
-        door: DoorRef,
-        source: IpAddr,
-        at: Instant,
-    ) {
-        out.counters.closes_scheduled += 1;
-        let close = PendingClose {
-            at,
-            sequence: self.next_sequence,
-            door,
-            source,
-        };
-        self.next_sequence += 1;
-        if limit == 0 {
-            out.close_early(close);
-            return;
-        }
-        while self.heap.len() >= limit {
-            match self.heap.pop() {
-                Some(first_due) => out.close_early(first_due),
-                None => break,
-            }
-        }
-        self.heap.push(close);
-    }
-}
-
-/// Emits the open of `door` and schedules its stop command if there is one for `source`.
-fn open(
-    out: &mut Output,
-    closes: &mut Closes,
-    limits: Limits,
-    (index, door): (u32, &DoorRef),
-    source: IpAddr,
-    now: Instant,
-) {
-    out.counters.opened += 1;
-    out.emit(ActionKind::Open, index, source, 0);
-    if door.door.stop_command_for(source).is_some() {
-        let at = now + door.door.cmd_timeout;
-        closes.schedule(out, limits.max_pending_closes, door.clone(), source, at);
-    }
 }
 
 /// What a packet did to a source's attempts.
 struct Progress {
     /// Some attempt's door accepts the destination (so the packet starts nothing).
     relevant: bool,
-    /// Some attempt advanced or was invalidated.
+    /// Some attempt advanced, was invalidated or ignored a duplicate step.
     changed: bool,
     /// Some attempt still in progress completed its second step.
     past_first_step: bool,
 }
 
 impl Matcher {
-    /// Upper bound of the memory per tracked source, in bytes (hash-table entry at worst-case
-    /// load, eviction- and deadline-queue entries with their 2× slack; one attempt per source).
-    pub const BYTES_PER_SOURCE: usize = 256;
+    /// Upper bound of the heap memory per tracked source, in bytes, for large
+    /// [`Limits::max_sources`] `N`, with one attempt per source and one `seq_timeout` value
+    /// (see [`tracking_memory`](Self::tracking_memory) for what it covers and
+    /// [`TRACKING_OVERHEAD`](Self::TRACKING_OVERHEAD) for the constant part):
+    ///
+    /// * the source table: 65 bytes per bucket (a 64-byte entry and a control byte); at most
+    ///   7/8 of the buckets are used and their number is a power of two, so `N` sources may
+    ///   need up to `2 × 8N/7` buckets; and when deletions have left tombstones while more
+    ///   than half of that capacity is in use, hashbrown grows the table once more instead of
+    ///   cleaning it in place: at most `4 × 8N/7` buckets, about 297 bytes per source;
+    /// * the eviction FIFOs (24-byte entries): compacted once they hold more than `2N + 64`
+    ///   entries, the advanced one can gain up to `N` more between compactions, and a
+    ///   buffer's capacity is up to twice the most it held: `2 × (2N + 3N)` entries, 240
+    ///   bytes per source;
+    /// * the deadline queue (32-byte entries): compacted beyond twice the live attempts
+    ///   plus 64, buffer up to twice that: `4N` entries, 128 bytes per source.
+    ///
+    /// A worst case, not the usual one: typically a table at 44–88 % load and queues about
+    /// half as large (about 170–300 bytes per source in the tests and benches). Growing the
+    /// table also briefly holds the old and the new table at once (at most half as much
+    /// again). More than one seq_timeout value adds a deadline queue per value, and more
+    /// than two attempts at once per source (more than two doors sharing a first step) add
+    /// 16 bytes per extra attempt on the heap.
+    pub const BYTES_PER_SOURCE: usize = {
+        let bucket = size_of::<SourceState>() + 1;
+        let table = (4 * 8 * bucket).div_ceil(7);
+        let fifos = 10 * size_of::<FifoEntry>();
+        let deadlines = 4 * size_of::<DeadlineEntry>();
+        table + fifos + deadlines
+    };
 
-    /// A matcher for `config` with default [`Limits`].
+    /// The constant part of the bound on [`tracking_memory`](Self::tracking_memory) that
+    /// [`BYTES_PER_SOURCE`](Self::BYTES_PER_SOURCE) leaves out: the compaction slack (64
+    /// stale entries per queue, with room to double), the table's trailing control bytes
+    /// and the small initial sizes, in bytes.
+    pub const TRACKING_OVERHEAD: usize = 64 * 1024;
+
+    /// Heap bytes the per-source state holds now, by capacity: the source table, the
+    /// eviction FIFOs and the deadline queues. At most
+    /// `max_sources × BYTES_PER_SOURCE + TRACKING_OVERHEAD` (with one seq_timeout value and at
+    /// most two attempts per source). Pending stop commands, the queued actions and the
+    /// doors are not included.
+    #[must_use]
+    pub fn tracking_memory(&self) -> usize {
+        self.sources.heap_bytes() + self.deadlines.heap_bytes()
+    }
+
+    /// A matcher for `config` with default [`Limits`]. Doors with an empty `sequence`
+    /// (one-time sequences not set yet) stay shut until
+    /// [`set_door_sequence`](Self::set_door_sequence).
     #[must_use]
     pub fn new(config: &Config) -> Self {
         Self::with_limits(config, Limits::default())
@@ -1063,15 +240,14 @@ impl Matcher {
         };
         let (doors, timeouts) = DoorTable::build(config, LocalAddresses::Any);
         Self {
-            doors,
+            inner: MatcherInner {
+                doors,
+                closes: Closes::default(),
+                out: Output::default(),
+                limits,
+            },
             sources: SourceTable::new(limits.max_sources),
             deadlines: Deadlines::new(timeouts.len()),
-            closes: Closes {
-                heap: BinaryHeap::new(),
-                next_sequence: 0,
-            },
-            out: Output::default(),
-            limits,
             now: Instant::ZERO,
         }
     }
@@ -1079,7 +255,7 @@ impl Matcher {
     /// Sets which destinations count as local for doors without `Target`. Attempts in
     /// progress are kept.
     pub fn set_local_addresses(&mut self, addresses: LocalAddresses) {
-        self.doors.local = addresses;
+        self.inner.doors.local = addresses;
     }
 
     /// Replaces the configuration (reload). Attempts in progress are discarded, as in
@@ -1088,48 +264,47 @@ impl Matcher {
     /// and local addresses are kept.
     pub fn replace_config(&mut self, now: Instant, config: &Config) {
         self.now = self.now.max(now);
-        self.out.detach(&self.doors);
-        let local = core::mem::replace(&mut self.doors.local, LocalAddresses::Any);
+        self.inner.out.detach(&self.inner.doors);
+        let local = core::mem::replace(&mut self.inner.doors.local, LocalAddresses::Any);
         let (doors, timeouts) = DoorTable::build(config, local);
-        self.doors = doors;
-        self.out.counters.attempts_discarded += self.sources.clear() as u64;
+        self.inner.doors = doors;
+        self.inner.out.counters.attempts_discarded += self.sources.clear() as u64;
         self.deadlines = Deadlines::new(timeouts.len());
     }
 
-    /// Sets the active sequence of a door (one-time sequences). Other sources' attempts for
-    /// that door keep their stage and continue against the new sequence (as in knockd 0.8);
-    /// those already at or beyond its length, or all of them if `sequence` is empty (which
-    /// disables the door), are discarded. Actions named after this carry the new sequence.
-    /// An unknown `door` is ignored.
+    /// Sets the active sequence of a door (one-time sequences: call it right after the open
+    /// that used the previous one). Every attempt in progress on that door is discarded
+    /// (counted in [`Counters::attempts_discarded`]), so the new sequence must be knocked
+    /// from its first step: an attempt that kept its stage could otherwise complete the new
+    /// sequence with only its last steps (a partial replay). Attempts on other doors are
+    /// kept. An empty `sequence` disables the door. Actions named after this carry the new
+    /// sequence. An unknown `door` is ignored.
     pub fn set_door_sequence(&mut self, door: DoorId, sequence: Vec<Knock>) {
-        if door.0 as usize >= self.doors.slots.len() {
+        if door.index() >= self.inner.doors.slots.len() {
             return;
         }
-        self.out.detach(&self.doors);
-        let slot = &mut self.doors.slots[door.0 as usize];
-        let mut settings = Door::clone(&slot.door.door);
+        self.inner.out.detach(&self.inner.doors);
+        let slot = &mut self.inner.doors.slots[door.index()];
+        let mut settings = Door::clone(&slot.door);
         settings.sequence = sequence;
-        let new_len = settings.sequence.len();
-        let handle = DoorRef {
-            id: door,
-            door: Arc::new(settings),
-        };
+        let handle = DoorRef::new(door, Arc::new(settings));
         *slot = DoorSlot::new(handle, slot.class);
-        self.doors.reindex();
+        self.inner.doors.reindex();
         let mut discarded = 0;
         self.sources.map.retain(|state| {
             discarded += state
                 .attempts
-                .retain_mut(|a| u32::from(a.door) != door.0 || usize::from(a.stage) < new_len);
+                .retain_mut(|a| usize::from(a.door) != door.index());
             !state.attempts.is_empty()
         });
         self.sources.live_attempts -= discarded;
-        self.out.counters.attempts_discarded += discarded as u64;
+        self.inner.out.counters.attempts_discarded += discarded as u64;
     }
 
-    /// Feeds one packet that arrived at `now` (see the calling contract on [`Matcher`]).
-    pub fn handle_packet(&mut self, now: Instant, packet: &PacketEvent) {
-        let now = self.advance_to(now);
+    /// Feeds one packet, which arrived at its [`PacketEvent::timestamp`] (see the calling
+    /// contract on [`Matcher`]).
+    pub fn handle_packet(&mut self, packet: &PacketEvent) {
+        let now = self.advance_to(packet.timestamp);
         let probe = Probe {
             packet,
             knock: Knock {
@@ -1141,36 +316,28 @@ impl Matcher {
                 Protocol::Udp => None,
             },
         };
-        let Some(knock_doors) = self.doors.by_knock.get(probe.knock) else {
-            self.out.counters.ignored_unknown_port += 1;
+        let Some(knock_doors) = self.inner.doors.by_knock.get(probe.knock) else {
+            self.inner.out.counters.ignored_unknown_port += 1;
             return;
         };
         let admitted = self
+            .inner
             .doors
             .range(knock_doors.with_step)
             .iter()
-            .any(|&d| self.doors.accepts(d, &probe));
+            .any(|&d| self.inner.doors.accepts(d, &probe));
         if !admitted {
-            self.out.counters.ignored_not_admitted += 1;
+            self.inner.out.counters.ignored_not_admitted += 1;
             return;
         }
-        self.out.counters.admitted += 1;
+        self.inner.out.counters.admitted += 1;
 
         let source = packet.source;
         if let Some(state) = self.sources.map.get_mut(source) {
-            let (progress, removed) = advance_attempts(
-                &self.doors,
-                &mut self.closes,
-                &mut self.out,
-                self.limits,
-                state,
-                source,
-                &probe,
-                now,
-            );
+            let (progress, removed) = self.inner.advance_attempts(state, source, &probe, now);
             if progress.relevant {
                 if !progress.changed {
-                    self.out.counters.ignored_flags_mismatch += 1;
+                    self.inner.out.counters.ignored_flags_mismatch += 1;
                 }
                 if progress.past_first_step {
                     SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
@@ -1188,22 +355,19 @@ impl Matcher {
         self.start_attempts(now, source, knock_doors.starting, &probe);
     }
 
-    /// Feeds several packets that arrived at `now`, in order: the same as calling
-    /// [`handle_timeout`](Self::handle_timeout) and then
-    /// [`handle_packet`](Self::handle_packet) for each, only faster with many tracked
-    /// sources.
+    /// Feeds several packets in order, each at its own [`PacketEvent::timestamp`]: the same
+    /// as calling [`handle_packet`](Self::handle_packet) for each, only faster with many
+    /// tracked sources.
     ///
     /// Why faster: with many sources the table outgrows the CPU caches and each packet waits
     /// for one source entry from main memory. This method first looks up the sources of a
     /// few packets ahead in a tight loop, so those memory accesses overlap instead of
     /// queueing behind the one before; the packets are then processed from the cache.
     /// A daemon that takes packets off a channel in bursts should feed them this way.
-    pub fn handle_packets(&mut self, now: Instant, packets: &[PacketEvent]) {
+    pub fn handle_packets(&mut self, packets: &[PacketEvent]) {
         /// Packets looked up ahead: enough to cover main-memory latency, few enough that
         /// their entries are still cached when processed.
         const LOOKAHEAD: usize = 64;
-        // Deadlines up to `now` are processed even when `packets` is empty.
-        self.advance_to(now);
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() > LOOKAHEAD {
                 self.sources
@@ -1211,7 +375,7 @@ impl Matcher {
                     .prefetch::<LOOKAHEAD>(chunk.iter().map(|p| p.source));
             }
             for packet in chunk {
-                self.handle_packet(now, packet);
+                self.handle_packet(packet);
             }
         }
     }
@@ -1236,10 +400,10 @@ impl Matcher {
     /// [`ActionView::to_action`] gives the owned action when one must be kept.
     #[must_use]
     pub fn poll_action_ref(&mut self) -> Option<ActionView<'_>> {
-        let queued = self.out.next_entry()?;
+        let queued = self.inner.out.next_entry()?;
         Some(ActionView {
             kind: queued.kind,
-            door: self.out.door(&self.doors, queued.door),
+            door: self.inner.out.door(&self.inner.doors, queued.door),
             source: queued.source,
             stage: queued.stage as usize,
         })
@@ -1251,7 +415,7 @@ impl Matcher {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let attempt = self.deadlines.earliest().map(|(at, _)| at);
-        let close = self.closes.heap.peek().map(|c| c.at);
+        let close = self.inner.closes.heap.peek().map(|c| c.at);
         match (attempt, close) {
             (Some(a), Some(c)) => Some(a.min(c)),
             (a, c) => a.or(c),
@@ -1264,9 +428,9 @@ impl Matcher {
     /// [`Limits::max_pending_closes`], so it may emit an early [`Action::Close`]: drain
     /// [`poll_action`](Self::poll_action) afterwards.
     pub fn schedule_close(&mut self, door: DoorRef, source: IpAddr, at: Instant) {
-        self.closes.schedule(
-            &mut self.out,
-            self.limits.max_pending_closes,
+        self.inner.closes.schedule(
+            &mut self.inner.out,
+            self.inner.limits.max_pending_closes,
             door,
             source,
             at,
@@ -1276,10 +440,10 @@ impl Matcher {
     /// Removes every pending stop command and returns them as [`Action::Close`]s, earliest
     /// deadline first (for shutdown: no hole is left open).
     pub fn take_pending_closes(&mut self) -> Vec<Action> {
-        let mut pending = core::mem::take(&mut self.closes.heap).into_sorted_vec();
+        let mut pending = core::mem::take(&mut self.inner.closes.heap).into_sorted_vec();
         // `into_sorted_vec` is ascending in the reversed order: latest deadline first.
         pending.reverse();
-        self.out.counters.closes_taken += pending.len() as u64;
+        self.inner.out.counters.closes_taken += pending.len() as u64;
         pending
             .into_iter()
             .map(|c| Action::Close {
@@ -1292,7 +456,7 @@ impl Matcher {
     /// The running totals.
     #[must_use]
     pub fn counters(&self) -> &Counters {
-        &self.out.counters
+        &self.inner.out.counters
     }
 
     /// Sources with an attempt in progress (at most [`Limits::max_sources`]).
@@ -1310,19 +474,19 @@ impl Matcher {
     /// Stop commands waiting for their deadline (at most [`Limits::max_pending_closes`]).
     #[must_use]
     pub fn pending_closes(&self) -> usize {
-        self.closes.heap.len()
+        self.inner.closes.heap.len()
     }
 
     /// The limits in force.
     #[must_use]
     pub fn limits(&self) -> Limits {
-        self.limits
+        self.inner.limits
     }
 
     /// The door with index `id` in the running configuration, with its current sequence.
     #[must_use]
     pub fn door(&self, id: DoorId) -> Option<&DoorRef> {
-        self.doors.slots.get(id.0 as usize).map(|s| &s.door)
+        self.inner.doors.slots.get(id.index()).map(|s| &s.door)
     }
 
     /// Moves the clock to `now` (never backwards) and processes every deadline up to it.
@@ -1330,7 +494,9 @@ impl Matcher {
     fn advance_to(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
-        if now >= self.deadlines.wake_at || self.closes.heap.peek().is_some_and(|c| now >= c.at) {
+        if now >= self.deadlines.wake_at
+            || self.inner.closes.heap.peek().is_some_and(|c| now >= c.at)
+        {
             self.run_deadlines(now);
         }
         now
@@ -1341,6 +507,7 @@ impl Matcher {
         loop {
             let attempt = self.deadlines.earliest().filter(|(at, _)| *at <= now);
             let close = self
+                .inner
                 .closes
                 .heap
                 .peek()
@@ -1351,9 +518,9 @@ impl Matcher {
                     self.expire_front(class, now);
                 }
                 (_, Some(_)) => {
-                    if let Some(due) = self.closes.heap.pop() {
-                        self.out.counters.closes_fired += 1;
-                        self.out.emit_close(due.door, due.source);
+                    if let Some(due) = self.inner.closes.heap.pop() {
+                        self.inner.out.counters.closes_fired += 1;
+                        self.inner.out.emit_close(due.door, due.source);
                     }
                 }
                 _ => break,
@@ -1371,7 +538,7 @@ impl Matcher {
         let Some(state) = self.sources.map.get_mut(entry.source) else {
             return;
         };
-        let out = &mut self.out;
+        let out = &mut self.inner.out;
         let expired = state.attempts.retain_mut(|a| {
             if a.deadline > now {
                 return true;
@@ -1414,8 +581,8 @@ impl Matcher {
         let mut started = false;
         let (first, count) = starting;
         for position in first..first + count {
-            let index = self.doors.lists[position as usize];
-            if !self.doors.accepts(index, probe) {
+            let index = self.inner.doors.lists[position as usize];
+            if !self.inner.doors.accepts(index, probe) {
                 continue;
             }
             // The index holds only doors whose number and length fit the attempt's fields.
@@ -1423,22 +590,15 @@ impl Matcher {
                 continue;
             };
             started = true;
-            self.out.counters.attempts_started += 1;
-            let slot = &self.doors.slots[index as usize];
-            self.out.emit(ActionKind::Stage, index, source, 1);
+            self.inner.out.counters.attempts_started += 1;
+            let slot = &self.inner.doors.slots[index as usize];
+            self.inner.out.emit(ActionKind::Stage, index, source, 1);
             if slot.sequence.len() == 1 {
-                open(
-                    &mut self.out,
-                    &mut self.closes,
-                    self.limits,
-                    (index, &slot.door),
-                    source,
-                    now,
-                );
+                self.inner.open(index, source, now);
                 continue;
             }
             let class = slot.class;
-            let deadline = now + slot.door.door.seq_timeout;
+            let deadline = now + slot.door.seq_timeout;
             let token = self.sources.token();
             self.track(source).attempts.push(Attempt {
                 door: door_index,
@@ -1457,7 +617,7 @@ impl Matcher {
             );
         }
         if !started {
-            self.out.counters.ignored_not_first_step += 1;
+            self.inner.out.counters.ignored_not_first_step += 1;
             return;
         }
         self.sources.compact_fifo_if_needed();
@@ -1474,7 +634,7 @@ impl Matcher {
 
     /// The state of `source`, created (evicting the oldest source at the cap) if needed.
     fn track(&mut self, source: IpAddr) -> &mut SourceState {
-        if self.sources.map.len() >= self.limits.max_sources
+        if self.sources.map.len() >= self.inner.limits.max_sources
             && !self.sources.map.contains_key(source)
         {
             self.evict_oldest();
@@ -1517,8 +677,8 @@ impl Matcher {
             if let Some(state) = self.sources.map.remove(entry.source) {
                 let attempts = state.attempts.len();
                 self.sources.live_attempts -= attempts;
-                self.out.counters.attempts_evicted += attempts as u64;
-                self.out.counters.sources_evicted += 1;
+                self.inner.out.counters.attempts_evicted += attempts as u64;
+                self.inner.out.counters.sources_evicted += 1;
             }
             // In a flood the evicted source is the oldest, so its deadline entries are
             // usually at the queue fronts: drop them now rather than by a compaction pass.
@@ -1528,55 +688,81 @@ impl Matcher {
     }
 }
 
-/// Applies a packet to the attempts of its source whose door accepts its destination.
-/// Returns what happened and how many attempts ended.
-#[allow(clippy::too_many_arguments)]
-fn advance_attempts(
-    doors: &DoorTable,
-    closes: &mut Closes,
-    out: &mut Output,
-    limits: Limits,
-    state: &mut SourceState,
-    source: IpAddr,
-    probe: &Probe<'_>,
-    now: Instant,
-) -> (Progress, usize) {
-    let mut progress = Progress {
-        relevant: false,
-        changed: false,
-        past_first_step: false,
-    };
-    let removed = state.attempts.retain_mut(|attempt| {
-        let slot = &doors.slots[attempt.door as usize];
-        if !doors.accepts_destination(slot, probe.packet.destination) {
-            return true;
+impl MatcherInner {
+    /// Emits the open of door `index` and schedules its stop command if there is one for
+    /// `source`.
+    fn open(&mut self, index: u32, source: IpAddr, now: Instant) {
+        let Self {
+            doors,
+            closes,
+            out,
+            limits,
+        } = self;
+        let door = &doors.slots[index as usize].door;
+        out.counters.opened += 1;
+        out.emit(ActionKind::Open, index, source, 0);
+        if door.stop_command_for(source).is_some() {
+            let at = now + door.cmd_timeout;
+            closes.schedule(out, limits.max_pending_closes, door.clone(), source, at);
         }
-        progress.relevant = true;
-        if probe.tcp_flags.is_some_and(|f| !slot.flags.accepts(f)) {
-            return true;
-        }
-        progress.changed = true;
-        let stage = usize::from(attempt.stage);
-        if slot.sequence.get(stage) == Some(&probe.knock) {
-            attempt.stage += 1;
-            out.counters.attempts_advanced += 1;
-            let index = u32::from(attempt.door);
-            out.emit(ActionKind::Stage, index, source, stage + 1);
-            if stage + 1 < slot.sequence.len() {
-                progress.past_first_step |= stage + 1 == 2;
+    }
+
+    /// Applies a packet to the attempts of `state` (of `source`) whose door accepts its
+    /// destination. Returns what happened and how many attempts ended.
+    fn advance_attempts(
+        &mut self,
+        state: &mut SourceState,
+        source: IpAddr,
+        probe: &Probe<'_>,
+        now: Instant,
+    ) -> (Progress, usize) {
+        let mut progress = Progress {
+            relevant: false,
+            changed: false,
+            past_first_step: false,
+        };
+        let removed = state.attempts.retain_mut(|attempt| {
+            let slot = &self.doors.slots[attempt.door as usize];
+            if !self
+                .doors
+                .accepts_destination(slot, probe.packet.destination)
+            {
                 return true;
             }
-            open(out, closes, limits, (index, &slot.door), source, now);
-        } else {
-            out.counters.attempts_invalidated += 1;
-            out.emit(
-                ActionKind::Invalidated,
-                u32::from(attempt.door),
-                source,
-                stage,
-            );
-        }
-        false
-    });
-    (progress, removed)
+            progress.relevant = true;
+            if probe.tcp_flags.is_some_and(|f| !slot.flags.accepts(f)) {
+                return true;
+            }
+            progress.changed = true;
+            let stage = usize::from(attempt.stage);
+            let index = u32::from(attempt.door);
+            let steps = slot.sequence.len();
+            if slot.sequence.get(stage) == Some(&probe.knock) {
+                attempt.stage += 1;
+                self.out.counters.attempts_advanced += 1;
+                self.out.emit(ActionKind::Stage, index, source, stage + 1);
+                if stage + 1 < steps {
+                    progress.past_first_step |= stage + 1 == 2;
+                    return true;
+                }
+                self.open(index, source, now);
+            } else if slot.allow_duplicates
+                && stage_knock(&slot.sequence, stage) == Some(&probe.knock)
+            {
+                // A repeat of the step just matched (retransmission): ignored.
+                self.out.counters.ignored_duplicates += 1;
+                return true;
+            } else {
+                self.out.counters.attempts_invalidated += 1;
+                self.out.emit(ActionKind::Invalidated, index, source, stage);
+            }
+            false
+        });
+        (progress, removed)
+    }
+}
+
+/// The step completed last by an attempt at `stage` (1-based), if any.
+fn stage_knock(sequence: &[Knock], stage: usize) -> Option<&Knock> {
+    sequence.get(stage.checked_sub(1)?)
 }

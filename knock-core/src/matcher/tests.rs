@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::config::FlagRule;
+use crate::packet::TcpFlags;
+use crate::time::Duration;
 
 /// `10.0.0.n`.
 fn v4(n: u8) -> IpAddr {
@@ -74,19 +76,19 @@ fn render(action: &Action) -> String {
             door,
             source,
             stage,
-        } => format!("stage {} {source} {stage}", door.door.name),
-        Action::Open { door, source } => format!("open {} {source}", door.door.name),
-        Action::Close { door, source } => format!("close {} {source}", door.door.name),
+        } => format!("stage {} {source} {stage}", door.name),
+        Action::Open { door, source } => format!("open {} {source}", door.name),
+        Action::Close { door, source } => format!("close {} {source}", door.name),
         Action::Timeout {
             door,
             source,
             stage,
-        } => format!("timeout {} {source} {stage}", door.door.name),
+        } => format!("timeout {} {source} {stage}", door.name),
         Action::Invalidated {
             door,
             source,
             stage,
-        } => format!("invalid {} {source} {stage}", door.door.name),
+        } => format!("invalid {} {source} {stage}", door.name),
     }
 }
 
@@ -142,7 +144,7 @@ impl Driver {
 
     fn packet(&mut self, at: Instant, packet: PacketEvent) -> Vec<String> {
         let early = self.run_until(at);
-        self.matcher.handle_packet(at, &packet);
+        self.matcher.handle_packet(&packet);
         let mut out: Vec<String> = early
             .into_iter()
             .map(|(t, line)| format!("{line} @{t:?}"))
@@ -665,7 +667,7 @@ fn reload_keeps_pending_closes_and_discards_attempts() {
 }
 
 /// One-time sequences: after a use the daemon installs the next sequence; other sources'
-/// attempts keep their stage and continue against it; an empty sequence disables the door.
+/// attempts on the door start afresh; an empty sequence disables the door.
 #[test]
 fn one_time_sequence_replacement() {
     let mut d = Driver::new(vec![door("ots", "1000,2000,3000")]);
@@ -674,16 +676,20 @@ fn one_time_sequence_replacement() {
     assert_eq!(d.opened(), strings(&["open ots 10.0.0.1"]));
 
     d.matcher.set_door_sequence(
-        DoorId(0),
+        DoorId::from_index(0),
         vec![Knock::udp(4000), Knock::tcp(5000), Knock::tcp(6000)],
     );
     assert_eq!(
-        d.matcher.door(DoorId(0)).unwrap().door.sequence[0],
+        d.matcher.door(DoorId::from_index(0)).unwrap().sequence[0],
         Knock::udp(4000)
     );
-    // .2 continues at stage 2 of the new sequence.
+    // .2 starts afresh: the rest of the new sequence alone does not open.
     d.syn(ms(1000), v4(2), 5000);
     d.syn(ms(1100), v4(2), 6000);
+    assert_eq!(d.opened(), strings(&["open ots 10.0.0.1"]));
+    d.udp(ms(1200), v4(2), 4000);
+    d.syn(ms(1300), v4(2), 5000);
+    d.syn(ms(1400), v4(2), 6000);
     assert_eq!(
         d.opened(),
         strings(&["open ots 10.0.0.1", "open ots 10.0.0.2"])
@@ -696,17 +702,89 @@ fn one_time_sequence_replacement() {
     // A shorter sequence drops attempts already past it; empty disables the door.
     d.udp(ms(3000), v4(4), 4000);
     d.syn(ms(3100), v4(4), 5000);
-    d.matcher
-        .set_door_sequence(DoorId(0), vec![Knock::tcp(7000), Knock::tcp(7001)]);
+    d.matcher.set_door_sequence(
+        DoorId::from_index(0),
+        vec![Knock::tcp(7000), Knock::tcp(7001)],
+    );
     assert_eq!(d.matcher.attempts_in_progress(), 0);
     d.syn(ms(4000), v4(5), 7000);
-    d.matcher.set_door_sequence(DoorId(0), Vec::new());
+    d.matcher
+        .set_door_sequence(DoorId::from_index(0), Vec::new());
     assert_eq!(d.matcher.attempts_in_progress(), 0);
-    assert_eq!(d.counters().attempts_discarded, 2);
+    assert_eq!(d.counters().attempts_discarded, 3);
     assert!(d.syn(ms(4100), v4(5), 7001).is_empty());
     assert!(d.syn(ms(4200), v4(6), 7000).is_empty());
     // An unknown door is ignored.
-    d.matcher.set_door_sequence(DoorId(9), vec![Knock::tcp(1)]);
+    d.matcher
+        .set_door_sequence(DoorId::from_index(9), vec![Knock::tcp(1)]);
+}
+
+/// Issue 10 item 1 (one-time sequences partly replayable): source B knocks the first two
+/// steps beside A; A completes and the door's sequence advances; B then sends only the last
+/// step of the new sequence (or sprays ports). B must not open: a sequence change starts
+/// every attempt on that door afresh.
+#[test]
+fn issue10_1_sequence_change_restarts_every_attempt_on_the_door() {
+    let mut d = Driver::new(vec![
+        door("ots", "1000,2000,3000"),
+        door("other", "1000,2500"),
+    ]);
+    d.syn(ms(0), v4(2), 1000);
+    d.syn(ms(10), v4(2), 2000); // B at stage 2 of "ots"
+    d.knock(ms(100), v4(1), &[1000, 2000, 3000]); // A opens
+    assert_eq!(d.opened(), strings(&["open ots 10.0.0.1"]));
+    d.syn(ms(400), v4(3), 1000); // C at stage 1 of "other" (and of "ots")
+
+    d.matcher.set_door_sequence(
+        DoorId::from_index(0),
+        vec![Knock::tcp(4000), Knock::tcp(5000), Knock::tcp(6000)],
+    );
+    assert!(d.syn(ms(1000), v4(2), 6000).is_empty(), "last step alone");
+    for port in 5500..=6500 {
+        d.syn(ms(1001), v4(2), port); // a spray around the last step
+    }
+    assert_eq!(d.opened(), strings(&["open ots 10.0.0.1"]));
+    // B's attempt on "ots" was dropped (and C's), counted as discarded.
+    assert_eq!(d.counters().attempts_discarded, 2);
+    // Other doors' attempts are untouched: C continues "other".
+    d.syn(ms(1100), v4(3), 2500);
+    assert_eq!(
+        d.opened(),
+        strings(&["open ots 10.0.0.1", "open other 10.0.0.3"])
+    );
+    // The new sequence opens when knocked from the start.
+    d.knock(ms(2000), v4(2), &[4000, 5000, 6000]);
+    assert_eq!(d.opened().len(), 3);
+}
+
+/// Issue 11, duplicate-tolerant doors: with `AllowDuplicates`, `7000 7000 8000 9000` opens a
+/// 7000,8000,9000 door (the repeat of the step just matched is ignored); without it, the
+/// repeat invalidates the attempt as in knockd 0.8. Only the step just matched is forgiven.
+#[test]
+fn allow_duplicates_ignores_a_repeat_of_the_step_just_matched() {
+    let mut tolerant = door("d", "7000,8000,9000");
+    tolerant.allow_duplicates = true;
+    let mut d = Driver::new(vec![tolerant.clone()]);
+    d.knock(ms(0), v4(1), &[7000, 7000, 8000, 8000, 8000, 9000]);
+    assert_eq!(d.opened(), strings(&["open d 10.0.0.1"]));
+    assert_eq!(d.counters().ignored_duplicates, 3);
+    assert_eq!(d.counters().attempts_invalidated, 0);
+    // An older step is still a wrong knock.
+    let out = d.knock(ms(5000), v4(2), &[7000, 8000, 7000]);
+    assert_eq!(out.last().unwrap(), "invalid d 10.0.0.2 2");
+
+    let mut strict = Driver::new(vec![door("d", "7000,8000,9000")]);
+    let out = strict.knock(ms(0), v4(1), &[7000, 7000, 8000, 9000]);
+    assert!(strict.opened().is_empty(), "{out:?}");
+    assert_eq!(strict.counters().attempts_invalidated, 1);
+    assert_eq!(strict.counters().ignored_duplicates, 0);
+
+    // A sequence that repeats a step itself advances first, then tolerates further repeats.
+    let mut repeat = door("r", "7000,7000,8000");
+    repeat.allow_duplicates = true;
+    let mut d = Driver::new(vec![repeat]);
+    d.knock(ms(0), v4(3), &[7000, 7000, 7000, 8000]);
+    assert_eq!(d.opened(), strings(&["open r 10.0.0.3"]));
 }
 
 /// The source cap evicts the oldest tracked source (among those at their first step)
@@ -788,7 +866,7 @@ fn schedule_and_take_pending_closes() {
         door("a", "7000"),
         Duration::from_secs(10),
     )]);
-    let door_ref = d.matcher.door(DoorId(0)).unwrap().clone();
+    let door_ref = d.matcher.door(DoorId::from_index(0)).unwrap().clone();
     d.matcher.schedule_close(door_ref.clone(), v4(9), ms(5_000));
     d.matcher.schedule_close(door_ref.clone(), v4(8), ms(500));
     assert_eq!(d.matcher.poll_timeout(), Some(ms(500)));
@@ -819,10 +897,13 @@ fn early_timeouts_are_no_ops_and_time_never_goes_back() {
     assert!(d.drain().is_empty());
     assert_eq!(d.matcher.attempts_in_progress(), 1);
     // A packet stamped in the past is taken at the latest instant: still in time.
-    d.matcher.handle_packet(
+    d.matcher.handle_packet(&PacketEvent::tcp(
         ms(2000),
-        &PacketEvent::tcp(ms(2000), v4(1), server(), 8000, TcpFlags::SYN),
-    );
+        v4(1),
+        server(),
+        8000,
+        TcpFlags::SYN,
+    ));
     assert_eq!(
         d.drain(),
         strings(&["stage a 10.0.0.1 2", "open a 10.0.0.1"])
@@ -840,21 +921,21 @@ fn bookkeeping_queues_stay_bounded_under_churn() {
     for round in 0..50_u16 {
         for n in 0..200_u16 {
             let source = IpAddr::from([10, 1, (n >> 8) as u8, n as u8]);
-            d.matcher.handle_packet(
+            d.matcher.handle_packet(&PacketEvent::tcp(
                 ms(0),
-                &PacketEvent::tcp(ms(0), source, server(), 7000, TcpFlags::SYN),
-            );
+                source,
+                server(),
+                7000,
+                TcpFlags::SYN,
+            ));
             if (n + round) % 3 == 0 {
-                d.matcher.handle_packet(
+                d.matcher.handle_packet(&PacketEvent::tcp(
                     ms(0),
-                    &PacketEvent::tcp(
-                        ms(0),
-                        source,
-                        server(),
-                        6999 + 1000 * (n % 2),
-                        TcpFlags::SYN,
-                    ),
-                );
+                    source,
+                    server(),
+                    6999 + 1000 * (n % 2),
+                    TcpFlags::SYN,
+                ));
             }
             while d.matcher.poll_action().is_some() {}
             let live = d.matcher.attempts_in_progress();
@@ -901,20 +982,57 @@ fn many_doors_sharing_a_first_step() {
     assert_eq!(d.matcher.attempts_in_progress(), 0);
 }
 
+/// Issue 10 item 16: the memory per tracked source stays within the documented bound,
+/// whatever the cap (just below and above the table's power-of-two thresholds) and under
+/// churn (eviction leaves tombstones; promotions fill the advanced FIFO; attempts expire).
 #[test]
-fn per_source_memory_matches_the_documented_bound() {
-    let entry = size_of::<SourceState>() + 1;
-    let fifo = size_of::<FifoEntry>();
-    let deadline = size_of::<DeadlineEntry>();
-    // The hash table runs at most 7/8 full and may be half-empty after growth; queues hold up
-    // to 2× their live entries.
-    let worst = entry * 2 + 2 * fifo + 2 * deadline;
-    println!("entry {entry} B, fifo {fifo} B, deadline {deadline} B, worst {worst} B/source");
-    assert!(
-        worst <= Matcher::BYTES_PER_SOURCE,
-        "{worst} bytes per source exceeds the documented {}",
-        Matcher::BYTES_PER_SOURCE
-    );
+fn issue10_16_tracking_memory_stays_within_the_documented_bound() {
+    // The per-source parts the bound is made of.
+    assert_eq!(size_of::<SourceState>(), 64);
+    assert_eq!(size_of::<FifoEntry>(), 24);
+    assert_eq!(size_of::<DeadlineEntry>(), 32);
+    assert_eq!(Matcher::BYTES_PER_SOURCE, 298 + 240 + 128);
+    for cap in [1, 100, 1000, 1792, 1793, 3584, 3585, 8192] {
+        let mut d = Driver::with_limits(
+            vec![with_timeout(
+                door("a", "7000,8000,9000"),
+                Duration::from_millis(50),
+            )],
+            Limits::default().with_max_sources(cap),
+        );
+        let bound = cap * Matcher::BYTES_PER_SOURCE + Matcher::TRACKING_OVERHEAD;
+        let mut worst = 0;
+        for n in 0..(6 * cap as u32).max(2000) {
+            let at = Instant::from_micros(u64::from(n) * 10);
+            let source = IpAddr::from((0x0a00_0000 + n).to_be_bytes());
+            d.matcher.handle_timeout(at);
+            d.matcher
+                .handle_packet(&PacketEvent::tcp(at, source, server(), 7000, TcpFlags::SYN));
+            if n % 3 == 0 {
+                // A third of the sources get past their first step (the advanced FIFO).
+                d.matcher.handle_packet(&PacketEvent::tcp(
+                    at,
+                    source,
+                    server(),
+                    8000,
+                    TcpFlags::SYN,
+                ));
+            }
+            while d.matcher.poll_action_ref().is_some() {}
+            worst = worst.max(d.matcher.tracking_memory());
+            assert!(
+                d.matcher.tracking_memory() <= bound,
+                "cap {cap}: {} bytes > bound {bound}",
+                d.matcher.tracking_memory()
+            );
+        }
+        assert!(d.matcher.counters().sources_evicted > 0 || cap >= 2000);
+        println!(
+            "cap {cap}: at most {worst} bytes, {} per source (bound {})",
+            worst / cap,
+            Matcher::BYTES_PER_SOURCE
+        );
+    }
 }
 
 /// `poll_action_ref` gives the same actions as `poll_action`, and actions still queued when
@@ -922,10 +1040,13 @@ fn per_source_memory_matches_the_documented_bound() {
 #[test]
 fn borrowed_views_and_actions_queued_across_door_changes() {
     let mut d = Driver::new(vec![door("a", "7000,8000")]);
-    d.matcher.handle_packet(
+    d.matcher.handle_packet(&PacketEvent::tcp(
         ms(0),
-        &PacketEvent::tcp(ms(0), v4(1), server(), 7000, TcpFlags::SYN),
-    );
+        v4(1),
+        server(),
+        7000,
+        TcpFlags::SYN,
+    ));
     let view = d.matcher.poll_action_ref().expect("a stage");
     assert_eq!(view.kind, ActionKind::Stage);
     assert_eq!((view.source, view.stage), (v4(1), 1));
@@ -933,32 +1054,27 @@ fn borrowed_views_and_actions_queued_across_door_changes() {
     assert!(d.matcher.poll_action_ref().is_none());
 
     // Queued, then the sequence changes: the action carries the old sequence.
-    d.matcher.handle_packet(
+    d.matcher.handle_packet(&PacketEvent::tcp(
         ms(10),
-        &PacketEvent::tcp(ms(10), v4(2), server(), 7000, TcpFlags::SYN),
-    );
+        v4(2),
+        server(),
+        7000,
+        TcpFlags::SYN,
+    ));
     d.matcher
-        .set_door_sequence(DoorId(0), vec![Knock::tcp(1), Knock::tcp(2)]);
+        .set_door_sequence(DoorId::from_index(0), vec![Knock::tcp(1), Knock::tcp(2)]);
     // Queued, then a reload: the action names the door of the old configuration.
-    d.matcher.handle_packet(
-        ms(20),
-        &PacketEvent::tcp(ms(20), v4(3), server(), 1, TcpFlags::SYN),
-    );
+    d.matcher
+        .handle_packet(&PacketEvent::tcp(ms(20), v4(3), server(), 1, TcpFlags::SYN));
     d.matcher
         .replace_config(ms(30), &config(vec![door("b", "7000,8000")]));
     let Some(Action::Stage { door: first, .. }) = d.matcher.poll_action() else {
         panic!("a stage");
     };
-    assert_eq!(
-        first.door.sequence,
-        vec![Knock::tcp(7000), Knock::tcp(8000)]
-    );
+    assert_eq!(first.sequence, vec![Knock::tcp(7000), Knock::tcp(8000)]);
     let second = d.matcher.poll_action_ref().expect("a stage");
-    assert_eq!(second.door.door.name, "a");
-    assert_eq!(
-        second.door.door.sequence,
-        vec![Knock::tcp(1), Knock::tcp(2)]
-    );
+    assert_eq!(second.door.name, "a");
+    assert_eq!(second.door.sequence, vec![Knock::tcp(1), Knock::tcp(2)]);
     assert!(d.matcher.poll_action().is_none());
 }
 
@@ -970,8 +1086,8 @@ fn large_configs_use_the_hashed_step_index() {
         .map(|i| door(&format!("d{i}"), &format!("{},{}:udp", 1000 + i, 2000 + i)))
         .collect();
     let mut d = Driver::new(doors);
-    assert!(!d.matcher.doors.by_knock.many.is_empty());
-    assert!(d.matcher.doors.by_knock.few.is_empty());
+    assert!(!d.matcher.inner.doors.by_knock.many.is_empty());
+    assert!(d.matcher.inner.doors.by_knock.few.is_empty());
     d.syn(ms(0), v4(1), 1033);
     d.udp(ms(10), v4(1), 2033);
     d.syn(ms(20), v4(2), 1039);
@@ -1006,9 +1122,9 @@ fn batched_packets_match_single_packets() {
         }
         single.handle_timeout(now);
         for packet in &batch {
-            single.handle_packet(now, packet);
+            single.handle_packet(packet);
         }
-        batched.handle_packets(now, &batch);
+        batched.handle_packets(&batch);
         let a: Vec<String> = std::iter::from_fn(|| single.poll_action())
             .map(|x| render(&x))
             .collect();
@@ -1056,4 +1172,50 @@ fn eviction_spares_sources_past_their_first_step() {
     assert_eq!(d.syn(ms(60), v4(1), 9000).len(), 2);
     let c = d.counters();
     assert_eq!((c.sources_evicted, c.attempts_evicted), (1, 1));
+}
+
+/// `Display` of actions is knockd 0.8's log wording (knockd logs it byte for byte), the
+/// borrowed view displays the same, and `DoorRef` reads the door without a stutter.
+#[test]
+fn actions_display_in_knockd_wording() {
+    let mut d = Driver::new(vec![
+        with_commands(door("ssh", "7000,8000"), Duration::from_secs(1)),
+        door("web", "9000,9100"),
+    ]);
+    let mut lines = Vec::new();
+    let mut feed = |d: &mut Driver, at: Instant, source: IpAddr, port: u16| {
+        d.matcher
+            .handle_packet(&PacketEvent::tcp(at, source, server(), port, TcpFlags::SYN));
+        while let Some(view) = d.matcher.poll_action_ref() {
+            let text = view.to_string();
+            assert_eq!(view.to_action().to_string(), text);
+            lines.push(text);
+        }
+    };
+    feed(&mut d, ms(0), v4(1), 7000);
+    feed(&mut d, ms(10), v4(1), 8000);
+    feed(&mut d, ms(20), v4(2), 9000);
+    feed(&mut d, ms(30), v4(2), 7000);
+    feed(&mut d, ms(40), v4(3), 9000);
+    d.matcher.handle_timeout(ms(30_000));
+    while let Some(action) = d.matcher.poll_action() {
+        lines.push(action.to_string());
+    }
+    assert_eq!(
+        lines,
+        strings(&[
+            "10.0.0.1: ssh: Stage 1",
+            "10.0.0.1: ssh: Stage 2",
+            "10.0.0.1: ssh: OPEN SESAME",
+            "10.0.0.2: web: Stage 1",
+            "10.0.0.2: web: knock invalidated (stage 1)",
+            "10.0.0.3: web: Stage 1",
+            "10.0.0.1: ssh: command timeout",
+            "10.0.0.3: web: sequence timeout (stage 1)",
+        ])
+    );
+    let door = d.matcher.door(DoorId::from_index(1)).unwrap();
+    assert_eq!((door.id().index(), door.name.as_str()), (1, "web"));
+    assert_eq!(d.matcher.door(DoorId::from_index(2)), None);
+    assert_eq!(DoorId::from_index(usize::MAX).index(), u32::MAX as usize);
 }

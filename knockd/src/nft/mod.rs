@@ -37,7 +37,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use knock_core::Door;
-use knock_core::config::NftSetRef;
+use knock_core::NftSetRef;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};

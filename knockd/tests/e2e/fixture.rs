@@ -15,7 +15,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use knock_core::Knock;
-use knock_core::config::parse_sequence;
+use knock_core::parse_sequence;
 
 /// The knockd binary under test.
 pub(crate) const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");

@@ -1,0 +1,267 @@
+//! Doors and the knock index: the running configuration's doors, the (protocol, port) →
+//! doors index every packet is looked up in, and the destination and flag rules.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+use crate::config::{Config, Door, FlagRule, Knock};
+use crate::packet::{PacketEvent, Protocol, TcpFlags};
+use crate::time::Duration;
+
+#[cfg(doc)]
+use super::Matcher;
+
+/// Which destinations count as local for doors without `Target`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalAddresses {
+    /// Every destination is accepted (the default; right for pcap replays from elsewhere).
+    Any,
+    /// Only these addresses (the host's own, as the daemon discovers them). Looked up
+    /// linearly: meant for the handful of addresses a host has.
+    List(Vec<IpAddr>),
+}
+
+impl LocalAddresses {
+    pub(super) fn contains(&self, address: IpAddr) -> bool {
+        match self {
+            Self::Any => true,
+            Self::List(list) => list.contains(&address),
+        }
+    }
+}
+
+/// Names a door of the configuration the matcher runs: its position in
+/// [`Config::doors`]. Opaque; [`index`](Self::index) and
+/// [`from_index`](Self::from_index) convert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DoorId(u32);
+
+impl DoorId {
+    /// The door at position `index` of [`Config::doors`] (an index beyond the configuration
+    /// names no door: the matcher ignores it).
+    #[must_use]
+    pub fn from_index(index: usize) -> Self {
+        Self(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+
+    /// The door's position in [`Config::doors`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A door named by an action: its index and a shared handle on its settings (still valid
+/// after a reload replaced the configuration).
+///
+/// It dereferences to the [`Door`], so `door.name` reads the name. After
+/// [`Matcher::set_door_sequence`] the handle carries the door's new active sequence. Cloning
+/// it clones an `Arc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoorRef {
+    id: DoorId,
+    door: Arc<Door>,
+}
+
+impl DoorRef {
+    pub(super) fn new(id: DoorId, door: Arc<Door>) -> Self {
+        Self { id, door }
+    }
+
+    /// The door's index in the configuration that produced the action.
+    #[must_use]
+    pub fn id(&self) -> DoorId {
+        self.id
+    }
+
+    /// The shared handle on the door's settings.
+    #[must_use]
+    pub fn shared(&self) -> &Arc<Door> {
+        &self.door
+    }
+}
+
+impl core::ops::Deref for DoorRef {
+    type Target = Door;
+
+    fn deref(&self) -> &Door {
+        &self.door
+    }
+}
+
+/// The doors of the running configuration, indexed by step.
+#[derive(Debug)]
+pub(super) struct DoorTable {
+    pub(super) slots: Vec<DoorSlot>,
+    /// For each (protocol, port) that is a step of an enabled door: the doors having it as
+    /// any step and the doors starting with it, as ranges of `lists`.
+    pub(super) by_knock: KnockIndex,
+    pub(super) lists: Vec<u32>,
+    pub(super) local: LocalAddresses,
+}
+
+/// (protocol, port) → doors. A short list scanned linearly for the usual handful of
+/// distinct steps (faster than hashing), a hash map beyond.
+#[derive(Debug, Default)]
+pub(super) struct KnockIndex {
+    pub(super) few: Vec<(u32, KnockDoors)>,
+    pub(super) many: HashMap<Knock, KnockDoors>,
+}
+
+/// Steps up to which [`KnockIndex`] scans a list.
+pub(super) const FEW_KNOCKS: usize = 16;
+
+pub(super) fn knock_key(knock: Knock) -> u32 {
+    u32::from(knock.port) | (u32::from(knock.protocol == Protocol::Udp) << 16)
+}
+
+impl KnockIndex {
+    pub(super) fn get(&self, knock: Knock) -> Option<KnockDoors> {
+        if self.many.is_empty() {
+            let key = knock_key(knock);
+            self.few.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+        } else {
+            self.many.get(&knock).copied()
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct DoorSlot {
+    pub(super) door: DoorRef,
+    /// Index of the door's `seq_timeout` in [`Deadlines::classes`].
+    pub(super) class: usize,
+    // Copies of the settings read for every packet, one indirection closer than `door`.
+    pub(super) target: Option<IpAddr>,
+    pub(super) flags: FlagRule,
+    pub(super) sequence: Box<[Knock]>,
+    /// `AllowDuplicates`: a repeat of the step just matched is ignored.
+    pub(super) allow_duplicates: bool,
+}
+
+impl DoorSlot {
+    pub(super) fn new(door: DoorRef, class: usize) -> Self {
+        Self {
+            target: door.target,
+            flags: door.tcp_flags,
+            sequence: door.sequence.clone().into_boxed_slice(),
+            allow_duplicates: door.allow_duplicates,
+            door,
+            class,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct KnockDoors {
+    pub(super) with_step: (u32, u32),
+    pub(super) starting: (u32, u32),
+}
+
+/// What a packet is, as the door rules see it.
+#[derive(Clone, Copy)]
+pub(super) struct Probe<'a> {
+    /// Read in place: copying its 17-byte, byte-aligned addresses into a local (stored and
+    /// reloaded with different widths) stalls store-to-load forwarding for ~15 cycles.
+    pub(super) packet: &'a PacketEvent,
+    pub(super) knock: Knock,
+    /// `None` for UDP: door flag rules constrain TCP only.
+    pub(super) tcp_flags: Option<TcpFlags>,
+}
+
+impl DoorTable {
+    pub(super) fn build(config: &Config, local: LocalAddresses) -> (Self, Vec<Duration>) {
+        let mut timeouts: Vec<Duration> = Vec::new();
+        let mut slots = Vec::with_capacity(config.doors.len());
+        for (index, door) in config.doors.iter().enumerate() {
+            let class = match timeouts.iter().position(|t| *t == door.seq_timeout) {
+                Some(class) => class,
+                None => {
+                    timeouts.push(door.seq_timeout);
+                    timeouts.len() - 1
+                }
+            };
+            let door = DoorRef::new(DoorId::from_index(index), Arc::new(door.clone()));
+            slots.push(DoorSlot::new(door, class));
+        }
+        let mut table = Self {
+            slots,
+            by_knock: KnockIndex::default(),
+            lists: Vec::new(),
+            local,
+        };
+        table.reindex();
+        (table, timeouts)
+    }
+
+    /// Rebuilds the step index from the doors' current sequences.
+    pub(super) fn reindex(&mut self) {
+        let mut with_step: HashMap<Knock, Vec<u32>> = HashMap::new();
+        let mut starting: HashMap<Knock, Vec<u32>> = HashMap::new();
+        // Attempts store door numbers and stages in 16 bits: doors beyond that never match.
+        for (index, slot) in self.slots.iter().enumerate().take(usize::from(u16::MAX)) {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let sequence = &slot.sequence;
+            if sequence.len() > usize::from(u16::MAX) {
+                continue;
+            }
+            if let Some(first) = sequence.first() {
+                starting.entry(*first).or_default().push(index);
+            }
+            for knock in sequence {
+                let doors = with_step.entry(*knock).or_default();
+                if doors.last() != Some(&index) {
+                    doors.push(index);
+                }
+            }
+        }
+        self.by_knock = KnockIndex::default();
+        self.lists.clear();
+        let few = with_step.len() <= FEW_KNOCKS;
+        for (knock, doors) in with_step {
+            let with_step = push_range(&mut self.lists, &doors);
+            let starting = push_range(
+                &mut self.lists,
+                starting.get(&knock).map_or(&[][..], Vec::as_slice),
+            );
+            let doors = KnockDoors {
+                with_step,
+                starting,
+            };
+            if few {
+                self.by_knock.few.push((knock_key(knock), doors));
+            } else {
+                self.by_knock.many.insert(knock, doors);
+            }
+        }
+    }
+
+    pub(super) fn range(&self, (start, len): (u32, u32)) -> &[u32] {
+        let start = start as usize;
+        &self.lists[start..start + len as usize]
+    }
+
+    pub(super) fn accepts_destination(&self, slot: &DoorSlot, destination: IpAddr) -> bool {
+        match slot.target {
+            Some(target) => target == destination,
+            None => self.local.contains(destination),
+        }
+    }
+
+    /// Whether door `index` would take part in handling the probe: destination, and flags
+    /// for TCP (its steps are checked by the caller through the index).
+    pub(super) fn accepts(&self, index: u32, probe: &Probe<'_>) -> bool {
+        let slot = &self.slots[index as usize];
+        self.accepts_destination(slot, probe.packet.destination)
+            && probe.tcp_flags.is_none_or(|f| slot.flags.accepts(f))
+    }
+}
+
+pub(super) fn push_range(lists: &mut Vec<u32>, doors: &[u32]) -> (u32, u32) {
+    let start = u32::try_from(lists.len()).unwrap_or(u32::MAX);
+    lists.extend_from_slice(doors);
+    (start, u32::try_from(doors.len()).unwrap_or(u32::MAX))
+}

@@ -1,0 +1,287 @@
+//! Actions and the output queue: what the matcher tells its caller, queued as plain indices
+//! so that a packet touches no reference count.
+
+use core::fmt;
+use std::net::IpAddr;
+
+use super::deadlines::PendingClose;
+use super::doors::{DoorRef, DoorTable};
+use super::limits::Counters;
+
+#[cfg(doc)]
+use super::Matcher;
+
+/// Something the caller should log or do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// `source` completed step `stage` (1-based) of `door`.
+    Stage {
+        /// The door.
+        door: DoorRef,
+        /// The knocker.
+        source: IpAddr,
+        /// The step just completed, 1-based.
+        stage: usize,
+    },
+    /// `source` completed the whole sequence: run the start command.
+    Open {
+        /// The door.
+        door: DoorRef,
+        /// The knocker.
+        source: IpAddr,
+    },
+    /// `cmd_timeout` after an open: run the stop command.
+    Close {
+        /// The door.
+        door: DoorRef,
+        /// The knocker.
+        source: IpAddr,
+    },
+    /// The sequence was not completed within `seq_timeout`.
+    Timeout {
+        /// The door.
+        door: DoorRef,
+        /// The knocker.
+        source: IpAddr,
+        /// Steps completed when it expired.
+        stage: usize,
+    },
+    /// A wrong knock ended the attempt.
+    Invalidated {
+        /// The door.
+        door: DoorRef,
+        /// The knocker.
+        source: IpAddr,
+        /// Steps completed before the wrong knock.
+        stage: usize,
+    },
+}
+
+/// What an [`Action`] is, without its data (see [`ActionView`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ActionKind {
+    /// [`Action::Stage`].
+    Stage,
+    /// [`Action::Open`].
+    Open,
+    /// [`Action::Close`].
+    Close,
+    /// [`Action::Timeout`].
+    Timeout,
+    /// [`Action::Invalidated`].
+    Invalidated,
+}
+
+/// A borrowed view of the next action, from [`Matcher::poll_action_ref`]: the same
+/// information as an [`Action`] without cloning the door's `Arc` (an atomic operation per
+/// action, which dominates the cost of a packet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActionView<'a> {
+    /// Which action.
+    pub kind: ActionKind,
+    /// The door.
+    pub door: &'a DoorRef,
+    /// The knocker.
+    pub source: IpAddr,
+    /// For `Stage`, the step just completed (1-based); for `Timeout` and `Invalidated`, the
+    /// steps completed before; 0 for `Open` and `Close`.
+    pub stage: usize,
+}
+
+impl ActionView<'_> {
+    /// The owned [`Action`] (clones the door's `Arc`).
+    #[must_use]
+    pub fn to_action(&self) -> Action {
+        let door = self.door.clone();
+        let source = self.source;
+        let stage = self.stage;
+        match self.kind {
+            ActionKind::Stage => Action::Stage {
+                door,
+                source,
+                stage,
+            },
+            ActionKind::Open => Action::Open { door, source },
+            ActionKind::Close => Action::Close { door, source },
+            ActionKind::Timeout => Action::Timeout {
+                door,
+                source,
+                stage,
+            },
+            ActionKind::Invalidated => Action::Invalidated {
+                door,
+                source,
+                stage,
+            },
+        }
+    }
+}
+
+impl Action {
+    /// What the action is, without its data.
+    #[must_use]
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Self::Stage { .. } => ActionKind::Stage,
+            Self::Open { .. } => ActionKind::Open,
+            Self::Close { .. } => ActionKind::Close,
+            Self::Timeout { .. } => ActionKind::Timeout,
+            Self::Invalidated { .. } => ActionKind::Invalidated,
+        }
+    }
+
+    /// The door, the knocker and the stage (0 for `Open` and `Close`), as in [`ActionView`].
+    #[must_use]
+    pub fn view(&self) -> ActionView<'_> {
+        let (door, source, stage) = match self {
+            Self::Stage {
+                door,
+                source,
+                stage,
+            }
+            | Self::Timeout {
+                door,
+                source,
+                stage,
+            }
+            | Self::Invalidated {
+                door,
+                source,
+                stage,
+            } => (door, *source, *stage),
+            Self::Open { door, source } | Self::Close { door, source } => (door, *source, 0),
+        };
+        ActionView {
+            kind: self.kind(),
+            door,
+            source,
+            stage,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    /// knockd 0.8's log wording: see [`ActionView`]'s `Display`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.view(), f)
+    }
+}
+
+impl fmt::Display for ActionView<'_> {
+    /// knockd 0.8's log wording, `IP: DOOR: Stage N`, `IP: DOOR: OPEN SESAME`,
+    /// `IP: DOOR: command timeout`, `IP: DOOR: sequence timeout (stage N)`; and
+    /// `IP: DOOR: knock invalidated (stage N)` (0.8 never reported it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (source, door, stage) = (self.source, &self.door.name, self.stage);
+        match self.kind {
+            ActionKind::Stage => write!(f, "{source}: {door}: Stage {stage}"),
+            ActionKind::Open => write!(f, "{source}: {door}: OPEN SESAME"),
+            ActionKind::Close => write!(f, "{source}: {door}: command timeout"),
+            ActionKind::Timeout => write!(f, "{source}: {door}: sequence timeout (stage {stage})"),
+            ActionKind::Invalidated => {
+                write!(f, "{source}: {door}: knock invalidated (stage {stage})")
+            }
+        }
+    }
+}
+
+/// The door of a queued action: an index into the running configuration (no reference
+/// count touched per action), or an index into [`Output::owned`], the handles of stop
+/// commands (which can outlive the configuration that scheduled them) and of actions queued
+/// across a configuration change. Plain indices keep [`Queued`] `Copy`, so the queue clears
+/// in O(1).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum QueuedDoor {
+    Current(u32),
+    Owned(u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Queued {
+    pub(super) kind: ActionKind,
+    pub(super) stage: u32,
+    pub(super) source: IpAddr,
+    pub(super) door: QueuedDoor,
+}
+
+/// The action queue and the counters: written by every part of the matcher.
+#[derive(Debug, Default)]
+pub(super) struct Output {
+    /// Queued actions; those before `next` were handed out. Cleared (keeping its capacity)
+    /// when a poll finds it exhausted, which the calling contract makes happen after every
+    /// call: a plain vector is cheaper than a ring buffer here, and the entry a view borrows
+    /// stays in place until the next poll.
+    pub(super) actions: Vec<Queued>,
+    pub(super) next: usize,
+    /// Door handles of queued actions that must not follow the running configuration.
+    pub(super) owned: Vec<DoorRef>,
+    pub(super) counters: Counters,
+}
+
+impl Output {
+    /// The next queued action, or `None` (emptying the queue) when all were handed out.
+    #[inline]
+    pub(super) fn next_entry(&mut self) -> Option<Queued> {
+        let queued = self.actions.get(self.next).copied();
+        match queued {
+            Some(_) => self.next += 1,
+            None => self.reset(),
+        }
+        queued
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.actions.clear();
+        self.owned.clear();
+        self.next = 0;
+    }
+
+    pub(super) fn own(&mut self, door: DoorRef) -> QueuedDoor {
+        self.owned.push(door);
+        QueuedDoor::Owned(u32::try_from(self.owned.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    pub(super) fn emit(&mut self, kind: ActionKind, door: u32, source: IpAddr, stage: usize) {
+        self.actions.push(Queued {
+            kind,
+            stage: u32::try_from(stage).unwrap_or(u32::MAX),
+            source,
+            door: QueuedDoor::Current(door),
+        });
+    }
+
+    pub(super) fn emit_close(&mut self, door: DoorRef, source: IpAddr) {
+        let door = self.own(door);
+        self.actions.push(Queued {
+            kind: ActionKind::Close,
+            stage: 0,
+            source,
+            door,
+        });
+    }
+
+    pub(super) fn close_early(&mut self, close: PendingClose) {
+        self.counters.closes_fired_early += 1;
+        self.emit_close(close.door, close.source);
+    }
+
+    /// Turns queued door indices into owned handles, before the doors they index change.
+    pub(super) fn detach(&mut self, doors: &DoorTable) {
+        for position in self.next..self.actions.len() {
+            if let QueuedDoor::Current(index) = self.actions[position].door {
+                let door = self.own(doors.slots[index as usize].door.clone());
+                self.actions[position].door = door;
+            }
+        }
+    }
+
+    pub(super) fn door<'a>(&'a self, doors: &'a DoorTable, door: QueuedDoor) -> &'a DoorRef {
+        match door {
+            QueuedDoor::Current(index) => &doors.slots[index as usize].door,
+            QueuedDoor::Owned(index) => &self.owned[index as usize],
+        }
+    }
+}
