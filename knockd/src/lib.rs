@@ -47,6 +47,7 @@ use clap::Parser;
 
 pub mod check;
 pub mod cli;
+pub mod core;
 pub mod executor;
 pub mod load;
 pub mod logging;
