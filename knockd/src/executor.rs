@@ -7,10 +7,10 @@
 //!   reports back over a channel, so matching never waits for a command.
 //! * Commands for the same (door, source) run one after the other in submission order: a
 //!   stop command never overtakes its start command.
-//! * At most `max_running` commands run at once; further ones queue. Start commands are
-//!   refused once [`MAX_QUEUED_STARTS`] jobs wait (DoS: a one-step door opens on every
-//!   packet, from any spoofed source); stop commands are always accepted, and are bounded by
-//!   the matcher's bound on pending stops.
+//! * At most `max_running` commands run at once; further ones queue. The daemon core refuses
+//!   start commands once [`MAX_QUEUED_STARTS`] jobs wait (DoS: a one-step door opens on
+//!   every packet, from any spoofed source); stop commands are always accepted, and are
+//!   bounded by the matcher's bound on pending stops.
 //! * A command still running after `kill_after` is killed with its whole process group.
 
 use std::collections::{HashMap, VecDeque};
@@ -21,52 +21,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-/// Most jobs waiting for a slot before new start commands are refused.
+use crate::core::CommandOutcome;
+pub use crate::core::{CommandKind, Job};
+
+/// Most jobs waiting for a slot before the daemon core refuses new start commands (it counts
+/// the jobs it emitted and not yet reported finished).
 pub const MAX_QUEUED_STARTS: usize = 4096;
-
-/// Replaces every literal, case-sensitive `%IP%` with the knocker's address (as 0.8).
-///
-/// The address comes from a parsed packet, so the text is only `[0-9a-f.:]`: no shell
-/// injection is possible through it.
-#[must_use]
-pub fn substitute_ip(command: &str, source: IpAddr) -> String {
-    command.replace("%IP%", &source.to_string())
-}
-
-/// Which of a door's commands a job runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CommandKind {
-    /// The start command (after a completed sequence).
-    Start,
-    /// The stop command (`cmd_timeout` later, at shutdown, or restored after a restart).
-    Stop,
-}
-
-impl CommandKind {
-    /// `start` or `stop`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Start => "start",
-            Self::Stop => "stop",
-        }
-    }
-}
-
-/// One command to run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Job {
-    /// The door's name (for log lines and ordering).
-    pub door: String,
-    /// The knocker.
-    pub source: IpAddr,
-    /// Start or stop.
-    pub kind: CommandKind,
-    /// The command line, `%IP%` already substituted.
-    pub command: String,
-    /// For stop jobs: the id of the pending-stop record to drop once it ran.
-    pub state_id: Option<u64>,
-}
 
 /// How a command ended.
 #[derive(Debug)]
@@ -94,6 +54,16 @@ impl Outcome {
     #[must_use]
     pub fn is_success(&self) -> bool {
         matches!(self, Self::Exited(0))
+    }
+
+    /// What the daemon core is told.
+    #[must_use]
+    pub fn to_core(&self) -> CommandOutcome {
+        match self {
+            Self::Exited(code) => CommandOutcome::Exited(*code),
+            Self::Signaled(signal) => CommandOutcome::Signaled(*signal),
+            Self::SpawnFailed(e) | Self::WaitFailed(e) => CommandOutcome::Failed(e.to_string()),
+        }
     }
 }
 
@@ -321,13 +291,6 @@ impl Executor {
         self.queued
     }
 
-    /// Whether a new start command would be accepted (fewer than [`MAX_QUEUED_STARTS`] jobs
-    /// wait).
-    #[must_use]
-    pub fn accepts_starts(&self) -> bool {
-        self.queued < MAX_QUEUED_STARTS
-    }
-
     /// Whether nothing runs and nothing waits.
     #[must_use]
     pub fn is_idle(&self) -> bool {
@@ -365,7 +328,7 @@ mod tests {
             source: "10.0.0.1".parse().unwrap(),
             kind,
             command: command.into(),
-            state_id: None,
+            stop: None,
         }
     }
 
@@ -381,18 +344,6 @@ mod tests {
             out.push(f);
         }
         out
-    }
-
-    #[test]
-    fn ip_substitution_replaces_every_occurrence() {
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(
-            substitute_ip("iptables -A INPUT -s %IP% -j ACCEPT # %IP%", ip),
-            "iptables -A INPUT -s 10.0.0.1 -j ACCEPT # 10.0.0.1"
-        );
-        assert_eq!(substitute_ip("%ip% %IP", ip), "%ip% %IP", "case-sensitive");
-        let ip6: IpAddr = "fd00::1".parse().unwrap();
-        assert_eq!(substitute_ip("x %IP%%IP%", ip6), "x fd00::1fd00::1");
     }
 
     #[test]
@@ -445,29 +396,6 @@ mod tests {
         let done = wait_all(&mut executor, 2);
         assert!(done.iter().all(|f| f.outcome.is_success()));
         assert!(executor.is_idle());
-    }
-
-    #[test]
-    fn start_commands_are_refused_when_too_many_wait() {
-        let mut executor = Executor::new(1, Some(Duration::ZERO));
-        let mut notices = Vec::new();
-        executor.submit(job("busy", CommandKind::Start, "sleep 1000"), &mut notices);
-        for i in 0..MAX_QUEUED_STARTS {
-            assert!(executor.accepts_starts());
-            let mut waiting = job("d", CommandKind::Start, "true");
-            waiting.source = IpAddr::from([10, 1, (i >> 8) as u8, i as u8]);
-            executor.submit(waiting, &mut notices);
-        }
-        assert_eq!(executor.queued(), MAX_QUEUED_STARTS);
-        assert!(!executor.accepts_starts());
-        // Clean up: kill the running command and reap it (the queued ones never start).
-        let deadline = executor.next_deadline().unwrap();
-        executor.kill_overdue(deadline, &mut notices);
-        let finished = executor
-            .completions()
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap();
-        assert!(matches!(finished.outcome, Outcome::Signaled(9)));
     }
 
     #[test]

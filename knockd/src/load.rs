@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use knock_core::{Config, ConfigError, DoorId, Knock, Warning};
+use knock_core::{Config, ConfigError, Knock, Warning};
+
+use crate::core::{OtsText, RunningConfig};
 
 use crate::ots::{OtsFile, ots_file};
 use crate::{Error, io_reason};
@@ -12,23 +14,24 @@ use crate::{Error, io_reason};
 /// A door's one-time sequences, as loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OtsDoor {
-    /// The door's index.
-    pub door: DoorId,
+    /// The door's index in the configuration.
+    pub door: usize,
     /// The door's name.
     pub name: String,
     /// Its file.
     pub file: OtsFile,
     /// The active sequence when the file was loaded; `None` when it had none left (the door
-    /// is disabled). Not updated afterwards: the running daemon keeps the current sequence in
-    /// its matcher and running configuration.
+    /// is disabled). Not updated afterwards: the daemon core keeps the current text.
     pub active: Option<Vec<Knock>>,
+    /// The file's text when it was loaded.
+    pub text: String,
 }
 
 /// A configuration ready to run.
 #[derive(Clone, Debug)]
 pub struct Loaded {
-    /// The parsed configuration (one-time-sequence doors keep an empty `sequence`; see
-    /// [`Loaded::effective_config`]).
+    /// The parsed configuration (one-time-sequence doors keep an empty `sequence`; the
+    /// daemon core fills in the active one).
     pub config: Config,
     /// The parser's warnings, naming the file.
     pub warnings: Vec<Warning>,
@@ -40,17 +43,21 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The configuration with every one-time-sequence door's active sequence filled in
-    /// (empty if exhausted): what the matcher and the capture filter run.
+    /// What the daemon core runs: the configuration and the one-time sequences texts.
     #[must_use]
-    pub fn effective_config(&self) -> Config {
-        let mut config = self.config.clone();
-        for ots in &self.ots {
-            if let Some(door) = config.doors.get_mut(ots.door.0 as usize) {
-                door.sequence = ots.active.clone().unwrap_or_default();
-            }
+    pub fn running(&self) -> RunningConfig {
+        RunningConfig {
+            config: self.config.clone(),
+            ots: self
+                .ots
+                .iter()
+                .map(|o| OtsText {
+                    door: o.door,
+                    path: o.file.path.clone(),
+                    text: o.text.clone(),
+                })
+                .collect(),
         }
-        config
     }
 }
 
@@ -118,10 +125,11 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
             ots_warnings.push(exhausted_message(&door.name));
         }
         ots.push(OtsDoor {
-            door: DoorId(u32::try_from(index).unwrap_or(u32::MAX)),
+            door: index,
             name: door.name.clone(),
             file,
             active: status.active,
+            text: status.text,
         });
     }
     Ok(Loaded {
@@ -216,11 +224,8 @@ mod tests {
         );
         assert_eq!(loaded.ots[1].active, None);
         assert_eq!(loaded.ots_warnings, [exhausted_message("b")]);
-        let effective = loaded.effective_config();
-        assert_eq!(
-            effective.doors[0].sequence,
-            [Knock::tcp(1000), Knock::tcp(2000)]
-        );
-        assert!(effective.doors[1].sequence.is_empty());
+        let running = loaded.running();
+        assert_eq!(running.ots[0].text, " 1000,2000\n");
+        assert_eq!(running.ots[1].door, 1);
     }
 }

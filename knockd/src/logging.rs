@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use knock_core::{Action, ActionKind, DoorRef};
 
 /// The time stamp of a `LogFile` line: local time, minute resolution (as 0.8).
 #[must_use]
@@ -458,101 +457,6 @@ pub fn source_label(source: IpAddr, host: Option<&str>) -> String {
         let _ = write!(label, " ({host})");
     }
     label
-}
-
-/// The parts of a matcher action that log lines and JSON events show.
-#[derive(Clone, Debug)]
-pub struct ActionView<'a> {
-    /// Which action.
-    pub kind: ActionKind,
-    /// The door.
-    pub door: &'a DoorRef,
-    /// The knocker.
-    pub source: IpAddr,
-    /// The stage, for stage/timeout/invalidated.
-    pub stage: Option<usize>,
-}
-
-impl<'a> ActionView<'a> {
-    /// The view of `action` (`None` for kinds this version does not know).
-    #[must_use]
-    pub fn of(action: &'a Action) -> Option<Self> {
-        let (kind, door, source, stage) = match action {
-            Action::Stage {
-                door,
-                source,
-                stage,
-            } => (ActionKind::Stage, door, *source, Some(*stage)),
-            Action::Open { door, source } => (ActionKind::Open, door, *source, None),
-            Action::Close { door, source } => (ActionKind::Close, door, *source, None),
-            Action::Timeout {
-                door,
-                source,
-                stage,
-            } => (ActionKind::Timeout, door, *source, Some(*stage)),
-            Action::Invalidated {
-                door,
-                source,
-                stage,
-            } => (ActionKind::Invalidated, door, *source, Some(*stage)),
-            _ => return None,
-        };
-        Some(Self {
-            kind,
-            door,
-            source,
-            stage,
-        })
-    }
-
-    /// The log message in 0.8's shape, `label` naming the knocker (`IP` or `IP (host)`):
-    /// `IP: DOOR: Stage N`, `IP: DOOR: OPEN SESAME`, `IP: DOOR: command timeout`,
-    /// `IP: DOOR: sequence timeout (stage N)`; and, new, `IP: DOOR: knock invalidated
-    /// (stage N)` (0.8 never reported it).
-    #[must_use]
-    pub fn message(&self, label: &str) -> String {
-        let door = &self.door.door.name;
-        let stage = self.stage.unwrap_or(0);
-        match self.kind {
-            ActionKind::Stage => format!("{label}: {door}: Stage {stage}"),
-            ActionKind::Open => format!("{label}: {door}: OPEN SESAME"),
-            ActionKind::Close => format!("{label}: {door}: command timeout"),
-            ActionKind::Timeout => format!("{label}: {door}: sequence timeout (stage {stage})"),
-            _ => format!("{label}: {door}: knock invalidated (stage {stage})"),
-        }
-    }
-
-    /// The JSON `event` field: `stage`, `open`, `close`, `timeout` or `invalidated`.
-    #[must_use]
-    pub fn event_name(&self) -> &'static str {
-        match self.kind {
-            ActionKind::Stage => "stage",
-            ActionKind::Open => "open",
-            ActionKind::Close => "close",
-            ActionKind::Timeout => "timeout",
-            _ => "invalidated",
-        }
-    }
-
-    /// The JSON event (extra fields: `stage` when there is one).
-    #[must_use]
-    pub fn json(&self, time: Timestamp, host: Option<&'a str>) -> JsonEvent<'a> {
-        let mut fields = Vec::new();
-        if let Some(stage) = self.stage {
-            fields.push((
-                "stage",
-                JsonValue::Int(i64::try_from(stage).unwrap_or(i64::MAX)),
-            ));
-        }
-        JsonEvent {
-            event: self.event_name(),
-            time,
-            door: &self.door.door.name,
-            source: self.source,
-            host,
-            fields,
-        }
-    }
 }
 
 #[cfg(test)]

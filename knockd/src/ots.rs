@@ -30,6 +30,9 @@ pub struct OtsStatus {
     pub active: Option<Vec<Knock>>,
     /// Lines that are not valid sequences (skipped), named with the file.
     pub invalid: Vec<ConfigError>,
+    /// The whole text (the daemon core advances it in memory; see
+    /// [`OtsFile::write`]).
+    pub text: String,
 }
 
 /// Why a file could not be read or updated.
@@ -82,24 +85,17 @@ impl OtsFile {
                 .into_iter()
                 .map(|e| e.with_file(self.shown.clone()))
                 .collect(),
+            text,
         })
     }
 
-    /// Marks the line holding `used` as used and returns the next active sequence (`None`:
-    /// exhausted). If the line is not found (edited by hand meanwhile), nothing is written
-    /// and the file's current active sequence is returned.
+    /// Replaces the file's content with `text` (the daemon core's advanced text).
     ///
     /// # Errors
-    /// Reading or rewriting the file failed; the file is then unchanged.
-    pub fn mark_used(&self, used: &[Knock]) -> Result<Option<Vec<Knock>>, OtsError> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| OtsError::new("cannot read", self, &e))?;
-        let Some(step) = ots::advance(&text, used) else {
-            return Ok(ots::active_sequence(&text).map(|a| a.sequence));
-        };
-        write_atomically(&self.path, step.text.as_bytes())
-            .map_err(|e| OtsError::new("cannot update", self, &e))?;
-        Ok(step.next.map(|n| n.sequence))
+    /// Rewriting the file failed; it is then unchanged.
+    pub fn write(&self, text: &str) -> Result<(), OtsError> {
+        write_atomically(&self.path, text.as_bytes())
+            .map_err(|e| OtsError::new("cannot update", self, &e))
     }
 }
 
@@ -117,7 +113,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn marks_lines_and_runs_out() {
+    fn loads_and_rewrites() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ots");
         std::fs::write(&path, " 1000,2000\nbad\n3000:udp\n").unwrap();
@@ -130,16 +126,16 @@ mod tests {
         assert_eq!(status.invalid.len(), 1);
         assert!(status.invalid[0].summary().starts_with("ots:2:"));
 
-        let next = file
-            .mark_used(&[Knock::tcp(1000), Knock::tcp(2000)])
-            .unwrap();
-        assert_eq!(next, Some(vec![Knock::udp(3000)]));
+        let step = ots::advance(&status.text, &[Knock::tcp(1000), Knock::tcp(2000)]).unwrap();
+        file.write(&step.text).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "#1000,2000\nbad\n3000:udp\n"
         );
-        let next = file.mark_used(&[Knock::udp(3000)]).unwrap();
-        assert_eq!(next, None);
+        assert_eq!(file.load().unwrap().active, Some(vec![Knock::udp(3000)]));
+        let step = ots::advance(&step.text, &[Knock::udp(3000)]).unwrap();
+        assert_eq!(step.next, None);
+        file.write(&step.text).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "#1000,2000\nbad\n#3000:udp\n"

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use knock_core::{Config, Duration, Instant, Limits, PacketEvent, TcpFlags};
+use knock_core::{Config, Instant, Limits, PacketEvent, TcpFlags};
 
 use super::*;
 
@@ -444,5 +444,16 @@ fn records_render_in_0_8_wording_and_json() {
         killed.json(time, None).unwrap().to_line(),
         "{\"command\":\"x\",\"door\":\"d\",\"event\":\"command\",\"kind\":\"stop\",\"signal\":9,\"source\":\"10.0.0.1\",\"success\":false,\"time\":\"2026-11-21T04:50:33Z\"}\n"
     );
-    let _ = Duration::ZERO;
+}
+
+#[test]
+fn ip_substitution_replaces_every_occurrence() {
+    let ip4: IpAddr = "10.0.0.1".parse().unwrap();
+    assert_eq!(
+        command_line("iptables -A INPUT -s %IP% -j ACCEPT # %IP%", ip4),
+        "iptables -A INPUT -s 10.0.0.1 -j ACCEPT # 10.0.0.1"
+    );
+    assert_eq!(command_line("%ip% %IP", ip4), "%ip% %IP", "case-sensitive");
+    let ip6: IpAddr = "fd00::1".parse().unwrap();
+    assert_eq!(command_line("x %IP%%IP%", ip6), "x fd00::1fd00::1");
 }
