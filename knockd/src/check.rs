@@ -16,7 +16,7 @@ use crate::{Error, Exit};
 ///
 /// # Errors
 /// The configuration cannot be read or is invalid.
-pub fn run(cli: &Cli) -> Result<Exit, Error> {
+pub(crate) fn run(cli: &Cli) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
     let loaded = load(&shown, &absolute_from(&cwd, &cli.config), &cwd)?;
@@ -37,7 +37,7 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
 /// The text `--check` prints: a comment header with the effective settings, then the
 /// canonical configuration.
 #[must_use]
-pub fn render(shown: &str, loaded: &Loaded, settings: &Settings) -> String {
+pub(crate) fn render(shown: &str, loaded: &Loaded, settings: &Settings) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# {shown}: configuration is valid");
     let source = match settings.interfaces_source {

@@ -22,15 +22,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::core::CommandOutcome;
-pub use crate::core::{CommandKind, Job};
+pub(crate) use crate::core::Job;
 
 /// Most jobs waiting for a slot before the daemon core refuses new start commands (it counts
 /// the jobs it emitted and not yet reported finished).
-pub const MAX_QUEUED_STARTS: usize = 4096;
+pub(crate) const MAX_QUEUED_STARTS: usize = 4096;
 
 /// How a command ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The shell exited with this status.
     Exited(i32),
     /// The shell was killed by this signal.
@@ -51,14 +51,15 @@ impl Outcome {
     }
 
     /// Whether the command succeeded (exit status 0).
+    #[cfg(test)]
     #[must_use]
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         matches!(self, Self::Exited(0))
     }
 
     /// What the daemon core is told.
     #[must_use]
-    pub fn to_core(&self) -> CommandOutcome {
+    pub(crate) fn to_core(&self) -> CommandOutcome {
         match self {
             Self::Exited(code) => CommandOutcome::Exited(*code),
             Self::Signaled(signal) => CommandOutcome::Signaled(*signal),
@@ -69,15 +70,13 @@ impl Outcome {
 
 /// A finished command, reported to the event loop.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// What ran.
-    pub job: Job,
+    pub(crate) job: Job,
     /// How it ended.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     /// Whether the executor killed it for running past the kill timeout.
-    pub killed: bool,
-    /// Its process id (0 if it never started).
-    pub pid: u32,
+    pub(crate) killed: bool,
 }
 
 type Key = (String, IpAddr);
@@ -91,7 +90,7 @@ struct Running {
 
 /// Something the executor did that the caller should log.
 #[derive(Debug)]
-pub enum Notice {
+pub(crate) enum Notice {
     /// A command was started.
     Started(Job),
     /// A command ran past the kill timeout and its process group was killed.
@@ -107,7 +106,7 @@ pub enum Notice {
 
 /// The command runner. Owned by the event loop; see the module docs.
 #[derive(Debug)]
-pub struct Executor {
+pub(crate) struct Executor {
     max_running: usize,
     kill_after: Option<Duration>,
     /// Jobs waiting, per key, in order; a key appears in `ready` when its head can start.
@@ -125,7 +124,7 @@ impl Executor {
     /// An executor running at most `max_running` commands at once, killing those that run
     /// longer than `kill_after` (never, if `None`).
     #[must_use]
-    pub fn new(max_running: usize, kill_after: Option<Duration>) -> Self {
+    pub(crate) fn new(max_running: usize, kill_after: Option<Duration>) -> Self {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         Self {
             max_running: max_running.max(1),
@@ -141,13 +140,13 @@ impl Executor {
 
     /// The channel on which finished commands arrive; pass each to [`finished`](Self::finished).
     #[must_use]
-    pub fn completions(&self) -> &Receiver<Finished> {
+    pub(crate) fn completions(&self) -> &Receiver<Finished> {
         &self.done_rx
     }
 
     /// Queues a job; it starts at once if nothing else runs for its (door, source) and a slot
     /// is free.
-    pub fn submit(&mut self, job: Job, notices: &mut Vec<Notice>) {
+    pub(crate) fn submit(&mut self, job: Job, notices: &mut Vec<Notice>) {
         let key = (job.door.clone(), job.source);
         let queue = self.queues.entry(key.clone()).or_default();
         queue.push_back(job);
@@ -160,7 +159,7 @@ impl Executor {
 
     /// Records that a command finished (call with every [`Finished`] from
     /// [`completions`](Self::completions)) and starts whatever was waiting for it.
-    pub fn finished(&mut self, finished: &mut Finished, notices: &mut Vec<Notice>) {
+    pub(crate) fn finished(&mut self, finished: &mut Finished, notices: &mut Vec<Notice>) {
         let key = (finished.job.door.clone(), finished.job.source);
         if let Some(running) = self.running.remove(&key) {
             finished.killed = running.killed;
@@ -214,7 +213,6 @@ impl Executor {
                                 job: for_waiter,
                                 outcome,
                                 killed: false,
-                                pid,
                             });
                         });
                     if let Err(e) = waiter {
@@ -224,7 +222,6 @@ impl Executor {
                             job,
                             outcome: Outcome::WaitFailed(e),
                             killed: false,
-                            pid,
                         });
                     }
                 }
@@ -235,7 +232,6 @@ impl Executor {
                         job,
                         outcome: Outcome::SpawnFailed(e),
                         killed: false,
-                        pid: 0,
                     });
                     // Keep the key busy until that notice is processed, so order holds.
                     self.running.insert(
@@ -253,7 +249,7 @@ impl Executor {
 
     /// The next kill deadline, if any command has one.
     #[must_use]
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.running
             .values()
             .filter(|r| !r.killed && r.pid != 0)
@@ -262,7 +258,7 @@ impl Executor {
     }
 
     /// Kills (SIGKILL, whole process group) every command past its deadline at `now`.
-    pub fn kill_overdue(&mut self, now: Instant, notices: &mut Vec<Notice>) {
+    pub(crate) fn kill_overdue(&mut self, now: Instant, notices: &mut Vec<Notice>) {
         for ((door, source), running) in &mut self.running {
             if running.killed || running.pid == 0 {
                 continue;
@@ -281,19 +277,19 @@ impl Executor {
 
     /// Commands running now.
     #[must_use]
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.running.len()
     }
 
     /// Commands waiting to start.
     #[must_use]
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queued
     }
 
     /// Whether nothing runs and nothing waits.
     #[must_use]
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.running.is_empty() && self.queues.is_empty()
     }
 }
@@ -321,6 +317,7 @@ fn kill_group(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::CommandKind;
 
     fn job(door: &str, kind: CommandKind, command: &str) -> Job {
         Job {

@@ -13,39 +13,39 @@ use crate::{Error, io_reason};
 
 /// A door's one-time sequences, as loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OtsDoor {
+pub(crate) struct OtsDoor {
     /// The door's index in the configuration.
-    pub door: usize,
+    pub(crate) door: usize,
     /// The door's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its file.
-    pub file: OtsFile,
+    pub(crate) file: OtsFile,
     /// The active sequence when the file was loaded; `None` when it had none left (the door
     /// is disabled). Not updated afterwards: the daemon core keeps the current text.
-    pub active: Option<Vec<Knock>>,
+    pub(crate) active: Option<Vec<Knock>>,
     /// The file's text when it was loaded.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// A configuration ready to run.
 #[derive(Clone, Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The parsed configuration (one-time-sequence doors keep an empty `sequence`; the
     /// daemon core fills in the active one).
-    pub config: Config,
+    pub(crate) config: Config,
     /// The parser's warnings, naming the file.
-    pub warnings: Vec<Warning>,
+    pub(crate) warnings: Vec<Warning>,
     /// Problems found in one-time sequences files (invalid lines, exhausted files): warnings,
     /// one line each.
-    pub ots_warnings: Vec<String>,
+    pub(crate) ots_warnings: Vec<String>,
     /// The doors that take their sequence from a file.
-    pub ots: Vec<OtsDoor>,
+    pub(crate) ots: Vec<OtsDoor>,
 }
 
 impl Loaded {
     /// What the daemon core runs: the configuration and the one-time sequences texts.
     #[must_use]
-    pub fn running(&self) -> RunningConfig {
+    pub(crate) fn running(&self) -> RunningConfig {
         RunningConfig {
             config: self.config.clone(),
             ots: self
@@ -67,7 +67,7 @@ impl Loaded {
 /// # Errors
 /// [`Error::Read`] if the file cannot be read, [`Error::Config`] with the positioned message
 /// if it is invalid or a one-time sequences file is missing or not writable.
-pub fn load(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
+pub(crate) fn load(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
     load_with(shown, path, cwd, true)
 }
 
@@ -75,7 +75,7 @@ pub fn load(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
 ///
 /// # Errors
 /// As [`load`].
-pub fn load_read_only(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
+pub(crate) fn load_read_only(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
     load_with(shown, path, cwd, false)
 }
 
@@ -142,7 +142,7 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
 
 /// 0.8's message when a door's one-time sequences run out.
 #[must_use]
-pub fn exhausted_message(door: &str) -> String {
+pub(crate) fn exhausted_message(door: &str) -> String {
     format!(
         "no more sequences left in the one time sequences file for door {door} --> disabling the door"
     )

@@ -16,15 +16,16 @@ use jiff::tz::TimeZone;
 
 /// The time stamp of a `LogFile` line: local time, minute resolution (as 0.8).
 #[must_use]
-pub fn log_file_time(now: Timestamp) -> String {
+pub(crate) fn log_file_time(now: Timestamp) -> String {
     now.to_zoned(TimeZone::system())
         .strftime("%Y-%m-%d %H:%M")
         .to_string()
 }
 
 /// One `LogFile` line, newline included: `[YYYY-MM-DD HH:MM] msg`.
+#[cfg(test)]
 #[must_use]
-pub fn log_file_line(now: Timestamp, message: &str) -> String {
+pub(crate) fn log_file_line(now: Timestamp, message: &str) -> String {
     format!("{}{}\n", line_stamp(now), one_line(message))
 }
 
@@ -36,7 +37,7 @@ fn line_stamp(now: Timestamp) -> String {
 /// The time stamp of a `-D` packet line: local time to the second, with the correct month
 /// (0.8 printed the month 0-based).
 #[must_use]
-pub fn debug_time(now: Timestamp) -> String {
+pub(crate) fn debug_time(now: Timestamp) -> String {
     now.to_zoned(TimeZone::system())
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
@@ -45,7 +46,7 @@ pub fn debug_time(now: Timestamp) -> String {
 /// The body of a `-D` packet line, after its time stamp, as 0.8 prints it:
 /// `tcp: SRC:SPORT -> DST:DPORT LEN bytes`.
 #[must_use]
-pub fn debug_packet(packet: &knock_core::PacketEvent) -> String {
+pub(crate) fn debug_packet(packet: &knock_core::PacketEvent) -> String {
     format!(
         "{}: {}:{} -> {}:{} {} bytes",
         packet.protocol,
@@ -133,21 +134,21 @@ impl Syslog {
 
 /// Settings of the logger.
 #[derive(Clone, Debug, Default)]
-pub struct LogOptions {
+pub(crate) struct LogOptions {
     /// `LogFile`/`-g`.
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// `UseSyslog`, with its facility.
-    pub syslog_facility: Option<syslog::Facility>,
+    pub(crate) syslog_facility: Option<syslog::Facility>,
     /// `-v`.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// `-D`.
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// `--json-log`.
-    pub json_log: Option<PathBuf>,
+    pub(crate) json_log: Option<PathBuf>,
 }
 
 /// All of knockd's output sinks.
-pub struct Logger {
+pub(crate) struct Logger {
     options: LogOptions,
     file: Option<File>,
     json: Option<File>,
@@ -208,7 +209,7 @@ impl Logger {
     /// Opens the sinks. A log file that cannot be opened is reported on stderr and skipped
     /// (as 0.8), so a bad `LogFile` path does not stop the daemon.
     #[must_use]
-    pub fn open(options: LogOptions) -> Self {
+    pub(crate) fn open(options: LogOptions) -> Self {
         let mut logger = Self {
             file: None,
             json: None,
@@ -249,7 +250,7 @@ impl Logger {
     }
 
     /// Replaces the settings (after a reload) and reopens every file (logrotate).
-    pub fn reconfigure(&mut self, options: LogOptions) {
+    pub(crate) fn reconfigure(&mut self, options: LogOptions) {
         let code = |f: Option<syslog::Facility>| f.map(|f| f as u8);
         if code(options.syslog_facility) != code(self.options.syslog_facility) {
             self.syslog = options.syslog_facility.map(Syslog::connect);
@@ -262,13 +263,13 @@ impl Logger {
 
     /// The current settings.
     #[must_use]
-    pub fn options(&self) -> &LogOptions {
+    pub(crate) fn options(&self) -> &LogOptions {
         &self.options
     }
 
     /// Whether `-D` is on.
     #[must_use]
-    pub fn is_debug(&self) -> bool {
+    pub(crate) fn is_debug(&self) -> bool {
         self.options.debug
     }
 
@@ -277,7 +278,7 @@ impl Logger {
     /// Log-file lines are gathered and written by [`flush`](Self::flush), which the event
     /// loop calls before it waits, so a line reaches the file within one pass of the loop.
     /// Only whole lines are written, so readers (`tail -f`) never see half a line.
-    pub fn log(&mut self, message: &str) {
+    pub(crate) fn log(&mut self, message: &str) {
         if self.file.is_some() {
             let stamp = self.stamp.get(Timestamp::now());
             self.file_pending.extend_from_slice(stamp.as_bytes());
@@ -294,40 +295,40 @@ impl Logger {
     }
 
     /// Writes the gathered log-file and JSON lines.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         write_pending(self.file.as_mut(), &mut self.file_pending);
         write_pending(self.json.as_mut(), &mut self.json_pending);
     }
 
     /// A message for the log, syslog and (with `-v`) stdout: knock events and commands.
-    pub fn event(&mut self, message: &str) {
+    pub(crate) fn event(&mut self, message: &str) {
         self.verbose(message);
         self.log(message);
     }
 
     /// A `-v` line on stdout (flushed at once: stdout is line-buffered).
-    pub fn verbose(&mut self, message: &str) {
+    pub(crate) fn verbose(&mut self, message: &str) {
         if self.options.verbose {
             println_flushed(message);
         }
     }
 
     /// A `-D` line on stdout.
-    pub fn debug(&mut self, message: &str) {
+    pub(crate) fn debug(&mut self, message: &str) {
         if self.options.debug {
             println_flushed(message);
         }
     }
 
     /// An error: stderr, log file and syslog.
-    pub fn error(&mut self, message: &str) {
+    pub(crate) fn error(&mut self, message: &str) {
         stderr_line(&one_line(message));
         self.log(message);
         self.flush();
     }
 
     /// One JSON event line, if `--json-log` is on (see [`JsonEvent::write_line`]).
-    pub fn json(&mut self, event: &JsonEvent<'_>) {
+    pub(crate) fn json(&mut self, event: &JsonEvent<'_>) {
         if self.json.is_some() {
             event.write_line(&mut self.json_pending);
             if self.json_pending.len() >= PENDING_LIMIT {
@@ -338,7 +339,7 @@ impl Logger {
 
     /// Whether `--json-log` is writing.
     #[must_use]
-    pub fn has_json(&self) -> bool {
+    pub(crate) fn has_json(&self) -> bool {
         self.json.is_some()
     }
 }
@@ -350,7 +351,7 @@ impl Drop for Logger {
 }
 
 /// One line on stderr. Unlike `eprintln!`, a closed stderr is not a panic.
-pub fn stderr_line(message: &str) {
+pub(crate) fn stderr_line(message: &str) {
     let _ = writeln!(io::stderr().lock(), "{message}");
 }
 
@@ -363,24 +364,24 @@ fn println_flushed(message: &str) {
 
 /// One event for the JSON-lines output.
 #[derive(Clone, Debug)]
-pub struct JsonEvent<'a> {
+pub(crate) struct JsonEvent<'a> {
     /// `stage`, `open`, `close`, `timeout`, `invalidated`, `command`.
-    pub event: &'a str,
+    pub(crate) event: &'a str,
     /// When it happened.
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// The door's name.
-    pub door: &'a str,
+    pub(crate) door: &'a str,
     /// The knocker.
-    pub source: IpAddr,
+    pub(crate) source: IpAddr,
     /// The knocker's host name, when `-l` found one.
-    pub host: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
     /// Extra fields.
-    pub fields: Vec<(&'a str, JsonValue<'a>)>,
+    pub(crate) fields: Vec<(&'a str, JsonValue<'a>)>,
 }
 
 /// A value of an extra JSON field.
 #[derive(Clone, Debug)]
-pub enum JsonValue<'a> {
+pub(crate) enum JsonValue<'a> {
     /// A string.
     Str(&'a str),
     /// An integer.
@@ -391,8 +392,9 @@ pub enum JsonValue<'a> {
 
 impl JsonEvent<'_> {
     /// The object as one line, newline included.
+    #[cfg(test)]
     #[must_use]
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let mut line = Vec::new();
         self.write_line(&mut line);
         String::from_utf8(line).unwrap_or_default()
@@ -401,7 +403,7 @@ impl JsonEvent<'_> {
     /// Appends the object as one line, newline included, to `out`, with no intermediate map
     /// or strings (one line per knock during a flood). Keys are in alphabetical order, as a
     /// `serde_json::Map` prints them; a field repeating a key replaces its value.
-    pub fn write_line(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_line(&self, out: &mut Vec<u8>) {
         enum Entry<'v> {
             Value(&'v JsonValue<'v>),
             Str(&'v str),
@@ -451,7 +453,7 @@ impl JsonEvent<'_> {
 
 /// `IP` or `IP (HOST)`: how 0.8 names a knocker in log lines.
 #[must_use]
-pub fn source_label(source: IpAddr, host: Option<&str>) -> String {
+pub(crate) fn source_label(source: IpAddr, host: Option<&str>) -> String {
     let mut label = source.to_string();
     if let Some(host) = host {
         let _ = write!(label, " ({host})");

@@ -16,29 +16,29 @@ use crate::state::write_atomically;
 
 /// A door's one-time sequences file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OtsFile {
+pub(crate) struct OtsFile {
     /// The path as written in the configuration.
-    pub shown: String,
+    pub(crate) shown: String,
     /// The path made absolute at load time.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 /// The state of a file at load time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OtsStatus {
+pub(crate) struct OtsStatus {
     /// The active sequence; `None` when none is left (the door is disabled).
-    pub active: Option<Vec<Knock>>,
+    pub(crate) active: Option<Vec<Knock>>,
     /// Lines that are not valid sequences (skipped), named with the file.
-    pub invalid: Vec<ConfigError>,
+    pub(crate) invalid: Vec<ConfigError>,
     /// The whole text (the daemon core advances it in memory; see
     /// [`OtsFile::write`]).
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// Why a file could not be read or updated.
 #[derive(Debug, thiserror::Error)]
 #[error("{what} one-time sequences file {shown}: {reason}")]
-pub struct OtsError {
+pub(crate) struct OtsError {
     what: &'static str,
     shown: String,
     reason: String,
@@ -59,7 +59,7 @@ impl OtsFile {
     ///
     /// # Errors
     /// The file cannot be opened for reading and writing, or read.
-    pub fn load(&self) -> Result<OtsStatus, OtsError> {
+    pub(crate) fn load(&self) -> Result<OtsStatus, OtsError> {
         // Check writability up front: finding out only after the first successful knock
         // would leave the used sequence valid.
         std::fs::OpenOptions::new()
@@ -74,7 +74,7 @@ impl OtsFile {
     ///
     /// # Errors
     /// The file cannot be read.
-    pub fn load_read_only(&self) -> Result<OtsStatus, OtsError> {
+    pub(crate) fn load_read_only(&self) -> Result<OtsStatus, OtsError> {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| OtsError::new("cannot read", self, &e))?;
         let scan = ots::scan(&text);
@@ -93,7 +93,7 @@ impl OtsFile {
     ///
     /// # Errors
     /// Rewriting the file failed; it is then unchanged.
-    pub fn write(&self, text: &str) -> Result<(), OtsError> {
+    pub(crate) fn write(&self, text: &str) -> Result<(), OtsError> {
         write_atomically(&self.path, text.as_bytes())
             .map_err(|e| OtsError::new("cannot update", self, &e))
     }
@@ -101,7 +101,7 @@ impl OtsFile {
 
 /// The file of a door, with a relative path made absolute against `cwd`.
 #[must_use]
-pub fn ots_file(shown: &str, cwd: &Path) -> OtsFile {
+pub(crate) fn ots_file(shown: &str, cwd: &Path) -> OtsFile {
     OtsFile {
         shown: shown.to_owned(),
         path: crate::cli::absolute_from(cwd, Path::new(shown)),

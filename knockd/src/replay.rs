@@ -38,7 +38,7 @@ use crate::{Error, Exit};
 ///
 /// # Errors
 /// The configuration is invalid or the capture file cannot be read.
-pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
+pub(crate) fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
     let loaded = load_read_only(&shown, &crate::cli::absolute_from(&cwd, &cli.config), &cwd)?;
@@ -51,7 +51,10 @@ pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
         // The capture error names the file itself; show only its cause.
         let cause =
             std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
-        Error::Replay(format!("cannot read {}: {cause}", pcap.display()))
+        Error::ReplayOpen {
+            path: pcap.to_owned(),
+            reason: cause,
+        }
     })?;
     let mut logger = Logger::open(LogOptions {
         json_log: cli.json_log.clone(),
@@ -72,11 +75,11 @@ pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
     }
     crate::logging::stderr_line(&summary);
     if let Some(error) = replay.read_error.take() {
-        return Err(Error::Replay(format!(
-            "{}: read error after {} packets: {error}",
-            pcap.display(),
-            replay.packets
-        )));
+        return Err(Error::ReplayRead {
+            path: pcap.to_owned(),
+            packets: replay.packets,
+            reason: error,
+        });
     }
     Ok(Exit::Success)
 }
@@ -84,7 +87,7 @@ pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
 /// The replay driver: the daemon core fed from a capture file, its effects printed instead
 /// of performed. Separate from file and terminal I/O so it can be tested.
 #[derive(Debug)]
-pub struct Replay {
+pub(crate) struct Replay {
     core: Core,
     packets: u64,
     ignored: u64,
@@ -95,7 +98,7 @@ impl Replay {
     /// A replay of `running` (every destination counts as local: the capture may come from
     /// another host).
     #[must_use]
-    pub fn new(running: RunningConfig, limits: Limits) -> Self {
+    pub(crate) fn new(running: RunningConfig, limits: Limits) -> Self {
         let options = CoreOptions {
             limits,
             ipv4_only: false,
@@ -113,7 +116,7 @@ impl Replay {
 
     /// Feeds every frame of `capture`, then lets the remaining deadlines fire. Each output
     /// line is passed to `emit`; the return value is the summary.
-    pub fn run(
+    pub(crate) fn run(
         &mut self,
         mut capture: OfflineCapture,
         logger: &mut Logger,
@@ -140,7 +143,7 @@ impl Replay {
     }
 
     /// Feeds one packet (after firing the deadlines that come before it).
-    pub fn packet(
+    pub(crate) fn packet(
         &mut self,
         packet: &PacketEvent,
         logger: &mut Logger,
@@ -168,7 +171,7 @@ impl Replay {
     }
 
     /// Fires every remaining deadline (after the last packet).
-    pub fn finish(&mut self, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
+    pub(crate) fn finish(&mut self, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
         while let Some(at) = self.core.poll_timeout() {
             self.core.handle_timeout(time(at));
             self.perform(at, logger, emit);

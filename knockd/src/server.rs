@@ -33,7 +33,7 @@ use crate::{Error, Exit};
 
 /// How long shutdown waits for running commands (the pending stop commands included) before
 /// exiting anyway; stops that did not run stay in the state file for the next start.
-pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
+pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
 /// Most capture events handled in one go (one loop pass) before timers and signals are looked
 /// at again; the packets among them go to the core as one burst.
 const PACKET_BATCH: usize = 256;
@@ -42,9 +42,8 @@ const PACKET_BATCH: usize = 256;
 ///
 /// # Errors
 /// The configuration is invalid, or capture cannot start or gave up.
-pub fn run(cli: Cli) -> Result<Exit, Error> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::Fatal(format!("cannot read the current directory: {e}")))?;
+pub(crate) fn run(cli: Cli) -> Result<Exit, Error> {
+    let cwd = std::env::current_dir().map_err(Error::CurrentDir)?;
     let config_shown = cli.config.display().to_string();
     // Absolute, so reloads work after `-d` changed the directory.
     let config_path = crate::cli::absolute_from(&cwd, &cli.config);
@@ -60,7 +59,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 
     if cli.daemon {
         // Before any thread exists: only the forking thread survives.
-        daemonize().map_err(|e| Error::Fatal(format!("cannot daemonize: {e}")))?;
+        daemonize().map_err(Error::Daemonize)?;
     }
     // As early as possible after the fork: until then SIGHUP would kill the process.
     let signals = spawn_signal_thread()?;
@@ -120,8 +119,12 @@ fn log_options(cli: &Cli, settings: &Settings, cwd: &Path) -> LogOptions {
 /// Signals, forwarded from the signal-hook thread.
 fn spawn_signal_thread() -> Result<Receiver<i32>, Error> {
     let mut signals =
-        signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2])
-            .map_err(|e| Error::Fatal(format!("cannot install signal handlers: {e}")))?;
+        signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2]).map_err(
+            |error| Error::Signals {
+                what: "install signal handlers",
+                error,
+            },
+        )?;
     let (tx, rx) = crossbeam_channel::bounded(64);
     std::thread::Builder::new()
         .name("knockd-signals".into())
@@ -132,7 +135,10 @@ fn spawn_signal_thread() -> Result<Receiver<i32>, Error> {
                 }
             }
         })
-        .map_err(|e| Error::Fatal(format!("cannot start the signal thread: {e}")))?;
+        .map_err(|error| Error::Signals {
+            what: "start the signal thread",
+            error,
+        })?;
     Ok(rx)
 }
 
@@ -247,7 +253,7 @@ impl Server {
         capture_config.filter = std::mem::take(&mut server.initial_filter);
         let capture = LiveCapture::start(capture_config, clock, capture_tx).map_err(|e| {
             server.logger.log(&format!("error: {e}"));
-            Error::Fatal(e.to_string())
+            Error::Capture(e)
         })?;
         server.capture = Some(capture);
         let interfaces = server.settings.interfaces.join(", ");
@@ -290,7 +296,7 @@ impl Server {
             select! {
                 recv(self.capture_rx) -> event => {
                     let Ok(event) = event else {
-                        return Err(Error::Fatal("packet capture stopped".into()));
+                        return Err(Error::CaptureStopped);
                     };
                     self.capture_event(event);
                     for _ in 1..PACKET_BATCH {
@@ -308,7 +314,7 @@ impl Server {
                         Ok(SIGTERM) => return Ok(Exit::Terminated),
                         Ok(SIGUSR1 | SIGUSR2) => self.log_statistics(),
                         Ok(_) => {}
-                        Err(_) => return Err(Error::Fatal("signal thread stopped".into())),
+                        Err(_) => return Err(Error::SignalThreadStopped),
                     }
                 }
                 recv(completions) -> finished => {

@@ -27,14 +27,14 @@ use crate::core::{PendingStop, StopId};
 
 /// Why the state file could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub(crate) enum StateError {
     /// Reading failed.
-    #[error("cannot read state file {path}: {source}")]
+    #[error("cannot read state file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
+        /// The I/O error (in the message, so not a `source`).
+        error: io::Error,
     },
     /// The file could be written by someone else: its commands are not run.
     #[error(
@@ -57,7 +57,7 @@ pub enum StateError {
 
 /// The pending stops and the file that records them.
 #[derive(Debug)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: PathBuf,
     entries: BTreeMap<StopId, PendingStop>,
     /// Changed since the last successful write.
@@ -67,7 +67,7 @@ pub struct StateFile {
 impl StateFile {
     /// An empty state recorded at `path` (nothing is written until the first change).
     #[must_use]
-    pub const fn empty(path: PathBuf) -> Self {
+    pub(crate) const fn empty(path: PathBuf) -> Self {
         Self {
             path,
             entries: BTreeMap::new(),
@@ -79,17 +79,17 @@ impl StateFile {
     ///
     /// # Errors
     /// The file exists but cannot be read or is not a state document.
-    pub fn load(path: PathBuf) -> Result<Self, StateError> {
+    pub(crate) fn load(path: PathBuf) -> Result<Self, StateError> {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::empty(path)),
-            Err(source) => return Err(StateError::Read { path, source }),
+            Err(error) => return Err(StateError::Read { path, error }),
         };
         // Its commands run through /bin/sh with knockd's privileges (normally root): a file
         // that another user could have written (e.g. `--state-file /tmp/…`) is refused.
-        let meta = std::fs::metadata(&path).map_err(|source| StateError::Read {
+        let meta = std::fs::metadata(&path).map_err(|error| StateError::Read {
             path: path.clone(),
-            source,
+            error,
         })?;
         if !is_safe(&meta) {
             return Err(StateError::Unsafe { path });
@@ -142,13 +142,13 @@ impl StateFile {
 
     /// The file's path.
     #[must_use]
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Every pending stop, in id order (the order recorded).
     #[must_use]
-    pub fn entries(&self) -> Vec<(StopId, PendingStop)> {
+    pub(crate) fn entries(&self) -> Vec<(StopId, PendingStop)> {
         self.entries
             .iter()
             .map(|(id, stop)| (*id, stop.clone()))
@@ -156,13 +156,13 @@ impl StateFile {
     }
 
     /// Records a pending stop (in memory; see [`save_if_dirty`](Self::save_if_dirty)).
-    pub fn add(&mut self, id: StopId, stop: PendingStop) {
+    pub(crate) fn add(&mut self, id: StopId, stop: PendingStop) {
         self.entries.insert(id, stop);
         self.dirty = true;
     }
 
     /// Forgets a pending stop (in memory).
-    pub fn remove(&mut self, id: StopId) {
+    pub(crate) fn remove(&mut self, id: StopId) {
         if self.entries.remove(&id).is_some() {
             self.dirty = true;
         }
@@ -170,7 +170,7 @@ impl StateFile {
 
     /// Whether the file lags behind the records.
     #[must_use]
-    pub const fn is_dirty(&self) -> bool {
+    pub(crate) const fn is_dirty(&self) -> bool {
         self.dirty
     }
 
@@ -179,7 +179,7 @@ impl StateFile {
     ///
     /// # Errors
     /// See [`save`](Self::save).
-    pub fn save_if_dirty(&mut self) -> io::Result<()> {
+    pub(crate) fn save_if_dirty(&mut self) -> io::Result<()> {
         if !self.dirty {
             return Ok(());
         }
@@ -190,7 +190,7 @@ impl StateFile {
 
     /// The document as written to disk.
     #[must_use]
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let list: Vec<Value> = self
             .entries
             .values()
@@ -212,7 +212,7 @@ impl StateFile {
     ///
     /// # Errors
     /// Creating the directory, writing, syncing or renaming failed.
-    pub fn save(&self) -> io::Result<()> {
+    pub(crate) fn save(&self) -> io::Result<()> {
         write_atomically(&self.path, self.to_text().as_bytes())
     }
 }
@@ -228,7 +228,7 @@ fn is_safe(meta: &std::fs::Metadata) -> bool {
 ///
 /// # Errors
 /// Any step failed; `path` is then unchanged.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

@@ -8,25 +8,25 @@ use super::record::Record;
 
 /// Identifies a pending stop command, in this process (not stored in the state file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StopId(pub u64);
+pub(crate) struct StopId(pub u64);
 
 /// A stop command still to run, as the state file keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingStop {
+pub(crate) struct PendingStop {
     /// The door's name.
-    pub door: String,
+    pub(crate) door: String,
     /// The knocker.
-    pub source: IpAddr,
+    pub(crate) source: IpAddr,
     /// When it is due, in Unix seconds.
-    pub due_unix: u64,
+    pub(crate) due_unix: u64,
     /// The command, `%IP%` replaced: the hole opened under an old configuration is closed by
     /// the matching command even if the configuration changed since.
-    pub command: String,
+    pub(crate) command: String,
 }
 
 /// Which of a door's commands a job runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CommandKind {
+pub(crate) enum CommandKind {
     /// The start command (after a completed sequence).
     Start,
     /// The stop command (`cmd_timeout` later, at shutdown, or restored after a restart).
@@ -35,17 +35,17 @@ pub enum CommandKind {
 
 /// One command to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Job {
+pub(crate) struct Job {
     /// The door's name (for log lines and ordering).
-    pub door: String,
+    pub(crate) door: String,
     /// The knocker.
-    pub source: IpAddr,
+    pub(crate) source: IpAddr,
     /// Start or stop.
-    pub kind: CommandKind,
+    pub(crate) kind: CommandKind,
     /// The command line, `%IP%` already substituted.
-    pub command: String,
+    pub(crate) command: String,
     /// For stop jobs: the pending stop this runs (dropped once the job finished).
-    pub stop: Option<StopId>,
+    pub(crate) stop: Option<StopId>,
 }
 
 /// Something the driver must do, in the order the core emits them.
@@ -55,7 +55,7 @@ pub struct Job {
 /// breaking change, and drivers have one arm per variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Effect {
+pub(crate) enum Effect {
     /// Log this.
     Log(Record),
     /// Record a pending stop in the state file. Emitted before the start job it belongs to;

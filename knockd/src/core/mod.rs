@@ -56,58 +56,58 @@ use knock_core::{
     PacketEvent, ots,
 };
 
-pub use effect::{CommandKind, Effect, Job, PendingStop, StopId};
-pub use record::{CommandOutcome, Level, Record};
+pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, StopId};
+pub(crate) use record::{CommandOutcome, Level, Record};
 
 /// The time of an input: the monotonic instant the matcher runs on, and the wall clock in
 /// Unix seconds (for the state file's due times, which must survive a restart).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Time {
+pub(crate) struct Time {
     /// Monotonic time (the capture clock, or the packets' time in a replay).
-    pub instant: Instant,
+    pub(crate) instant: Instant,
     /// Wall-clock time, Unix seconds.
-    pub unix_secs: u64,
+    pub(crate) unix_secs: u64,
 }
 
 /// A door's one-time sequences file, as loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OtsText {
+pub(crate) struct OtsText {
     /// The door's index in the configuration.
-    pub door: usize,
+    pub(crate) door: usize,
     /// The file, absolute (what [`Effect::RewriteOts`] names).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its content.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// A configuration to run: as parsed (one-time-sequence doors have an empty `sequence`),
 /// with the texts of the one-time sequences files.
 #[derive(Clone, Debug)]
-pub struct RunningConfig {
+pub(crate) struct RunningConfig {
     /// The parsed configuration.
-    pub config: Config,
+    pub(crate) config: Config,
     /// One entry per door with `One_Time_Sequences`.
-    pub ots: Vec<OtsText>,
+    pub(crate) ots: Vec<OtsText>,
 }
 
 /// Settings of the core that do not come from the configuration file.
 #[derive(Clone, Debug)]
-pub struct CoreOptions {
+pub(crate) struct CoreOptions {
     /// The matcher's bounds.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// `-4`: only IPv4 addresses count as local.
-    pub ipv4_only: bool,
+    pub(crate) ipv4_only: bool,
     /// Commands the driver runs at once (`--max-commands`).
-    pub max_running: usize,
+    pub(crate) max_running: usize,
     /// Jobs waiting beyond which start commands are refused.
-    pub max_waiting_starts: usize,
+    pub(crate) max_waiting_starts: usize,
     /// The state file, as log lines name it.
-    pub state_file: PathBuf,
+    pub(crate) state_file: PathBuf,
 }
 
 /// The daemon core; see the module documentation.
 #[derive(Debug)]
-pub struct Core {
+pub(crate) struct Core {
     options: CoreOptions,
     /// The running configuration: one-time-sequence doors with their active sequence.
     config: Config,
@@ -125,7 +125,7 @@ impl Core {
     /// A core running `running`, with no local address known yet (every destination
     /// counts until [`handle_local_addresses`](Self::handle_local_addresses)).
     #[must_use]
-    pub fn new(running: RunningConfig, options: CoreOptions) -> Self {
+    pub(crate) fn new(running: RunningConfig, options: CoreOptions) -> Self {
         let config = effective_config(&running);
         let matcher = Matcher::with_limits(&config, options.limits);
         Self {
@@ -142,30 +142,31 @@ impl Core {
     }
 
     /// The next effect to perform, or `None` when drained.
-    pub fn poll_effect(&mut self) -> Option<Effect> {
+    pub(crate) fn poll_effect(&mut self) -> Option<Effect> {
         self.effects.pop_front()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next (`None`: no deadline).
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.matcher.poll_timeout()
     }
 
     /// The matcher, for statistics.
     #[must_use]
-    pub const fn matcher(&self) -> &Matcher {
+    pub(crate) const fn matcher(&self) -> &Matcher {
         &self.matcher
     }
 
     /// The running configuration (one-time-sequence doors with their active sequence).
+    #[cfg(test)]
     #[must_use]
-    pub const fn config(&self) -> &Config {
+    pub(crate) const fn config(&self) -> &Config {
         &self.config
     }
 
     /// One packet.
-    pub fn handle_packet(&mut self, now: Time, packet: &PacketEvent) {
+    pub(crate) fn handle_packet(&mut self, now: Time, packet: &PacketEvent) {
         self.matcher.handle_packet(now.instant, packet);
         self.drain(now);
     }
@@ -174,7 +175,7 @@ impl Core {
     /// the burst still counts). Fed to [`Matcher::handle_packets`] at once (faster with many
     /// sources), or packet by packet while a one-time-sequence door exists, so that its
     /// sequence advances before the next packet.
-    pub fn handle_packets(&mut self, now: Time, packets: &[PacketEvent]) {
+    pub(crate) fn handle_packets(&mut self, now: Time, packets: &[PacketEvent]) {
         if self.ots.is_empty() {
             self.matcher.handle_packets(now.instant, packets);
             self.drain(now);
@@ -186,20 +187,20 @@ impl Core {
     }
 
     /// Time passed: sequence timeouts and stop commands due by `now`.
-    pub fn handle_timeout(&mut self, now: Time) {
+    pub(crate) fn handle_timeout(&mut self, now: Time) {
         self.matcher.handle_timeout(now.instant);
         self.drain(now);
     }
 
     /// The local addresses changed (or are known for the first time).
-    pub fn handle_local_addresses(&mut self, addresses: Vec<IpAddr>) {
+    pub(crate) fn handle_local_addresses(&mut self, addresses: Vec<IpAddr>) {
         self.destinations.set_addresses(addresses);
         self.matcher.set_local_addresses(self.destinations.local());
         self.refresh_filter();
     }
 
     /// A new configuration (reload). Attempts in progress are discarded, pending stops kept.
-    pub fn handle_reload(&mut self, now: Time, running: RunningConfig) {
+    pub(crate) fn handle_reload(&mut self, now: Time, running: RunningConfig) {
         self.config = effective_config(&running);
         self.ots = running.ots;
         self.matcher.replace_config(now.instant, &self.config);
@@ -209,7 +210,7 @@ impl Core {
 
     /// At startup: the pending stops a previous run left in the state file. Overdue ones run
     /// at once; the others are armed again.
-    pub fn handle_restore(&mut self, now: Time, stops: Vec<(StopId, PendingStop)>) {
+    pub(crate) fn handle_restore(&mut self, now: Time, stops: Vec<(StopId, PendingStop)>) {
         for (id, stop) in stops {
             let door = self
                 .config
@@ -253,7 +254,7 @@ impl Core {
     }
 
     /// A job emitted by [`Effect::RunJob`] finished.
-    pub fn handle_command_finished(&mut self, job: &Job, outcome: CommandOutcome) {
+    pub(crate) fn handle_command_finished(&mut self, job: &Job, outcome: CommandOutcome) {
         self.jobs_outstanding = self.jobs_outstanding.saturating_sub(1);
         self.push(Effect::Log(Record::CommandFinished {
             job: job.clone(),
@@ -270,7 +271,7 @@ impl Core {
 
     /// An [`Effect::RewriteOts`] for `door` failed with `error`: the door is disabled (its
     /// used sequence must not open again).
-    pub fn handle_ots_write_failed(&mut self, door: &str, error: String) {
+    pub(crate) fn handle_ots_write_failed(&mut self, door: &str, error: String) {
         self.push(Effect::Log(Record::OtsWriteFailed { error }));
         self.push(Effect::Log(Record::OtsDisabled {
             door: door.to_owned(),
@@ -285,7 +286,7 @@ impl Core {
 
     /// knockd is exiting: run every pending stop now (`run_pending_stops`), or leave them in
     /// the state file for the next start (`--no-stop-on-exit`).
-    pub fn handle_shutdown(&mut self, run_pending_stops: bool) {
+    pub(crate) fn handle_shutdown(&mut self, run_pending_stops: bool) {
         if !run_pending_stops {
             let count = self.stops.unstarted().len();
             if count > 0 {

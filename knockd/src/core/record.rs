@@ -16,7 +16,7 @@ use crate::logging::{JsonEvent, JsonValue};
 /// How a command ended, as the driver that ran it reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum CommandOutcome {
+pub(crate) enum CommandOutcome {
     /// The shell exited with this status.
     Exited(i32),
     /// The shell was killed by this signal.
@@ -28,14 +28,14 @@ pub enum CommandOutcome {
 impl CommandOutcome {
     /// Whether it exited with status 0.
     #[must_use]
-    pub const fn is_success(&self) -> bool {
+    pub(crate) const fn is_success(&self) -> bool {
         matches!(self, Self::Exited(0))
     }
 }
 
 /// Where a record goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     /// Log file, syslog and `-v` (knock events, commands).
     Event,
     /// `-v` only.
@@ -52,7 +52,7 @@ pub enum Level {
 /// the configuration that produced it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Record {
+pub(crate) enum Record {
     /// `source` completed step `stage` (1-based).
     Stage {
         /// The door's name.
@@ -172,7 +172,7 @@ pub enum Record {
 impl Record {
     /// Where the record goes.
     #[must_use]
-    pub fn level(&self) -> Level {
+    pub(crate) fn level(&self) -> Level {
         match self {
             Self::Stage { .. }
             | Self::Open { .. }
@@ -200,7 +200,7 @@ impl Record {
 
     /// The knocker a text line names as its label (`IP` or, with `-l`, `IP (host)`).
     #[must_use]
-    pub const fn labelled_source(&self) -> Option<IpAddr> {
+    pub(crate) const fn labelled_source(&self) -> Option<IpAddr> {
         match self {
             Self::Stage { source, .. }
             | Self::Open { source, .. }
@@ -223,14 +223,18 @@ impl Record {
     /// The text line, in 0.8's wording, the knocker named `IP (host)` when `host` is given
     /// (`Display` is this without a host).
     #[must_use]
-    pub const fn display<'a>(&'a self, host: Option<&'a str>) -> Line<'a> {
+    pub(crate) const fn display<'a>(&'a self, host: Option<&'a str>) -> Line<'a> {
         Line { record: self, host }
     }
 
     /// The JSON event, if the record has one (knock events and finished commands), stamped
     /// `time`; `host` is the knocker's name with `-l`.
     #[must_use]
-    pub fn json<'a>(&'a self, time: Timestamp, host: Option<&'a str>) -> Option<JsonEvent<'a>> {
+    pub(crate) fn json<'a>(
+        &'a self,
+        time: Timestamp,
+        host: Option<&'a str>,
+    ) -> Option<JsonEvent<'a>> {
         let stage = |stage: &usize| {
             vec![(
                 "stage",
@@ -309,7 +313,7 @@ impl fmt::Display for Record {
 
 /// A record's text line; see [`Record::display`].
 #[derive(Clone, Copy, Debug)]
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     record: &'a Record,
     host: Option<&'a str>,
 }
@@ -434,7 +438,7 @@ impl fmt::Display for Line<'_> {
 impl CommandKind {
     /// `start` or `stop`.
     #[must_use]
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Start => "start",
             Self::Stop => "stop",
