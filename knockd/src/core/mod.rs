@@ -304,12 +304,12 @@ impl Core {
                     door: settings.name.clone(),
                     source,
                 }));
-                self.close(&settings.name, source, settings.stop_command_for(source));
+                self.close(&settings.name, source);
             }
         }
         // Stops recorded but not known to the matcher (should not happen) run too.
         for (door, source) in self.stops.unstarted() {
-            self.close(&door, source, None);
+            self.close(&door, source);
         }
     }
 
@@ -352,7 +352,7 @@ impl Core {
                         door: settings.name.clone(),
                         source,
                     }));
-                    self.close(&settings.name, source, settings.stop_command_for(source));
+                    self.close(&settings.name, source);
                     continue;
                 }
                 // A kind added to knock-core after this was written: nothing is logged
@@ -414,22 +414,20 @@ impl Core {
         self.advance_one_time_sequence(door_index(door), settings);
     }
 
-    /// Runs the stop command of (`door`, `source`): the one recorded when there is one (it
-    /// matches what was opened, even across a reload), else `configured`.
-    fn close(&mut self, door: &str, source: IpAddr, configured: Option<&str>) {
-        let (command, stop) = match self.stops.start_next(door, source) {
-            Some((id, command)) => (command, Some(id)),
-            None => match configured {
-                Some(command) => (command_line(command, source), None),
-                None => return,
-            },
+    /// Runs the stop command of (`door`, `source`): the one recorded at the open (it matches
+    /// what was opened, even across a reload). Every start that ran has one; an open whose
+    /// start command was refused (flood) has none, and its close runs nothing: a stop
+    /// command for a hole never opened would only add to the flood.
+    fn close(&mut self, door: &str, source: IpAddr) {
+        let Some((id, command)) = self.stops.start_next(door, source) else {
+            return;
         };
         self.run(Job {
             door: door.to_owned(),
             source,
             kind: CommandKind::Stop,
             command,
-            stop,
+            stop: Some(id),
         });
     }
 

@@ -361,7 +361,8 @@ fn a_flood_of_opens_is_refused_once_too_many_commands_wait() {
     core.handle_packets(at(0), &burst);
     let out = effects(&mut core);
     // 1 running + 2 waiting; the others are refused, and no stop is recorded for them.
-    assert_eq!(jobs(&out).len(), 3);
+    let starts = jobs(&out);
+    assert_eq!(starts.len(), 3);
     let persisted = out
         .iter()
         .filter(|e| matches!(e, Effect::PersistStop { .. }))
@@ -377,10 +378,28 @@ fn a_flood_of_opens_is_refused_once_too_many_commands_wait() {
         refusals[0],
         "error: flood: 2 commands are waiting; not running the start command for 10.0.0.4 (1 refused so far)"
     );
-    // A finished command frees a slot.
-    let first = jobs(&out).remove(0);
-    core.handle_command_finished(&first, CommandOutcome::Exited(0));
-    effects(&mut core);
+    // Their closes come due all the same; only the recorded stops run.
+    core.handle_timeout(at(10_000));
+    let out = effects(&mut core);
+    assert_eq!(lines(&out).len(), 8, "eight command timeouts: {out:?}");
+    let stops = jobs(&out);
+    assert_eq!(stops.len(), 3, "{stops:?}");
+    assert!(
+        stops
+            .iter()
+            .all(|j| j.kind == CommandKind::Stop && j.stop.is_some())
+    );
+    // Finished commands free their slots.
+    for job in starts.iter().chain(&stops) {
+        core.handle_command_finished(job, CommandOutcome::Exited(0));
+    }
+    let out = effects(&mut core);
+    assert_eq!(
+        out.iter()
+            .filter(|e| matches!(e, Effect::DropStop(_)))
+            .count(),
+        3
+    );
     core.handle_packet(at(1), &syn(at(1), ip(20), 7000));
     assert_eq!(jobs(&effects(&mut core)).len(), 1);
 }
