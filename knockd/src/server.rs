@@ -34,6 +34,9 @@ use crate::{Error, Exit};
 /// How long shutdown waits for running commands (the pending stop commands included) before
 /// exiting anyway; stops that did not run stay in the state file for the next start.
 pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
+/// Least time between two writes of the state file: under a flood of opens it is written at
+/// most this often (the start commands waiting for it run right after), at idle at once.
+const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// Most capture events handled in one go (one loop pass) before timers and signals are looked
 /// at again; the packets among them go to the core as one burst.
 const PACKET_BATCH: usize = 256;
@@ -169,6 +172,8 @@ struct Server {
     notices: Vec<Notice>,
     /// The last write of the state file failed.
     state_failing: bool,
+    /// When the state file was last written (or tried).
+    state_written_at: Option<std::time::Instant>,
 }
 
 impl Server {
@@ -247,6 +252,7 @@ impl Server {
             lookup,
             notices: Vec::new(),
             state_failing: false,
+            state_written_at: None,
         };
         server.core.handle_local_addresses(addresses);
         server.perform();
@@ -291,7 +297,7 @@ impl Server {
             .as_ref()
             .map_or_else(crossbeam_channel::never, |l| l.answers().clone());
         loop {
-            self.end_pass();
+            self.end_pass(false);
             let timeout = self.next_wakeup();
             select! {
                 recv(self.capture_rx) -> event => {
@@ -339,11 +345,19 @@ impl Server {
     }
 
     /// The end of a loop pass: the state file is written if it changed (once, however many
-    /// opens the pass had), then the jobs held for it run, then the logs reach their files.
-    fn end_pass(&mut self) {
+    /// opens the pass had, and at most once per [`STATE_WRITE_INTERVAL`] unless `force`), then
+    /// the jobs held for it run, then the logs reach their files.
+    fn end_pass(&mut self, force: bool) {
         self.perform();
         if self.state.is_dirty() {
+            if !force && self.state_write_due().is_some() {
+                // Written soon (the loop wakes for it); held jobs wait until then.
+                self.flush_notices();
+                self.logger.flush();
+                return;
+            }
             let written = self.state.save_if_dirty();
+            self.state_written_at = Some(std::time::Instant::now());
             self.state_written(written);
         }
         for job in std::mem::take(&mut self.deferred_jobs) {
@@ -351,6 +365,12 @@ impl Server {
         }
         self.flush_notices();
         self.logger.flush();
+    }
+
+    /// When the dirty state file may be written next, if not now.
+    fn state_write_due(&self) -> Option<std::time::Instant> {
+        let due = self.state_written_at? + STATE_WRITE_INTERVAL;
+        (due > std::time::Instant::now()).then_some(due)
     }
 
     /// How long the loop may sleep: until the core's next deadline or a command's kill
@@ -363,10 +383,12 @@ impl Server {
             .poll_timeout()
             .and_then(|at| self.clock.to_std(at));
         let kill = self.executor.next_deadline();
-        let deadline = match (core, kill) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let state = self
+            .state
+            .is_dirty()
+            .then(|| self.state_write_due())
+            .flatten();
+        let deadline = [core, kill, state].into_iter().flatten().min();
         deadline.map_or(Duration::from_secs(3600), |d| {
             // Round up to the next millisecond so the wakeup is never a hair early.
             d.saturating_duration_since(now) + Duration::from_millis(1)
@@ -658,7 +680,7 @@ impl Server {
         }
         self.feed_burst();
         self.core.handle_shutdown(!self.cli.no_stop_on_exit);
-        self.end_pass();
+        self.end_pass(true);
         if !self.executor.is_idle() {
             self.logger.verbose("waiting for child processes...");
             let deadline = std::time::Instant::now() + SHUTDOWN_BUDGET;
@@ -670,7 +692,7 @@ impl Server {
                 }
                 if let Ok(mut finished) = completions.recv_timeout(left) {
                     self.command_finished(&mut finished);
-                    self.end_pass();
+                    self.end_pass(false);
                 }
             }
             if !self.executor.is_idle() {
@@ -683,7 +705,7 @@ impl Server {
                 ));
             }
         }
-        self.end_pass();
+        self.end_pass(true);
         self.logger.log("shutting down");
         self.logger.flush();
         exit
