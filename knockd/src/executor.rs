@@ -7,7 +7,8 @@
 //!   reports back over a channel, so matching never waits for a command.
 //! * Commands for the same (door, source) run one after the other in submission order: a
 //!   stop command never overtakes its start command.
-//! * At most `max_running` commands run at once; further ones queue. The daemon core refuses
+//! * At most `max_running` commands run at once; further ones queue, and the doors take turns
+//!   for free slots (a flood of jobs for one door does not delay another door's commands). The daemon core refuses
 //!   start commands once [`MAX_QUEUED_STARTS`] jobs wait (DoS: a one-step door opens on
 //!   every packet, from any spoofed source); stop commands are always accepted, and are
 //!   bounded by the matcher's bound on pending stops.
@@ -104,6 +105,37 @@ pub(crate) enum Notice {
     },
 }
 
+/// Keys ready to start, one FIFO per door, served round-robin over the doors.
+#[derive(Debug, Default)]
+struct Ready {
+    by_door: HashMap<String, VecDeque<Key>>,
+    /// Doors with a ready key, in turn order.
+    turns: VecDeque<String>,
+}
+
+impl Ready {
+    fn push(&mut self, key: Key) {
+        let queue = self.by_door.entry(key.0.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(key.0.clone());
+        }
+        queue.push_back(key);
+    }
+
+    /// The next key: the oldest of the door whose turn it is.
+    fn pop(&mut self) -> Option<Key> {
+        let door = self.turns.pop_front()?;
+        let queue = self.by_door.get_mut(&door)?;
+        let key = queue.pop_front();
+        if queue.is_empty() {
+            self.by_door.remove(&door);
+        } else {
+            self.turns.push_back(door);
+        }
+        key
+    }
+}
+
 /// The command runner. Owned by the event loop; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Executor {
@@ -113,8 +145,9 @@ pub(crate) struct Executor {
     queues: HashMap<Key, VecDeque<Job>>,
     /// Jobs in `queues`, all keys together.
     queued: usize,
-    /// Keys whose head job waits only for a free slot, in arrival order.
-    ready: VecDeque<Key>,
+    /// Keys whose head job waits only for a free slot, per door in arrival order; the doors
+    /// take turns (a flood of jobs for one door does not delay another door's).
+    ready: Ready,
     running: HashMap<Key, Running>,
     done_tx: Sender<Finished>,
     done_rx: Receiver<Finished>,
@@ -131,7 +164,7 @@ impl Executor {
             kill_after,
             queues: HashMap::new(),
             queued: 0,
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             running: HashMap::new(),
             done_tx,
             done_rx,
@@ -152,7 +185,7 @@ impl Executor {
         queue.push_back(job);
         self.queued += 1;
         if queue.len() == 1 && !self.running.contains_key(&key) {
-            self.ready.push_back(key);
+            self.ready.push(key);
         }
         self.start_ready(notices);
     }
@@ -165,14 +198,14 @@ impl Executor {
             finished.killed = running.killed;
         }
         if self.queues.get(&key).is_some_and(|q| !q.is_empty()) {
-            self.ready.push_back(key);
+            self.ready.push(key);
         }
         self.start_ready(notices);
     }
 
     fn start_ready(&mut self, notices: &mut Vec<Notice>) {
         while self.running.len() < self.max_running {
-            let Some(key) = self.ready.pop_front() else {
+            let Some(key) = self.ready.pop() else {
                 break;
             };
             let Some(queue) = self.queues.get_mut(&key) else {
@@ -393,6 +426,23 @@ mod tests {
         let done = wait_all(&mut executor, 2);
         assert!(done.iter().all(|f| f.outcome.is_success()));
         assert!(executor.is_idle());
+    }
+
+    #[test]
+    fn doors_take_turns_for_free_slots() {
+        let mut executor = Executor::new(1, None);
+        let mut notices = Vec::new();
+        for i in 0..5u8 {
+            let mut flood = job("flood", CommandKind::Start, "true");
+            flood.source = IpAddr::from([10, 1, 0, i]);
+            executor.submit(flood, &mut notices);
+        }
+        executor.submit(job("other", CommandKind::Start, "true"), &mut notices);
+        let done = wait_all(&mut executor, 6);
+        let order: Vec<&str> = done.iter().map(|f| f.job.door.as_str()).collect();
+        // The first flood job was running; the doors then take turns: the other door's job
+        // is third, not sixth.
+        assert_eq!(order[..3], ["flood", "flood", "other"], "{order:?}");
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub(crate) struct CoreOptions {
     pub(crate) ipv4_only: bool,
     /// Commands the driver runs at once (`--max-commands`).
     pub(crate) max_running: usize,
-    /// Jobs waiting beyond which start commands are refused.
+    /// Jobs of one door waiting beyond which that door's start commands are refused.
     pub(crate) max_waiting_starts: usize,
     /// The state file, as log lines name it.
     pub(crate) state_file: PathBuf,
@@ -116,8 +116,9 @@ pub(crate) struct Core {
     destinations: Destinations,
     stops: Stops,
     effects: VecDeque<Effect>,
-    /// Jobs emitted and not reported finished.
-    jobs_outstanding: usize,
+    /// Jobs emitted and not reported finished, per door (a flood against one door does not
+    /// get another door's start commands refused).
+    jobs_outstanding: HashMap<String, usize>,
     refused_starts: u64,
 }
 
@@ -136,7 +137,7 @@ impl Core {
             matcher,
             stops: Stops::default(),
             effects: VecDeque::new(),
-            jobs_outstanding: 0,
+            jobs_outstanding: HashMap::new(),
             refused_starts: 0,
         }
     }
@@ -255,7 +256,12 @@ impl Core {
 
     /// A job emitted by [`Effect::RunJob`] finished.
     pub(crate) fn handle_command_finished(&mut self, job: &Job, outcome: CommandOutcome) {
-        self.jobs_outstanding = self.jobs_outstanding.saturating_sub(1);
+        if let Some(count) = self.jobs_outstanding.get_mut(&job.door) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.jobs_outstanding.remove(&job.door);
+            }
+        }
         self.push(Effect::Log(Record::CommandFinished {
             job: job.clone(),
             outcome,
@@ -374,7 +380,8 @@ impl Core {
         if let Some(start) = settings.start_command_for(source) {
             let waiting = self
                 .jobs_outstanding
-                .saturating_sub(self.options.max_running);
+                .get(&settings.name)
+                .map_or(0, |n| n.saturating_sub(self.options.max_running));
             if waiting >= self.options.max_waiting_starts {
                 self.refused_starts += 1;
                 // One line per power of two, so a flood cannot flood the log as well.
@@ -432,7 +439,7 @@ impl Core {
     }
 
     fn run(&mut self, job: Job) {
-        self.jobs_outstanding += 1;
+        *self.jobs_outstanding.entry(job.door.clone()).or_default() += 1;
         self.push(Effect::RunJob(job));
     }
 

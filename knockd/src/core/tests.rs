@@ -405,6 +405,25 @@ fn a_flood_of_opens_is_refused_once_too_many_commands_wait() {
 }
 
 #[test]
+fn a_flood_against_one_door_does_not_refuse_another_doors_starts() {
+    let options = CoreOptions {
+        max_running: 1,
+        max_waiting_starts: 2,
+        ..options()
+    };
+    let conf = format!("{ONE_STEP}[door]\nsequence = 7100,8100,9100\ncommand = door %IP%\n");
+    let mut core = core_with(&conf, Vec::new(), options);
+    let burst: Vec<PacketEvent> = (1..=50).map(|i| syn(at(0), ip(i), 7000)).collect();
+    core.handle_packets(at(0), &burst);
+    assert_eq!(jobs(&effects(&mut core)).len(), 3);
+    for port in [7100, 8100, 9100] {
+        core.handle_packet(at(1), &syn(at(1), ip(200), port));
+    }
+    let out = effects(&mut core);
+    assert_eq!(jobs(&out)[0].command, "door 10.0.0.200", "{out:?}");
+}
+
+#[test]
 fn addresses_restrict_destinations_and_the_filter() {
     let mut core = new_core("[d]\nsequence = 7000\ncommand = open %IP%\n");
     core.handle_local_addresses(vec![ip(2), "fd00::2".parse().unwrap()]);
