@@ -5,7 +5,6 @@
 //! The logger is owned by the event-loop thread; nothing else writes to these sinks, so
 //! lines never interleave.
 
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -451,16 +450,6 @@ impl JsonEvent<'_> {
     }
 }
 
-/// `IP` or `IP (HOST)`: how 0.8 names a knocker in log lines.
-#[must_use]
-pub(crate) fn source_label(source: IpAddr, host: Option<&str>) -> String {
-    let mut label = source.to_string();
-    if let Some(host) = host {
-        let _ = write!(label, " ({host})");
-    }
-    label
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,13 +574,6 @@ mod tests {
         user.format(&mut out, syslog::Severity::LOG_NOTICE, "x")
             .unwrap();
         assert!(out.starts_with(b"<13>"));
-    }
-
-    #[test]
-    fn source_labels() {
-        let ip: IpAddr = "fd00::1".parse().unwrap();
-        assert_eq!(source_label(ip, None), "fd00::1");
-        assert_eq!(source_label(ip, Some("h.example")), "fd00::1 (h.example)");
     }
 
     #[test]

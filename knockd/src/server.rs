@@ -25,7 +25,7 @@ use crate::cli::{Cli, Settings};
 use crate::core::{Core, CoreOptions, Effect, Job, Level, Record, Time};
 use crate::executor::{Executor, Finished, MAX_QUEUED_STARTS, Notice};
 use crate::load::{Loaded, load};
-use crate::logging::{LogOptions, Logger, debug_packet, debug_time, source_label};
+use crate::logging::{LogOptions, Logger, debug_packet, debug_time};
 use crate::lookup::Lookup;
 use crate::process::{PidFile, daemonize};
 use crate::state::{StateError, StateFile};
@@ -501,11 +501,6 @@ impl Server {
         }
     }
 
-    fn label(&mut self, source: IpAddr) -> (String, Option<String>) {
-        let host = self.host(source);
-        (source_label(source, host.as_deref()), host)
-    }
-
     /// With `-l`, the knocker's host name if known (asks for it otherwise).
     fn host(&mut self, source: IpAddr) -> Option<String> {
         self.lookup
@@ -554,13 +549,12 @@ impl Server {
                     self.logger
                         .event(&format!("{}: running command: {}", job.door, job.command));
                 }
-                Notice::Killed { door, source, pid } => {
-                    let (label, _) = self.label(source);
-                    self.logger.error(&format!(
-                        "{label}: {door}: command still running after {}, killed its process group {pid}",
-                        humantime::format_duration(self.cli.command_kill_timeout)
-                    ));
-                }
+                Notice::Killed { door, source, pid } => self.log(&Record::CommandKilled {
+                    door,
+                    source,
+                    after: self.cli.command_kill_timeout,
+                    pid,
+                }),
             }
         }
     }

@@ -145,6 +145,18 @@ pub(crate) enum Record {
         /// How it ended.
         outcome: CommandOutcome,
     },
+    /// A command ran past `--command-kill-timeout` and the driver killed its process group
+    /// (reported by the driver, logged through the same type).
+    CommandKilled {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The kill timeout.
+        after: Duration,
+        /// The process group.
+        pid: u32,
+    },
     /// A one-time-sequence door has a new active sequence.
     OtsNext {
         /// The door's name.
@@ -185,9 +197,10 @@ impl Record {
             | Self::OtsExhausted { .. } => Level::Event,
             Self::Invalidated { .. } => Level::Verbose,
             Self::OtsNext { .. } => Level::Debug,
-            Self::StartRefused { .. } | Self::OtsWriteFailed { .. } | Self::OtsDisabled { .. } => {
-                Level::Error
-            }
+            Self::StartRefused { .. }
+            | Self::CommandKilled { .. }
+            | Self::OtsWriteFailed { .. }
+            | Self::OtsDisabled { .. } => Level::Error,
             Self::CommandFinished { outcome, .. } => {
                 if outcome.is_success() {
                     Level::Silent
@@ -209,7 +222,8 @@ impl Record {
             | Self::Timeout { source, .. }
             | Self::Invalidated { source, .. }
             | Self::StopRestored { source, .. }
-            | Self::StopOverdue { source, .. } => Some(*source),
+            | Self::StopOverdue { source, .. }
+            | Self::CommandKilled { source, .. } => Some(*source),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
             | Self::CommandFinished { .. }
@@ -289,6 +303,7 @@ impl Record {
             | Self::StopOverdue { .. }
             | Self::StopsLeft { .. }
             | Self::StartRefused { .. }
+            | Self::CommandKilled { .. }
             | Self::OtsNext { .. }
             | Self::OtsExhausted { .. }
             | Self::OtsWriteFailed { .. }
@@ -411,6 +426,17 @@ impl fmt::Display for Line<'_> {
                     write!(f, "error: {}: cannot run command: {error}", job.door)
                 }
             },
+            Record::CommandKilled {
+                door,
+                source,
+                after,
+                pid,
+            } => write!(
+                f,
+                "{}: {door}: command still running after {}, killed its process group {pid}",
+                label(source),
+                humantime::format_duration(*after)
+            ),
             Record::OtsNext { door, sequence } => {
                 write!(f, "new sequence for door {door}: ")?;
                 for (i, knock) in sequence.iter().enumerate() {

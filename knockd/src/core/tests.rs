@@ -477,6 +477,16 @@ fn records_render_in_0_8_wording_and_json() {
         outcome: CommandOutcome::Signaled(9),
     };
     assert_eq!(killed.level(), Level::Error);
+    let hung = Record::CommandKilled {
+        door: "d".into(),
+        source: ip(1),
+        after: Duration::from_secs(600),
+        pid: 4242,
+    };
+    assert_eq!(
+        hung.display(Some("h")).to_string(),
+        "10.0.0.1 (h): d: command still running after 10m, killed its process group 4242"
+    );
     assert_eq!(killed.to_string(), "d: command terminated by signal 9");
     assert_eq!(
         killed.json(time, None).unwrap().to_line(),
