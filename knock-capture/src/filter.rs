@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use knock_core::{Door, Protocol};
+use knock_core::{Door, LocalAddresses, Protocol};
 
 /// A filter that compiles on every link type and matches no packet: used when there is no
 /// door, so the kernel hands nothing to user space. (`less 0` is a length test, "at most 0
@@ -110,6 +110,84 @@ pub(crate) fn for_link(expression: &str, link: crate::LinkType) -> String {
         out = format!("({expression}) or (vlan and ({out}))");
     }
     out
+}
+
+/// The capture-side view of where knocks may be addressed: the local addresses known so far
+/// (restricted to IPv4 with `-4`), the destinations the matcher accepts, and the kernel
+/// filter for a set of doors.
+///
+/// A daemon keeps one, passes it the addresses it discovers
+/// ([`set_addresses`](Self::set_addresses), e.g. on `CaptureEvent::AddressesChanged`) and
+/// asks it, whenever the addresses or the doors' sequences change (one-time sequences), for
+/// the matcher's [`local`](Self::local) destinations and the [`filter`](Self::filter) text
+/// to install. Plain data, no I/O.
+///
+/// ```
+/// use knock_capture::Destinations;
+/// use knock_core::{Config, LocalAddresses};
+///
+/// let doors = Config::parse("[d]\nsequence = 7000\ncommand = true\n")?.config.doors;
+/// let mut destinations = Destinations::new(true);
+/// // No address known yet: every destination counts (capture sees only this host's
+/// // packets anyway).
+/// assert_eq!(destinations.local(), LocalAddresses::Any);
+/// destinations.set_addresses(vec!["10.0.0.1".parse()?, "fd00::1".parse()?]);
+/// // `-4`: the IPv6 address is dropped.
+/// assert_eq!(destinations.addresses(), ["10.0.0.1".parse::<std::net::IpAddr>()?]);
+/// // The IPv4 part names the address; the capture installs it as `ip and (…)` with `-4`.
+/// assert!(destinations.filter(&doors).starts_with("(ip and (dst host 10.0.0.1) and (tcp dst port 7000))"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Destinations {
+    ipv4_only: bool,
+    addresses: Vec<IpAddr>,
+}
+
+impl Destinations {
+    /// No address known yet; `ipv4_only` (`-4`) drops IPv6 addresses.
+    #[must_use]
+    pub const fn new(ipv4_only: bool) -> Self {
+        Self {
+            ipv4_only,
+            addresses: Vec::new(),
+        }
+    }
+
+    /// Replaces the known local addresses (IPv6 ones are dropped with `ipv4_only`).
+    pub fn set_addresses(&mut self, mut addresses: Vec<IpAddr>) {
+        if self.ipv4_only {
+            addresses.retain(IpAddr::is_ipv4);
+        }
+        self.addresses = addresses;
+    }
+
+    /// The known local addresses.
+    #[must_use]
+    pub fn addresses(&self) -> &[IpAddr] {
+        &self.addresses
+    }
+
+    /// The destinations the matcher should accept for doors without `Target`: the known
+    /// addresses, or [`LocalAddresses::Any`] while none is known (an interface without
+    /// address, `any`): capture is non-promiscuous and incoming-only, so the packets seen are
+    /// addressed to this host anyway (knockd 0.8 accepted none then, bug B4).
+    #[must_use]
+    pub fn local(&self) -> LocalAddresses {
+        if self.addresses.is_empty() {
+            LocalAddresses::Any
+        } else {
+            LocalAddresses::List(self.addresses.clone())
+        }
+    }
+
+    /// The kernel filter for `doors` (with their current sequences) and these addresses:
+    /// [`filter_expression`]. With `ipv4_only` the capture restricts it further to IPv4 when
+    /// installing it (`CaptureConfig::ipv4_only`).
+    #[must_use]
+    pub fn filter(&self, doors: &[Door]) -> String {
+        filter_expression(doors, &self.addresses)
+    }
 }
 
 /// Adds what `door` admits in one family (`local`: that family's local addresses).

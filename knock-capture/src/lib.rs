@@ -11,7 +11,9 @@
 //!   Needs no libpcap.
 //! * [`filter_expression`]: the kernel (BPF) filter text for a set of doors: a superset of
 //!   what knock-core admits (protocols, destination ports, destination hosts). Needs no
-//!   libpcap either.
+//!   libpcap either. [`Destinations`] keeps the local addresses (IPv4 only with `-4`) and
+//!   gives the matcher's destinations (any while none is known) and the filter to install
+//!   when the addresses or the doors change.
 //! * [`local_addresses`]: the addresses of the chosen interfaces, including labelled
 //!   aliases (`eth0:1`).
 //! * [`LiveCapture`] (feature `libpcap`, on by default): one thread per interface, asleep in
@@ -110,7 +112,7 @@ mod offline;
 pub use addresses::{ANY_INTERFACE, local_addresses};
 pub use clock::{Clock, instant_from_timeval};
 pub use decode::{AtomicIgnoredCounts, Ignored, IgnoredCounts, decode};
-pub use filter::{MATCH_NOTHING, MAX_HOST_TERMS, MAX_PORT_TERMS, filter_expression};
+pub use filter::{Destinations, MATCH_NOTHING, MAX_HOST_TERMS, MAX_PORT_TERMS, filter_expression};
 pub use link::LinkType;
 
 #[cfg(feature = "libpcap")]

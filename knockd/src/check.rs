@@ -19,7 +19,7 @@ use crate::{Error, Exit};
 ///
 /// # Errors
 /// The configuration cannot be read or is invalid.
-pub fn run(cli: &Cli) -> Result<Exit, Error> {
+pub(crate) fn run(cli: &Cli) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
     let loaded = load(&shown, &absolute_from(&cwd, &cli.config), &cwd)?;
@@ -58,16 +58,15 @@ fn check_nft_sets(loaded: &Loaded, stderr: &mut impl std::io::Write) -> Result<(
         );
         return Ok(());
     }
-    let mut sets = crate::nft::NftSets::open().map_err(|e| Error::Fatal(e.to_string()))?;
-    sets.validate_doors(doors)
-        .map_err(|e| Error::Fatal(e.to_string()))?;
+    let mut sets = crate::nft::NftSets::open().map_err(Error::NftOpen)?;
+    sets.validate_doors(doors).map_err(Error::NftSet)?;
     Ok(())
 }
 
 /// The text `--check` prints: a comment header with the effective settings, then the
 /// canonical configuration.
 #[must_use]
-pub fn render(shown: &str, loaded: &Loaded, settings: &Settings) -> String {
+pub(crate) fn render(shown: &str, loaded: &Loaded, settings: &Settings) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# {shown}: configuration is valid");
     let source = match settings.interfaces_source {

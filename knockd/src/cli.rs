@@ -7,14 +7,14 @@ use clap::{ArgAction, CommandFactory, Parser};
 use knock_core::Config;
 
 /// Where knockd reads its configuration unless `-c` says otherwise (as 0.8).
-pub const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
 /// Where `-d` writes the process id unless `-p` or `PidFile` say otherwise (as 0.8).
-pub const DEFAULT_PID_FILE: &str = "/var/run/knockd.pid";
+pub(crate) const DEFAULT_PID_FILE: &str = "/var/run/knockd.pid";
 /// Where pending stop commands are recorded unless `--state-file` says otherwise.
-pub const DEFAULT_STATE_FILE: &str = "/var/lib/knockd/pending-stops";
+pub(crate) const DEFAULT_STATE_FILE: &str = "/var/lib/knockd/pending-stops";
 /// The interface used when neither `-i` nor `Interface` names one and no default route is
 /// found (0.8's default).
-pub const FALLBACK_INTERFACE: &str = "eth0";
+pub(crate) const FALLBACK_INTERFACE: &str = "eth0";
 
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
@@ -38,91 +38,91 @@ and reopens the log file; SIGUSR1/SIGUSR2 log the counters; SIGPIPE is ignored."
     after_help = EXIT_STATUS_HELP,
     disable_version_flag = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Interface to listen on (repeatable, or comma-separated); overrides `Interface`
     /// [default: the default route's interface, else eth0].
     #[arg(short, long = "interface", value_name = "IF", value_delimiter = ',', action = ArgAction::Append)]
-    pub interfaces: Vec<String>,
+    pub(crate) interfaces: Vec<String>,
 
     /// Run in the background (fork, setsid, chdir /) and write the pid file.
     #[arg(short, long)]
-    pub daemon: bool,
+    pub(crate) daemon: bool,
 
     /// Configuration file.
     #[arg(short, long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
 
     /// Debug output on stdout (configuration, every captured packet, filters).
     #[arg(short = 'D', long)]
-    pub debug: bool,
+    pub(crate) debug: bool,
 
     /// Show knockers' host names in log lines (reverse lookups, never blocking matching).
     #[arg(short, long)]
-    pub lookup: bool,
+    pub(crate) lookup: bool,
 
     /// Ignore IPv6 packets and addresses.
     #[arg(short = '4', long = "only-ip-v4")]
-    pub only_ipv4: bool,
+    pub(crate) only_ipv4: bool,
 
     /// Verbose output on stdout.
     #[arg(short, long)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 
     /// Print the version and exit.
     #[arg(short = 'V', long, action = ArgAction::Version)]
-    pub version: Option<bool>,
+    pub(crate) version: Option<bool>,
 
     /// Pid file written in daemon mode; overrides `PidFile` [default: /var/run/knockd.pid].
     #[arg(short, long, value_name = "FILE")]
-    pub pidfile: Option<PathBuf>,
+    pub(crate) pidfile: Option<PathBuf>,
 
     /// Log file; overrides `LogFile`.
     #[arg(short = 'g', long, value_name = "FILE")]
-    pub logfile: Option<PathBuf>,
+    pub(crate) logfile: Option<PathBuf>,
 
     /// Parse the configuration, print it in canonical form with every warning, and exit
     /// (status 0 if valid, 1 if not).
     #[arg(long, conflicts_with = "replay")]
-    pub check: bool,
+    pub(crate) check: bool,
 
     /// Run a pcap capture file through the configuration and print what would have
     /// happened, with the packets' times; runs no command.
     #[arg(long, value_name = "FILE.pcap")]
-    pub replay: Option<PathBuf>,
+    pub(crate) replay: Option<PathBuf>,
 
     /// Also write every event (stage, open, close, timeout, invalidated, command result) as
     /// one JSON object per line to this file.
     #[arg(long, value_name = "FILE")]
-    pub json_log: Option<PathBuf>,
+    pub(crate) json_log: Option<PathBuf>,
 
     /// Where pending stop commands are recorded, so that they run after a crash or restart.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_STATE_FILE)]
-    pub state_file: PathBuf,
+    pub(crate) state_file: PathBuf,
 
     /// Syslog facility used when `UseSyslog` is set (daemon, user, local0…local7, …).
     #[arg(long, value_name = "NAME", default_value = "daemon", value_parser = parse_facility)]
-    pub syslog_facility: String,
+    pub(crate) syslog_facility: String,
 
     /// Most knock sources tracked at once; beyond it the oldest attempt is dropped (bounds
     /// memory under a spoofed-source flood).
     #[arg(long, value_name = "N", default_value_t = knock_core::DEFAULT_MAX_SOURCES,
           value_parser = parse_positive)]
-    pub max_sources: usize,
+    pub(crate) max_sources: usize,
 
     /// Most commands running at once; further ones wait their turn.
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = parse_positive)]
-    pub max_commands: usize,
+    pub(crate) max_commands: usize,
 
     /// Kill a command (its whole process group) that is still running after this long
     /// (e.g. `300s`, `10m`; `0` never kills).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub command_kill_timeout: std::time::Duration,
+    pub(crate) command_kill_timeout: std::time::Duration,
 
     /// On SIGTERM/SIGINT, do not run the pending stop commands (they stay recorded in the
     /// state file and run at the next start).
     #[arg(long)]
-    pub no_stop_on_exit: bool,
+    pub(crate) no_stop_on_exit: bool,
 }
 
 fn parse_facility(text: &str) -> Result<String, String> {
@@ -154,27 +154,27 @@ pub fn cli_command() -> clap::Command {
 
 /// What the command line and the configuration file decide together.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Interfaces to listen on, never empty.
-    pub interfaces: Vec<String>,
+    pub(crate) interfaces: Vec<String>,
     /// Where the interface list came from, for the documentation of the default.
-    pub interfaces_source: InterfacesSource,
+    pub(crate) interfaces_source: InterfacesSource,
     /// Interfaces that were listed beside `any` and dropped: `any` already captures on every
     /// interface, so each packet would be seen twice and every multi-step knock invalidated
     /// (issue 10 item 9). `--check` warns about them; the daemon should log the same warning
     /// ([`Settings::overlap_warning`]).
-    pub overlapping_interfaces: Vec<String>,
+    pub(crate) overlapping_interfaces: Vec<String>,
     /// The log file, if any.
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// The pid file (used in daemon mode).
-    pub pid_file: PathBuf,
+    pub(crate) pid_file: PathBuf,
     /// Whether to log to syslog.
-    pub use_syslog: bool,
+    pub(crate) use_syslog: bool,
 }
 
 /// Which setting chose the interfaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InterfacesSource {
+pub(crate) enum InterfacesSource {
     /// `-i`.
     CommandLine,
     /// `Interface =` in `[options]`.
@@ -191,7 +191,7 @@ impl Settings {
     /// inconsistency is fixed). Relative paths are made absolute against `cwd`, so they keep
     /// meaning the same file after `-d` changes directory.
     #[must_use]
-    pub fn resolve(cli: &Cli, config: &Config, cwd: &Path) -> Self {
+    pub(crate) fn resolve(cli: &Cli, config: &Config, cwd: &Path) -> Self {
         let (mut interfaces, interfaces_source) = if !cli.interfaces.is_empty() {
             (split_names(&cli.interfaces), InterfacesSource::CommandLine)
         } else if !config.options.interfaces.is_empty() {
@@ -241,7 +241,7 @@ impl Settings {
 impl Settings {
     /// The warning about [`overlapping_interfaces`](Self::overlapping_interfaces), if any.
     #[must_use]
-    pub fn overlap_warning(&self) -> Option<String> {
+    pub(crate) fn overlap_warning(&self) -> Option<String> {
         (!self.overlapping_interfaces.is_empty()).then(|| {
             format!(
                 "interface {} listed beside \"any\", which already captures on every interface \
@@ -267,7 +267,7 @@ fn split_names(names: &[String]) -> Vec<String> {
 
 /// `path` made absolute against `cwd` (unchanged if already absolute).
 #[must_use]
-pub fn absolute_from(cwd: &Path, path: &Path) -> PathBuf {
+pub(crate) fn absolute_from(cwd: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {

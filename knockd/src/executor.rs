@@ -7,10 +7,11 @@
 //!   reports back over a channel, so matching never waits for a command.
 //! * Commands for the same (door, source) run one after the other in submission order: a
 //!   stop command never overtakes its start command.
-//! * At most `max_running` commands run at once; further ones queue. Start commands are
-//!   refused once [`MAX_QUEUED_STARTS`] jobs wait (DoS: a one-step door opens on every
-//!   packet, from any spoofed source); stop commands are always accepted, and are bounded by
-//!   the matcher's bound on pending stops.
+//! * At most `max_running` commands run at once; further ones queue, and the doors take turns
+//!   for free slots (a flood of jobs for one door does not delay another door's commands). The daemon core refuses
+//!   start commands once [`MAX_QUEUED_STARTS`] jobs wait (DoS: a one-step door opens on
+//!   every packet, from any spoofed source); stop commands are always accepted, and are
+//!   bounded by the matcher's bound on pending stops.
 //! * A command still running after `kill_after` is killed with its whole process group.
 
 use std::collections::{HashMap, VecDeque};
@@ -21,47 +22,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-/// Most jobs waiting for a slot before new start commands are refused.
-pub const MAX_QUEUED_STARTS: usize = 4096;
+use crate::core::CommandOutcome;
+pub(crate) use crate::core::Job;
 
-/// Which of a door's commands a job runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CommandKind {
-    /// The start command (after a completed sequence).
-    Start,
-    /// The stop command (`cmd_timeout` later, at shutdown, or restored after a restart).
-    Stop,
-}
-
-impl CommandKind {
-    /// `start` or `stop`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Start => "start",
-            Self::Stop => "stop",
-        }
-    }
-}
-
-/// One command to run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Job {
-    /// The door's name (for log lines and ordering).
-    pub door: String,
-    /// The knocker.
-    pub source: IpAddr,
-    /// Start or stop.
-    pub kind: CommandKind,
-    /// The command line, `%IP%` already substituted.
-    pub command: String,
-    /// For stop jobs: the id of the pending-stop record to drop once it ran.
-    pub state_id: Option<u64>,
-}
+/// Most jobs waiting for a slot before the daemon core refuses new start commands (it counts
+/// the jobs it emitted and not yet reported finished).
+pub(crate) const MAX_QUEUED_STARTS: usize = 4096;
 
 /// How a command ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The shell exited with this status.
     Exited(i32),
     /// The shell was killed by this signal.
@@ -82,23 +52,32 @@ impl Outcome {
     }
 
     /// Whether the command succeeded (exit status 0).
+    #[cfg(test)]
     #[must_use]
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         matches!(self, Self::Exited(0))
+    }
+
+    /// What the daemon core is told.
+    #[must_use]
+    pub(crate) fn to_core(&self) -> CommandOutcome {
+        match self {
+            Self::Exited(code) => CommandOutcome::Exited(*code),
+            Self::Signaled(signal) => CommandOutcome::Signaled(*signal),
+            Self::SpawnFailed(e) | Self::WaitFailed(e) => CommandOutcome::Failed(e.to_string()),
+        }
     }
 }
 
 /// A finished command, reported to the event loop.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// What ran.
-    pub job: Job,
+    pub(crate) job: Job,
     /// How it ended.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     /// Whether the executor killed it for running past the kill timeout.
-    pub killed: bool,
-    /// Its process id (0 if it never started).
-    pub pid: u32,
+    pub(crate) killed: bool,
 }
 
 type Key = (String, IpAddr);
@@ -112,7 +91,7 @@ struct Running {
 
 /// Something the executor did that the caller should log.
 #[derive(Debug)]
-pub enum Notice {
+pub(crate) enum Notice {
     /// A command was started.
     Started(Job),
     /// A command ran past the kill timeout and its process group was killed.
@@ -126,17 +105,49 @@ pub enum Notice {
     },
 }
 
+/// Keys ready to start, one FIFO per door, served round-robin over the doors.
+#[derive(Debug, Default)]
+struct Ready {
+    by_door: HashMap<String, VecDeque<Key>>,
+    /// Doors with a ready key, in turn order.
+    turns: VecDeque<String>,
+}
+
+impl Ready {
+    fn push(&mut self, key: Key) {
+        let queue = self.by_door.entry(key.0.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(key.0.clone());
+        }
+        queue.push_back(key);
+    }
+
+    /// The next key: the oldest of the door whose turn it is.
+    fn pop(&mut self) -> Option<Key> {
+        let door = self.turns.pop_front()?;
+        let queue = self.by_door.get_mut(&door)?;
+        let key = queue.pop_front();
+        if queue.is_empty() {
+            self.by_door.remove(&door);
+        } else {
+            self.turns.push_back(door);
+        }
+        key
+    }
+}
+
 /// The command runner. Owned by the event loop; see the module docs.
 #[derive(Debug)]
-pub struct Executor {
+pub(crate) struct Executor {
     max_running: usize,
     kill_after: Option<Duration>,
     /// Jobs waiting, per key, in order; a key appears in `ready` when its head can start.
     queues: HashMap<Key, VecDeque<Job>>,
     /// Jobs in `queues`, all keys together.
     queued: usize,
-    /// Keys whose head job waits only for a free slot, in arrival order.
-    ready: VecDeque<Key>,
+    /// Keys whose head job waits only for a free slot, per door in arrival order; the doors
+    /// take turns (a flood of jobs for one door does not delay another door's).
+    ready: Ready,
     running: HashMap<Key, Running>,
     done_tx: Sender<Finished>,
     done_rx: Receiver<Finished>,
@@ -146,14 +157,14 @@ impl Executor {
     /// An executor running at most `max_running` commands at once, killing those that run
     /// longer than `kill_after` (never, if `None`).
     #[must_use]
-    pub fn new(max_running: usize, kill_after: Option<Duration>) -> Self {
+    pub(crate) fn new(max_running: usize, kill_after: Option<Duration>) -> Self {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         Self {
             max_running: max_running.max(1),
             kill_after,
             queues: HashMap::new(),
             queued: 0,
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             running: HashMap::new(),
             done_tx,
             done_rx,
@@ -162,39 +173,39 @@ impl Executor {
 
     /// The channel on which finished commands arrive; pass each to [`finished`](Self::finished).
     #[must_use]
-    pub fn completions(&self) -> &Receiver<Finished> {
+    pub(crate) fn completions(&self) -> &Receiver<Finished> {
         &self.done_rx
     }
 
     /// Queues a job; it starts at once if nothing else runs for its (door, source) and a slot
     /// is free.
-    pub fn submit(&mut self, job: Job, notices: &mut Vec<Notice>) {
+    pub(crate) fn submit(&mut self, job: Job, notices: &mut Vec<Notice>) {
         let key = (job.door.clone(), job.source);
         let queue = self.queues.entry(key.clone()).or_default();
         queue.push_back(job);
         self.queued += 1;
         if queue.len() == 1 && !self.running.contains_key(&key) {
-            self.ready.push_back(key);
+            self.ready.push(key);
         }
         self.start_ready(notices);
     }
 
     /// Records that a command finished (call with every [`Finished`] from
     /// [`completions`](Self::completions)) and starts whatever was waiting for it.
-    pub fn finished(&mut self, finished: &mut Finished, notices: &mut Vec<Notice>) {
+    pub(crate) fn finished(&mut self, finished: &mut Finished, notices: &mut Vec<Notice>) {
         let key = (finished.job.door.clone(), finished.job.source);
         if let Some(running) = self.running.remove(&key) {
             finished.killed = running.killed;
         }
         if self.queues.get(&key).is_some_and(|q| !q.is_empty()) {
-            self.ready.push_back(key);
+            self.ready.push(key);
         }
         self.start_ready(notices);
     }
 
     fn start_ready(&mut self, notices: &mut Vec<Notice>) {
         while self.running.len() < self.max_running {
-            let Some(key) = self.ready.pop_front() else {
+            let Some(key) = self.ready.pop() else {
                 break;
             };
             let Some(queue) = self.queues.get_mut(&key) else {
@@ -235,7 +246,6 @@ impl Executor {
                                 job: for_waiter,
                                 outcome,
                                 killed: false,
-                                pid,
                             });
                         });
                     if let Err(e) = waiter {
@@ -245,7 +255,6 @@ impl Executor {
                             job,
                             outcome: Outcome::WaitFailed(e),
                             killed: false,
-                            pid,
                         });
                     }
                 }
@@ -256,7 +265,6 @@ impl Executor {
                         job,
                         outcome: Outcome::SpawnFailed(e),
                         killed: false,
-                        pid: 0,
                     });
                     // Keep the key busy until that notice is processed, so order holds.
                     self.running.insert(
@@ -274,7 +282,7 @@ impl Executor {
 
     /// The next kill deadline, if any command has one.
     #[must_use]
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.running
             .values()
             .filter(|r| !r.killed && r.pid != 0)
@@ -283,7 +291,7 @@ impl Executor {
     }
 
     /// Kills (SIGKILL, whole process group) every command past its deadline at `now`.
-    pub fn kill_overdue(&mut self, now: Instant, notices: &mut Vec<Notice>) {
+    pub(crate) fn kill_overdue(&mut self, now: Instant, notices: &mut Vec<Notice>) {
         for ((door, source), running) in &mut self.running {
             if running.killed || running.pid == 0 {
                 continue;
@@ -302,26 +310,19 @@ impl Executor {
 
     /// Commands running now.
     #[must_use]
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.running.len()
     }
 
     /// Commands waiting to start.
     #[must_use]
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queued
-    }
-
-    /// Whether a new start command would be accepted (fewer than [`MAX_QUEUED_STARTS`] jobs
-    /// wait).
-    #[must_use]
-    pub fn accepts_starts(&self) -> bool {
-        self.queued < MAX_QUEUED_STARTS
     }
 
     /// Whether nothing runs and nothing waits.
     #[must_use]
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.running.is_empty() && self.queues.is_empty()
     }
 }
@@ -349,6 +350,7 @@ fn kill_group(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::CommandKind;
 
     fn job(door: &str, kind: CommandKind, command: &str) -> Job {
         Job {
@@ -356,7 +358,7 @@ mod tests {
             source: "10.0.0.1".parse().unwrap(),
             kind,
             command: command.into(),
-            state_id: None,
+            stop: None,
         }
     }
 
@@ -427,26 +429,20 @@ mod tests {
     }
 
     #[test]
-    fn start_commands_are_refused_when_too_many_wait() {
-        let mut executor = Executor::new(1, Some(Duration::ZERO));
+    fn doors_take_turns_for_free_slots() {
+        let mut executor = Executor::new(1, None);
         let mut notices = Vec::new();
-        executor.submit(job("busy", CommandKind::Start, "sleep 1000"), &mut notices);
-        for i in 0..MAX_QUEUED_STARTS {
-            assert!(executor.accepts_starts());
-            let mut waiting = job("d", CommandKind::Start, "true");
-            waiting.source = IpAddr::from([10, 1, (i >> 8) as u8, i as u8]);
-            executor.submit(waiting, &mut notices);
+        for i in 0..5u8 {
+            let mut flood = job("flood", CommandKind::Start, "true");
+            flood.source = IpAddr::from([10, 1, 0, i]);
+            executor.submit(flood, &mut notices);
         }
-        assert_eq!(executor.queued(), MAX_QUEUED_STARTS);
-        assert!(!executor.accepts_starts());
-        // Clean up: kill the running command and reap it (the queued ones never start).
-        let deadline = executor.next_deadline().unwrap();
-        executor.kill_overdue(deadline, &mut notices);
-        let finished = executor
-            .completions()
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap();
-        assert!(matches!(finished.outcome, Outcome::Signaled(9)));
+        executor.submit(job("other", CommandKind::Start, "true"), &mut notices);
+        let done = wait_all(&mut executor, 6);
+        let order: Vec<&str> = done.iter().map(|f| f.job.door.as_str()).collect();
+        // The first flood job was running; the doors then take turns: the other door's job
+        // is third, not sixth.
+        assert_eq!(order[..3], ["flood", "flood", "other"], "{order:?}");
     }
 
     #[test]

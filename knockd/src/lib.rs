@@ -1,23 +1,32 @@
 //! knockd: the port-knock server, a drop-in replacement for knockd 0.8.
 //!
-//! The binary (`src/main.rs`) only calls [`run`] and turns the outcome into an exit status.
-//! Everything else lives here, in small modules:
+//! The binary (`src/main.rs`) only calls [`run`] and [`report`]; `xtask` uses
+//! [`cli_command`] for the man page and completions. Everything else is private, in layers:
 //!
-//! * [`cli`]: the command line (0.8's flags and the new ones) and how it combines with the
-//!   configuration file;
-//! * [`load`]: reading and validating the configuration and the one-time sequences files;
-//! * [`check`]: the `--check` option;
-//! * [`replay`]: `--replay FILE.pcap`;
-//! * [`server`]: the daemon's event loop (capture events, signals, timers, finished
-//!   commands);
-//! * [`executor`]: running start/stop commands off the event loop, in order per knocker;
-//! * [`nft`]: nftables set elements over netlink (native doors, `Nft_Set`);
-//! * [`state`]: the pending-stops state file;
-//! * [`ots`]: one-time sequences files, updated atomically;
-//! * [`secret`]: TOTP secret files (owner-only, first line);
-//! * [`logging`]: log file, syslog, `-v`/`-D` output, JSON lines;
-//! * [`lookup`]: `-l` reverse lookups on a worker thread;
-//! * [`process`]: daemon mode and the pid file.
+//! ```text
+//!  capture ──▶ matcher ──▶ daemon core ──▶ effects ──▶ drivers
+//!  knock-capture  knock-core  core/        Effect      server.rs: executor, state file,
+//!  (libpcap,      (Matcher:   (running     (plain        OTS files, capture filter, logs
+//!   decode,        actions)    config,      data)      replay.rs: prints what would run
+//!   Destinations)              stops, OTS)
+//! ```
+//!
+//! * `core`: the I/O-free daemon core. It owns the running configuration (one-time
+//!   sequences included), the matcher and the pending-stop records, takes packets, timer
+//!   expiries, command completions, reloads, address changes, the state restored at startup
+//!   and shutdown, with the time, and returns effects: log a `Record` (the one type for what
+//!   is logged, 0.8's wording and a JSON rendering), persist or drop a pending stop, run a
+//!   job, rewrite a one-time sequences file, set the capture filter. Its ordering rules are
+//!   unit-tested with a virtual clock.
+//! * `server`: the live driver (capture, signals, timers, executor, state file written at
+//!   most once per loop pass); `replay`: `--replay FILE.pcap`, a driver that performs
+//!   nothing and prints what would run.
+//! * `cli` (0.8's flags and the new ones), `load` (configuration and one-time sequences
+//!   files), `check` (`--check`), `executor` (commands off the event loop, in order per
+//!   knocker), `state` (the pending-stops file), `ots` (one-time sequences files, written
+//!   atomically), `secret` (TOTP secret files: owner-only, first line), `nft` (nftables set
+//!   elements over netlink, for `Nft_Set` doors), `logging` (log file, syslog, `-v`/`-D`,
+//!   JSON lines), `lookup` (`-l`), `process` (daemon mode, pid file).
 //!
 //! `src/main.rs` does little more than this (here with `--check`, which validates a
 //! configuration and prints it in canonical form):
@@ -44,24 +53,30 @@
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::Parser;
 
-pub mod check;
-pub mod cli;
-pub mod executor;
-pub mod load;
-pub mod logging;
-pub mod lookup;
+mod check;
+mod cli;
+mod core;
+mod executor;
+mod load;
+mod logging;
+mod lookup;
+// Public only for its root integration tests (tests/nft.rs), which drive it inside network
+// namespaces; not a stable API.
+#[doc(hidden)]
 pub mod nft;
-pub mod ots;
-pub mod process;
-pub mod replay;
-pub mod secret;
-pub mod server;
-pub mod state;
+mod ots;
+mod process;
+mod replay;
+mod secret;
+mod server;
+mod state;
 
-pub use cli::{Cli, cli_command};
+use cli::Cli;
+pub use cli::cli_command;
 
 /// How knockd ended normally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +102,8 @@ impl Exit {
     }
 }
 
-/// Why knockd could not run.
+/// Why knockd could not run. Each message carries its cause once (no variant has a
+/// `source`: the text is the whole story).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -110,12 +126,53 @@ pub enum Error {
         /// The system's description of the error.
         reason: String,
     },
-    /// `--replay` could not read its capture file.
+    /// `--replay` could not open its capture file: the path and libpcap's reason.
+    #[error("cannot read {}: {reason}", path.display())]
+    ReplayOpen {
+        /// The capture file.
+        path: PathBuf,
+        /// Why (libpcap's message).
+        reason: String,
+    },
+    /// `--replay` hit a read error in the middle of its capture file.
+    #[error("{}: read error after {packets} packets: {reason}", path.display())]
+    ReplayRead {
+        /// The capture file.
+        path: PathBuf,
+        /// Packets read before the error.
+        packets: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The current directory cannot be read (relative paths are resolved against it).
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(std::io::Error),
+    /// `-d` failed.
+    #[error("cannot daemonize: {0}")]
+    Daemonize(std::io::Error),
+    /// The signal handlers or their thread could not be set up.
+    #[error("cannot {what}: {error}")]
+    Signals {
+        /// What failed.
+        what: &'static str,
+        /// The system's error.
+        error: std::io::Error,
+    },
+    /// Capture could not start (the capture error says where and why).
     #[error("{0}")]
-    Replay(String),
-    /// The daemon could not start or had to give up.
+    Capture(knock_capture::CaptureError),
+    /// Every capture thread ended.
+    #[error("packet capture stopped")]
+    CaptureStopped,
+    /// The signal thread ended.
+    #[error("signal thread stopped")]
+    SignalThreadStopped,
+    /// The nftables netlink socket could not be opened (to check the sets).
     #[error("{0}")]
-    Fatal(String),
+    NftOpen(nft::NftError),
+    /// A door's nftables set is missing or unfit (the message names the door and the set).
+    #[error("{0}")]
+    NftSet(nft::DoorSetError),
 }
 
 impl Error {
@@ -138,10 +195,33 @@ impl Error {
 /// The system's text for an I/O error, without Rust's ` (os error N)` suffix: `No such file
 /// or directory`, as 0.8's `perror` printed it.
 #[must_use]
-pub fn io_reason(error: &std::io::Error) -> String {
+fn io_reason(error: &std::io::Error) -> String {
     match error.raw_os_error() {
         Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
         None => error.to_string(),
+    }
+}
+
+/// Prints `error` as knockd reports it and returns the exit status: help and version on
+/// stdout with status 0; a bad option on stderr with status 1 (not clap's 2, which would
+/// read as "stopped by SIGINT"); a configuration error as `FILE:LINE:COL: message`, the
+/// quoted line and a caret (the shape editors and compilers use, so no program-name prefix);
+/// anything else as `knockd: message`.
+#[must_use]
+pub fn report(error: &Error) -> u8 {
+    match error {
+        Error::Usage(e) => {
+            let _ = e.print();
+            u8::from(e.use_stderr())
+        }
+        Error::Config { .. } => {
+            logging::stderr_line(&error.to_string());
+            error.status()
+        }
+        _ => {
+            logging::stderr_line(&format!("knockd: {error}"));
+            error.status()
+        }
     }
 }
 

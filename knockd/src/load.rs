@@ -6,31 +6,34 @@ use std::io::Read as _;
 use std::path::Path;
 
 use knock_core::totp::Totp;
-use knock_core::{Config, ConfigError, DoorId, Knock, Warning};
+use knock_core::{Config, ConfigError, Knock, Warning};
+
+use crate::core::{OtsText, RunningConfig};
 
 use crate::ots::{OtsFile, ots_file};
 use crate::{Error, io_reason};
 
 /// A door's one-time sequences, as loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OtsDoor {
-    /// The door's index.
-    pub door: DoorId,
+pub(crate) struct OtsDoor {
+    /// The door's index in the configuration.
+    pub(crate) door: usize,
     /// The door's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its file.
-    pub file: OtsFile,
+    pub(crate) file: OtsFile,
     /// The active sequence when the file was loaded; `None` when it had none left (the door
-    /// is disabled). Not updated afterwards: the running daemon keeps the current sequence in
-    /// its matcher and running configuration.
-    pub active: Option<Vec<Knock>>,
+    /// is disabled). Not updated afterwards: the daemon core keeps the current text.
+    pub(crate) active: Option<Vec<Knock>>,
+    /// The file's text when it was loaded.
+    pub(crate) text: String,
 }
 
 /// A TOTP door, with its secret read and checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TotpDoor {
+pub(crate) struct TotpDoor {
     /// The door's index.
-    pub door: DoorId,
+    pub(crate) door: usize,
     /// The door's name.
     pub name: String,
     /// `TOTP_Secret_File` as written (`None` for an inline `TOTP_Secret`).
@@ -41,7 +44,7 @@ pub struct TotpDoor {
 
 /// The warning given for each TOTP door until the matcher serves them.
 #[must_use]
-pub fn totp_not_served_message(door: &str) -> String {
+pub(crate) fn totp_not_served_message(door: &str) -> String {
     format!(
         "door {door}: time-based (TOTP) doors are validated but not served by this knockd yet \
          --> disabling the door"
@@ -50,42 +53,47 @@ pub fn totp_not_served_message(door: &str) -> String {
 
 /// A configuration ready to run.
 #[derive(Clone, Debug)]
-pub struct Loaded {
-    /// The parsed configuration (one-time-sequence doors keep an empty `sequence`; see
-    /// [`Loaded::effective_config`]).
-    pub config: Config,
+pub(crate) struct Loaded {
+    /// The parsed configuration (one-time-sequence doors keep an empty `sequence`; the
+    /// daemon core fills in the active one).
+    pub(crate) config: Config,
     /// The parser's warnings, naming the file.
-    pub warnings: Vec<Warning>,
+    pub(crate) warnings: Vec<Warning>,
     /// Problems found in one-time sequences files (invalid lines, exhausted files), TOTP
     /// doors disabled, and the configuration file's ownership and permissions
     /// ([`file_safety_warnings`]): warnings, one line each, logged at start and printed by
     /// `--check`.
-    pub ots_warnings: Vec<String>,
+    pub(crate) ots_warnings: Vec<String>,
     /// The doors that take their sequence from a file.
-    pub ots: Vec<OtsDoor>,
+    pub(crate) ots: Vec<OtsDoor>,
     /// The TOTP doors, secrets read.
-    pub totp: Vec<TotpDoor>,
+    pub(crate) totp: Vec<TotpDoor>,
 }
 
 impl Loaded {
-    /// The configuration with every one-time-sequence door's active sequence filled in
-    /// (empty if exhausted): what the matcher and the capture filter run. TOTP doors get an
-    /// empty sequence (disabled) until the matcher serves them: their `sequence` lists
-    /// bases, which must never open the door as a fixed sequence.
+    /// What the daemon core runs: the configuration and the one-time sequences texts. TOTP
+    /// doors get an empty sequence (disabled) until the matcher serves them: their `sequence`
+    /// lists bases, which must never open the door as a fixed sequence.
     #[must_use]
-    pub fn effective_config(&self) -> Config {
+    pub(crate) fn running(&self) -> RunningConfig {
         let mut config = self.config.clone();
-        for ots in &self.ots {
-            if let Some(door) = config.doors.get_mut(ots.door.index()) {
-                door.sequence = ots.active.clone().unwrap_or_default();
-            }
-        }
         for door in &mut config.doors {
             if door.totp.is_some() {
                 door.sequence = Vec::new();
             }
         }
-        config
+        RunningConfig {
+            config,
+            ots: self
+                .ots
+                .iter()
+                .map(|o| OtsText {
+                    door: o.door,
+                    path: o.file.path.clone(),
+                    text: o.text.clone(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -95,7 +103,7 @@ impl Loaded {
 /// # Errors
 /// [`Error::Read`] if the file cannot be read, [`Error::Config`] with the positioned message
 /// if it is invalid or a one-time sequences file is missing or not writable.
-pub fn load(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
+pub(crate) fn load(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
     load_with(shown, path, cwd, true)
 }
 
@@ -103,14 +111,14 @@ pub fn load(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
 ///
 /// # Errors
 /// As [`load`].
-pub fn load_read_only(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
+pub(crate) fn load_read_only(shown: &str, path: &Path, cwd: &Path) -> Result<Loaded, Error> {
     load_with(shown, path, cwd, false)
 }
 
 /// The largest configuration file read: 16 MiB, far above any real knockd.conf (100 000
 /// doors take about 5 MiB) and small enough that `-c /dev/zero` or a runaway file fails fast
 /// instead of exhausting memory (issue 10 item 14).
-pub const MAX_CONFIG_LEN: u64 = 16 << 20;
+pub(crate) const MAX_CONFIG_LEN: u64 = 16 << 20;
 
 /// Reads the configuration text: at most [`MAX_CONFIG_LEN`] bytes of UTF-8; invalid UTF-8 is
 /// a positioned error (line and column of the first invalid byte).
@@ -173,7 +181,7 @@ fn utf8_error(shown: &str, bytes: &[u8], error: std::str::Utf8Error) -> Error {
 /// writable by its group or others without the sticky bit (the file could be replaced)
 /// (issue 10 item 15). Nothing when the file cannot be examined.
 #[must_use]
-pub fn file_safety_warnings(shown: &str, path: &Path) -> Vec<String> {
+pub(crate) fn file_safety_warnings(shown: &str, path: &Path) -> Vec<String> {
     use std::os::unix::fs::MetadataExt as _;
     let mut warnings = Vec::new();
     let Ok(meta) = std::fs::metadata(path) else {
@@ -254,10 +262,11 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
             ots_warnings.push(exhausted_message(&door.name));
         }
         ots.push(OtsDoor {
-            door: DoorId::from_index(index),
+            door: index,
             name: door.name.clone(),
             file,
             active: status.active,
+            text: status.text,
         });
     }
     let mut totp = Vec::new();
@@ -284,7 +293,7 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
             .map_err(|e| positioned(&text, shown, "sequence", "", &e))?;
         ots_warnings.push(totp_not_served_message(&door.name));
         totp.push(TotpDoor {
-            door: DoorId::from_index(index),
+            door: index,
             name: door.name.clone(),
             secret_file,
             totp: calculator,
@@ -326,7 +335,7 @@ fn positioned(
 
 /// 0.8's message when a door's one-time sequences run out.
 #[must_use]
-pub fn exhausted_message(door: &str) -> String {
+pub(crate) fn exhausted_message(door: &str) -> String {
     format!(
         "no more sequences left in the one time sequences file for door {door} --> disabling the door"
     )
@@ -511,12 +520,9 @@ mod tests {
         );
         assert_eq!(loaded.ots[1].active, None);
         assert_eq!(loaded.ots_warnings, [exhausted_message("b")]);
-        let effective = loaded.effective_config();
-        assert_eq!(
-            effective.doors[0].sequence,
-            [Knock::tcp(1000), Knock::tcp(2000)]
-        );
-        assert!(effective.doors[1].sequence.is_empty());
+        let running = loaded.running();
+        assert_eq!(running.ots[0].text, " 1000,2000\n");
+        assert_eq!(running.ots[1].door, 1);
     }
 
     #[test]
@@ -527,14 +533,14 @@ mod tests {
         std::fs::write(dir.path().join("k.conf"), conf).unwrap();
         let loaded = load("k.conf", &dir.path().join("k.conf"), dir.path()).unwrap();
         assert_eq!(loaded.totp.len(), 1);
-        assert_eq!(loaded.totp[0].door, DoorId::from_index(0));
+        assert_eq!(loaded.totp[0].door, 0);
         // RFC 6238 Appendix B, SHA1 at 59 s: 94287082.
         assert_eq!(
             loaded.totp[0].totp.sequence_at(59),
             [Knock::tcp(49428), Knock::udp(57082)]
         );
         assert_eq!(loaded.ots_warnings, [totp_not_served_message("t")]);
-        let effective = loaded.effective_config();
+        let effective = loaded.running().config;
         assert!(effective.doors[0].sequence.is_empty(), "bases never open");
         assert_eq!(
             effective.doors[1].sequence,

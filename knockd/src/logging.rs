@@ -5,7 +5,6 @@
 //! The logger is owned by the event-loop thread; nothing else writes to these sinks, so
 //! lines never interleave.
 
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -13,19 +12,19 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use knock_core::{Action, ActionKind, DoorRef};
 
 /// The time stamp of a `LogFile` line: local time, minute resolution (as 0.8).
 #[must_use]
-pub fn log_file_time(now: Timestamp) -> String {
+pub(crate) fn log_file_time(now: Timestamp) -> String {
     now.to_zoned(TimeZone::system())
         .strftime("%Y-%m-%d %H:%M")
         .to_string()
 }
 
 /// One `LogFile` line, newline included: `[YYYY-MM-DD HH:MM] msg`.
+#[cfg(test)]
 #[must_use]
-pub fn log_file_line(now: Timestamp, message: &str) -> String {
+pub(crate) fn log_file_line(now: Timestamp, message: &str) -> String {
     format!("{}{}\n", line_stamp(now), one_line(message))
 }
 
@@ -37,7 +36,7 @@ fn line_stamp(now: Timestamp) -> String {
 /// The time stamp of a `-D` packet line: local time to the second, with the correct month
 /// (0.8 printed the month 0-based).
 #[must_use]
-pub fn debug_time(now: Timestamp) -> String {
+pub(crate) fn debug_time(now: Timestamp) -> String {
     now.to_zoned(TimeZone::system())
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
@@ -46,7 +45,7 @@ pub fn debug_time(now: Timestamp) -> String {
 /// The body of a `-D` packet line, after its time stamp, as 0.8 prints it:
 /// `tcp: SRC:SPORT -> DST:DPORT LEN bytes`.
 #[must_use]
-pub fn debug_packet(packet: &knock_core::PacketEvent) -> String {
+pub(crate) fn debug_packet(packet: &knock_core::PacketEvent) -> String {
     format!(
         "{}: {}:{} -> {}:{} {} bytes",
         packet.protocol,
@@ -134,21 +133,21 @@ impl Syslog {
 
 /// Settings of the logger.
 #[derive(Clone, Debug, Default)]
-pub struct LogOptions {
+pub(crate) struct LogOptions {
     /// `LogFile`/`-g`.
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// `UseSyslog`, with its facility.
-    pub syslog_facility: Option<syslog::Facility>,
+    pub(crate) syslog_facility: Option<syslog::Facility>,
     /// `-v`.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// `-D`.
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// `--json-log`.
-    pub json_log: Option<PathBuf>,
+    pub(crate) json_log: Option<PathBuf>,
 }
 
 /// All of knockd's output sinks.
-pub struct Logger {
+pub(crate) struct Logger {
     options: LogOptions,
     file: Option<File>,
     json: Option<File>,
@@ -209,7 +208,7 @@ impl Logger {
     /// Opens the sinks. A log file that cannot be opened is reported on stderr and skipped
     /// (as 0.8), so a bad `LogFile` path does not stop the daemon.
     #[must_use]
-    pub fn open(options: LogOptions) -> Self {
+    pub(crate) fn open(options: LogOptions) -> Self {
         let mut logger = Self {
             file: None,
             json: None,
@@ -250,7 +249,7 @@ impl Logger {
     }
 
     /// Replaces the settings (after a reload) and reopens every file (logrotate).
-    pub fn reconfigure(&mut self, options: LogOptions) {
+    pub(crate) fn reconfigure(&mut self, options: LogOptions) {
         let code = |f: Option<syslog::Facility>| f.map(|f| f as u8);
         if code(options.syslog_facility) != code(self.options.syslog_facility) {
             self.syslog = options.syslog_facility.map(Syslog::connect);
@@ -263,13 +262,13 @@ impl Logger {
 
     /// The current settings.
     #[must_use]
-    pub fn options(&self) -> &LogOptions {
+    pub(crate) fn options(&self) -> &LogOptions {
         &self.options
     }
 
     /// Whether `-D` is on.
     #[must_use]
-    pub fn is_debug(&self) -> bool {
+    pub(crate) fn is_debug(&self) -> bool {
         self.options.debug
     }
 
@@ -278,7 +277,7 @@ impl Logger {
     /// Log-file lines are gathered and written by [`flush`](Self::flush), which the event
     /// loop calls before it waits, so a line reaches the file within one pass of the loop.
     /// Only whole lines are written, so readers (`tail -f`) never see half a line.
-    pub fn log(&mut self, message: &str) {
+    pub(crate) fn log(&mut self, message: &str) {
         if self.file.is_some() {
             let stamp = self.stamp.get(Timestamp::now());
             self.file_pending.extend_from_slice(stamp.as_bytes());
@@ -295,40 +294,40 @@ impl Logger {
     }
 
     /// Writes the gathered log-file and JSON lines.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         write_pending(self.file.as_mut(), &mut self.file_pending);
         write_pending(self.json.as_mut(), &mut self.json_pending);
     }
 
     /// A message for the log, syslog and (with `-v`) stdout: knock events and commands.
-    pub fn event(&mut self, message: &str) {
+    pub(crate) fn event(&mut self, message: &str) {
         self.verbose(message);
         self.log(message);
     }
 
     /// A `-v` line on stdout (flushed at once: stdout is line-buffered).
-    pub fn verbose(&mut self, message: &str) {
+    pub(crate) fn verbose(&mut self, message: &str) {
         if self.options.verbose {
             println_flushed(message);
         }
     }
 
     /// A `-D` line on stdout.
-    pub fn debug(&mut self, message: &str) {
+    pub(crate) fn debug(&mut self, message: &str) {
         if self.options.debug {
             println_flushed(message);
         }
     }
 
     /// An error: stderr, log file and syslog.
-    pub fn error(&mut self, message: &str) {
+    pub(crate) fn error(&mut self, message: &str) {
         stderr_line(&one_line(message));
         self.log(message);
         self.flush();
     }
 
     /// One JSON event line, if `--json-log` is on (see [`JsonEvent::write_line`]).
-    pub fn json(&mut self, event: &JsonEvent<'_>) {
+    pub(crate) fn json(&mut self, event: &JsonEvent<'_>) {
         if self.json.is_some() {
             event.write_line(&mut self.json_pending);
             if self.json_pending.len() >= PENDING_LIMIT {
@@ -339,7 +338,7 @@ impl Logger {
 
     /// Whether `--json-log` is writing.
     #[must_use]
-    pub fn has_json(&self) -> bool {
+    pub(crate) fn has_json(&self) -> bool {
         self.json.is_some()
     }
 }
@@ -351,7 +350,7 @@ impl Drop for Logger {
 }
 
 /// One line on stderr. Unlike `eprintln!`, a closed stderr is not a panic.
-pub fn stderr_line(message: &str) {
+pub(crate) fn stderr_line(message: &str) {
     let _ = writeln!(io::stderr().lock(), "{message}");
 }
 
@@ -364,24 +363,24 @@ fn println_flushed(message: &str) {
 
 /// One event for the JSON-lines output.
 #[derive(Clone, Debug)]
-pub struct JsonEvent<'a> {
+pub(crate) struct JsonEvent<'a> {
     /// `stage`, `open`, `close`, `timeout`, `invalidated`, `command`.
-    pub event: &'a str,
+    pub(crate) event: &'a str,
     /// When it happened.
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// The door's name.
-    pub door: &'a str,
+    pub(crate) door: &'a str,
     /// The knocker.
-    pub source: IpAddr,
+    pub(crate) source: IpAddr,
     /// The knocker's host name, when `-l` found one.
-    pub host: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
     /// Extra fields.
-    pub fields: Vec<(&'a str, JsonValue<'a>)>,
+    pub(crate) fields: Vec<(&'a str, JsonValue<'a>)>,
 }
 
 /// A value of an extra JSON field.
 #[derive(Clone, Debug)]
-pub enum JsonValue<'a> {
+pub(crate) enum JsonValue<'a> {
     /// A string.
     Str(&'a str),
     /// An integer.
@@ -392,8 +391,9 @@ pub enum JsonValue<'a> {
 
 impl JsonEvent<'_> {
     /// The object as one line, newline included.
+    #[cfg(test)]
     #[must_use]
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let mut line = Vec::new();
         self.write_line(&mut line);
         String::from_utf8(line).unwrap_or_default()
@@ -402,7 +402,7 @@ impl JsonEvent<'_> {
     /// Appends the object as one line, newline included, to `out`, with no intermediate map
     /// or strings (one line per knock during a flood). Keys are in alphabetical order, as a
     /// `serde_json::Map` prints them; a field repeating a key replaces its value.
-    pub fn write_line(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_line(&self, out: &mut Vec<u8>) {
         enum Entry<'v> {
             Value(&'v JsonValue<'v>),
             Str(&'v str),
@@ -447,111 +447,6 @@ impl JsonEvent<'_> {
             }
         }
         out.extend_from_slice(b"}\n");
-    }
-}
-
-/// `IP` or `IP (HOST)`: how 0.8 names a knocker in log lines.
-#[must_use]
-pub fn source_label(source: IpAddr, host: Option<&str>) -> String {
-    let mut label = source.to_string();
-    if let Some(host) = host {
-        let _ = write!(label, " ({host})");
-    }
-    label
-}
-
-/// The parts of a matcher action that log lines and JSON events show.
-#[derive(Clone, Debug)]
-pub struct ActionView<'a> {
-    /// Which action.
-    pub kind: ActionKind,
-    /// The door.
-    pub door: &'a DoorRef,
-    /// The knocker.
-    pub source: IpAddr,
-    /// The stage, for stage/timeout/invalidated.
-    pub stage: Option<usize>,
-}
-
-impl<'a> ActionView<'a> {
-    /// The view of `action` (`None` for kinds this version does not know).
-    #[must_use]
-    pub fn of(action: &'a Action) -> Option<Self> {
-        let (kind, door, source, stage) = match action {
-            Action::Stage {
-                door,
-                source,
-                stage,
-            } => (ActionKind::Stage, door, *source, Some(*stage)),
-            Action::Open { door, source } => (ActionKind::Open, door, *source, None),
-            Action::Close { door, source } => (ActionKind::Close, door, *source, None),
-            Action::Timeout {
-                door,
-                source,
-                stage,
-            } => (ActionKind::Timeout, door, *source, Some(*stage)),
-            Action::Invalidated {
-                door,
-                source,
-                stage,
-            } => (ActionKind::Invalidated, door, *source, Some(*stage)),
-            _ => return None,
-        };
-        Some(Self {
-            kind,
-            door,
-            source,
-            stage,
-        })
-    }
-
-    /// The log message in 0.8's shape, `label` naming the knocker (`IP` or `IP (host)`):
-    /// `IP: DOOR: Stage N`, `IP: DOOR: OPEN SESAME`, `IP: DOOR: command timeout`,
-    /// `IP: DOOR: sequence timeout (stage N)`; and, new, `IP: DOOR: knock invalidated
-    /// (stage N)` (0.8 never reported it).
-    #[must_use]
-    pub fn message(&self, label: &str) -> String {
-        let door = &self.door.name;
-        let stage = self.stage.unwrap_or(0);
-        match self.kind {
-            ActionKind::Stage => format!("{label}: {door}: Stage {stage}"),
-            ActionKind::Open => format!("{label}: {door}: OPEN SESAME"),
-            ActionKind::Close => format!("{label}: {door}: command timeout"),
-            ActionKind::Timeout => format!("{label}: {door}: sequence timeout (stage {stage})"),
-            _ => format!("{label}: {door}: knock invalidated (stage {stage})"),
-        }
-    }
-
-    /// The JSON `event` field: `stage`, `open`, `close`, `timeout` or `invalidated`.
-    #[must_use]
-    pub fn event_name(&self) -> &'static str {
-        match self.kind {
-            ActionKind::Stage => "stage",
-            ActionKind::Open => "open",
-            ActionKind::Close => "close",
-            ActionKind::Timeout => "timeout",
-            _ => "invalidated",
-        }
-    }
-
-    /// The JSON event (extra fields: `stage` when there is one).
-    #[must_use]
-    pub fn json(&self, time: Timestamp, host: Option<&'a str>) -> JsonEvent<'a> {
-        let mut fields = Vec::new();
-        if let Some(stage) = self.stage {
-            fields.push((
-                "stage",
-                JsonValue::Int(i64::try_from(stage).unwrap_or(i64::MAX)),
-            ));
-        }
-        JsonEvent {
-            event: self.event_name(),
-            time,
-            door: &self.door.name,
-            source: self.source,
-            host,
-            fields,
-        }
     }
 }
 
@@ -679,13 +574,6 @@ mod tests {
         user.format(&mut out, syslog::Severity::LOG_NOTICE, "x")
             .unwrap();
         assert!(out.starts_with(b"<13>"));
-    }
-
-    #[test]
-    fn source_labels() {
-        let ip: IpAddr = "fd00::1".parse().unwrap();
-        assert_eq!(source_label(ip, None), "fd00::1");
-        assert_eq!(source_label(ip, Some("h.example")), "fd00::1 (h.example)");
     }
 
     #[test]

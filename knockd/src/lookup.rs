@@ -14,13 +14,13 @@ use std::net::IpAddr;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 /// Most answers kept.
-pub const MAX_CACHED: usize = 4096;
+pub(crate) const MAX_CACHED: usize = 4096;
 /// Most lookups waiting for the worker.
-pub const MAX_QUEUED: usize = 256;
+pub(crate) const MAX_QUEUED: usize = 256;
 
 /// The lookup cache and its worker.
 #[derive(Debug)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     requests: Sender<IpAddr>,
     answers: Receiver<(IpAddr, Option<String>)>,
     cache: HashMap<IpAddr, Option<String>>,
@@ -32,7 +32,7 @@ impl Lookup {
     ///
     /// # Errors
     /// The thread could not be started.
-    pub fn start() -> std::io::Result<Self> {
+    pub(crate) fn start() -> std::io::Result<Self> {
         let (requests, request_rx) = crossbeam_channel::bounded::<IpAddr>(MAX_QUEUED);
         let (answer_tx, answers) = crossbeam_channel::bounded(MAX_QUEUED);
         std::thread::Builder::new()
@@ -57,12 +57,12 @@ impl Lookup {
 
     /// The channel on which answers arrive; pass each to [`answer`](Self::answer).
     #[must_use]
-    pub fn answers(&self) -> &Receiver<(IpAddr, Option<String>)> {
+    pub(crate) fn answers(&self) -> &Receiver<(IpAddr, Option<String>)> {
         &self.answers
     }
 
     /// Stores an answer from the worker.
-    pub fn answer(&mut self, address: IpAddr, name: Option<String>) {
+    pub(crate) fn answer(&mut self, address: IpAddr, name: Option<String>) {
         self.pending.remove(&address);
         if self.cache.len() >= MAX_CACHED {
             self.cache.clear();
@@ -71,7 +71,7 @@ impl Lookup {
     }
 
     /// The host name of `address` if known; otherwise asks the worker and returns `None`.
-    pub fn host(&mut self, address: IpAddr) -> Option<&str> {
+    pub(crate) fn host(&mut self, address: IpAddr) -> Option<&str> {
         if !self.cache.contains_key(&address) && !self.pending.contains(&address) {
             match self.requests.try_send(address) {
                 Ok(()) => {

@@ -21,26 +21,29 @@ use crate::state::write_atomically;
 
 /// A door's one-time sequences file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OtsFile {
+pub(crate) struct OtsFile {
     /// The path as written in the configuration.
-    pub shown: String,
+    pub(crate) shown: String,
     /// The path made absolute at load time.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 /// The state of a file at load time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OtsStatus {
+pub(crate) struct OtsStatus {
     /// The active sequence; `None` when none is left (the door is disabled).
-    pub active: Option<Vec<Knock>>,
+    pub(crate) active: Option<Vec<Knock>>,
     /// Lines that are not valid sequences (skipped), named with the file.
-    pub invalid: Vec<ConfigError>,
+    pub(crate) invalid: Vec<ConfigError>,
+    /// The whole text (the daemon core advances it in memory; see
+    /// [`OtsFile::write`]).
+    pub(crate) text: String,
 }
 
 /// Why a file could not be read or updated.
 #[derive(Debug, thiserror::Error)]
 #[error("{what} one-time sequences file {shown}: {reason}")]
-pub struct OtsError {
+pub(crate) struct OtsError {
     what: &'static str,
     shown: String,
     reason: String,
@@ -64,7 +67,7 @@ impl OtsFile {
     /// # Errors
     /// The file cannot be opened for reading and writing, or read, or a file cannot be
     /// created in its directory.
-    pub fn load(&self) -> Result<OtsStatus, OtsError> {
+    pub(crate) fn load(&self) -> Result<OtsStatus, OtsError> {
         // Check writability up front: finding out only after the first successful knock
         // would leave the used sequence valid (replayable).
         std::fs::OpenOptions::new()
@@ -105,7 +108,7 @@ impl OtsFile {
     ///
     /// # Errors
     /// The file cannot be read.
-    pub fn load_read_only(&self) -> Result<OtsStatus, OtsError> {
+    pub(crate) fn load_read_only(&self) -> Result<OtsStatus, OtsError> {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| OtsError::new("cannot read", self, &e))?;
         let scan = ots::scan(&text);
@@ -116,31 +119,24 @@ impl OtsFile {
                 .into_iter()
                 .map(|e| e.with_file(self.shown.clone()))
                 .collect(),
+            text,
         })
     }
 
-    /// Marks the line holding `used` as used and returns the next active sequence (`None`:
-    /// exhausted). If the line is not found (edited by hand meanwhile), nothing is written
-    /// and the file's current active sequence is returned.
+    /// Replaces the file's content with `text` (the daemon core's advanced text).
     ///
     /// # Errors
-    /// Reading or rewriting the file failed; the file is then unchanged.
-    pub fn mark_used(&self, used: &[Knock]) -> Result<Option<Vec<Knock>>, OtsError> {
-        let target = self.target()?;
-        let text =
-            std::fs::read_to_string(&target).map_err(|e| OtsError::new("cannot read", self, &e))?;
-        let Some(step) = ots::advance(&text, used) else {
-            return Ok(ots::active_sequence(&text).map(|a| a.sequence));
-        };
-        write_atomically(&target, step.text.as_bytes())
-            .map_err(|e| OtsError::new("cannot update", self, &e))?;
-        Ok(step.next.map(|n| n.sequence))
+    /// Rewriting the file failed; it is then unchanged. A symbolic link is followed: its
+    /// target is rewritten and the link stays (issue 10 item 8).
+    pub(crate) fn write(&self, text: &str) -> Result<(), OtsError> {
+        write_atomically(&self.target()?, text.as_bytes())
+            .map_err(|e| OtsError::new("cannot update", self, &e))
     }
 }
 
 /// The file of a door, with a relative path made absolute against `cwd`.
 #[must_use]
-pub fn ots_file(shown: &str, cwd: &Path) -> OtsFile {
+pub(crate) fn ots_file(shown: &str, cwd: &Path) -> OtsFile {
     OtsFile {
         shown: shown.to_owned(),
         path: crate::cli::absolute_from(cwd, Path::new(shown)),
@@ -152,7 +148,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn marks_lines_and_runs_out() {
+    fn loads_and_rewrites() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ots");
         std::fs::write(&path, " 1000,2000\nbad\n3000:udp\n").unwrap();
@@ -165,16 +161,16 @@ mod tests {
         assert_eq!(status.invalid.len(), 1);
         assert!(status.invalid[0].summary().starts_with("ots:2:"));
 
-        let next = file
-            .mark_used(&[Knock::tcp(1000), Knock::tcp(2000)])
-            .unwrap();
-        assert_eq!(next, Some(vec![Knock::udp(3000)]));
+        let step = ots::advance(&status.text, &[Knock::tcp(1000), Knock::tcp(2000)]).unwrap();
+        file.write(&step.text).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "#1000,2000\nbad\n3000:udp\n"
         );
-        let next = file.mark_used(&[Knock::udp(3000)]).unwrap();
-        assert_eq!(next, None);
+        assert_eq!(file.load().unwrap().active, Some(vec![Knock::udp(3000)]));
+        let step = ots::advance(&step.text, &[Knock::udp(3000)]).unwrap();
+        assert_eq!(step.next, None);
+        file.write(&step.text).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "#1000,2000\nbad\n#3000:udp\n"
@@ -194,8 +190,9 @@ mod tests {
         std::os::unix::fs::symlink("real/ots", &link).unwrap();
         let file = ots_file("link", dir.path());
         assert_eq!(file.load().unwrap().active, Some(vec![Knock::tcp(1000)]));
-        let next = file.mark_used(&[Knock::tcp(1000)]).unwrap();
-        assert_eq!(next, Some(vec![Knock::tcp(2000)]));
+        let text = std::fs::read_to_string(&link).unwrap();
+        let step = ots::advance(&text, &[Knock::tcp(1000)]).unwrap();
+        file.write(&step.text).unwrap();
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "#1000\n 2000\n");
         assert_eq!(file.load().unwrap().active, Some(vec![Knock::tcp(2000)]));

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 ///
 /// # Errors
 /// The fork or `setsid` failed.
-pub fn daemonize() -> io::Result<()> {
+pub(crate) fn daemonize() -> io::Result<()> {
     nix::unistd::daemon(false, false).map_err(io::Error::from)
 }
 
 /// A pid file written by this process, removed by [`PidFile::remove`].
 #[derive(Debug)]
-pub struct PidFile {
+pub(crate) struct PidFile {
     path: PathBuf,
 }
 
@@ -26,7 +26,7 @@ impl PidFile {
     ///
     /// # Errors
     /// The file could not be written, or `path` is a symbolic link.
-    pub fn create(path: &Path) -> io::Result<Self> {
+    pub(crate) fn create(path: &Path) -> io::Result<Self> {
         use nix::errno::Errno;
         use nix::fcntl::OFlag;
         use std::io::Write as _;
@@ -52,7 +52,7 @@ impl PidFile {
     }
 
     /// Deletes the file (on a clean exit), if it still holds this process's id.
-    pub fn remove(self) {
+    pub(crate) fn remove(self) {
         let ours = std::fs::read_to_string(&self.path)
             .is_ok_and(|text| text.trim() == std::process::id().to_string());
         if ours {

@@ -19,39 +19,29 @@
 //!
 //! A summary goes to stderr.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use knock_capture::OfflineCapture;
-use knock_core::{
-    Action, ActionKind, Config, DoorId, Instant, Knock, Limits, Matcher, PacketEvent, ots,
-};
+use knock_core::{Instant, Limits, PacketEvent};
 
 use crate::cli::Cli;
-use crate::load::{exhausted_message, load_read_only};
-use crate::logging::{ActionView, LogOptions, Logger, debug_packet};
+use crate::core::{CommandOutcome, Core, CoreOptions, Effect, Level, Record, RunningConfig, Time};
+use crate::executor::MAX_QUEUED_STARTS;
+use crate::load::load_read_only;
+use crate::logging::{LogOptions, Logger, debug_packet};
 use crate::{Error, Exit};
 
 /// Runs `--replay`.
 ///
 /// # Errors
 /// The configuration is invalid or the capture file cannot be read.
-pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
+pub(crate) fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
     let loaded = load_read_only(&shown, &crate::cli::absolute_from(&cwd, &cli.config), &cwd)?;
-    let mut ots_texts = Vec::new();
-    for door in &loaded.ots {
-        // Already read once by `load`; read again for the in-memory advance.
-        let text = std::fs::read_to_string(&door.file.path).map_err(|e| Error::Read {
-            path: door.file.shown.clone(),
-            reason: crate::io_reason(&e),
-        })?;
-        ots_texts.push((door.door, text));
-    }
     // Checked with std first for a plain "No such file or directory".
     std::fs::File::open(pcap).map_err(|e| Error::Read {
         path: pcap.display().to_string(),
@@ -61,7 +51,10 @@ pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
         // The capture error names the file itself; show only its cause.
         let cause =
             std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
-        Error::Replay(format!("cannot read {}: {cause}", pcap.display()))
+        Error::ReplayOpen {
+            path: pcap.to_owned(),
+            reason: cause,
+        }
     })?;
     let mut logger = Logger::open(LogOptions {
         json_log: cli.json_log.clone(),
@@ -70,9 +63,8 @@ pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
     });
     let mut out = std::io::stdout().lock();
     let mut replay = Replay::new(
-        &loaded.effective_config(),
+        loaded.running(),
         Limits::default().with_max_sources(cli.max_sources),
-        ots_texts,
     );
     let summary = replay.run(capture, &mut logger, &mut |line| {
         let _ = out.write_all(line.as_bytes());
@@ -83,35 +75,39 @@ pub fn run(cli: &Cli, pcap: &Path) -> Result<Exit, Error> {
     }
     crate::logging::stderr_line(&summary);
     if let Some(error) = replay.read_error.take() {
-        return Err(Error::Replay(format!(
-            "{}: read error after {} packets: {error}",
-            pcap.display(),
-            replay.packets
-        )));
+        return Err(Error::ReplayRead {
+            path: pcap.to_owned(),
+            packets: replay.packets,
+            reason: error,
+        });
     }
     Ok(Exit::Success)
 }
 
-/// The replay state machine, separate from file and terminal I/O so it can be tested.
+/// The replay driver: the daemon core fed from a capture file, its effects printed instead
+/// of performed. Separate from file and terminal I/O so it can be tested.
 #[derive(Debug)]
-pub struct Replay {
-    matcher: Matcher,
-    config: Config,
-    ots: Vec<(DoorId, String)>,
+pub(crate) struct Replay {
+    core: Core,
     packets: u64,
     ignored: u64,
     read_error: Option<String>,
 }
 
 impl Replay {
-    /// A replay of `config` (one-time-sequence doors with their active sequence filled in)
-    /// with the texts of its one-time sequences files.
+    /// A replay of `running` (every destination counts as local: the capture may come from
+    /// another host).
     #[must_use]
-    pub fn new(config: &Config, limits: Limits, ots: Vec<(DoorId, String)>) -> Self {
+    pub(crate) fn new(running: RunningConfig, limits: Limits) -> Self {
+        let options = CoreOptions {
+            limits,
+            ipv4_only: false,
+            max_running: 1,
+            max_waiting_starts: MAX_QUEUED_STARTS,
+            state_file: "(none)".into(),
+        };
         Self {
-            matcher: Matcher::with_limits(config, limits),
-            config: config.clone(),
-            ots,
+            core: Core::new(running, options),
             packets: 0,
             ignored: 0,
             read_error: None,
@@ -120,7 +116,7 @@ impl Replay {
 
     /// Feeds every frame of `capture`, then lets the remaining deadlines fire. Each output
     /// line is passed to `emit`; the return value is the summary.
-    pub fn run(
+    pub(crate) fn run(
         &mut self,
         mut capture: OfflineCapture,
         logger: &mut Logger,
@@ -136,7 +132,7 @@ impl Replay {
             self.read_error = Some(error.to_string());
         }
         self.finish(logger, emit);
-        let counters = self.matcher.counters();
+        let counters = self.core.matcher().counters();
         format!(
             "replayed {} packets ({} not TCP/UDP or undecodable): {} admitted as knocks, {} doors opened",
             self.packets + self.ignored,
@@ -147,7 +143,7 @@ impl Replay {
     }
 
     /// Feeds one packet (after firing the deadlines that come before it).
-    pub fn packet(
+    pub(crate) fn packet(
         &mut self,
         packet: &PacketEvent,
         logger: &mut Logger,
@@ -162,89 +158,67 @@ impl Replay {
                 debug_packet(packet)
             ));
         }
-        self.matcher.handle_packet(packet);
-        self.drain(packet.timestamp, logger, emit);
+        self.core.handle_packet(time(packet.timestamp), packet);
+        self.perform(packet.timestamp, logger, emit);
     }
 
     /// Fires every deadline up to `now`, each at its own instant.
     fn advance_to(&mut self, now: Instant, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
-        while let Some(at) = self.matcher.poll_timeout().filter(|&at| at <= now) {
-            self.matcher.handle_timeout(at);
-            self.drain(at, logger, emit);
+        while let Some(at) = self.core.poll_timeout().filter(|&at| at <= now) {
+            self.core.handle_timeout(time(at));
+            self.perform(at, logger, emit);
         }
     }
 
     /// Fires every remaining deadline (after the last packet).
-    pub fn finish(&mut self, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
-        while let Some(at) = self.matcher.poll_timeout() {
-            self.matcher.handle_timeout(at);
-            self.drain(at, logger, emit);
+    pub(crate) fn finish(&mut self, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
+        while let Some(at) = self.core.poll_timeout() {
+            self.core.handle_timeout(time(at));
+            self.perform(at, logger, emit);
         }
     }
 
-    fn drain(&mut self, now: Instant, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
-        while let Some(action) = self.matcher.poll_action() {
-            self.action(&action, now, logger, emit);
+    /// Prints what the effects would do; performs none (one-time sequences advance in the
+    /// core's memory only, commands "finish" at once).
+    fn perform(&mut self, now: Instant, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
+        while let Some(effect) = self.core.poll_effect() {
+            match effect {
+                Effect::Log(record) => {
+                    if matches!(record, Record::CommandFinished { .. }) {
+                        continue;
+                    }
+                    if matches!(record.level(), Level::Event | Level::Verbose) {
+                        emit(&format!("{} {record}\n", time_text(now)));
+                    }
+                    if logger.has_json()
+                        && let Some(event) = record.json(timestamp(now), None)
+                    {
+                        logger.json(&event);
+                    }
+                }
+                Effect::RunJob(job) => {
+                    emit(&format!(
+                        "{} {}: would run: {}\n",
+                        time_text(now),
+                        job.door,
+                        job.command
+                    ));
+                    self.core
+                        .handle_command_finished(&job, CommandOutcome::Exited(0));
+                }
+                Effect::PersistStop { .. }
+                | Effect::DropStop(_)
+                | Effect::RewriteOts { .. }
+                | Effect::SetFilter(_) => {}
+            }
         }
     }
+}
 
-    fn action(
-        &mut self,
-        action: &Action,
-        now: Instant,
-        logger: &mut Logger,
-        emit: &mut dyn FnMut(&str),
-    ) {
-        let Some(view) = ActionView::of(action) else {
-            return;
-        };
-        let time = time_text(now);
-        let mut text = format!("{time} {}\n", view.message(&view.source.to_string()));
-        let door: &knock_core::Door = view.door;
-        let command = match view.kind {
-            ActionKind::Open => door.start_command_line(view.source),
-            ActionKind::Close => door.stop_command_line(view.source),
-            _ => None,
-        };
-        if let Some(command) = command {
-            let _ = writeln!(text, "{time} {}: would run: {command}", door.name);
-        }
-        if logger.has_json() {
-            let event = view.json(timestamp(now), None);
-            logger.json(&event);
-        }
-        emit(&text);
-        if view.kind == ActionKind::Open {
-            let (id, used) = (view.door.id(), door.sequence.clone());
-            self.advance_one_time_sequence(id, &used, &time, emit);
-        }
-    }
-
-    /// After an open on a one-time-sequence door: the next line becomes active (in memory).
-    fn advance_one_time_sequence(
-        &mut self,
-        id: DoorId,
-        used: &[Knock],
-        time: &str,
-        emit: &mut dyn FnMut(&str),
-    ) {
-        let Some((_, text)) = self.ots.iter_mut().find(|(door, _)| *door == id) else {
-            return;
-        };
-        let Some(step) = ots::advance(text, used) else {
-            return;
-        };
-        *text = step.text;
-        let next = step.next.map(|n| n.sequence).unwrap_or_default();
-        let name = self
-            .config
-            .doors
-            .get(id.index())
-            .map_or("?", |d| d.name.as_str());
-        if next.is_empty() {
-            emit(&format!("{time} {}\n", exhausted_message(name)));
-        }
-        self.matcher.set_door_sequence(id, next);
+fn time(at: Instant) -> Time {
+    Time {
+        instant: at,
+        unix_secs: at.as_micros() / 1_000_000,
     }
 }
 
@@ -265,7 +239,10 @@ fn time_text(at: Instant) -> String {
 
 #[cfg(test)]
 mod tests {
+    use knock_core::Config;
+
     use super::*;
+    use crate::core::OtsText;
 
     /// Writes a pcap savefile (classic format, Ethernet) of TCP SYNs and UDP datagrams.
     /// (time in µs, source, destination, port, is UDP).
@@ -313,13 +290,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.pcap");
         write_pcap(&path, packets);
-        let mut config = Config::parse(conf).unwrap().config;
-        let mut ots_texts = Vec::new();
-        if let Some(text) = ots_text {
-            config.doors[0].sequence = ots::active_sequence(text).unwrap().sequence;
-            ots_texts.push((DoorId::from_index(0), text.to_owned()));
-        }
-        let mut replay = Replay::new(&config, Limits::default(), ots_texts);
+        let config = Config::parse(conf).unwrap().config;
+        let ots = ots_text
+            .map(|text| OtsText {
+                door: 0,
+                path: "/nonexistent".into(),
+                text: text.to_owned(),
+            })
+            .into_iter()
+            .collect();
+        let mut replay = Replay::new(RunningConfig { config, ots }, Limits::default());
         let mut logger = Logger::open(LogOptions::default());
         let mut lines = Vec::new();
         replay.run(

@@ -12,7 +12,7 @@ use knock_core::totp::{Secret, SecretFileError, secret_from_file};
 /// Why a secret file cannot be used. Never contains the file's content.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SecretReadError {
+pub(crate) enum SecretReadError {
     /// The file cannot be read (missing, not permitted, not UTF-8, …).
     #[error("cannot read totp secret file {shown}: {reason}")]
     Read {
@@ -35,7 +35,7 @@ pub enum SecretReadError {
 ///
 /// # Errors
 /// See [`SecretReadError`].
-pub fn read_secret_file(shown: &str, path: &Path) -> Result<Secret, SecretReadError> {
+pub(crate) fn read_secret_file(shown: &str, path: &Path) -> Result<Secret, SecretReadError> {
     let read_error = |e: &std::io::Error| SecretReadError::Read {
         shown: shown.to_owned(),
         reason: crate::io_reason(e),

@@ -1,7 +1,10 @@
-//! The daemon: startup, the event loop, reload and shutdown.
+//! The live driver: startup, the event loop, reload and shutdown, around the daemon core.
 //!
-//! One thread (this one) owns all state: the matcher, the executor's bookkeeping, the logger,
-//! the state file. Other threads only send it events over channels: the capture threads
+//! Every decision (what a packet means, what to log, which command to run, when a stop is
+//! due, how a one-time sequence advances) is the core's ([`crate::core`]); this module feeds
+//! it inputs with the time and performs its effects: capture filter, executor, state file,
+//! one-time sequences files, logs. One thread (this one) owns all state: the core, the
+//! executor's bookkeeping, the logger, the state file. Other threads only send it events over channels: the capture threads
 //! (packets, interface and address changes; a bounded channel, so a flood cannot grow
 //! memory), the signal thread (SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2), the command
 //! waiters (a command finished) and the `-l` lookup worker. Timers (sequence timeouts, stop
@@ -14,18 +17,15 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, select};
 use jiff::Timestamp;
-use knock_capture::{CaptureConfig, CaptureEvent, Clock, LiveCapture, filter_expression};
-use knock_core::{
-    Action, ActionKind, Config, DoorId, Limits, LocalAddresses, Matcher, PacketEvent,
-};
+use knock_capture::{CaptureConfig, CaptureEvent, Clock, LiveCapture};
+use knock_core::{Config, Limits, PacketEvent};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::cli::{Cli, Settings};
-use crate::executor::{CommandKind, Executor, Finished, Job, Notice, Outcome};
-use crate::load::{Loaded, exhausted_message, load};
-use crate::logging::{
-    ActionView, JsonEvent, JsonValue, LogOptions, Logger, debug_packet, debug_time, source_label,
-};
+use crate::core::{Core, CoreOptions, Effect, Job, Level, Record, Time};
+use crate::executor::{Executor, Finished, MAX_QUEUED_STARTS, Notice};
+use crate::load::{Loaded, load};
+use crate::logging::{LogOptions, Logger, debug_packet, debug_time};
 use crate::lookup::Lookup;
 use crate::process::{PidFile, daemonize};
 use crate::state::{StateError, StateFile};
@@ -33,17 +33,20 @@ use crate::{Error, Exit};
 
 /// How long shutdown waits for running commands (the pending stop commands included) before
 /// exiting anyway; stops that did not run stay in the state file for the next start.
-pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
-/// Most capture events handled in one go before timers and signals are looked at again.
+pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
+/// Least time between two writes of the state file: under a flood of opens it is written at
+/// most this often (the start commands waiting for it run right after), at idle at once.
+const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
+/// Most capture events handled in one go (one loop pass) before timers and signals are looked
+/// at again; the packets among them go to the core as one burst.
 const PACKET_BATCH: usize = 256;
 
 /// Runs the daemon until SIGINT/SIGTERM.
 ///
 /// # Errors
 /// The configuration is invalid, or capture cannot start or gave up.
-pub fn run(cli: Cli) -> Result<Exit, Error> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::Fatal(format!("cannot read the current directory: {e}")))?;
+pub(crate) fn run(cli: Cli) -> Result<Exit, Error> {
+    let cwd = std::env::current_dir().map_err(Error::CurrentDir)?;
     let config_shown = cli.config.display().to_string();
     // Absolute, so reloads work after `-d` changed the directory.
     let config_path = crate::cli::absolute_from(&cwd, &cli.config);
@@ -56,10 +59,14 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     for warning in &loaded.ots_warnings {
         logger.error(&format!("warning: {warning}"));
     }
+    // Issue 10 item 9: interfaces listed beside `any` were dropped (each packet twice).
+    if let Some(warning) = settings.overlap_warning() {
+        logger.error(&format!("warning: {warning}"));
+    }
 
     if cli.daemon {
         // Before any thread exists: only the forking thread survives.
-        daemonize().map_err(|e| Error::Fatal(format!("cannot daemonize: {e}")))?;
+        daemonize().map_err(Error::Daemonize)?;
     }
     // As early as possible after the fork: until then SIGHUP would kill the process.
     let signals = spawn_signal_thread()?;
@@ -119,8 +126,12 @@ fn log_options(cli: &Cli, settings: &Settings, cwd: &Path) -> LogOptions {
 /// Signals, forwarded from the signal-hook thread.
 fn spawn_signal_thread() -> Result<Receiver<i32>, Error> {
     let mut signals =
-        signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2])
-            .map_err(|e| Error::Fatal(format!("cannot install signal handlers: {e}")))?;
+        signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2]).map_err(
+            |error| Error::Signals {
+                what: "install signal handlers",
+                error,
+            },
+        )?;
     let (tx, rx) = crossbeam_channel::bounded(64);
     std::thread::Builder::new()
         .name("knockd-signals".into())
@@ -131,7 +142,10 @@ fn spawn_signal_thread() -> Result<Receiver<i32>, Error> {
                 }
             }
         })
-        .map_err(|e| Error::Fatal(format!("cannot start the signal thread: {e}")))?;
+        .map_err(|error| Error::Signals {
+            what: "start the signal thread",
+            error,
+        })?;
     Ok(rx)
 }
 
@@ -142,25 +156,28 @@ struct Server {
     config_shown: String,
     config_path: PathBuf,
     loaded: Loaded,
-    /// The configuration the matcher runs: one-time-sequence doors with their active sequence.
-    running: Config,
     settings: Settings,
     logger: Logger,
     clock: Clock,
-    matcher: Matcher,
+    core: Core,
     executor: Executor,
     state: StateFile,
     capture: Option<LiveCapture>,
     capture_rx: Receiver<CaptureEvent>,
-    local_addresses: Vec<IpAddr>,
+    /// The filter to start the capture with (set by the core before the capture exists).
+    initial_filter: String,
+    /// Packets of this pass not yet given to the core.
+    burst: Vec<PacketEvent>,
+    /// Jobs held until the state file is written (end of the pass), in order.
+    deferred_jobs: Vec<Job>,
     /// Interfaces that were reported waiting or lost (their next "up" is logged).
     interrupted: Vec<String>,
     lookup: Option<Lookup>,
     notices: Vec<Notice>,
-    /// Start commands refused because too many commands were waiting.
-    refused_starts: u64,
     /// The last write of the state file failed.
     state_failing: bool,
+    /// When the state file was last written (or tried).
+    state_written_at: Option<std::time::Instant>,
 }
 
 impl Server {
@@ -175,12 +192,17 @@ impl Server {
     ) -> Result<Self, Error> {
         debug_config(&mut logger, &loaded.config);
         let clock = Clock::new();
-        let running = loaded.effective_config();
-        let limits = Limits::default().with_max_sources(cli.max_sources);
-        let matcher = Matcher::with_limits(&running, limits);
+        let state_path = crate::cli::absolute_from(&cwd, &cli.state_file);
+        let options = CoreOptions {
+            limits: Limits::default().with_max_sources(cli.max_sources),
+            ipv4_only: cli.only_ipv4,
+            max_running: cli.max_commands.max(1),
+            max_waiting_starts: MAX_QUEUED_STARTS,
+            state_file: state_path.clone(),
+        };
+        let core = Core::new(loaded.running(), options);
         let kill_after = (!cli.command_kill_timeout.is_zero()).then_some(cli.command_kill_timeout);
         let executor = Executor::new(cli.max_commands, kill_after);
-        let state_path = crate::cli::absolute_from(&cwd, &cli.state_file);
         let state = match StateFile::load(state_path.clone()) {
             Ok(state) => state,
             Err(e @ StateError::Corrupt { .. }) => {
@@ -211,41 +233,37 @@ impl Server {
 
         let mut capture_config = CaptureConfig::new(settings.interfaces.clone(), String::new());
         capture_config.ipv4_only = cli.only_ipv4;
-        let local_addresses = filter_family(
-            knock_capture::local_addresses(&settings.interfaces),
-            cli.only_ipv4,
-        );
-        capture_config.filter = filter_expression(&running.doors, &local_addresses);
         let (capture_tx, capture_rx) = capture_config.channel();
+        let addresses = knock_capture::local_addresses(&settings.interfaces);
         let mut server = Self {
             cli,
             cwd,
             config_shown,
             config_path,
             loaded,
-            running,
             settings,
             logger,
             clock,
-            matcher,
+            core,
             executor,
             state,
             capture: None,
             capture_rx,
-            local_addresses,
+            initial_filter: String::new(),
+            burst: Vec::with_capacity(PACKET_BATCH),
+            deferred_jobs: Vec::new(),
             interrupted: Vec::new(),
             lookup,
             notices: Vec::new(),
-            refused_starts: 0,
             state_failing: false,
+            state_written_at: None,
         };
-        server.apply_local_addresses();
-        server
-            .logger
-            .debug(&format!("filter: {}", capture_config.filter));
+        server.core.handle_local_addresses(addresses);
+        server.perform();
+        capture_config.filter = std::mem::take(&mut server.initial_filter);
         let capture = LiveCapture::start(capture_config, clock, capture_tx).map_err(|e| {
             server.logger.log(&format!("error: {e}"));
-            Error::Fatal(e.to_string())
+            Error::Capture(e)
         })?;
         server.capture = Some(capture);
         let interfaces = server.settings.interfaces.join(", ");
@@ -255,8 +273,23 @@ impl Server {
         server
             .logger
             .log(&format!("starting up, listening on {interfaces}"));
-        server.restore_pending_stops();
+        // Stop commands a previous run left pending: overdue ones run now, the others are
+        // armed again.
+        let entries = server.state.entries();
+        if !entries.is_empty() {
+            let now = server.now();
+            server.core.handle_restore(now, entries);
+            server.perform();
+        }
         Ok(server)
+    }
+
+    /// The time of an input: the capture clock and the wall clock.
+    fn now(&self) -> Time {
+        Time {
+            instant: self.clock.now(),
+            unix_secs: unix_now(),
+        }
     }
 
     // ----- the loop ---------------------------------------------------------------------
@@ -268,14 +301,12 @@ impl Server {
             .as_ref()
             .map_or_else(crossbeam_channel::never, |l| l.answers().clone());
         loop {
-            self.drain_actions();
-            // Log lines of this pass reach their files before the loop waits.
-            self.logger.flush();
+            self.end_pass(false);
             let timeout = self.next_wakeup();
             select! {
                 recv(self.capture_rx) -> event => {
                     let Ok(event) = event else {
-                        return Err(Error::Fatal("packet capture stopped".into()));
+                        return Err(Error::CaptureStopped);
                     };
                     self.capture_event(event);
                     for _ in 1..PACKET_BATCH {
@@ -284,6 +315,7 @@ impl Server {
                             Err(_) => break,
                         }
                     }
+                    self.feed_burst();
                 }
                 recv(signals) -> signal => {
                     match signal {
@@ -292,7 +324,7 @@ impl Server {
                         Ok(SIGTERM) => return Ok(Exit::Terminated),
                         Ok(SIGUSR1 | SIGUSR2) => self.log_statistics(),
                         Ok(_) => {}
-                        Err(_) => return Err(Error::Fatal("signal thread stopped".into())),
+                        Err(_) => return Err(Error::SignalThreadStopped),
                     }
                 }
                 recv(completions) -> finished => {
@@ -307,27 +339,60 @@ impl Server {
                 }
                 default(timeout) => {}
             }
-            self.matcher.handle_timeout(self.clock.now());
+            let now = self.now();
+            self.core.handle_timeout(now);
+            self.perform();
             self.executor
                 .kill_overdue(std::time::Instant::now(), &mut self.notices);
             self.flush_notices();
         }
     }
 
-    /// How long the loop may sleep: until the matcher's next deadline or a command's kill
+    /// The end of a loop pass: the state file is written if it changed (once, however many
+    /// opens the pass had, and at most once per [`STATE_WRITE_INTERVAL`] unless `force`), then
+    /// the jobs held for it run, then the logs reach their files.
+    fn end_pass(&mut self, force: bool) {
+        self.perform();
+        if self.state.is_dirty() {
+            if !force && self.state_write_due().is_some() {
+                // Written soon (the loop wakes for it); held jobs wait until then.
+                self.flush_notices();
+                self.logger.flush();
+                return;
+            }
+            let written = self.state.save_if_dirty();
+            self.state_written_at = Some(std::time::Instant::now());
+            self.state_written(written);
+        }
+        for job in std::mem::take(&mut self.deferred_jobs) {
+            self.executor.submit(job, &mut self.notices);
+        }
+        self.flush_notices();
+        self.logger.flush();
+    }
+
+    /// When the dirty state file may be written next, if not now.
+    fn state_write_due(&self) -> Option<std::time::Instant> {
+        let due = self.state_written_at? + STATE_WRITE_INTERVAL;
+        (due > std::time::Instant::now()).then_some(due)
+    }
+
+    /// How long the loop may sleep: until the core's next deadline or a command's kill
     /// deadline (an hour when there is none; nothing happens then, the loop just sleeps
     /// again).
     fn next_wakeup(&self) -> Duration {
         let now = std::time::Instant::now();
-        let matcher = self
-            .matcher
+        let core = self
+            .core
             .poll_timeout()
             .and_then(|at| self.clock.to_std(at));
         let kill = self.executor.next_deadline();
-        let deadline = match (matcher, kill) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let state = self
+            .state
+            .is_dirty()
+            .then(|| self.state_write_due())
+            .flatten();
+        let deadline = [core, kill, state].into_iter().flatten().min();
         deadline.map_or(Duration::from_secs(3600), |d| {
             // Round up to the next millisecond so the wakeup is never a hair early.
             d.saturating_duration_since(now) + Duration::from_millis(1)
@@ -335,8 +400,25 @@ impl Server {
     }
 
     fn capture_event(&mut self, event: CaptureEvent) {
+        if !matches!(event, CaptureEvent::Packet(_)) {
+            // Packets before an interface or address change are matched before it.
+            self.feed_burst();
+        }
         match event {
-            CaptureEvent::Packet(packet) => self.packet(&packet),
+            CaptureEvent::Packet(packet) => {
+                if self.logger.is_debug() {
+                    // `-D`: each packet's line comes before what it caused.
+                    self.logger.debug(&format!(
+                        "{}: {}",
+                        debug_time(Timestamp::now()),
+                        debug_packet(&packet)
+                    ));
+                    self.burst.push(packet);
+                    self.feed_burst();
+                } else {
+                    self.burst.push(packet);
+                }
+            }
             CaptureEvent::InterfaceUp { interface, link } => {
                 self.logger
                     .debug(&format!("{interface}: link type {link:?}"));
@@ -363,15 +445,28 @@ impl Server {
                 ));
             }
             CaptureEvent::AddressesChanged { addresses } => {
-                self.local_addresses = filter_family(addresses, self.cli.only_ipv4);
-                for address in &self.local_addresses {
+                for address in &addresses {
                     self.logger.debug(&format!("local IP: {address}"));
                 }
-                self.apply_local_addresses();
-                self.refresh_filter();
+                self.core.handle_local_addresses(addresses);
+                self.perform();
             }
             _ => {}
         }
+    }
+
+    /// Gives the packets gathered so far to the core, as one burst.
+    fn feed_burst(&mut self) {
+        let Some(first) = self.burst.first() else {
+            return;
+        };
+        let now = Time {
+            instant: first.timestamp,
+            unix_secs: unix_now(),
+        };
+        self.core.handle_packets(now, &self.burst);
+        self.burst.clear();
+        self.perform();
     }
 
     fn mark_interrupted(&mut self, interface: String) {
@@ -380,136 +475,75 @@ impl Server {
         }
     }
 
-    fn packet(&mut self, packet: &PacketEvent) {
-        if self.cli.only_ipv4 && packet.source.is_ipv6() {
-            return;
+    // ----- effects ----------------------------------------------------------------------
+
+    /// Performs the core's effects, in order.
+    fn perform(&mut self) {
+        while let Some(effect) = self.core.poll_effect() {
+            match effect {
+                Effect::Log(record) => self.log(&record),
+                Effect::PersistStop { id, stop } => self.state.add(id, stop),
+                Effect::DropStop(id) => self.state.remove(id),
+                Effect::RunJob(job) => {
+                    if self.state.is_dirty() || !self.deferred_jobs.is_empty() {
+                        // Its stop is not on disk yet (or an earlier job waits for that).
+                        self.deferred_jobs.push(job);
+                    } else {
+                        self.executor.submit(job, &mut self.notices);
+                        // "running command" right after "OPEN SESAME", as in 0.8.
+                        self.flush_notices();
+                    }
+                }
+                Effect::RewriteOts { door, path, text } => {
+                    let file = self.loaded.ots.iter().find(|o| o.file.path == path);
+                    if let Some(Err(e)) = file.map(|o| o.file.write(&text)) {
+                        self.core.handle_ots_write_failed(&door, e.to_string());
+                    }
+                }
+                Effect::SetFilter(filter) => self.set_filter(filter),
+            }
         }
-        if self.logger.is_debug() {
-            self.logger.debug(&format!(
-                "{}: {}",
-                debug_time(Timestamp::now()),
-                debug_packet(packet)
-            ));
-        }
-        self.matcher.handle_packet(packet);
-        self.drain_actions();
     }
 
-    fn drain_actions(&mut self) {
-        while let Some(action) = self.matcher.poll_action() {
-            self.action(&action, false);
-        }
-        self.flush_notices();
-    }
-
-    // ----- actions ----------------------------------------------------------------------
-
-    fn label(&mut self, source: IpAddr) -> (String, Option<String>) {
-        let host = self
-            .lookup
+    /// With `-l`, the knocker's host name if known (asks for it otherwise).
+    fn host(&mut self, source: IpAddr) -> Option<String> {
+        self.lookup
             .as_mut()
             .and_then(|l| l.host(source))
-            .map(str::to_owned);
-        (source_label(source, host.as_deref()), host)
+            .map(str::to_owned)
     }
 
-    /// Logs and carries out one matcher action. `shutting_down`: a stop command run early
-    /// because knockd is exiting.
-    fn action(&mut self, action: &Action, shutting_down: bool) {
-        let Some(view) = ActionView::of(action) else {
-            return;
-        };
-        let (label, host) = self.label(view.source);
-        let message = view.message(&label);
-        let door: &knock_core::Door = view.door;
-        let now = Timestamp::now();
-        match view.kind {
-            ActionKind::Invalidated => self.logger.verbose(&message),
-            ActionKind::Close => {
-                if shutting_down {
-                    self.logger.event(&format!(
-                        "{label}: {}: shutting down: running the stop command now",
-                        door.name
-                    ));
-                } else {
-                    self.logger.event(&message);
-                }
+    fn log(&mut self, record: &Record) {
+        let host = record.labelled_source().and_then(|s| self.host(s));
+        let level = record.level();
+        if level != Level::Silent {
+            let line = record.display(host.as_deref()).to_string();
+            match level {
+                Level::Event => self.logger.event(&line),
+                Level::Verbose => self.logger.verbose(&line),
+                Level::Debug => self.logger.debug(&line),
+                Level::Error => self.logger.error(&line),
+                Level::Silent => {}
             }
-            _ => self.logger.event(&message),
         }
-        if self.logger.has_json() {
-            let event = view.json(now, host.as_deref());
+        if self.logger.has_json()
+            && let Some(event) = record.json(Timestamp::now(), host.as_deref())
+        {
             self.logger.json(&event);
         }
-        match view.kind {
-            ActionKind::Open => {
-                let id = view.door.id();
-                self.open(door, view.source, now);
-                // "running command" right after "OPEN SESAME", as in 0.8.
-                self.flush_notices();
-                self.advance_one_time_sequence(id, door);
-            }
-            ActionKind::Close => {
-                self.close(&door.name, view.source, door.stop_command_line(view.source))
-            }
-            _ => {}
-        }
     }
 
-    fn open(&mut self, door: &knock_core::Door, source: IpAddr, now: Timestamp) {
-        let Some(start) = door.start_command_line(source) else {
-            return;
-        };
-        if !self.executor.accepts_starts() {
-            self.refused_starts += 1;
-            // One line per power of two, so a flood cannot flood the log as well.
-            if self.refused_starts.is_power_of_two() {
-                self.logger.error(&format!(
-                    "error: {}: {} commands are waiting; not running the start command for {source} ({} refused so far)",
-                    door.name,
-                    self.executor.queued(),
-                    self.refused_starts
-                ));
+    fn set_filter(&mut self, filter: String) {
+        self.logger.debug(&format!("filter: {filter}"));
+        match &self.capture {
+            Some(capture) => {
+                if let Err(e) = capture.set_filter(filter) {
+                    self.logger
+                        .error(&format!("error: cannot install the packet filter: {e}"));
+                }
             }
-            return;
+            None => self.initial_filter = filter,
         }
-        // Record the stop before starting anything: if knockd dies while the start command
-        // runs, the next start still closes the hole.
-        if let Some(stop) = door.stop_command_line(source) {
-            let due = now.as_second().max(0).unsigned_abs()
-                + door.cmd_timeout.as_secs()
-                + u64::from(door.cmd_timeout.subsec_nanos() > 0);
-            let (_, written) = self.state.add(&door.name, source, due, &stop);
-            self.state_written(written);
-        }
-        let job = Job {
-            door: door.name.clone(),
-            source,
-            kind: CommandKind::Start,
-            command: start,
-            state_id: None,
-        };
-        self.executor.submit(job, &mut self.notices);
-    }
-
-    /// Runs the stop command of (`door`, `source`): the one recorded in the state file when
-    /// there is one (it matches what was opened, even across a reload), else `configured`.
-    fn close(&mut self, door: &str, source: IpAddr, configured: Option<String>) {
-        let (command, state_id) = match self.state.start_next(door, source) {
-            Some(entry) => (entry.command, Some(entry.id)),
-            None => match configured {
-                Some(command) => (command, None),
-                None => return,
-            },
-        };
-        let job = Job {
-            door: door.to_owned(),
-            source,
-            kind: CommandKind::Stop,
-            command,
-            state_id,
-        };
-        self.executor.submit(job, &mut self.notices);
     }
 
     fn flush_notices(&mut self) {
@@ -519,70 +553,21 @@ impl Server {
                     self.logger
                         .event(&format!("{}: running command: {}", job.door, job.command));
                 }
-                Notice::Killed { door, source, pid } => {
-                    let (label, _) = self.label(source);
-                    self.logger.error(&format!(
-                        "{label}: {door}: command still running after {}, killed its process group {pid}",
-                        humantime::format_duration(self.cli.command_kill_timeout)
-                    ));
-                }
+                Notice::Killed { door, source, pid } => self.log(&Record::CommandKilled {
+                    door,
+                    source,
+                    after: self.cli.command_kill_timeout,
+                    pid,
+                }),
             }
         }
     }
 
     fn command_finished(&mut self, finished: &mut Finished) {
         self.executor.finished(finished, &mut self.notices);
-        let job = &finished.job;
-        let status = match &finished.outcome {
-            Outcome::Exited(0) => Some(0),
-            Outcome::Exited(code) => {
-                self.logger.error(&format!(
-                    "{}: command returned non-zero status code ({code})",
-                    job.door
-                ));
-                Some(i64::from(*code))
-            }
-            Outcome::Signaled(signal) => {
-                self.logger.error(&format!(
-                    "{}: command terminated by signal {signal}",
-                    job.door
-                ));
-                None
-            }
-            Outcome::SpawnFailed(e) | Outcome::WaitFailed(e) => {
-                self.logger
-                    .error(&format!("error: {}: cannot run command: {e}", job.door));
-                None
-            }
-        };
-        if self.logger.has_json() {
-            let mut fields = vec![
-                ("kind", JsonValue::Str(job.kind.as_str())),
-                ("command", JsonValue::Str(&job.command)),
-                ("success", JsonValue::Bool(finished.outcome.is_success())),
-            ];
-            if let Some(status) = status {
-                fields.push(("status", JsonValue::Int(status)));
-            }
-            if let Outcome::Signaled(signal) = finished.outcome {
-                fields.push(("signal", JsonValue::Int(i64::from(signal))));
-            }
-            let event = JsonEvent {
-                event: "command",
-                time: Timestamp::now(),
-                door: &job.door,
-                source: job.source,
-                host: None,
-                fields,
-            };
-            self.logger.json(&event);
-        }
-        if let Some(id) = job.state_id {
-            // Forgotten once it ran, whatever its status: a failing stop command would fail
-            // again at every start.
-            let written = self.state.remove(id);
-            self.state_written(written);
-        }
+        self.core
+            .handle_command_finished(&finished.job, finished.outcome.to_core());
+        self.perform();
         self.flush_notices();
     }
 
@@ -599,135 +584,14 @@ impl Server {
             // Logged when it starts failing, not at every change (a read-only disk).
             Err(e) if !self.state_failing => {
                 self.state_failing = true;
-                self.state_write_failed(&e);
+                self.logger.error(&format!(
+                    "error: cannot write state file {}: {}",
+                    self.state.path().display(),
+                    crate::io_reason(&e)
+                ));
             }
             Err(_) => {}
         }
-    }
-
-    fn state_write_failed(&mut self, error: &std::io::Error) {
-        self.logger.error(&format!(
-            "error: cannot write state file {}: {}",
-            self.state.path().display(),
-            crate::io_reason(error)
-        ));
-    }
-
-    // ----- one-time sequences -----------------------------------------------------------
-
-    fn advance_one_time_sequence(&mut self, id: DoorId, door: &knock_core::Door) {
-        let Some(ots) = self
-            .loaded
-            .ots
-            .iter()
-            .find(|o| o.door == id && o.name == door.name)
-        else {
-            return;
-        };
-        let next = match ots.file.mark_used(&door.sequence) {
-            Ok(next) => next,
-            Err(e) => {
-                self.logger.error(&format!("error: {e}"));
-                self.logger.error(&format!(
-                    "error while disabling used one time sequence for door {} --> disabling the door",
-                    door.name
-                ));
-                None
-            }
-        };
-        match &next {
-            Some(sequence) => {
-                let text: Vec<String> = sequence.iter().map(ToString::to_string).collect();
-                self.logger.debug(&format!(
-                    "new sequence for door {}: {}",
-                    door.name,
-                    text.join(",")
-                ));
-            }
-            None => self.logger.event(&exhausted_message(&door.name)),
-        }
-        let sequence = next.unwrap_or_default();
-        if let Some(running) = self.running.doors.get_mut(id.index()) {
-            running.sequence.clone_from(&sequence);
-        }
-        self.matcher.set_door_sequence(id, sequence);
-        self.refresh_filter();
-    }
-
-    // ----- addresses, filter ------------------------------------------------------------
-
-    fn apply_local_addresses(&mut self) {
-        // With no address known yet (interface without address, `any`), accept every
-        // destination rather than none: capture is non-promiscuous and incoming-only, so
-        // packets seen are addressed to this host anyway (0.8 bug B4).
-        let local = if self.local_addresses.is_empty() {
-            LocalAddresses::Any
-        } else {
-            LocalAddresses::List(self.local_addresses.clone())
-        };
-        self.matcher.set_local_addresses(local);
-    }
-
-    fn refresh_filter(&mut self) {
-        let filter = filter_expression(&self.running.doors, &self.local_addresses);
-        self.logger.debug(&format!("filter: {filter}"));
-        if let Some(capture) = &self.capture
-            && let Err(e) = capture.set_filter(filter)
-        {
-            self.logger
-                .error(&format!("error: cannot install the packet filter: {e}"));
-        }
-    }
-
-    // ----- state file -------------------------------------------------------------------
-
-    /// At startup: runs the stop commands that became due while knockd was not running and
-    /// re-arms the others.
-    fn restore_pending_stops(&mut self) {
-        let entries = self.state.entries().to_vec();
-        if entries.is_empty() {
-            return;
-        }
-        let now_unix = Timestamp::now().as_second().max(0).unsigned_abs();
-        let now = self.clock.now();
-        for entry in entries {
-            let door = self
-                .running
-                .doors
-                .iter()
-                .position(|d| d.name == entry.door)
-                .and_then(|i| self.matcher.door(DoorId::from_index(i)).cloned());
-            let (label, _) = self.label(entry.source);
-            match door {
-                Some(door) if entry.due_unix > now_unix => {
-                    let wait = Duration::from_secs(entry.due_unix - now_unix);
-                    self.logger.event(&format!(
-                        "{label}: {}: stop command restored from {}, due in {}",
-                        entry.door,
-                        self.state.path().display(),
-                        humantime::format_duration(wait)
-                    ));
-                    self.matcher
-                        .schedule_close(door, entry.source, now.saturating_add(wait));
-                }
-                _ => {
-                    self.logger.event(&format!(
-                        "{label}: {}: running a stop command left pending by a previous run",
-                        entry.door
-                    ));
-                    self.state.mark_started(entry.id);
-                    let job = Job {
-                        door: entry.door.clone(),
-                        source: entry.source,
-                        kind: CommandKind::Stop,
-                        command: entry.command.clone(),
-                        state_id: Some(entry.id),
-                    };
-                    self.executor.submit(job, &mut self.notices);
-                }
-            }
-        }
-        self.drain_actions();
     }
 
     // ----- signals ----------------------------------------------------------------------
@@ -773,21 +637,22 @@ impl Server {
             interfaces_source: self.settings.interfaces_source,
             ..settings
         };
-        self.running = loaded.effective_config();
+        let now = self.now();
+        self.core.handle_reload(now, loaded.running());
         self.loaded = loaded;
-        self.matcher.replace_config(self.clock.now(), &self.running);
-        self.refresh_filter();
+        self.perform();
         debug_config(&mut self.logger, &self.loaded.config);
     }
 
     fn log_statistics(&mut self) {
-        let counters = *self.matcher.counters();
+        let matcher = self.core.matcher();
+        let counters = *matcher.counters();
         let mut text = format!(
             "statistics: {} knocks admitted, {} doors opened, {} sources tracked, {} stop commands pending, {} commands running, {} queued",
             counters.admitted,
             counters.opened,
-            self.matcher.tracked_sources(),
-            self.matcher.pending_closes(),
+            matcher.tracked_sources(),
+            matcher.pending_closes(),
             self.executor.running(),
             self.executor.queued(),
         );
@@ -811,31 +676,9 @@ impl Server {
         if let Some(capture) = self.capture.take() {
             capture.stop();
         }
-        if self.cli.no_stop_on_exit {
-            let left = self.state.entries().iter().filter(|e| !e.started).count();
-            if left > 0 {
-                self.logger.event(&format!(
-                    "leaving {left} stop commands pending in {} (--no-stop-on-exit)",
-                    self.state.path().display()
-                ));
-            }
-        } else {
-            for close in self.matcher.take_pending_closes() {
-                self.action(&close, true);
-            }
-            // Stops recorded but not known to the matcher (should not happen) run too.
-            let orphans: Vec<_> = self
-                .state
-                .entries()
-                .iter()
-                .filter(|e| !e.started)
-                .cloned()
-                .collect();
-            for entry in orphans {
-                self.close(&entry.door, entry.source, None);
-            }
-        }
-        self.flush_notices();
+        self.feed_burst();
+        self.core.handle_shutdown(!self.cli.no_stop_on_exit);
+        self.end_pass(true);
         if !self.executor.is_idle() {
             self.logger.verbose("waiting for child processes...");
             let deadline = std::time::Instant::now() + SHUTDOWN_BUDGET;
@@ -847,6 +690,7 @@ impl Server {
                 }
                 if let Ok(mut finished) = completions.recv_timeout(left) {
                     self.command_finished(&mut finished);
+                    self.end_pass(false);
                 }
             }
             if !self.executor.is_idle() {
@@ -859,10 +703,16 @@ impl Server {
                 ));
             }
         }
+        self.end_pass(true);
         self.logger.log("shutting down");
         self.logger.flush();
         exit
     }
+}
+
+/// The wall clock in Unix seconds.
+fn unix_now() -> u64 {
+    Timestamp::now().as_second().max(0).unsigned_abs()
 }
 
 /// `-D`: the configuration as knockd runs it, one `config:` line per non-blank line.
@@ -874,13 +724,5 @@ fn debug_config(logger: &mut Logger, config: &Config) {
         if !line.trim().is_empty() {
             logger.debug(&format!("config: {line}"));
         }
-    }
-}
-
-fn filter_family(addresses: Vec<IpAddr>, only_ipv4: bool) -> Vec<IpAddr> {
-    if only_ipv4 {
-        addresses.into_iter().filter(IpAddr::is_ipv4).collect()
-    } else {
-        addresses
     }
 }

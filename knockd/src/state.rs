@@ -1,8 +1,11 @@
 //! The pending-stops state file: every stop command that is due but has not run yet, so a
 //! crash, `kill -9` or reboot never leaves a firewall hole open (0.8 bug B2).
 //!
-//! Format (JSON, one document, rewritten atomically — temporary file in the same directory,
-//! fsync, rename, fsync of the directory — on every change):
+//! The daemon core owns the records and tells the driver what changed
+//! (`Effect::PersistStop`, `Effect::DropStop`); this mirror applies the changes in memory and
+//! is written at most once per pass of the event loop, so a flood of opens does not turn into
+//! one fsync per open. Format (JSON, one document, rewritten atomically — temporary file in
+//! the same directory, fsync, rename, fsync of the directory):
 //!
 //! ```json
 //! {"version":1,"pending_stops":[
@@ -14,39 +17,24 @@
 //! replaced), so the hole opened under an old configuration is closed by the matching
 //! command even if the configuration changed since.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-/// One stop command still to run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingStop {
-    /// In-process identifier (not stored).
-    pub id: u64,
-    /// The door's name.
-    pub door: String,
-    /// The knocker.
-    pub source: IpAddr,
-    /// When it is due, in Unix seconds.
-    pub due_unix: u64,
-    /// The command, `%IP%` replaced.
-    pub command: String,
-    /// Whether it has been handed to the executor (it stays recorded until it finished).
-    pub started: bool,
-}
+use crate::core::{PendingStop, StopId};
 
 /// Why the state file could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub(crate) enum StateError {
     /// Reading failed.
-    #[error("cannot read state file {path}: {source}")]
+    #[error("cannot read state file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
+        /// The I/O error (in the message, so not a `source`).
+        error: io::Error,
     },
     /// The file could be written by someone else: its commands are not run.
     #[error(
@@ -69,38 +57,39 @@ pub enum StateError {
 
 /// The pending stops and the file that records them.
 #[derive(Debug)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: PathBuf,
-    entries: Vec<PendingStop>,
-    next_id: u64,
+    entries: BTreeMap<StopId, PendingStop>,
+    /// Changed since the last successful write.
+    dirty: bool,
 }
 
 impl StateFile {
     /// An empty state recorded at `path` (nothing is written until the first change).
     #[must_use]
-    pub fn empty(path: PathBuf) -> Self {
+    pub(crate) const fn empty(path: PathBuf) -> Self {
         Self {
             path,
-            entries: Vec::new(),
-            next_id: 1,
+            entries: BTreeMap::new(),
+            dirty: false,
         }
     }
 
-    /// Reads `path`; a missing file is an empty state.
+    /// Reads `path`; a missing file is an empty state. Entries get ids 1, 2, … in file order.
     ///
     /// # Errors
     /// The file exists but cannot be read or is not a state document.
-    pub fn load(path: PathBuf) -> Result<Self, StateError> {
+    pub(crate) fn load(path: PathBuf) -> Result<Self, StateError> {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::empty(path)),
-            Err(source) => return Err(StateError::Read { path, source }),
+            Err(error) => return Err(StateError::Read { path, error }),
         };
         // Its commands run through /bin/sh with knockd's privileges (normally root): a file
         // that another user could have written (e.g. `--state-file /tmp/…`) is refused.
-        let meta = std::fs::metadata(&path).map_err(|source| StateError::Read {
+        let meta = std::fs::metadata(&path).map_err(|error| StateError::Read {
             path: path.clone(),
-            source,
+            error,
         })?;
         if !is_safe(&meta) {
             return Err(StateError::Unsafe { path });
@@ -118,8 +107,8 @@ impl StateFile {
             .get("pending_stops")
             .and_then(Value::as_array)
             .ok_or_else(|| corrupt("no \"pending_stops\" list".into()))?;
-        let mut entries = Vec::with_capacity(list.len());
-        for item in list {
+        let mut entries = BTreeMap::new();
+        for (index, item) in (1..).zip(list) {
             let field = |name: &str| {
                 item.get(name)
                     .ok_or_else(|| corrupt(format!("entry without \"{name}\"")))
@@ -137,97 +126,74 @@ impl StateFile {
             let command = field("command")?
                 .as_str()
                 .ok_or_else(|| corrupt("\"command\" is not a string".into()))?;
-            entries.push((door.to_owned(), source, due_unix, command.to_owned()));
+            entries.insert(
+                StopId(index),
+                PendingStop {
+                    door: door.to_owned(),
+                    source,
+                    due_unix,
+                    command: command.to_owned(),
+                },
+            );
         }
-        for (door, source, due_unix, command) in entries {
-            let id = state.next_id;
-            state.next_id += 1;
-            state.entries.push(PendingStop {
-                id,
-                door,
-                source,
-                due_unix,
-                command,
-                started: false,
-            });
-        }
+        state.entries = entries;
         Ok(state)
     }
 
     /// The file's path.
     #[must_use]
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Every pending stop, in the order recorded.
+    /// Every pending stop, in id order (the order recorded).
     #[must_use]
-    pub fn entries(&self) -> &[PendingStop] {
-        &self.entries
+    pub(crate) fn entries(&self) -> Vec<(StopId, PendingStop)> {
+        self.entries
+            .iter()
+            .map(|(id, stop)| (*id, stop.clone()))
+            .collect()
     }
 
-    /// Records a new pending stop and returns its id.
-    ///
-    /// # Errors
-    /// The file could not be written (the entry is kept in memory all the same).
-    pub fn add(
-        &mut self,
-        door: &str,
-        source: IpAddr,
-        due_unix: u64,
-        command: &str,
-    ) -> (u64, io::Result<()>) {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.entries.push(PendingStop {
-            id,
-            door: door.to_owned(),
-            source,
-            due_unix,
-            command: command.to_owned(),
-            started: false,
-        });
-        (id, self.save())
+    /// Records a pending stop (in memory; see [`save_if_dirty`](Self::save_if_dirty)).
+    pub(crate) fn add(&mut self, id: StopId, stop: PendingStop) {
+        self.entries.insert(id, stop);
+        self.dirty = true;
     }
 
-    /// Marks the earliest not yet started stop of (`door`, `source`) as started and returns
-    /// it.
-    pub fn start_next(&mut self, door: &str, source: IpAddr) -> Option<PendingStop> {
-        let entry = self
-            .entries
-            .iter_mut()
-            .filter(|e| !e.started && e.door == door && e.source == source)
-            .min_by_key(|e| (e.due_unix, e.id))?;
-        entry.started = true;
-        Some(entry.clone())
-    }
-
-    /// Marks a stop as started by id (restored entries run at once).
-    pub fn mark_started(&mut self, id: u64) {
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.id == id) {
-            entry.started = true;
+    /// Forgets a pending stop (in memory).
+    pub(crate) fn remove(&mut self, id: StopId) {
+        if self.entries.remove(&id).is_some() {
+            self.dirty = true;
         }
     }
 
-    /// Forgets a stop that ran.
+    /// Whether the file lags behind the records.
+    #[must_use]
+    pub(crate) const fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Writes the file if it changed since the last successful write; it stays dirty when
+    /// the write fails (tried again at the next call).
     ///
     /// # Errors
-    /// The file could not be written.
-    pub fn remove(&mut self, id: u64) -> io::Result<()> {
-        let before = self.entries.len();
-        self.entries.retain(|e| e.id != id);
-        if self.entries.len() == before {
+    /// See [`save`](Self::save).
+    pub(crate) fn save_if_dirty(&mut self) -> io::Result<()> {
+        if !self.dirty {
             return Ok(());
         }
-        self.save()
+        self.save()?;
+        self.dirty = false;
+        Ok(())
     }
 
     /// The document as written to disk.
     #[must_use]
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let list: Vec<Value> = self
             .entries
-            .iter()
+            .values()
             .map(|e| {
                 json!({
                     "door": e.door,
@@ -246,7 +212,7 @@ impl StateFile {
     ///
     /// # Errors
     /// Creating the directory, writing, syncing or renaming failed.
-    pub fn save(&self) -> io::Result<()> {
+    pub(crate) fn save(&self) -> io::Result<()> {
         write_atomically(&self.path, self.to_text().as_bytes())
     }
 }
@@ -262,7 +228,7 @@ fn is_safe(meta: &std::fs::Metadata) -> bool {
 ///
 /// # Errors
 /// Any step failed; `path` is then unchanged.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -295,49 +261,47 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn stop(door: &str, source: &str, due_unix: u64, command: &str) -> PendingStop {
+        PendingStop {
+            door: door.into(),
+            source: source.parse().unwrap(),
+            due_unix,
+            command: command.into(),
+        }
+    }
+
     #[test]
-    fn round_trip() {
+    fn round_trip_written_once_per_save() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("pending-stops");
         let mut state = StateFile::load(path.clone()).unwrap();
         assert!(state.entries().is_empty());
-        let ip4: IpAddr = "10.0.0.1".parse().unwrap();
-        let ip6: IpAddr = "fd00::1".parse().unwrap();
-        let (a, r) = state.add("openSSH", ip4, 1_795_000_000, "iptables -D x \"10.0.0.1\"");
-        r.unwrap();
-        let (_b, r) = state.add("door 2", ip6, 1_795_000_100, "ip6tables -D y fd00::1");
-        r.unwrap();
+        let a = stop(
+            "openSSH",
+            "10.0.0.1",
+            1_795_000_000,
+            "iptables -D x \"10.0.0.1\"",
+        );
+        let b = stop("door 2", "fd00::1", 1_795_000_100, "ip6tables -D y fd00::1");
+        state.add(StopId(7), a.clone());
+        state.add(StopId(9), b.clone());
+        assert!(!path.exists(), "nothing written before save_if_dirty");
+        assert!(state.is_dirty());
+        state.save_if_dirty().unwrap();
+        assert!(!state.is_dirty());
         let loaded = StateFile::load(path.clone()).unwrap();
-        assert_eq!(loaded.entries().len(), 2);
-        assert_eq!(loaded.entries()[0].door, "openSSH");
-        assert_eq!(loaded.entries()[0].source, ip4);
-        assert_eq!(loaded.entries()[0].due_unix, 1_795_000_000);
-        assert_eq!(loaded.entries()[0].command, "iptables -D x \"10.0.0.1\"");
-        assert_eq!(loaded.entries()[1].source, ip6);
+        assert_eq!(loaded.entries(), [(StopId(1), a), (StopId(2), b.clone())]);
 
-        state.remove(a).unwrap();
+        state.remove(StopId(7));
+        state.save_if_dirty().unwrap();
         let loaded = StateFile::load(path.clone()).unwrap();
-        assert_eq!(loaded.entries().len(), 1);
-        assert_eq!(loaded.entries()[0].door, "door 2");
+        assert_eq!(loaded.entries(), [(StopId(1), b)]);
         // No temporary files left behind.
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
-    }
-
-    #[test]
-    fn start_next_takes_the_earliest_unstarted() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut state = StateFile::empty(dir.path().join("s"));
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let (late, _) = state.add("d", ip, 200, "late");
-        let (early, _) = state.add("d", ip, 100, "early");
-        assert_eq!(state.start_next("d", ip).unwrap().id, early);
-        assert_eq!(state.start_next("d", ip).unwrap().id, late);
-        assert_eq!(state.start_next("d", ip), None);
-        assert_eq!(state.start_next("other", ip), None);
     }
 
     #[test]
@@ -366,10 +330,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let mut state = StateFile::empty(path.clone());
-        state
-            .add("d", "10.0.0.1".parse().unwrap(), 1, "true")
-            .1
-            .unwrap();
+        state.add(StopId(1), stop("d", "10.0.0.1", 1, "true"));
+        state.save_if_dirty().unwrap();
         assert_eq!(StateFile::load(path.clone()).unwrap().entries().len(), 1);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert!(matches!(

@@ -1,0 +1,88 @@
+//! [`Effect`]: what the daemon core asks its driver to do. Plain data (no handles, closures
+//! or shared state), so a driver may perform it in another process.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::record::Record;
+
+/// Identifies a pending stop command, in this process (not stored in the state file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct StopId(pub u64);
+
+/// A stop command still to run, as the state file keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingStop {
+    /// The door's name.
+    pub(crate) door: String,
+    /// The knocker.
+    pub(crate) source: IpAddr,
+    /// When it is due, in Unix seconds.
+    pub(crate) due_unix: u64,
+    /// The command, `%IP%` replaced: the hole opened under an old configuration is closed by
+    /// the matching command even if the configuration changed since.
+    pub(crate) command: String,
+}
+
+/// Which of a door's commands a job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum CommandKind {
+    /// The start command (after a completed sequence).
+    Start,
+    /// The stop command (`cmd_timeout` later, at shutdown, or restored after a restart).
+    Stop,
+}
+
+/// One command to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Job {
+    /// The door's name (for log lines and ordering).
+    pub(crate) door: String,
+    /// The knocker.
+    pub(crate) source: IpAddr,
+    /// Start or stop.
+    pub(crate) kind: CommandKind,
+    /// The command line, `%IP%` already substituted.
+    pub(crate) command: String,
+    /// For stop jobs: the pending stop this runs (dropped once the job finished).
+    pub(crate) stop: Option<StopId>,
+}
+
+/// Something the driver must do, in the order the core emits them.
+///
+/// New door kinds add variants here (e.g. adding an element to an nftables set for a
+/// source, with a kernel timeout): the enum is `#[non_exhaustive]` so that adding one is not a
+/// breaking change, and drivers have one arm per variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub(crate) enum Effect {
+    /// Log this.
+    Log(Record),
+    /// Record a pending stop in the state file. Emitted before the start job it belongs to;
+    /// the driver must have written it to disk before that job runs (it may write once for
+    /// several records, e.g. once per loop pass).
+    PersistStop {
+        /// Its identifier (see [`Effect::DropStop`], [`Job::stop`]).
+        id: StopId,
+        /// The record.
+        stop: PendingStop,
+    },
+    /// Forget a pending stop (its command ran).
+    DropStop(StopId),
+    /// Run a command. Jobs of one (door, source) must run one after the other in the order
+    /// emitted; report each end with `Core::handle_command_finished`.
+    RunJob(Job),
+    /// Replace a door's one-time sequences file with `text` (a used line marked). Report a
+    /// failure with `Core::handle_ots_write_failed` before feeding the next input: the door
+    /// is then disabled.
+    RewriteOts {
+        /// The door's name.
+        door: String,
+        /// The file, absolute.
+        path: PathBuf,
+        /// Its new content.
+        text: String,
+    },
+    /// Install this kernel filter (the doors' current steps and the local addresses).
+    SetFilter(String),
+}

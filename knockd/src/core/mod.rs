@@ -1,0 +1,592 @@
+//! The daemon core: everything knockd decides, without I/O (quinn-proto one layer up: this
+//! is to the event loop what knock-core's `Matcher` is to this).
+//!
+//! ```text
+//!  capture ──packets──▶ ┌──────────────────────────── Core ─┐ ──Effect──▶ driver
+//!  clock ─────Time────▶ │ Matcher (knock-core)               │   Log(Record)      logs, JSON
+//!  executor ─finished─▶ │ running config + one-time seqs     │   PersistStop/Drop state file
+//!  signals ──reload───▶ │ pending stops (records)            │   RunJob           executor
+//!  netlink ─addresses─▶ │ Destinations (knock-capture)       │   RewriteOts       OTS file
+//!  state file ─restore▶ └────────────────────────────────────┘   SetFilter        capture
+//! ```
+//!
+//! # Calling contract
+//!
+//! Feed inputs with the `handle_*` methods, each with the current [`Time`]; after each,
+//! drain [`Core::poll_effect`] until `None` and perform the effects in order; then sleep
+//! until [`Core::poll_timeout`] (or the next input) and call [`Core::handle_timeout`].
+//! Report what performing an effect gave back: a finished [`Effect::RunJob`] with
+//! [`Core::handle_command_finished`], a failed [`Effect::RewriteOts`] with
+//! [`Core::handle_ots_write_failed`] (before the next input).
+//!
+//! # Ordering rules (enforced here, tested in `tests.rs`)
+//!
+//! * A stop is recorded ([`Effect::PersistStop`]) before its start job is emitted.
+//! * A one-time sequence advances right after its open: before any further packet is
+//!   matched (bursts are fed packet by packet while a one-time-sequence door exists).
+//! * Jobs of one door and source are emitted in the order they must run (start before its
+//!   stop); the driver keeps that order.
+//!
+//! # Bounds
+//!
+//! The matcher's [`Limits`] bound attempts and pending closes; pending-stop records are at
+//! most the matcher's pending closes plus the jobs not yet finished plus the records restored
+//! at startup. Start commands are refused while more than `max_waiting_starts` jobs wait.
+//!
+//! # Adding a door kind
+//!
+//! A new proof (TOTP, SPA) is a knock-core matcher concern and reaches [`Core::drain`] as
+//! actions; a new opening (an nftables set element) is a new [`Effect`] variant emitted from
+//! [`Core::open`] / [`Core::close`] next to [`Effect::RunJob`], with a `handle_*` method
+//! for its completion if the driver reports one.
+
+mod effect;
+mod record;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use knock_capture::Destinations;
+use knock_core::{
+    Action, ActionKind, Config, Door, DoorId, DoorRef, Instant, Knock, Limits, Matcher,
+    PacketEvent, ots,
+};
+
+pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, StopId};
+pub(crate) use record::{CommandOutcome, Level, Record};
+
+/// The time of an input: the monotonic instant the matcher runs on, and the wall clock in
+/// Unix seconds (for the state file's due times, which must survive a restart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Time {
+    /// Monotonic time (the capture clock, or the packets' time in a replay).
+    pub(crate) instant: Instant,
+    /// Wall-clock time, Unix seconds.
+    pub(crate) unix_secs: u64,
+}
+
+/// A door's one-time sequences file, as loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OtsText {
+    /// The door's index in the configuration.
+    pub(crate) door: usize,
+    /// The file, absolute (what [`Effect::RewriteOts`] names).
+    pub(crate) path: PathBuf,
+    /// Its content.
+    pub(crate) text: String,
+}
+
+/// A configuration to run: as parsed (one-time-sequence doors have an empty `sequence`),
+/// with the texts of the one-time sequences files.
+#[derive(Clone, Debug)]
+pub(crate) struct RunningConfig {
+    /// The parsed configuration.
+    pub(crate) config: Config,
+    /// One entry per door with `One_Time_Sequences`.
+    pub(crate) ots: Vec<OtsText>,
+}
+
+/// Settings of the core that do not come from the configuration file.
+#[derive(Clone, Debug)]
+pub(crate) struct CoreOptions {
+    /// The matcher's bounds.
+    pub(crate) limits: Limits,
+    /// `-4`: only IPv4 addresses count as local.
+    pub(crate) ipv4_only: bool,
+    /// Commands the driver runs at once (`--max-commands`).
+    pub(crate) max_running: usize,
+    /// Jobs of one door waiting beyond which that door's start commands are refused.
+    pub(crate) max_waiting_starts: usize,
+    /// The state file, as log lines name it.
+    pub(crate) state_file: PathBuf,
+}
+
+/// The daemon core; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct Core {
+    options: CoreOptions,
+    /// The running configuration: one-time-sequence doors with their active sequence.
+    config: Config,
+    ots: Vec<OtsText>,
+    matcher: Matcher,
+    destinations: Destinations,
+    stops: Stops,
+    effects: VecDeque<Effect>,
+    /// Jobs emitted and not reported finished, per door (a flood against one door does not
+    /// get another door's start commands refused).
+    jobs_outstanding: HashMap<String, usize>,
+    refused_starts: u64,
+}
+
+impl Core {
+    /// A core running `running`, with no local address known yet (every destination
+    /// counts until [`handle_local_addresses`](Self::handle_local_addresses)).
+    #[must_use]
+    pub(crate) fn new(running: RunningConfig, options: CoreOptions) -> Self {
+        let config = effective_config(&running);
+        let matcher = Matcher::with_limits(&config, options.limits);
+        Self {
+            destinations: Destinations::new(options.ipv4_only),
+            options,
+            config,
+            ots: running.ots,
+            matcher,
+            stops: Stops::default(),
+            effects: VecDeque::new(),
+            jobs_outstanding: HashMap::new(),
+            refused_starts: 0,
+        }
+    }
+
+    /// The next effect to perform, or `None` when drained.
+    pub(crate) fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next (`None`: no deadline).
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.matcher.poll_timeout()
+    }
+
+    /// The matcher, for statistics.
+    #[must_use]
+    pub(crate) const fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// The running configuration (one-time-sequence doors with their active sequence).
+    #[cfg(test)]
+    #[must_use]
+    pub(crate) const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One packet.
+    pub(crate) fn handle_packet(&mut self, now: Time, packet: &PacketEvent) {
+        self.matcher.handle_packet(packet);
+        self.drain(now);
+    }
+
+    /// A burst of packets, each at its own time stamp (`now`: when the burst is handled, for
+    /// the records' wall-clock times). Fed to [`Matcher::handle_packets`] at once (faster with many
+    /// sources), or packet by packet while a one-time-sequence door exists, so that its
+    /// sequence advances before the next packet.
+    pub(crate) fn handle_packets(&mut self, now: Time, packets: &[PacketEvent]) {
+        if self.ots.is_empty() {
+            self.matcher.handle_packets(packets);
+            self.drain(now);
+        } else {
+            for packet in packets {
+                self.handle_packet(now, packet);
+            }
+        }
+    }
+
+    /// Time passed: sequence timeouts and stop commands due by `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Time) {
+        self.matcher.handle_timeout(now.instant);
+        self.drain(now);
+    }
+
+    /// The local addresses changed (or are known for the first time).
+    pub(crate) fn handle_local_addresses(&mut self, addresses: Vec<IpAddr>) {
+        self.destinations.set_addresses(addresses);
+        self.matcher.set_local_addresses(self.destinations.local());
+        self.refresh_filter();
+    }
+
+    /// A new configuration (reload). Attempts in progress are discarded, pending stops kept.
+    pub(crate) fn handle_reload(&mut self, now: Time, running: RunningConfig) {
+        self.config = effective_config(&running);
+        self.ots = running.ots;
+        self.matcher.replace_config(now.instant, &self.config);
+        self.refresh_filter();
+        self.drain(now);
+    }
+
+    /// At startup: the pending stops a previous run left in the state file. Overdue ones run
+    /// at once; the others are armed again.
+    pub(crate) fn handle_restore(&mut self, now: Time, stops: Vec<(StopId, PendingStop)>) {
+        for (id, stop) in stops {
+            let door = self
+                .config
+                .doors
+                .iter()
+                .position(|d| d.name == stop.door)
+                .and_then(|i| self.matcher.door(door_id(i)).cloned());
+            self.stops.insert(id, stop.clone());
+            match door {
+                Some(door) if stop.due_unix > now.unix_secs => {
+                    let due_in = Duration::from_secs(stop.due_unix - now.unix_secs);
+                    self.push(Effect::Log(Record::StopRestored {
+                        door: stop.door,
+                        source: stop.source,
+                        due_in,
+                        state_file: self.options.state_file.clone(),
+                    }));
+                    self.matcher.schedule_close(
+                        door,
+                        stop.source,
+                        now.instant.saturating_add(due_in),
+                    );
+                }
+                _ => {
+                    self.push(Effect::Log(Record::StopOverdue {
+                        door: stop.door.clone(),
+                        source: stop.source,
+                    }));
+                    self.stops.start(id);
+                    self.run(Job {
+                        door: stop.door,
+                        source: stop.source,
+                        kind: CommandKind::Stop,
+                        command: stop.command,
+                        stop: Some(id),
+                    });
+                }
+            }
+        }
+        self.drain(now);
+    }
+
+    /// A job emitted by [`Effect::RunJob`] finished.
+    pub(crate) fn handle_command_finished(&mut self, job: &Job, outcome: CommandOutcome) {
+        if let Some(count) = self.jobs_outstanding.get_mut(&job.door) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.jobs_outstanding.remove(&job.door);
+            }
+        }
+        self.push(Effect::Log(Record::CommandFinished {
+            job: job.clone(),
+            outcome,
+        }));
+        // Forgotten once it ran, whatever its status: a failing stop command would fail
+        // again at every start.
+        if let Some(id) = job.stop
+            && self.stops.remove(id)
+        {
+            self.push(Effect::DropStop(id));
+        }
+    }
+
+    /// An [`Effect::RewriteOts`] for `door` failed with `error`: the door is disabled (its
+    /// used sequence must not open again).
+    pub(crate) fn handle_ots_write_failed(&mut self, door: &str, error: String) {
+        self.push(Effect::Log(Record::OtsWriteFailed { error }));
+        self.push(Effect::Log(Record::OtsDisabled {
+            door: door.to_owned(),
+        }));
+        self.push(Effect::Log(Record::OtsExhausted {
+            door: door.to_owned(),
+        }));
+        if let Some(index) = self.config.doors.iter().position(|d| d.name == door) {
+            self.set_sequence(index, Vec::new());
+        }
+    }
+
+    /// knockd is exiting: run every pending stop now (`run_pending_stops`), or leave them in
+    /// the state file for the next start (`--no-stop-on-exit`).
+    pub(crate) fn handle_shutdown(&mut self, run_pending_stops: bool) {
+        if !run_pending_stops {
+            let count = self.stops.unstarted().len();
+            if count > 0 {
+                self.push(Effect::Log(Record::StopsLeft {
+                    count,
+                    state_file: self.options.state_file.clone(),
+                }));
+            }
+            return;
+        }
+        for close in self.matcher.take_pending_closes() {
+            if let Action::Close { door, source } = close {
+                let settings = settings(&door);
+                self.push(Effect::Log(Record::ShutdownClose {
+                    door: settings.name.clone(),
+                    source,
+                }));
+                self.close(&settings.name, source);
+            }
+        }
+        // Stops recorded but not known to the matcher (should not happen) run too.
+        for (door, source) in self.stops.unstarted() {
+            self.close(&door, source);
+        }
+    }
+
+    // ----- inside ---------------------------------------------------------------------
+
+    fn push(&mut self, effect: Effect) {
+        self.effects.push_back(effect);
+    }
+
+    /// Turns the matcher's actions into effects.
+    fn drain(&mut self, now: Time) {
+        while let Some(view) = self.matcher.poll_action_ref() {
+            let (kind, source, stage) = (view.kind, view.source, view.stage);
+            let door = || settings(view.door).name.clone();
+            let record = match kind {
+                ActionKind::Stage => Record::Stage {
+                    door: door(),
+                    source,
+                    stage,
+                },
+                ActionKind::Timeout => Record::Timeout {
+                    door: door(),
+                    source,
+                    stage,
+                },
+                ActionKind::Invalidated => Record::Invalidated {
+                    door: door(),
+                    source,
+                    stage,
+                },
+                ActionKind::Open => {
+                    let door = view.door.clone();
+                    self.open(now, &door, source);
+                    continue;
+                }
+                ActionKind::Close => {
+                    let door = view.door.clone();
+                    let settings = settings(&door);
+                    self.push(Effect::Log(Record::Close {
+                        door: settings.name.clone(),
+                        source,
+                    }));
+                    self.close(&settings.name, source);
+                    continue;
+                }
+                // A kind added to knock-core after this was written: nothing is logged
+                // rather than a wrong word.
+                _ => continue,
+            };
+            self.push(Effect::Log(record));
+        }
+    }
+
+    /// An open: the stop is recorded, then the start command runs, then a one-time sequence
+    /// advances.
+    fn open(&mut self, now: Time, door: &DoorRef, source: IpAddr) {
+        let settings = settings(door);
+        self.push(Effect::Log(Record::Open {
+            door: settings.name.clone(),
+            source,
+        }));
+        if let Some(start) = settings.start_command_line(source) {
+            let waiting = self
+                .jobs_outstanding
+                .get(&settings.name)
+                .map_or(0, |n| n.saturating_sub(self.options.max_running));
+            if waiting >= self.options.max_waiting_starts {
+                self.refused_starts += 1;
+                // One line per power of two, so a flood cannot flood the log as well.
+                if self.refused_starts.is_power_of_two() {
+                    self.push(Effect::Log(Record::StartRefused {
+                        door: settings.name.clone(),
+                        source,
+                        waiting,
+                        refused: self.refused_starts,
+                    }));
+                }
+            } else {
+                // Recorded before starting anything: if knockd dies while the start command
+                // runs, the next start still closes the hole.
+                if let Some(stop) = settings.stop_command_line(source) {
+                    let timeout = settings.cmd_timeout;
+                    let due_unix =
+                        now.unix_secs + timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+                    let stop = PendingStop {
+                        door: settings.name.clone(),
+                        source,
+                        due_unix,
+                        command: stop,
+                    };
+                    let id = self.stops.add(stop.clone());
+                    self.push(Effect::PersistStop { id, stop });
+                }
+                self.run(Job {
+                    door: settings.name.clone(),
+                    source,
+                    kind: CommandKind::Start,
+                    command: start,
+                    stop: None,
+                });
+            }
+        }
+        self.advance_one_time_sequence(door_index(door), settings);
+    }
+
+    /// Runs the stop command of (`door`, `source`): the one recorded at the open (it matches
+    /// what was opened, even across a reload). Every start that ran has one; an open whose
+    /// start command was refused (flood) has none, and its close runs nothing: a stop
+    /// command for a hole never opened would only add to the flood.
+    fn close(&mut self, door: &str, source: IpAddr) {
+        let Some((id, command)) = self.stops.start_next(door, source) else {
+            return;
+        };
+        self.run(Job {
+            door: door.to_owned(),
+            source,
+            kind: CommandKind::Stop,
+            command,
+            stop: Some(id),
+        });
+    }
+
+    fn run(&mut self, job: Job) {
+        *self.jobs_outstanding.entry(job.door.clone()).or_default() += 1;
+        self.push(Effect::RunJob(job));
+    }
+
+    /// After an open of a one-time-sequence door: the used line is marked, the next one
+    /// becomes active (or the door is disabled).
+    fn advance_one_time_sequence(&mut self, index: usize, door: &Door) {
+        let Some(ots) = self.ots.iter_mut().find(|o| o.door == index) else {
+            return;
+        };
+        let next = match ots::advance(&ots.text, &door.sequence) {
+            Some(step) => {
+                ots.text.clone_from(&step.text);
+                let path = ots.path.clone();
+                self.push(Effect::RewriteOts {
+                    door: door.name.clone(),
+                    path,
+                    text: step.text,
+                });
+                step.next.map(|n| n.sequence)
+            }
+            // The used line is gone (should not happen): keep the active one.
+            None => ots::active_sequence(&ots.text).map(|a| a.sequence),
+        };
+        match &next {
+            Some(sequence) => self.push(Effect::Log(Record::OtsNext {
+                door: door.name.clone(),
+                sequence: sequence.clone(),
+            })),
+            None => self.push(Effect::Log(Record::OtsExhausted {
+                door: door.name.clone(),
+            })),
+        }
+        self.set_sequence(index, next.unwrap_or_default());
+    }
+
+    fn set_sequence(&mut self, index: usize, sequence: Vec<Knock>) {
+        if let Some(door) = self.config.doors.get_mut(index) {
+            door.sequence.clone_from(&sequence);
+        }
+        self.matcher.set_door_sequence(door_id(index), sequence);
+        self.refresh_filter();
+    }
+
+    fn refresh_filter(&mut self) {
+        let filter = self.destinations.filter(&self.config.doors);
+        self.push(Effect::SetFilter(filter));
+    }
+}
+
+/// The configuration with every one-time-sequence door's active sequence filled in (empty
+/// if exhausted).
+fn effective_config(running: &RunningConfig) -> Config {
+    let mut config = running.config.clone();
+    for ots in &running.ots {
+        if let Some(door) = config.doors.get_mut(ots.door) {
+            door.sequence = ots::active_sequence(&ots.text)
+                .map(|a| a.sequence)
+                .unwrap_or_default();
+        }
+    }
+    config
+}
+
+// The only places that know how knock-core names a door.
+
+fn door_id(index: usize) -> DoorId {
+    DoorId::from_index(index)
+}
+
+fn door_index(door: &DoorRef) -> usize {
+    door.id().index()
+}
+
+fn settings(door: &DoorRef) -> &Door {
+    door
+}
+
+/// The pending-stop records, by id, with the not yet started ones indexed by (door, source).
+#[derive(Debug, Default)]
+struct Stops {
+    records: BTreeMap<StopId, PendingStop>,
+    /// Not started yet, per (door, source).
+    waiting: HashMap<(String, IpAddr), Vec<StopId>>,
+    next_id: u64,
+}
+
+impl Stops {
+    fn add(&mut self, stop: PendingStop) -> StopId {
+        self.next_id += 1;
+        let id = StopId(self.next_id);
+        self.insert(id, stop);
+        id
+    }
+
+    fn insert(&mut self, id: StopId, stop: PendingStop) {
+        self.next_id = self.next_id.max(id.0);
+        self.waiting
+            .entry((stop.door.clone(), stop.source))
+            .or_default()
+            .push(id);
+        self.records.insert(id, stop);
+    }
+
+    /// Marks the earliest due, not yet started stop of (`door`, `source`) as started and
+    /// returns it with its command.
+    fn start_next(&mut self, door: &str, source: IpAddr) -> Option<(StopId, String)> {
+        let key = (door.to_owned(), source);
+        let ids = self.waiting.get_mut(&key)?;
+        let (position, id) = ids
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, id)| (self.records.get(id).map(|r| r.due_unix), **id))
+            .map(|(i, id)| (i, *id))?;
+        ids.swap_remove(position);
+        if ids.is_empty() {
+            self.waiting.remove(&key);
+        }
+        Some((id, self.records.get(&id)?.command.clone()))
+    }
+
+    /// Marks a stop as started by id.
+    fn start(&mut self, id: StopId) {
+        let Some(stop) = self.records.get(&id) else {
+            return;
+        };
+        let key = (stop.door.clone(), stop.source);
+        if let Some(ids) = self.waiting.get_mut(&key) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.waiting.remove(&key);
+            }
+        }
+    }
+
+    /// Forgets a stop that ran; whether it was recorded.
+    fn remove(&mut self, id: StopId) -> bool {
+        self.start(id);
+        self.records.remove(&id).is_some()
+    }
+
+    /// (door, source) of every stop not started yet, once per stop, in id order.
+    fn unstarted(&self) -> Vec<(String, IpAddr)> {
+        let mut ids: Vec<StopId> = self.waiting.values().flatten().copied().collect();
+        ids.sort_unstable();
+        ids.iter()
+            .filter_map(|id| self.records.get(id))
+            .map(|r| (r.door.clone(), r.source))
+            .collect()
+    }
+}

@@ -1,0 +1,473 @@
+//! [`Record`]: the one type for what knockd logs about knocks, commands, pending stops and
+//! one-time sequences, with one text rendering in knockd 0.8's wording ([`Record::display`])
+//! and one JSON rendering ([`Record::json`]).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use knock_core::Knock;
+
+use super::effect::{CommandKind, Job};
+use crate::logging::{JsonEvent, JsonValue};
+
+/// How a command ended, as the driver that ran it reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub(crate) enum CommandOutcome {
+    /// The shell exited with this status.
+    Exited(i32),
+    /// The shell was killed by this signal.
+    Signaled(i32),
+    /// It could not be started or waited for: the system's message.
+    Failed(String),
+}
+
+impl CommandOutcome {
+    /// Whether it exited with status 0.
+    #[must_use]
+    pub(crate) const fn is_success(&self) -> bool {
+        matches!(self, Self::Exited(0))
+    }
+}
+
+/// Where a record goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// Log file, syslog and `-v` (knock events, commands).
+    Event,
+    /// `-v` only.
+    Verbose,
+    /// `-D` only.
+    Debug,
+    /// stderr, log file and syslog.
+    Error,
+    /// No text line (only the JSON event, if any).
+    Silent,
+}
+
+/// Something to log. Plain data: door names and commands are copies, so a record outlives
+/// the configuration that produced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub(crate) enum Record {
+    /// `source` completed step `stage` (1-based).
+    Stage {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The step just completed.
+        stage: usize,
+    },
+    /// `source` completed the sequence.
+    Open {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+    },
+    /// `cmd_timeout` passed since the open: the stop command runs.
+    Close {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+    },
+    /// knockd is exiting: a pending stop command runs early.
+    ShutdownClose {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+    },
+    /// The sequence was not completed within `seq_timeout`.
+    Timeout {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// Steps completed when it expired.
+        stage: usize,
+    },
+    /// A wrong knock ended the attempt.
+    Invalidated {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// Steps completed before the wrong knock.
+        stage: usize,
+    },
+    /// At startup: a stop command from the state file, not due yet, is armed again.
+    StopRestored {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// Time left until it is due.
+        due_in: Duration,
+        /// The state file it came from.
+        state_file: PathBuf,
+    },
+    /// At startup: a stop command from the state file is overdue and runs now.
+    StopOverdue {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+    },
+    /// At shutdown with `--no-stop-on-exit`: stop commands left in the state file.
+    StopsLeft {
+        /// How many.
+        count: usize,
+        /// The state file.
+        state_file: PathBuf,
+    },
+    /// A start command was not run because too many commands wait (logged once per power of
+    /// two refusals).
+    StartRefused {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// Commands waiting.
+        waiting: usize,
+        /// Start commands refused so far.
+        refused: u64,
+    },
+    /// A command finished.
+    CommandFinished {
+        /// What ran.
+        job: Job,
+        /// How it ended.
+        outcome: CommandOutcome,
+    },
+    /// A command ran past `--command-kill-timeout` and the driver killed its process group
+    /// (reported by the driver, logged through the same type).
+    CommandKilled {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The kill timeout.
+        after: Duration,
+        /// The process group.
+        pid: u32,
+    },
+    /// A one-time-sequence door has a new active sequence.
+    OtsNext {
+        /// The door's name.
+        door: String,
+        /// Its sequence.
+        sequence: Vec<Knock>,
+    },
+    /// A one-time-sequence door used its last sequence and is disabled.
+    OtsExhausted {
+        /// The door's name.
+        door: String,
+    },
+    /// The one-time sequences file could not be updated (the driver's message).
+    OtsWriteFailed {
+        /// The error.
+        error: String,
+    },
+    /// …so the door is disabled.
+    OtsDisabled {
+        /// The door's name.
+        door: String,
+    },
+}
+
+impl Record {
+    /// Where the record goes.
+    #[must_use]
+    pub(crate) fn level(&self) -> Level {
+        match self {
+            Self::Stage { .. }
+            | Self::Open { .. }
+            | Self::Close { .. }
+            | Self::ShutdownClose { .. }
+            | Self::Timeout { .. }
+            | Self::StopRestored { .. }
+            | Self::StopOverdue { .. }
+            | Self::StopsLeft { .. }
+            | Self::OtsExhausted { .. } => Level::Event,
+            Self::Invalidated { .. } => Level::Verbose,
+            Self::OtsNext { .. } => Level::Debug,
+            Self::StartRefused { .. }
+            | Self::CommandKilled { .. }
+            | Self::OtsWriteFailed { .. }
+            | Self::OtsDisabled { .. } => Level::Error,
+            Self::CommandFinished { outcome, .. } => {
+                if outcome.is_success() {
+                    Level::Silent
+                } else {
+                    Level::Error
+                }
+            }
+        }
+    }
+
+    /// The knocker a text line names as its label (`IP` or, with `-l`, `IP (host)`).
+    #[must_use]
+    pub(crate) const fn labelled_source(&self) -> Option<IpAddr> {
+        match self {
+            Self::Stage { source, .. }
+            | Self::Open { source, .. }
+            | Self::Close { source, .. }
+            | Self::ShutdownClose { source, .. }
+            | Self::Timeout { source, .. }
+            | Self::Invalidated { source, .. }
+            | Self::StopRestored { source, .. }
+            | Self::StopOverdue { source, .. }
+            | Self::CommandKilled { source, .. } => Some(*source),
+            Self::StopsLeft { .. }
+            | Self::StartRefused { .. }
+            | Self::CommandFinished { .. }
+            | Self::OtsNext { .. }
+            | Self::OtsExhausted { .. }
+            | Self::OtsWriteFailed { .. }
+            | Self::OtsDisabled { .. } => None,
+        }
+    }
+
+    /// The text line, in 0.8's wording, the knocker named `IP (host)` when `host` is given
+    /// (`Display` is this without a host).
+    #[must_use]
+    pub(crate) const fn display<'a>(&'a self, host: Option<&'a str>) -> Line<'a> {
+        Line { record: self, host }
+    }
+
+    /// The JSON event, if the record has one (knock events and finished commands), stamped
+    /// `time`; `host` is the knocker's name with `-l`.
+    #[must_use]
+    pub(crate) fn json<'a>(
+        &'a self,
+        time: Timestamp,
+        host: Option<&'a str>,
+    ) -> Option<JsonEvent<'a>> {
+        let stage = |stage: &usize| {
+            vec![(
+                "stage",
+                JsonValue::Int(i64::try_from(*stage).unwrap_or(i64::MAX)),
+            )]
+        };
+        let (event, door, source, fields) = match self {
+            Self::Stage {
+                door,
+                source,
+                stage: n,
+            } => ("stage", door, *source, stage(n)),
+            Self::Open { door, source } => ("open", door, *source, Vec::new()),
+            Self::Close { door, source } | Self::ShutdownClose { door, source } => {
+                ("close", door, *source, Vec::new())
+            }
+            Self::Timeout {
+                door,
+                source,
+                stage: n,
+            } => ("timeout", door, *source, stage(n)),
+            Self::Invalidated {
+                door,
+                source,
+                stage: n,
+            } => ("invalidated", door, *source, stage(n)),
+            Self::CommandFinished { job, outcome } => {
+                let mut fields = vec![
+                    ("kind", JsonValue::Str(job.kind.as_str())),
+                    ("command", JsonValue::Str(&job.command)),
+                    ("success", JsonValue::Bool(outcome.is_success())),
+                ];
+                match outcome {
+                    CommandOutcome::Exited(status) => {
+                        fields.push(("status", JsonValue::Int(i64::from(*status))));
+                    }
+                    CommandOutcome::Signaled(signal) => {
+                        fields.push(("signal", JsonValue::Int(i64::from(*signal))));
+                    }
+                    CommandOutcome::Failed(_) => {}
+                }
+                return Some(JsonEvent {
+                    event: "command",
+                    time,
+                    door: &job.door,
+                    source: job.source,
+                    host: None,
+                    fields,
+                });
+            }
+            Self::StopRestored { .. }
+            | Self::StopOverdue { .. }
+            | Self::StopsLeft { .. }
+            | Self::StartRefused { .. }
+            | Self::CommandKilled { .. }
+            | Self::OtsNext { .. }
+            | Self::OtsExhausted { .. }
+            | Self::OtsWriteFailed { .. }
+            | Self::OtsDisabled { .. } => return None,
+        };
+        Some(JsonEvent {
+            event,
+            time,
+            door,
+            source,
+            host,
+            fields,
+        })
+    }
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.display(None).fmt(f)
+    }
+}
+
+/// A record's text line; see [`Record::display`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Line<'a> {
+    record: &'a Record,
+    host: Option<&'a str>,
+}
+
+/// `IP` or `IP (HOST)`: how 0.8 names a knocker in log lines.
+struct Label<'a>(IpAddr, Option<&'a str>);
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(host) => write!(f, "{} ({host})", self.0),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = |source: &IpAddr| Label(*source, self.host);
+        match self.record {
+            Record::Stage {
+                door,
+                source,
+                stage,
+            } => write!(f, "{}: {door}: Stage {stage}", label(source)),
+            Record::Open { door, source } => write!(f, "{}: {door}: OPEN SESAME", label(source)),
+            Record::Close { door, source } => {
+                write!(f, "{}: {door}: command timeout", label(source))
+            }
+            Record::ShutdownClose { door, source } => write!(
+                f,
+                "{}: {door}: shutting down: running the stop command now",
+                label(source)
+            ),
+            Record::Timeout {
+                door,
+                source,
+                stage,
+            } => write!(
+                f,
+                "{}: {door}: sequence timeout (stage {stage})",
+                label(source)
+            ),
+            Record::Invalidated {
+                door,
+                source,
+                stage,
+            } => write!(
+                f,
+                "{}: {door}: knock invalidated (stage {stage})",
+                label(source)
+            ),
+            Record::StopRestored {
+                door,
+                source,
+                due_in,
+                state_file,
+            } => write!(
+                f,
+                "{}: {door}: stop command restored from {}, due in {}",
+                label(source),
+                state_file.display(),
+                humantime::format_duration(*due_in)
+            ),
+            Record::StopOverdue { door, source } => write!(
+                f,
+                "{}: {door}: running a stop command left pending by a previous run",
+                label(source)
+            ),
+            Record::StopsLeft { count, state_file } => write!(
+                f,
+                "leaving {count} stop commands pending in {} (--no-stop-on-exit)",
+                state_file.display()
+            ),
+            Record::StartRefused {
+                door,
+                source,
+                waiting,
+                refused,
+            } => write!(
+                f,
+                "error: {door}: {waiting} commands are waiting; not running the start command for {source} ({refused} refused so far)"
+            ),
+            Record::CommandFinished { job, outcome } => match outcome {
+                CommandOutcome::Exited(0) => write!(f, "{}: command succeeded", job.door),
+                CommandOutcome::Exited(code) => write!(
+                    f,
+                    "{}: command returned non-zero status code ({code})",
+                    job.door
+                ),
+                CommandOutcome::Signaled(signal) => {
+                    write!(f, "{}: command terminated by signal {signal}", job.door)
+                }
+                CommandOutcome::Failed(error) => {
+                    write!(f, "error: {}: cannot run command: {error}", job.door)
+                }
+            },
+            Record::CommandKilled {
+                door,
+                source,
+                after,
+                pid,
+            } => write!(
+                f,
+                "{}: {door}: command still running after {}, killed its process group {pid}",
+                label(source),
+                humantime::format_duration(*after)
+            ),
+            Record::OtsNext { door, sequence } => {
+                write!(f, "new sequence for door {door}: ")?;
+                for (i, knock) in sequence.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{knock}")?;
+                }
+                Ok(())
+            }
+            Record::OtsExhausted { door } => write!(
+                f,
+                "no more sequences left in the one time sequences file for door {door} --> disabling the door"
+            ),
+            Record::OtsWriteFailed { error } => write!(f, "error: {error}"),
+            Record::OtsDisabled { door } => write!(
+                f,
+                "error while disabling used one time sequence for door {door} --> disabling the door"
+            ),
+        }
+    }
+}
+
+/// Which of a door's commands a [`Job`] runs, as JSON names it.
+impl CommandKind {
+    /// `start` or `stop`.
+    #[must_use]
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+        }
+    }
+}

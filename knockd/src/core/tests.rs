@@ -1,0 +1,495 @@
+//! The core's ordering rules and lifecycle, driven with a virtual clock (no root, no I/O).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use knock_core::{Config, Instant, Limits, PacketEvent, TcpFlags};
+
+use super::*;
+
+const UNIX0: u64 = 1_795_000_000;
+const SERVER: [u8; 4] = [10, 0, 0, 2];
+
+fn at(millis: u64) -> Time {
+    Time {
+        instant: Instant::from_millis(millis),
+        unix_secs: UNIX0 + millis / 1000,
+    }
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::from([10, 0, 0, last])
+}
+
+fn syn(time: Time, source: IpAddr, port: u16) -> PacketEvent {
+    PacketEvent::tcp(
+        time.instant,
+        source,
+        IpAddr::from(SERVER),
+        port,
+        TcpFlags::SYN,
+    )
+}
+
+fn options() -> CoreOptions {
+    CoreOptions {
+        limits: Limits::default(),
+        ipv4_only: false,
+        max_running: 4,
+        max_waiting_starts: 4096,
+        state_file: PathBuf::from("/var/lib/knockd/pending-stops"),
+    }
+}
+
+fn new_core(conf: &str) -> Core {
+    core_with(conf, Vec::new(), options())
+}
+
+fn core_with(conf: &str, ots: Vec<OtsText>, options: CoreOptions) -> Core {
+    let config = Config::parse(conf).unwrap().config;
+    Core::new(RunningConfig { config, ots }, options)
+}
+
+fn effects(core: &mut Core) -> Vec<Effect> {
+    std::iter::from_fn(|| core.poll_effect()).collect()
+}
+
+fn lines(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Log(record) => Some(record.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn jobs(effects: &[Effect]) -> Vec<Job> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RunJob(job) => Some(job.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+const ONE_STEP: &str = "[flood]\nsequence = 7000\ncmd_timeout = 10\n\
+                        start_command = open %IP%\nstop_command = close %IP%\n";
+
+#[test]
+fn a_stop_is_recorded_before_its_start_job() {
+    let mut core = new_core(ONE_STEP);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    let out = effects(&mut core);
+    let persist = out
+        .iter()
+        .position(|e| matches!(e, Effect::PersistStop { .. }))
+        .expect("the stop is recorded");
+    let start = out
+        .iter()
+        .position(|e| matches!(e, Effect::RunJob(j) if j.kind == CommandKind::Start))
+        .expect("the start command runs");
+    assert!(persist < start, "{out:?}");
+    let Effect::PersistStop { stop, .. } = &out[persist] else {
+        unreachable!()
+    };
+    assert_eq!(stop.due_unix, UNIX0 + 10);
+    assert_eq!(stop.command, "close 10.0.0.1");
+    assert_eq!(jobs(&out)[0].command, "open 10.0.0.1");
+    assert_eq!(
+        lines(&out),
+        ["10.0.0.1: flood: Stage 1", "10.0.0.1: flood: OPEN SESAME"]
+    );
+}
+
+#[test]
+fn start_and_stop_of_one_door_and_source_keep_their_order() {
+    let mut core = new_core(ONE_STEP);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    let out = effects(&mut core);
+    let Some(Effect::PersistStop { id, .. }) =
+        out.iter().find(|e| matches!(e, Effect::PersistStop { .. }))
+    else {
+        panic!("no stop recorded: {out:?}");
+    };
+    let start = jobs(&out).remove(0);
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(10)));
+    // Nothing before the deadline.
+    core.handle_timeout(at(9_999));
+    assert!(effects(&mut core).is_empty());
+    core.handle_timeout(at(10_000));
+    let out = effects(&mut core);
+    assert_eq!(lines(&out), ["10.0.0.1: flood: command timeout"]);
+    let stop = jobs(&out).remove(0);
+    assert_eq!(stop.kind, CommandKind::Stop);
+    assert_eq!(stop.stop, Some(*id), "the recorded stop runs");
+    assert_eq!((stop.door.as_str(), stop.source), ("flood", ip(1)));
+
+    core.handle_command_finished(&start, CommandOutcome::Exited(0));
+    let out = effects(&mut core);
+    assert_eq!(
+        out.len(),
+        1,
+        "a successful start is only a JSON event: {out:?}"
+    );
+    core.handle_command_finished(&stop, CommandOutcome::Exited(1));
+    let out = effects(&mut core);
+    assert_eq!(
+        lines(&out),
+        ["flood: command returned non-zero status code (1)"]
+    );
+    assert_eq!(out.last(), Some(&Effect::DropStop(*id)));
+}
+
+#[test]
+fn a_one_time_sequence_advances_before_the_next_packet() {
+    let conf = "[ots]\none_time_sequences = /etc/knockd.ots\ncommand = open %IP%\n\
+                [other]\nsequence = 9000\ncommand = other %IP%\n";
+    let ots = vec![OtsText {
+        door: 0,
+        path: PathBuf::from("/etc/knockd.ots"),
+        text: " 7000\n 8000\n".to_owned(),
+    }];
+    let mut core = core_with(conf, ots, options());
+    // One burst: A uses 7000; B's 7000 right after must not open; B's 8000 does.
+    let burst = [
+        syn(at(0), ip(1), 7000),
+        syn(at(0), ip(9), 7000),
+        syn(at(0), ip(9), 8000),
+    ];
+    core.handle_packets(at(0), &burst);
+    let out = effects(&mut core);
+    let opens: Vec<String> = lines(&out)
+        .into_iter()
+        .filter(|l| l.contains("OPEN SESAME"))
+        .collect();
+    assert_eq!(
+        opens,
+        ["10.0.0.1: ots: OPEN SESAME", "10.0.0.9: ots: OPEN SESAME"]
+    );
+    let rewrites: Vec<&str> = out
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RewriteOts { text, path, .. } => {
+                assert_eq!(path, &PathBuf::from("/etc/knockd.ots"));
+                Some(text.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rewrites, ["#7000\n 8000\n", "#7000\n#8000\n"]);
+    // The first rewrite comes right after the first open, before B's packets.
+    let first_rewrite = out
+        .iter()
+        .position(|e| matches!(e, Effect::RewriteOts { .. }))
+        .unwrap();
+    let second_open = out
+        .iter()
+        .rposition(|e| matches!(e, Effect::Log(Record::Open { .. })))
+        .unwrap();
+    assert!(first_rewrite < second_open, "{out:?}");
+    // Exhausted: the door is disabled and the filter keeps only the other door.
+    assert_eq!(
+        lines(&out).last().map(String::as_str),
+        Some(
+            "no more sequences left in the one time sequences file for door ots --> disabling the door"
+        )
+    );
+    let Some(Effect::SetFilter(filter)) =
+        out.iter().rev().find(|e| matches!(e, Effect::SetFilter(_)))
+    else {
+        panic!("no filter change: {out:?}");
+    };
+    assert!(
+        filter.contains("tcp dst port 9000") && !filter.contains("8000"),
+        "{filter}"
+    );
+    assert!(core.config().doors[0].sequence.is_empty());
+    core.handle_packet(at(1), &syn(at(1), ip(3), 8000));
+    assert!(lines(&effects(&mut core)).is_empty());
+}
+
+#[test]
+fn a_failed_one_time_sequences_write_disables_the_door() {
+    let conf = "[ots]\none_time_sequences = seqs\ncommand = open %IP%\n";
+    let ots = vec![OtsText {
+        door: 0,
+        path: PathBuf::from("/x/seqs"),
+        text: " 7000\n 8000\n".to_owned(),
+    }];
+    let mut core = core_with(conf, ots, options());
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    let out = effects(&mut core);
+    assert!(lines(&out).contains(&"new sequence for door ots: 8000:tcp".to_owned()));
+    core.handle_ots_write_failed(
+        "ots",
+        "cannot update one-time sequences file seqs: Read-only file system".into(),
+    );
+    let out = effects(&mut core);
+    assert_eq!(
+        lines(&out),
+        [
+            "error: cannot update one-time sequences file seqs: Read-only file system",
+            "error while disabling used one time sequence for door ots --> disabling the door",
+            "no more sequences left in the one time sequences file for door ots --> disabling the door",
+        ]
+    );
+    assert_eq!(
+        out.last(),
+        Some(&Effect::SetFilter(knock_capture::MATCH_NOTHING.to_owned()))
+    );
+    core.handle_packet(at(1), &syn(at(1), ip(1), 8000));
+    assert!(effects(&mut core).is_empty());
+}
+
+#[test]
+fn a_reload_keeps_pending_stops_and_their_recorded_command() {
+    let mut core = new_core(ONE_STEP);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    effects(&mut core);
+    let new = Config::parse(
+        "[flood]\nsequence = 7100\nstart_command = new-open %IP%\nstop_command = new-close %IP%\n",
+    )
+    .unwrap()
+    .config;
+    core.handle_reload(
+        at(1_000),
+        RunningConfig {
+            config: new,
+            ots: Vec::new(),
+        },
+    );
+    let out = effects(&mut core);
+    assert!(
+        matches!(&out[..], [Effect::SetFilter(f)] if f.contains("7100")),
+        "{out:?}"
+    );
+    core.handle_timeout(at(10_000));
+    let out = effects(&mut core);
+    assert_eq!(
+        jobs(&out)[0].command,
+        "close 10.0.0.1",
+        "the command recorded at the open"
+    );
+    assert_eq!(lines(&out), ["10.0.0.1: flood: command timeout"]);
+}
+
+#[test]
+fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
+    let mut core = new_core(ONE_STEP);
+    let stop = |source: u8, due_unix: u64, door: &str| PendingStop {
+        door: door.to_owned(),
+        source: ip(source),
+        due_unix,
+        command: format!("recorded-close {}", ip(source)),
+    };
+    core.handle_restore(
+        at(0),
+        vec![
+            (StopId(1), stop(1, UNIX0 - 5, "flood")),
+            (StopId(2), stop(2, UNIX0 + 30, "flood")),
+            // A door that no longer exists: run now, whatever the due time.
+            (StopId(3), stop(3, UNIX0 + 30, "gone")),
+        ],
+    );
+    let out = effects(&mut core);
+    assert_eq!(
+        lines(&out),
+        [
+            "10.0.0.1: flood: running a stop command left pending by a previous run",
+            "10.0.0.2: flood: stop command restored from /var/lib/knockd/pending-stops, due in 30s",
+            "10.0.0.3: gone: running a stop command left pending by a previous run",
+        ]
+    );
+    let ran = jobs(&out);
+    assert_eq!(ran.len(), 2);
+    assert_eq!(
+        (ran[0].stop, ran[0].command.as_str()),
+        (Some(StopId(1)), "recorded-close 10.0.0.1")
+    );
+    assert_eq!(ran[1].stop, Some(StopId(3)));
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(30)));
+    core.handle_timeout(at(30_000));
+    let out = effects(&mut core);
+    assert_eq!(lines(&out), ["10.0.0.2: flood: command timeout"]);
+    assert_eq!(jobs(&out)[0].stop, Some(StopId(2)));
+    assert_eq!(jobs(&out)[0].command, "recorded-close 10.0.0.2");
+    // New records get fresh ids.
+    core.handle_packet(at(31_000), &syn(at(31_000), ip(4), 7000));
+    let out = effects(&mut core);
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, Effect::PersistStop { id: StopId(4), .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn shutdown_runs_pending_stops_or_leaves_them_recorded() {
+    let mut core = new_core(ONE_STEP);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    effects(&mut core);
+    core.handle_shutdown(true);
+    let out = effects(&mut core);
+    assert_eq!(
+        lines(&out),
+        ["10.0.0.1: flood: shutting down: running the stop command now"]
+    );
+    assert_eq!(jobs(&out)[0].command, "close 10.0.0.1");
+    assert!(jobs(&out)[0].stop.is_some());
+
+    let mut core = new_core(ONE_STEP);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    effects(&mut core);
+    core.handle_shutdown(false);
+    assert_eq!(
+        lines(&effects(&mut core)),
+        ["leaving 1 stop commands pending in /var/lib/knockd/pending-stops (--no-stop-on-exit)"]
+    );
+}
+
+#[test]
+fn a_flood_of_opens_is_refused_once_too_many_commands_wait() {
+    let options = CoreOptions {
+        max_running: 1,
+        max_waiting_starts: 2,
+        ..options()
+    };
+    let mut core = core_with(ONE_STEP, Vec::new(), options);
+    let burst: Vec<PacketEvent> = (1..=8).map(|i| syn(at(0), ip(i), 7000)).collect();
+    core.handle_packets(at(0), &burst);
+    let out = effects(&mut core);
+    // 1 running + 2 waiting; the others are refused, and no stop is recorded for them.
+    let starts = jobs(&out);
+    assert_eq!(starts.len(), 3);
+    let persisted = out
+        .iter()
+        .filter(|e| matches!(e, Effect::PersistStop { .. }))
+        .count();
+    assert_eq!(persisted, 3);
+    let refusals: Vec<String> = lines(&out)
+        .into_iter()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    // Refusals 1, 2 and 4 are logged (powers of two), 3 and 5 are not.
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert_eq!(
+        refusals[0],
+        "error: flood: 2 commands are waiting; not running the start command for 10.0.0.4 (1 refused so far)"
+    );
+    // Their closes come due all the same; only the recorded stops run.
+    core.handle_timeout(at(10_000));
+    let out = effects(&mut core);
+    assert_eq!(lines(&out).len(), 8, "eight command timeouts: {out:?}");
+    let stops = jobs(&out);
+    assert_eq!(stops.len(), 3, "{stops:?}");
+    assert!(
+        stops
+            .iter()
+            .all(|j| j.kind == CommandKind::Stop && j.stop.is_some())
+    );
+    // Finished commands free their slots.
+    for job in starts.iter().chain(&stops) {
+        core.handle_command_finished(job, CommandOutcome::Exited(0));
+    }
+    let out = effects(&mut core);
+    assert_eq!(
+        out.iter()
+            .filter(|e| matches!(e, Effect::DropStop(_)))
+            .count(),
+        3
+    );
+    core.handle_packet(at(1), &syn(at(1), ip(20), 7000));
+    assert_eq!(jobs(&effects(&mut core)).len(), 1);
+}
+
+#[test]
+fn a_flood_against_one_door_does_not_refuse_another_doors_starts() {
+    let options = CoreOptions {
+        max_running: 1,
+        max_waiting_starts: 2,
+        ..options()
+    };
+    let conf = format!("{ONE_STEP}[door]\nsequence = 7100,8100,9100\ncommand = door %IP%\n");
+    let mut core = core_with(&conf, Vec::new(), options);
+    let burst: Vec<PacketEvent> = (1..=50).map(|i| syn(at(0), ip(i), 7000)).collect();
+    core.handle_packets(at(0), &burst);
+    assert_eq!(jobs(&effects(&mut core)).len(), 3);
+    for port in [7100, 8100, 9100] {
+        core.handle_packet(at(1), &syn(at(1), ip(200), port));
+    }
+    let out = effects(&mut core);
+    assert_eq!(jobs(&out)[0].command, "door 10.0.0.200", "{out:?}");
+}
+
+#[test]
+fn addresses_restrict_destinations_and_the_filter() {
+    let mut core = new_core("[d]\nsequence = 7000\ncommand = open %IP%\n");
+    core.handle_local_addresses(vec![ip(2), "fd00::2".parse().unwrap()]);
+    let out = effects(&mut core);
+    assert!(
+        matches!(&out[..], [Effect::SetFilter(f)] if f.contains("dst host 10.0.0.2")),
+        "{out:?}"
+    );
+    // Another destination is not local any more.
+    let elsewhere = PacketEvent::tcp(Instant::ZERO, ip(1), ip(77), 7000, TcpFlags::SYN);
+    core.handle_packet(at(0), &elsewhere);
+    assert!(effects(&mut core).is_empty());
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    assert_eq!(jobs(&effects(&mut core)).len(), 1);
+    // No address known: any destination.
+    core.handle_local_addresses(Vec::new());
+    effects(&mut core);
+    core.handle_packet(at(1), &elsewhere);
+    assert_eq!(jobs(&effects(&mut core)).len(), 1);
+}
+
+#[test]
+fn records_render_in_0_8_wording_and_json() {
+    let timeout = Record::Timeout {
+        door: "d".into(),
+        source: ip(1),
+        stage: 2,
+    };
+    assert_eq!(
+        timeout.to_string(),
+        "10.0.0.1: d: sequence timeout (stage 2)"
+    );
+    assert_eq!(
+        timeout.display(Some("h.example")).to_string(),
+        "10.0.0.1 (h.example): d: sequence timeout (stage 2)"
+    );
+    let time = "2026-11-21T04:50:33Z".parse().unwrap();
+    assert_eq!(
+        timeout.json(time, Some("h.example")).unwrap().to_line(),
+        "{\"door\":\"d\",\"event\":\"timeout\",\"host\":\"h.example\",\"source\":\"10.0.0.1\",\"stage\":2,\"time\":\"2026-11-21T04:50:33Z\"}\n"
+    );
+    let job = Job {
+        door: "d".into(),
+        source: ip(1),
+        kind: CommandKind::Stop,
+        command: "x".into(),
+        stop: None,
+    };
+    let killed = Record::CommandFinished {
+        job,
+        outcome: CommandOutcome::Signaled(9),
+    };
+    assert_eq!(killed.level(), Level::Error);
+    let hung = Record::CommandKilled {
+        door: "d".into(),
+        source: ip(1),
+        after: Duration::from_secs(600),
+        pid: 4242,
+    };
+    assert_eq!(
+        hung.display(Some("h")).to_string(),
+        "10.0.0.1 (h): d: command still running after 10m, killed its process group 4242"
+    );
+    assert_eq!(killed.to_string(), "d: command terminated by signal 9");
+    assert_eq!(
+        killed.json(time, None).unwrap().to_line(),
+        "{\"command\":\"x\",\"door\":\"d\",\"event\":\"command\",\"kind\":\"stop\",\"signal\":9,\"source\":\"10.0.0.1\",\"success\":false,\"time\":\"2026-11-21T04:50:33Z\"}\n"
+    );
+}
