@@ -45,3 +45,19 @@ cargo test --workspace --locked -- "${ignored[@]}"
 
 echo "==> cargo test --benches (each benchmark once, as a smoke test)"
 cargo test --workspace --benches --locked
+
+# The four crates.io packages: each ships its licence texts and README, and builds from its
+# packaged sources alone. One `cargo package` call packages them together, so knock-capture,
+# knock-server and knock-client are verified against the packaged (unpublished) knock-core
+# and knock-capture through cargo's temporary local registry; only crates.io is contacted.
+echo "==> cargo package (knock-core, knock-capture, knock-server, knock-client)"
+published=(knock-core knock-capture knock-server knock-client)
+package_args=()
+for crate in "${published[@]}"; do
+    package_args+=(-p "$crate")
+    listing=$(cargo package --list --allow-dirty --locked -p "$crate")
+    for file in LICENSE-MIT LICENSE-APACHE README.md; do
+        grep -qx "$file" <<<"$listing" || { echo "$crate: $file is not in its package" >&2; exit 1; }
+    done
+done
+cargo package --allow-dirty --locked "${package_args[@]}"
