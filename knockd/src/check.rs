@@ -2,7 +2,8 @@
 //! actually run, with the command-line overrides) and every warning.
 //!
 //! The canonical text goes to stdout (it parses back to the same configuration); warnings go
-//! to stderr as `warning: FILE:LINE: …`. Exit status 0 if valid, 1 if not.
+//! to stderr as `warning: FILE:LINE: …`. Exit status 0 if valid, 1 if not. With `--quiet`
+//! only errors are printed (by the caller, on stderr) and the exit status tells.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -20,6 +21,9 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
     let loaded = load(&shown, &absolute_from(&cwd, &cli.config), &cwd)?;
+    if cli.quiet {
+        return Ok(Exit::Success);
+    }
     let settings = Settings::resolve(cli, &loaded.config, &cwd);
     let mut stderr = std::io::stderr().lock();
     for warning in &loaded.warnings {

@@ -85,6 +85,11 @@ pub struct Cli {
     #[arg(long, conflicts_with = "replay")]
     pub check: bool,
 
+    /// With --check: print nothing but errors (no configuration, no warnings); only the
+    /// exit status tells. For systemd's ExecStartPre/ExecReload.
+    #[arg(long, requires = "check")]
+    pub quiet: bool,
+
     /// Run a pcap capture file through the configuration and print what would have
     /// happened, with the packets' times; runs no command.
     #[arg(long, value_name = "FILE.pcap")]
