@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: libpcap-dev to build; the rest are used by root tests (namespaces, the
+# Debian packages: libpcap-dev to build, dpkg-dev for scripts/deb.sh; the rest are used by root tests (namespaces, the
 # knockd 0.8 reference for interoperability, a packet sniffer to check what the client sends).
-packages=(libpcap-dev iproute2 knockd tcpdump hping3 python3)
+packages=(libpcap-dev iproute2 knockd tcpdump hping3 python3 dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -61,3 +61,12 @@ for crate in "${published[@]}"; do
     done
 done
 cargo package --allow-dirty --locked "${package_args[@]}"
+
+# The Debian package: built with cargo-deb (installed on first use), then installed for real
+# in a throw-away overlay of this machine and knocked (see scripts/deb-test.sh; the host and
+# its knockd 0.8 are not touched).
+if [ "$(id -u)" -eq 0 ]; then
+    echo "==> Debian package (scripts/deb.sh, scripts/deb-test.sh)"
+    deb=$(scripts/deb.sh | tail -n 1)
+    scripts/deb-test.sh "$deb"
+fi

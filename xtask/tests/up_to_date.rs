@@ -43,3 +43,64 @@ fn every_program_has_a_man_page_and_three_completions() {
         "man page lacks --delay"
     );
 }
+
+#[test]
+fn knockd_pages_have_the_hand_written_sections_and_every_directive() {
+    let files = xtask::render_all().expect("render");
+    let page = |name: &str| {
+        let file = files.iter().find(|f| f.path.ends_with(name)).expect(name);
+        String::from_utf8_lossy(&file.contents).into_owned()
+    };
+    let knockd = page("knockd.8");
+    for section in ["EXIT STATUS", "SIGNALS", "FILES", "SEE ALSO", "OPTIONS"] {
+        assert!(
+            knockd.contains(&format!(".SH {section}\n")),
+            "knockd.8 lacks {section}"
+        );
+    }
+    assert!(
+        !knockd.contains(".SH EXTRA"),
+        "clap's footer is replaced by the sections"
+    );
+    let conf = page("knockd.conf.5");
+    assert!(conf.starts_with(".TH knockd.conf 5 "), "{conf}");
+    // Every directive the parser knows (README table rows) is in the man page.
+    for directive in [
+        "UseSyslog",
+        "LogFile",
+        "PidFile",
+        "Interface",
+        "Sequence",
+        "One_Time_Sequences",
+        "Seq_Timeout",
+        "TCPFlags",
+        "Start_Command",
+        "Start_Command_6",
+        "Cmd_Timeout",
+        "Stop_Command",
+        "Stop_Command_6",
+        "Target",
+    ] {
+        assert!(
+            conf.contains(&format!(".TP\n\\fB{}\\fR", directive)),
+            "knockd.conf.5 has no entry for {directive}"
+        );
+    }
+    for section in [
+        "SYNTAX",
+        "DEVIATIONS FROM KNOCKD 0.8",
+        "SECURITY NOTES",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            conf.contains(&format!(".SH {section}\n")),
+            "knockd.conf.5 lacks {section}"
+        );
+    }
+    let readme = page("README.md");
+    assert!(
+        readme.contains("### Door sections"),
+        "the README includes the reference"
+    );
+}
