@@ -40,8 +40,8 @@ command -v cargo >/dev/null || fail "cargo not found: install Rust from https://
 
 say "cargo build -p knock-server -p knock-client"
 cargo build -p knock-server -p knock-client
-knockd=target/debug/knockd
-knock=target/debug/knock
+knockd=${CARGO_TARGET_DIR:-target}/debug/knockd
+knock=${CARGO_TARGET_DIR:-target}/debug/knock
 
 work=$(mktemp -d /tmp/knock-demo.XXXXXX)
 chmod 755 "$work"

@@ -105,7 +105,8 @@ pub struct Cli {
     pub state_file: PathBuf,
 
     /// Syslog facility used when `UseSyslog` is set (daemon, user, local0…local7, …).
-    #[arg(long, value_name = "NAME", default_value = "daemon", value_parser = parse_facility)]
+    #[arg(long, value_name = "NAME", default_value = "daemon", value_parser = FacilityParser,
+          hide_possible_values = true)]
     pub syslog_facility: String,
 
     /// Most knock sources tracked at once; beyond it the oldest attempt is dropped (bounds
@@ -128,6 +129,62 @@ pub struct Cli {
     /// state file and run at the next start).
     #[arg(long)]
     pub no_stop_on_exit: bool,
+}
+
+/// The facility names `--syslog-facility` accepts (any case, `log_` prefix allowed); the shell
+/// completions offer them.
+pub const SYSLOG_FACILITIES: [&str; 24] = [
+    "daemon",
+    "user",
+    "auth",
+    "authpriv",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+    "kern",
+    "mail",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "ftp",
+    "ntp",
+    "audit",
+    "alert",
+    "clock_daemon",
+];
+
+/// `parse_facility`, with [`SYSLOG_FACILITIES`] as the possible values for completions.
+#[derive(Clone, Copy, Debug)]
+struct FacilityParser;
+
+impl clap::builder::TypedValueParser for FacilityParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        parse_facility.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            SYSLOG_FACILITIES
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 fn parse_facility(text: &str) -> Result<String, String> {
@@ -274,6 +331,21 @@ fn default_route_from_table(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_completed_facility_is_accepted() {
+        for name in SYSLOG_FACILITIES {
+            let cli = parse(&["--syslog-facility", name]).unwrap();
+            assert_eq!(cli.syslog_facility, name);
+        }
+        assert_eq!(
+            parse(&["--syslog-facility", "LOCAL3"])
+                .unwrap()
+                .syslog_facility,
+            "local3"
+        );
+        assert!(parse(&["--syslog-facility", "nope"]).is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("knockd").chain(args.iter().copied()))

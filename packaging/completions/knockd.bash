@@ -30,11 +30,11 @@ _knockd() {
             fi
             case "${prev}" in
                 --interface)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "any $(ls /sys/class/net 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -i)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "any $(ls /sys/class/net 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -74,7 +74,7 @@ _knockd() {
                     return 0
                     ;;
                 --syslog-facility)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "daemon user auth authpriv local0 local1 local2 local3 local4 local5 local6 local7 kern mail syslog lpr news uucp cron ftp ntp audit alert clock_daemon" -- "${cur}"))
                     return 0
                     ;;
                 --max-sources)

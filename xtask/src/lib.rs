@@ -102,9 +102,10 @@ pub fn render_all() -> io::Result<Vec<Generated>> {
         for (shell, pattern) in SHELLS {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command.clone(), name.clone(), &mut script);
+            let script = domain_completions(shell, &name, &String::from_utf8_lossy(&script))?;
             files.push(Generated {
                 path: PathBuf::from("packaging/completions").join(pattern.replace("{}", &name)),
-                contents: script,
+                contents: script.into_bytes(),
             });
         }
     }
@@ -175,6 +176,99 @@ pub fn splice_readme(readme: &str, markdown: &str) -> io::Result<String> {
         &readme[..begin],
         &readme[end..]
     ))
+}
+
+/// Bash: door names, the `[sections]` of the file after `-c`/`--config`, else of
+/// `/etc/knockd.conf`.
+const BASH_DOORS: &str = r#"# Door names for --door: the [sections] of the -c/--config file, else of /etc/knockd.conf.
+__knock_doors() {
+    local file=/etc/knockd.conf i
+    for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
+        case ${COMP_WORDS[i]} in -c | --config) file=${COMP_WORDS[i + 1]} ;; esac
+    done
+    sed -n 's/^[[:space:]]*\[\([^]]*\)\].*$/\1/p' "$file" 2>/dev/null | grep -vx options
+}
+
+"#;
+
+/// Completions that know the domain, added to what `clap_complete` writes (it knows files
+/// and fixed value lists only): network interfaces for `-i`/`--interface`, and for
+/// `knock --door` the door names of the configuration. (`--syslog-facility` needs nothing
+/// here: knockd's parser lists the facilities as possible values.)
+///
+/// # Errors
+///
+/// When `clap_complete`'s output no longer has the shape these edits expect (the test then
+/// fails rather than shipping completions without them).
+pub fn domain_completions(shell: Shell, program: &str, script: &str) -> io::Result<String> {
+    let interfaces_bash =
+        r#"COMPREPLY=($(compgen -W "any $(ls /sys/class/net 2>/dev/null)" -- "${cur}"))"#;
+    let doors_bash = r#"COMPREPLY=($(compgen -W "$(__knock_doors)" -- "${cur}"))"#;
+    let mut edits: Vec<(String, String)> = Vec::new();
+    let mut out = String::new();
+    match (shell, program) {
+        (Shell::Bash, _) => {
+            let file_words = r#"COMPREPLY=($(compgen -f "${cur}"))"#;
+            let mut options: Vec<(&str, &str)> = vec![("--interface)", interfaces_bash)];
+            if program == "knockd" {
+                options.push(("-i)", interfaces_bash));
+            } else {
+                options.push(("--door)", doors_bash));
+                out.push_str(BASH_DOORS);
+            }
+            let lines: Vec<&str> = script.lines().collect();
+            let mut found = 0;
+            let mut patched = Vec::with_capacity(lines.len());
+            for (i, line) in lines.iter().enumerate() {
+                let previous = if i > 0 { lines[i - 1].trim() } else { "" };
+                match options.iter().find(|(option, _)| previous == *option) {
+                    Some((_, replacement)) if line.trim() == file_words => {
+                        found += 1;
+                        let indent = &line[..line.len() - line.trim_start().len()];
+                        patched.push(format!("{indent}{replacement}"));
+                    }
+                    _ => patched.push((*line).to_owned()),
+                }
+            }
+            if found != options.len() {
+                return Err(io::Error::other(format!(
+                    "{program}.bash: found {found} of the {} option blocks to complete",
+                    options.len()
+                )));
+            }
+            out.push_str(&patched.join("\n"));
+            out.push('\n');
+            return Ok(out);
+        }
+        (Shell::Zsh, _) => {
+            edits.push((":IF:_default'".into(), ":IF:_net_interfaces'".into()));
+        }
+        (Shell::Fish, _) => {
+            edits.push((
+                "-l interface -d ".into(),
+                "-l interface -f -a \"(__fish_print_interfaces) any\" -d ".into(),
+            ));
+            if program == "knock" {
+                edits.push((
+                    "complete -c knock -l door -d ".into(),
+                    "complete -c knock -l door -f -a \"(string replace -rf '^\\s*\\[([^]]+)\\].*' '$1' \
+                     < /etc/knockd.conf 2>/dev/null | string match -v options)\" -d "
+                        .into(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    let mut script = script.to_owned();
+    for (from, to) in edits {
+        if !script.contains(&from) {
+            return Err(io::Error::other(format!(
+                "{program} {shell} completion: {from:?} not found"
+            )));
+        }
+        script = script.replace(&from, &to);
+    }
+    Ok(script)
 }
 
 /// Writes every generated file under `root`, creating directories; returns the paths written.

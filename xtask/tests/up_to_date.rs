@@ -104,3 +104,51 @@ fn knockd_pages_have_the_hand_written_sections_and_every_directive() {
         "the README includes the reference"
     );
 }
+
+/// The bash completions offer door names (from the `-c` file), interfaces and facilities.
+#[test]
+fn bash_completions_know_doors_interfaces_and_facilities() {
+    let dir = std::env::temp_dir().join(format!("xtask-completions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in xtask::render_all().expect("render") {
+        if file.path.extension().is_some_and(|e| e == "bash") {
+            std::fs::write(dir.join(file.path.file_name().unwrap()), &file.contents).unwrap();
+        }
+    }
+    let conf = dir.join("k.conf");
+    std::fs::write(
+        &conf,
+        "[options]\n UseSyslog\n[openSSH]\n sequence = 1,5\n[closeSSH]\n sequence = 5,1\n",
+    )
+    .unwrap();
+    let script = format!(
+        "source {dir}/knock.bash; COMP_WORDS=(knock -c {conf} --door ''); COMP_CWORD=4; \
+         _knock knock '' --door; echo \"doors: ${{COMPREPLY[*]}}\"; \
+         source {dir}/knockd.bash; COMP_WORDS=(knockd -i ''); COMP_CWORD=2; \
+         _knockd knockd '' -i; echo \"interfaces: ${{COMPREPLY[*]}}\"; \
+         COMP_WORDS=(knockd --syslog-facility loc); COMP_CWORD=2; \
+         _knockd knockd loc --syslog-facility; echo \"facilities: ${{COMPREPLY[*]}}\"",
+        dir = dir.display(),
+        conf = conf.display()
+    );
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("bash");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains("doors: openSSH closeSSH\n"), "{out}");
+    let interfaces = out
+        .lines()
+        .find(|l| l.starts_with("interfaces:"))
+        .unwrap_or_default();
+    assert!(
+        interfaces.contains(" lo") && interfaces.contains(" any"),
+        "{out}"
+    );
+    assert!(
+        out.contains("facilities: local0 local1 local2 local3 local4 local5 local6 local7\n"),
+        "{out}"
+    );
+}
