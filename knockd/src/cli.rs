@@ -256,7 +256,7 @@ impl Settings {
                 split_names(&config.options.interfaces),
                 InterfacesSource::Config,
             )
-        } else if let Some(name) = default_route_interface() {
+        } else if let Some(name) = crate::platform::default_route_interface() {
             (vec![name], InterfacesSource::DefaultRoute)
         } else {
             (
@@ -306,26 +306,6 @@ pub fn absolute_from(cwd: &Path, path: &Path) -> PathBuf {
     } else {
         cwd.join(path)
     }
-}
-
-/// The interface of the IPv4 default route, from `/proc/net/route` (Linux).
-fn default_route_interface() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/net/route").ok()?;
-    default_route_from_table(&text)
-}
-
-fn default_route_from_table(text: &str) -> Option<String> {
-    text.lines().skip(1).find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let interface = fields.next()?;
-        let destination = fields.next()?;
-        let _gateway = fields.next()?;
-        let flags = u16::from_str_radix(fields.next()?, 16).ok()?;
-        let mask = fields.nth(3)?;
-        // RTF_UP = 1; destination 0/0 is the default route.
-        (destination == "00000000" && mask == "00000000" && flags & 1 == 1)
-            .then(|| interface.to_owned())
-    })
 }
 
 #[cfg(test)]
@@ -430,15 +410,6 @@ mod tests {
             cli.command_kill_timeout,
             std::time::Duration::from_secs(120)
         );
-    }
-
-    #[test]
-    fn default_route_is_read_from_the_route_table() {
-        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
-                     ens3\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
-                     ens4\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
-        assert_eq!(default_route_from_table(table), Some("ens4".into()));
-        assert_eq!(default_route_from_table("Iface\n"), None);
     }
 
     #[test]

@@ -15,7 +15,12 @@
 //! * [`ots`]: one-time sequences files, updated atomically;
 //! * [`logging`]: log file, syslog, `-v`/`-D` output, JSON lines;
 //! * [`lookup`]: `-l` reverse lookups on a worker thread;
-//! * [`process`]: daemon mode and the pid file.
+//! * [`process`]: daemon mode and the pid file;
+//! * `platform` (private): the one place for what differs between operating systems: the
+//!   default route's interface comes from `/proc/net/route` on Linux; elsewhere knockd falls
+//!   back to `eth0` (knock-capture polls addresses there instead of using netlink). The
+//!   server is Unix-only (signals, fork, process groups); it builds on Linux here, and macOS
+//!   and the BSDs with libpcap are meant to work but are not checked in CI (no toolchain).
 //!
 //! `src/main.rs` does little more than this (here with `--check`, which validates a
 //! configuration and prints it in canonical form):
@@ -52,6 +57,7 @@ pub mod load;
 pub mod logging;
 pub mod lookup;
 pub mod ots;
+mod platform;
 pub mod process;
 pub mod replay;
 pub mod server;
