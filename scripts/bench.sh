@@ -24,9 +24,9 @@ load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$(mktemp -d /tmp/knock-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-echo "==> cargo build --release -p knockd -p knock" >&2
+echo "==> cargo build --release -p knock-server -p knock-client" >&2
 build_ok=yes
-cargo build --release -p knockd -p knock >&2 || build_ok=no
+cargo build --release -p knock-server -p knock-client >&2 || build_ok=no
 
 flood_args=(--out "$work/flood.md" --tsv "$work/flood.tsv")
 flood_cmd="sudo scripts/flood.sh"
@@ -115,7 +115,7 @@ verdict() {
     echo "## Commands"
     echo
     echo '```sh'
-    echo "cargo build --release -p knockd -p knock"
+    echo "cargo build --release -p knock-server -p knock-client"
     echo "$flood_cmd"
     echo "$bench_cmd"
     echo '```'

@@ -6,7 +6,7 @@
 #   scripts/demo.sh          (as root, or as a user who may sudo)
 #
 # On a fresh Debian/Ubuntu machine it installs libpcap-dev first (apt). It needs cargo
-# (https://rustup.rs). It builds in debug mode (`cargo build -p knockd -p knock`), which
+# (https://rustup.rs). It builds in debug mode (`cargo build -p knock-server -p knock-client`), which
 # compiles faster than --release and is what scripts/test.sh builds too.
 # Nothing touches the firewall: the demo's commands only print. Everything knockd writes (log,
 # state file) goes to a temporary directory that is removed at the end.
@@ -38,10 +38,10 @@ if ! dpkg-query -W -f='${Status}' libpcap-dev 2>/dev/null | grep -q "install ok 
 fi
 command -v cargo >/dev/null || fail "cargo not found: install Rust from https://rustup.rs"
 
-say "cargo build -p knockd -p knock"
-cargo build -p knockd -p knock
-knockd=target/debug/knockd
-knock=target/debug/knock
+say "cargo build -p knock-server -p knock-client"
+cargo build -p knock-server -p knock-client
+knockd=${CARGO_TARGET_DIR:-target}/debug/knockd
+knock=${CARGO_TARGET_DIR:-target}/debug/knock
 
 work=$(mktemp -d /tmp/knock-demo.XXXXXX)
 chmod 755 "$work"

@@ -22,7 +22,7 @@
 #
 # Environment: KNOCKD (our server binary, default target/release/knockd), KNOCK (our client,
 # default target/release/knock), KNOCKD08 (default /usr/sbin/knockd). Missing release binaries
-# are built with `cargo build --release -p knockd -p knock`.
+# are built with `cargo build --release -p knock-server -p knock-client`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -77,8 +77,8 @@ KNOCKD=${KNOCKD:-$repo/target/release/knockd}
 KNOCK=${KNOCK:-$repo/target/release/knock}
 KNOCKD08=${KNOCKD08:-/usr/sbin/knockd}
 if [[ " $servers " == *" ours "* ]] && { [ ! -x "$KNOCKD" ] || [ ! -x "$KNOCK" ]; }; then
-    say "building our binaries (cargo build --release -p knockd -p knock)"
-    cargo build --release -p knockd -p knock >&2
+    say "building our binaries (cargo build --release -p knock-server -p knock-client)"
+    cargo build --release -p knock-server -p knock-client >&2
 fi
 client_name="ours (${KNOCK#"$repo"/})"
 if [ ! -x "$KNOCK" ]; then

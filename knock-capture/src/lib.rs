@@ -20,10 +20,19 @@
 //!   `poll` until a packet arrives (libpcap immediate mode: ~60 µs from the wire to the
 //!   event at idle) or a wake pipe signals stop, reload or a stats request (not
 //!   `pcap_breakloop`, which can swallow the packet being read); interfaces that are missing, down or that
-//!   disappear are waited for and reopened; address changes are seen through netlink (no
-//!   periodic wakeup) and reported; events flow into a bounded crossbeam channel.
+//!   disappear are waited for and reopened; address changes are seen through netlink on
+//!   Linux (no periodic wakeup), polled elsewhere, and reported; events flow into a bounded
+//!   crossbeam channel.
 //! * [`OfflineCapture`] (feature `libpcap`): a savefile through the same decoder, stamped
 //!   with each packet's own time (the basis of `knockd --replay`).
+//!
+//! # Platforms
+//!
+//! Linux, and (untested here) macOS and the BSDs with libpcap. Everything platform-specific
+//! is in one private module, `platform`: the netlink socket that announces address and link
+//! changes (Linux only; elsewhere addresses are polled every
+//! [`CaptureConfig::address_poll_interval`]) and close-on-exec pipes (`pipe2` where it
+//! exists, `pipe` + `fcntl` on macOS).
 //!
 //! # Example
 //!
@@ -108,6 +117,8 @@ mod error;
 mod live;
 #[cfg(feature = "libpcap")]
 mod offline;
+#[cfg(feature = "libpcap")]
+mod platform;
 
 pub use addresses::{ANY_INTERFACE, local_addresses};
 pub use clock::{Clock, instant_from_timeval};

@@ -1,7 +1,7 @@
 //! Live capture: one thread per interface plus an address watcher, feeding a bounded channel.
 
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -263,8 +263,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Interface {
     fn new(name: String) -> std::io::Result<Self> {
-        let (wake_read, wake_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        let (wake_read, wake_write) = crate::platform::cloexec_pipe(true)?;
         Ok(Self {
             name,
             wake_read,
@@ -420,8 +419,8 @@ impl LiveCapture {
         }
         let thread_shared = Arc::clone(&shared);
         let watched = capture.interfaces.clone();
-        let (stop_pipe, stop_pipe_writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| CaptureError::Thread(e.into()))?;
+        let (stop_pipe, stop_pipe_writer) =
+            crate::platform::cloexec_pipe(false).map_err(|e| CaptureError::Thread(e.into()))?;
         capture.stop_pipe = Some(stop_pipe_writer);
         let watcher = std::thread::Builder::new()
             .name("address watch".to_owned())
@@ -847,45 +846,12 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
     }
 }
 
-/// A netlink socket that receives a message whenever a link or an IPv4/IPv6 address of this
-/// network namespace changes; `None` if it cannot be opened (then addresses are polled).
-fn netlink_watch() -> Option<OwnedFd> {
-    use nix::sys::socket::{
-        AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, socket,
-    };
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        SockProtocol::NetlinkRoute,
-    )
-    .ok()?;
-    let groups =
-        u32::try_from(libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR)
-            .ok()?;
-    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups)).ok()?;
-    Some(fd)
-}
-
-/// Reads every pending netlink message (their content does not matter: any change means
-/// "re-read the addresses"; an overflow, ENOBUFS, means the same).
-fn drain(socket: &OwnedFd) {
-    let mut buffer = [0u8; 8192];
-    loop {
-        match nix::unistd::read(socket, &mut buffer) {
-            Ok(0) => return,
-            Ok(_) | Err(nix::errno::Errno::ENOBUFS | nix::errno::Errno::EINTR) => {}
-            Err(_) => return,
-        }
-    }
-}
-
 /// Re-reads the local addresses on every netlink notification (or every poll interval),
 /// reports changes, and wakes the capture threads so they notice deleted interfaces.
 fn address_thread(shared: &Shared, interfaces: &[Arc<Interface>], stop_pipe: &OwnedFd) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let netlink = if shared.config.address_netlink {
-        netlink_watch()
+        crate::platform::netlink_watch()
     } else {
         None
     };
@@ -927,7 +893,7 @@ fn address_thread(shared: &Shared, interfaces: &[Arc<Interface>], stop_pipe: &Ow
         }
         drop(fds);
         if let Some(socket) = &netlink {
-            drain(socket);
+            crate::platform::drain_netlink(socket);
         }
         for interface in interfaces {
             interface.wake();

@@ -109,7 +109,15 @@ fn debian_style_config() {
     );
     assert_eq!(open.start_command_6, None);
     assert_eq!(config.doors[1].name, "closeSSH");
-    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    // Debian's sequences are the well-known ones: the only thing worth a warning.
+    let kinds: Vec<_> = parsed.warnings.iter().map(|w| w.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            WarningKind::WellKnownSequence,
+            WarningKind::WellKnownSequence
+        ]
+    );
 }
 
 #[test]
@@ -893,6 +901,16 @@ fn warning_kinds() {
         [WarningKind::AscendingAdjacentPorts]
     );
     assert!(warnings("[d]\nsequence = 7002,7001,7000\n").is_empty());
+    assert_eq!(
+        warnings("[d]\nsequence = 7000,8000:udp,9000\ncommand = a\n"),
+        [WarningKind::WellKnownSequence]
+    );
+    assert_eq!(
+        warnings("[d]\nsequence = 9000,8000,7000\ncommand = a\n"),
+        [WarningKind::WellKnownSequence],
+        "Debian's closeSSH door"
+    );
+    assert!(warnings("[d]\nsequence = 7000,8000,9001\ncommand = a\n").is_empty());
     assert_eq!(
         warnings("[d]\nsequence = 1,5\none_time_sequences = /o\n"),
         [WarningKind::SequenceOverridden]

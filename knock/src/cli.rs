@@ -144,7 +144,7 @@ pub struct Cli {
     #[arg(long = "source-address", value_name = "ADDR")]
     pub source_address: Option<IpAddr>,
 
-    /// Send through this network interface (SO_BINDTODEVICE)
+    /// Send through this network interface (SO_BINDTODEVICE; Linux only)
     #[arg(long = "interface", value_name = "IF")]
     pub interface: Option<String>,
 

@@ -44,6 +44,13 @@
 //! # Ok::<(), knock::PortSpecError>(())
 //! ```
 //!
+//! # Platforms
+//!
+//! Linux, macOS, the BSDs and Windows. Everything platform-specific is in one private module,
+//! `platform`: binding to a device (`--interface`, `SO_BINDTODEVICE`) is Linux-only and
+//! fails elsewhere with "not supported on this platform"; which `connect` errors mean "SYN
+//! sent" differs between Unix and Windows.
+//!
 //! # What it does not do
 //!
 //! * No raw sockets and no crafted packets: the kernel builds every SYN (with its usual
@@ -58,6 +65,7 @@
 
 pub mod cli;
 mod door;
+mod platform;
 mod send;
 pub mod spa;
 mod spec;

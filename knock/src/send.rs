@@ -71,7 +71,8 @@ pub struct KnockOptions {
     /// Bind every socket to this local address before sending (`--source-address`).
     pub source_address: Option<IpAddr>,
     /// Bind every socket to this network device, `SO_BINDTODEVICE` (`--interface`). It also
-    /// supplies the scope of an IPv6 link-local destination.
+    /// supplies the scope of an IPv6 link-local destination. Linux only: elsewhere sending
+    /// fails with [`KnockError::BindInterface`] ("not supported on this platform").
     pub interface: Option<String>,
     /// The scope (interface index) of an IPv6 destination, from `HOST%SCOPE` (see
     /// [`resolve_scoped`]); 0: none. A link-local destination needs one (or `interface`):
@@ -365,7 +366,7 @@ pub fn send_knock(
             socket.set_nonblocking(true).map_err(send_error)?;
             match socket.connect(&peer) {
                 Ok(()) => Ok(()),
-                Err(error) if syn_was_sent(&error) => Ok(()),
+                Err(error) if crate::platform::syn_was_sent(&error) => Ok(()),
                 Err(error) => Err(send_error(error)),
             }
             // `socket` is dropped (closed) here: the SYN is out, nothing else follows.
@@ -387,12 +388,12 @@ fn open_socket(
     let socket = Socket::new(Domain::for_address(destination), socket_type, None)
         .map_err(|source| KnockError::Socket { protocol, source })?;
     if let Some(interface) = &options.interface {
-        socket
-            .bind_device(Some(interface.as_bytes()))
-            .map_err(|source| KnockError::BindInterface {
+        crate::platform::bind_device(&socket, interface).map_err(|source| {
+            KnockError::BindInterface {
                 interface: interface.clone(),
                 source,
-            })?;
+            }
+        })?;
     }
     if let Some(address) = options.source_address {
         socket
@@ -421,15 +422,6 @@ pub fn send_datagram(
             destination,
             source,
         })
-}
-
-/// Whether a non-blocking `connect` error still means the SYN left: in progress (the normal
-/// case), or already refused (a loopback or very close peer answered with RST at once).
-fn syn_was_sent(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EINPROGRESS | libc::ECONNREFUSED)
-    )
 }
 
 #[cfg(test)]

@@ -5,11 +5,19 @@
 //! inline secrets are hidden: `TOTP_Secret` as `<hidden>`, SPA keys as `<secret>`); warnings
 //! go to stderr as `warning: FILE:LINE: …`. As root, the nftables sets named by `Nft_Set` /
 //! `Nft_Set_6` must also exist and fit (see [`crate::nft::NftSets::validate`]). Exit status 0
-//! if valid, 1 if not.
+//! if valid, 1 if not. With `--quiet` only errors are printed (by the caller, on stderr) and
+//! the exit status tells.
+//!
+//! Besides the configuration's own warnings it warns about this machine
+//! ([`machine_warnings`]): a command whose program is not found or not executable, an
+//! interface that does not exist now.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use knock_core::Config;
 
 use crate::cli::{Cli, InterfacesSource, Settings, absolute_from};
 use crate::load::{Loaded, load};
@@ -23,6 +31,9 @@ pub(crate) fn run(cli: &Cli) -> Result<Exit, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let shown = cli.config.display().to_string();
     let loaded = load(&shown, &absolute_from(&cwd, &cli.config), &cwd)?;
+    if cli.quiet {
+        return Ok(Exit::Success);
+    }
     let settings = Settings::resolve(cli, &loaded.config, &cwd);
     let mut stderr = std::io::stderr().lock();
     for warning in &loaded.warnings {
@@ -32,6 +43,10 @@ pub(crate) fn run(cli: &Cli) -> Result<Exit, Error> {
         let _ = writeln!(stderr, "warning: {warning}");
     }
     if let Some(warning) = settings.overlap_warning() {
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
+    let path = std::env::var_os("PATH");
+    for warning in machine_warnings(&shown, &loaded.config, &settings, path.as_deref()) {
         let _ = writeln!(stderr, "warning: {warning}");
     }
     check_nft_sets(&loaded, &mut stderr)?;
@@ -136,6 +151,103 @@ pub(crate) fn render(shown: &str, loaded: &Loaded, settings: &Settings) -> Strin
     text
 }
 
+/// The `PATH` commands are looked up in when knockd has none (systemd's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Shell builtins and keywords: a command starting with one has no program to look for.
+const SHELL_WORDS: &[&str] = &[
+    ":", ".", "[", "alias", "break", "case", "cd", "command", "continue", "echo", "eval", "exec",
+    "exit", "export", "false", "for", "if", "kill", "printf", "pwd", "read", "readonly", "return",
+    "set", "shift", "test", "trap", "true", "type", "umask", "unset", "until", "wait", "while",
+    "{", "!",
+];
+
+/// Warnings about this machine rather than the file (`--check` only): a command whose
+/// program (its first word, looked up in `path` like `/bin/sh` does) is not found or not
+/// executable, and an interface that does not exist now (knockd would wait for it).
+#[must_use]
+pub(crate) fn machine_warnings(
+    shown: &str,
+    config: &Config,
+    settings: &Settings,
+    path: Option<&OsStr>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for door in &config.doors {
+        let commands = [
+            ("start_command", &door.start_command),
+            ("start_command_6", &door.start_command_6),
+            ("stop_command", &door.stop_command),
+            ("stop_command_6", &door.stop_command_6),
+        ];
+        for (key, command) in commands {
+            let Some(program) = command.as_deref().and_then(program_of) else {
+                continue;
+            };
+            if let Err(problem) = find_program(program, path) {
+                warnings.push(format!("{shown}: door \"{}\": {key}: {problem}", door.name));
+            }
+        }
+    }
+    for name in &settings.interfaces {
+        if name != "any" && nix::net::if_::if_nametoindex(name.as_str()).is_err() {
+            warnings.push(format!(
+                "interface {name} does not exist now (knockd will wait for it to appear)"
+            ));
+        }
+    }
+    warnings
+}
+
+/// The program a shell command runs: its first word after `VAR=value` assignments; `None`
+/// when that is a shell builtin or keyword or not a plain word (`$X`, quotes, `(`…).
+fn program_of(command: &str) -> Option<&str> {
+    let word = command
+        .split_ascii_whitespace()
+        .find(|word| !word.contains('=') || word.starts_with('='))?;
+    let plain = word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@%,".contains(c));
+    (plain && !SHELL_WORDS.contains(&word)).then_some(word)
+}
+
+/// Finds `program` as `/bin/sh` would: as a path if it has a `/`, else in each `PATH`
+/// directory. The error says what is wrong.
+fn find_program(program: &str, path: Option<&OsStr>) -> Result<PathBuf, String> {
+    if program.contains('/') {
+        let candidate = PathBuf::from(program);
+        return match executable(&candidate) {
+            Some(true) => Ok(candidate),
+            Some(false) => Err(format!("{program} is not an executable file")),
+            None => Err(format!("{program} not found")),
+        };
+    }
+    let path = path.unwrap_or_else(|| OsStr::new(DEFAULT_PATH));
+    let mut found_unusable = None;
+    for dir in std::env::split_paths(path) {
+        let candidate = dir.join(program);
+        match executable(&candidate) {
+            Some(true) => return Ok(candidate),
+            Some(false) => found_unusable = found_unusable.or(Some(candidate)),
+            None => {}
+        }
+    }
+    Err(match found_unusable {
+        Some(file) => format!("{} is not an executable file", file.display()),
+        None => format!(
+            "program {program} not found in PATH ({})",
+            path.to_string_lossy()
+        ),
+    })
+}
+
+/// `Some(true)`: an executable file; `Some(false)`: exists but is not one; `None`: absent.
+fn executable(path: &Path) -> Option<bool> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +281,7 @@ mod tests {
             text.contains("# effective: interfaces lo (from -i)"),
             "{text}"
         );
-        let reparsed = knock_core::Config::parse(&text).unwrap().config;
+        let reparsed = Config::parse(&text).unwrap().config;
         assert_eq!(reparsed, loaded.config);
     }
 
@@ -235,5 +347,65 @@ mod tests {
             "{error}"
         );
         assert!(!error.contains("GEZD"), "{error}");
+    }
+
+    #[test]
+    fn machine_warnings_name_missing_programs_and_interfaces() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("open.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[good]\nsequence = 1,5\ncommand = sh -c true\nstop_command = echo %IP% >/tmp/x\n\
+             [env]\nsequence = 1,5\ncommand = LANG=C /bin/sh -c true\n\
+             [missing]\nsequence = 1,5\ncommand = /sbin/iptablez -A INPUT\n\
+             [inpath]\nsequence = 1,5\ncommand = no-such-knock-program %IP%\n\
+             [plain]\nsequence = 1,5\ncommand = {}\n",
+            script.display()
+        );
+        let config = Config::parse(&text).unwrap().config;
+        let settings = Settings {
+            interfaces: vec!["lo".into(), "any".into(), "knocknope0".into()],
+            interfaces_source: InterfacesSource::CommandLine,
+            log_file: None,
+            pid_file: DEFAULT_PID_FILE.into(),
+            use_syslog: false,
+            overlapping_interfaces: Vec::new(),
+        };
+        let warnings = machine_warnings(
+            "k.conf",
+            &config,
+            &settings,
+            Some(OsStr::new("/usr/bin:/bin")),
+        );
+        assert_eq!(
+            warnings,
+            [
+                "k.conf: door \"missing\": start_command: /sbin/iptablez not found".to_owned(),
+                "k.conf: door \"inpath\": start_command: program no-such-knock-program not found \
+                 in PATH (/usr/bin:/bin)"
+                    .to_owned(),
+                format!(
+                    "k.conf: door \"plain\": start_command: {} is not an executable file",
+                    script.display()
+                ),
+                "interface knocknope0 does not exist now (knockd will wait for it to appear)"
+                    .to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_program_is_the_first_plain_word() {
+        assert_eq!(
+            program_of("/sbin/iptables -A INPUT"),
+            Some("/sbin/iptables")
+        );
+        assert_eq!(program_of("A=1 B=2 nft add"), Some("nft"));
+        assert_eq!(program_of("echo %IP% >> /tmp/x"), None);
+        assert_eq!(program_of("if true; then x; fi"), None);
+        assert_eq!(program_of("\"$HOME/x\" y"), None);
+        assert_eq!(program_of("   "), None);
     }
 }

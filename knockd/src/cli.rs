@@ -85,6 +85,11 @@ pub(crate) struct Cli {
     #[arg(long, conflicts_with = "replay")]
     pub(crate) check: bool,
 
+    /// With --check: print nothing but errors (no configuration, no warnings); only the
+    /// exit status tells. For systemd's ExecStartPre/ExecReload.
+    #[arg(long, requires = "check")]
+    pub quiet: bool,
+
     /// Run a pcap capture file through the configuration and print what would have
     /// happened, with the packets' times; runs no command.
     #[arg(long, value_name = "FILE.pcap")]
@@ -100,7 +105,8 @@ pub(crate) struct Cli {
     pub(crate) state_file: PathBuf,
 
     /// Syslog facility used when `UseSyslog` is set (daemon, user, local0…local7, …).
-    #[arg(long, value_name = "NAME", default_value = "daemon", value_parser = parse_facility)]
+    #[arg(long, value_name = "NAME", default_value = "daemon", value_parser = FacilityParser,
+          hide_possible_values = true)]
     pub(crate) syslog_facility: String,
 
     /// Most knock sources tracked at once; beyond it the oldest attempt is dropped (bounds
@@ -123,6 +129,62 @@ pub(crate) struct Cli {
     /// state file and run at the next start).
     #[arg(long)]
     pub(crate) no_stop_on_exit: bool,
+}
+
+/// The facility names `--syslog-facility` accepts (any case, `log_` prefix allowed); the shell
+/// completions offer them.
+pub(crate) const SYSLOG_FACILITIES: [&str; 24] = [
+    "daemon",
+    "user",
+    "auth",
+    "authpriv",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+    "kern",
+    "mail",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "ftp",
+    "ntp",
+    "audit",
+    "alert",
+    "clock_daemon",
+];
+
+/// `parse_facility`, with [`SYSLOG_FACILITIES`] as the possible values for completions.
+#[derive(Clone, Copy, Debug)]
+struct FacilityParser;
+
+impl clap::builder::TypedValueParser for FacilityParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        parse_facility.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            SYSLOG_FACILITIES
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 fn parse_facility(text: &str) -> Result<String, String> {
@@ -199,7 +261,7 @@ impl Settings {
                 split_names(&config.options.interfaces),
                 InterfacesSource::Config,
             )
-        } else if let Some(name) = default_route_interface() {
+        } else if let Some(name) = crate::platform::default_route_interface() {
             (vec![name], InterfacesSource::DefaultRoute)
         } else {
             (
@@ -275,29 +337,24 @@ pub(crate) fn absolute_from(cwd: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// The interface of the IPv4 default route, from `/proc/net/route` (Linux).
-fn default_route_interface() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/net/route").ok()?;
-    default_route_from_table(&text)
-}
-
-fn default_route_from_table(text: &str) -> Option<String> {
-    text.lines().skip(1).find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let interface = fields.next()?;
-        let destination = fields.next()?;
-        let _gateway = fields.next()?;
-        let flags = u16::from_str_radix(fields.next()?, 16).ok()?;
-        let mask = fields.nth(3)?;
-        // RTF_UP = 1; destination 0/0 is the default route.
-        (destination == "00000000" && mask == "00000000" && flags & 1 == 1)
-            .then(|| interface.to_owned())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_completed_facility_is_accepted() {
+        for name in SYSLOG_FACILITIES {
+            let cli = parse(&["--syslog-facility", name]).unwrap();
+            assert_eq!(cli.syslog_facility, name);
+        }
+        assert_eq!(
+            parse(&["--syslog-facility", "LOCAL3"])
+                .unwrap()
+                .syslog_facility,
+            "local3"
+        );
+        assert!(parse(&["--syslog-facility", "nope"]).is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("knockd").chain(args.iter().copied()))
@@ -405,15 +462,6 @@ mod tests {
             cli.command_kill_timeout,
             std::time::Duration::from_secs(120)
         );
-    }
-
-    #[test]
-    fn default_route_is_read_from_the_route_table() {
-        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
-                     ens3\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
-                     ens4\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
-        assert_eq!(default_route_from_table(table), Some("ens4".into()));
-        assert_eq!(default_route_from_table("Iface\n"), None);
     }
 
     #[test]

@@ -27,6 +27,11 @@
 //!   atomically), `secret` (TOTP secret files: owner-only, first line), `nft` (nftables set
 //!   elements over netlink, for `Nft_Set` doors), `logging` (log file, syslog, `-v`/`-D`,
 //!   JSON lines), `lookup` (`-l`), `process` (daemon mode, pid file).
+//! * `platform`: the one place for what differs between operating systems: the default
+//!   route's interface comes from `/proc/net/route` on Linux; elsewhere knockd falls back to
+//!   `eth0` (knock-capture polls addresses there instead of using netlink). The server is
+//!   Unix-only (signals, fork, process groups); it builds on Linux here, and macOS and the
+//!   BSDs with libpcap are meant to work but are not checked in CI (no toolchain).
 //!
 //! `src/main.rs` does little more than this (here with `--check`, which validates a
 //! configuration and prints it in canonical form):
@@ -69,6 +74,7 @@ mod lookup;
 #[doc(hidden)]
 pub mod nft;
 mod ots;
+mod platform;
 mod process;
 mod replay;
 mod secret;

@@ -6,7 +6,7 @@
 //! `#[ignore = "needs root"]`; `scripts/test.sh` runs them as root with `--include-ignored`.
 //! The rest (command line, `--check`, configuration errors, `--replay`) run anywhere.
 //!
-//! Run: `cargo test -p knockd --test e2e -- --include-ignored --test-threads 2`.
+//! Run: `cargo test -p knock-server --test e2e -- --include-ignored --test-threads 2`.
 
 #[path = "e2e/fixture.rs"]
 mod fixture;

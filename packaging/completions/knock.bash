@@ -1,3 +1,12 @@
+# Door names for --door: the [sections] of the -c/--config file, else of /etc/knockd.conf.
+__knock_doors() {
+    local file=/etc/knockd.conf i
+    for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
+        case ${COMP_WORDS[i]} in -c | --config) file=${COMP_WORDS[i + 1]} ;; esac
+    done
+    sed -n 's/^[[:space:]]*\[\([^]]*\)\].*$/\1/p' "$file" 2>/dev/null | grep -vx options
+}
+
 _knock() {
     local i cur prev opts cmd
     COMPREPLY=()
@@ -38,7 +47,7 @@ _knock() {
                     return 0
                     ;;
                 --door)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(__knock_doors)" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -66,7 +75,7 @@ _knock() {
                     return 0
                     ;;
                 --interface)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "any $(ls /sys/class/net 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -23,18 +23,18 @@ _knockd() {
 
     case "${cmd}" in
         knockd)
-            opts="-i -d -c -D -l -4 -v -V -p -g -h --interface --daemon --config --debug --lookup --only-ip-v4 --verbose --version --pidfile --logfile --check --replay --json-log --state-file --syslog-facility --max-sources --max-commands --command-kill-timeout --no-stop-on-exit --help"
+            opts="-i -d -c -D -l -4 -v -V -p -g -h --interface --daemon --config --debug --lookup --only-ip-v4 --verbose --version --pidfile --logfile --check --quiet --replay --json-log --state-file --syslog-facility --max-sources --max-commands --command-kill-timeout --no-stop-on-exit --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --interface)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "any $(ls /sys/class/net 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -i)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "any $(ls /sys/class/net 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -74,7 +74,7 @@ _knockd() {
                     return 0
                     ;;
                 --syslog-facility)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "daemon user auth authpriv local0 local1 local2 local3 local4 local5 local6 local7 kern mail syslog lpr news uucp cron ftp ntp audit alert clock_daemon" -- "${cur}"))
                     return 0
                     ;;
                 --max-sources)

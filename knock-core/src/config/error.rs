@@ -612,6 +612,9 @@ pub enum WarningKind {
     /// A bare `UseSyslog` line inside a door section: accepted as in knockd 0.8, but it sets
     /// the global option.
     UseSyslogInDoor,
+    /// The well-known `7000,8000,9000` (or its reverse) of knockd's example configuration:
+    /// the first sequence anyone tries.
+    WellKnownSequence,
 }
 
 impl fmt::Display for WarningKind {
@@ -649,6 +652,10 @@ impl fmt::Display for WarningKind {
             ),
             Self::UseSyslogInDoor => f.write_str(
                 "usesyslog in a door section sets the global option; move it to [options]",
+            ),
+            Self::WellKnownSequence => f.write_str(
+                "7000,8000,9000 (or its reverse) is the example sequence of knockd's documentation and default \
+                 configuration, the first one anybody tries: choose your own ports",
             ),
         }
     }

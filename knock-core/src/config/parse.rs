@@ -1194,6 +1194,10 @@ fn sequence_warnings(
     {
         warn(sequence_line, WarningKind::AscendingAdjacentPorts);
     }
+    let ports = || steps.iter().map(|step| step.port);
+    if ports().eq([7000, 8000, 9000]) || ports().eq([9000, 8000, 7000]) {
+        warn(sequence_line, WarningKind::WellKnownSequence);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -334,6 +334,44 @@ fn issue10_item3_ots_file_in_a_read_only_directory_is_refused() {
 }
 
 #[test]
+fn check_quiet_prints_only_errors_and_sets_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.conf");
+    // A one-step door: valid, with a warning that --quiet must not print.
+    std::fs::write(
+        &good,
+        "[single]\n\tsequence = 4000:udp\n\tcommand = echo single\n",
+    )
+    .unwrap();
+    let (status, out, err) = knockd_once(&["--check", "--quiet", "-c", good.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "stdout {out}\nstderr {err}");
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("", ""),
+        "--quiet printed something"
+    );
+    let (_, _, loud) = knockd_once(&["--check", "-c", good.to_str().unwrap()]);
+    assert!(
+        loud.contains("warning"),
+        "the same file without --quiet warns: {loud}"
+    );
+
+    let bad = dir.path().join("bad.conf");
+    std::fs::write(&bad, "[door]\n\tsequence = 7000 8000\n").unwrap();
+    let (status, out, err) = knockd_once(&["--check", "--quiet", "-c", bad.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "stdout {out}\nstderr {err}");
+    assert_eq!(out, "", "--quiet printed on stdout");
+    assert!(
+        err.contains("bad.conf:2:"),
+        "the error names file and line: {err}"
+    );
+
+    // --quiet means nothing without --check: a usage error.
+    let (status, _, err) = knockd_once(&["--quiet", "-c", good.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "stderr {err}");
+}
+
+#[test]
 fn check_output_is_a_canonical_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("a.conf");
