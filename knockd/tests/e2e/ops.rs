@@ -175,3 +175,56 @@ fn status_without_a_daemon_fails_clearly() {
     assert_eq!(status.code(), Some(1));
     assert!(err.contains("status: No such file or directory"), "{err}");
 }
+
+/// Under systemd with no LogFile/UseSyslog (stderr is the stream JOURNAL_STREAM names), the
+/// events reach stderr once each, with `<N>` priority prefixes, without `-v`.
+#[test]
+#[ignore = "needs root"]
+fn journal_gets_events_with_priorities_once() {
+    use std::os::unix::fs::MetadataExt as _;
+    let net = Net::new();
+    let dir = net.dir_str();
+    net.write("knockd.conf", &config(&dir));
+    let err_path = net.path("journal");
+    let err = std::fs::File::create(&err_path).unwrap();
+    let meta = err.metadata().unwrap();
+    let mut cmd = net.cmd_in(&net.srv, KNOCKD);
+    cmd.args([
+        "-i",
+        crate::fixture::SRV_IF,
+        "-c",
+        &net.path("knockd.conf").display().to_string(),
+        "--state-file",
+        &net.path("state").display().to_string(),
+    ])
+    .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(err);
+    let mut child = cmd.spawn().unwrap();
+    crate::fixture::wait_contains(&err_path, "<5>starting up, listening on");
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&net.path("opened"), 1, "open");
+    crate::fixture::signal(child.id(), "TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(15));
+    let text = crate::fixture::read(&err_path);
+    let open = format!("<5>{}: openSSH: OPEN SESAME", net.cli4);
+    assert_eq!(text.matches(&open).count(), 1, "{text}");
+    assert_eq!(
+        text.matches(&format!("<5>{}: openSSH: Stage 1", net.cli4))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("<5>openSSH: running command: echo open"),
+        "{text}"
+    );
+    assert!(text.ends_with("<5>shutting down\n"), "{text}");
+    for line in text.lines() {
+        assert!(
+            line.starts_with("<3>") || line.starts_with("<4>") || line.starts_with("<5>"),
+            "a line without its priority: {line:?}\n{text}"
+        );
+    }
+}
