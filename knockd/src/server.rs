@@ -279,13 +279,24 @@ impl Server {
             Error::Capture(e)
         })?;
         server.capture = Some(capture);
-        let interfaces = server.settings.interfaces.join(", ");
-        server
-            .logger
-            .verbose(&format!("listening on {interfaces}..."));
-        server
-            .logger
-            .log(&format!("starting up, listening on {interfaces}"));
+        // The line names the interfaces actually captured; the missing ones are warned about
+        // at once (the held events below), in every log target.
+        let reports = crate::startup::first_reports(
+            &server.capture_rx,
+            &server.settings.interfaces,
+            crate::startup::REPORT_WAIT,
+        );
+        if !reports.up.is_empty() {
+            let interfaces = reports.up.join(", ");
+            server
+                .logger
+                .verbose(&format!("listening on {interfaces}..."));
+        }
+        server.logger.log(&reports.startup_line());
+        for event in reports.events {
+            server.capture_event(event);
+        }
+        server.feed_burst();
         // Stop commands a previous run left pending: overdue ones run now, the others are
         // armed again.
         let entries = server.state.entries();
@@ -454,14 +465,14 @@ impl Server {
                 }
             }
             CaptureEvent::InterfaceWaiting { interface, reason } => {
-                self.logger.event(&format!(
-                    "interface {interface} is not available yet ({reason}), waiting"
+                self.logger.error(&format!(
+                    "warning: interface {interface} is not available yet ({reason}), waiting"
                 ));
                 self.mark_interrupted(interface);
             }
             CaptureEvent::InterfaceLost { interface, error } => {
-                self.logger.event(&format!(
-                    "interface {interface} lost: {error}, waiting for it to come back"
+                self.logger.error(&format!(
+                    "warning: interface {interface} lost: {error}, waiting for it to come back"
                 ));
                 self.mark_interrupted(interface);
             }

@@ -228,3 +228,49 @@ fn journal_gets_events_with_priorities_once() {
         );
     }
 }
+
+/// The start-up line names the interfaces captured; a missing one is a warning at once, in
+/// the log file and on stderr (without `-v`); knocks on the other still work.
+#[test]
+#[ignore = "needs root"]
+fn a_missing_interface_is_reported_at_once() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    net.write("knockd.conf", &config(&dir));
+    let log = net.path("log");
+    let mut cmd = net.cmd_in(&net.srv, KNOCKD);
+    cmd.args([
+        "-i",
+        &format!("{},kmiss0", crate::fixture::SRV_IF),
+        "-c",
+        &net.path("knockd.conf").display().to_string(),
+        "-g",
+        &log.display().to_string(),
+        "--state-file",
+        &net.path("state").display().to_string(),
+    ]);
+    let d = Daemon::spawn(cmd);
+    crate::fixture::wait_contains(&log, "starting up");
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&net.path("opened"), 1, "open on the interface that exists");
+    let text = crate::fixture::read(&log);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].ends_with(&format!(
+            "] starting up, listening on {}; waiting for kmiss0",
+            crate::fixture::SRV_IF
+        )),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("] warning: interface kmiss0 is not available yet ("),
+        "{text}"
+    );
+    assert_eq!(text.matches("kmiss0 is not available").count(), 1, "{text}");
+    let err = d.stderr();
+    assert!(
+        err.contains("warning: interface kmiss0 is not available yet ("),
+        "stderr: {err}"
+    );
+    assert!(d.stdout().is_empty(), "stdout without -v: {}", d.stdout());
+}
