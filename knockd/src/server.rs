@@ -348,6 +348,7 @@ impl Server {
                         Ok(SIGHUP) => {
                             self.notify.reloading();
                             self.reload();
+                            self.status.touch();
                             self.notify.ready("listening");
                         }
                         Ok(SIGINT) => return Ok(Exit::Interrupted),
@@ -753,10 +754,15 @@ impl Server {
                 if left.is_zero() {
                     break;
                 }
-                if let Ok(mut finished) = completions.recv_timeout(left) {
+                // Keep-alives go on while commands finish (a watchdog may be armed).
+                let wait = self.notify.next_ping().map_or(left, |due| {
+                    left.min(due.saturating_duration_since(std::time::Instant::now()))
+                });
+                if let Ok(mut finished) = completions.recv_timeout(wait) {
                     self.command_finished(&mut finished);
                     self.end_pass(false);
                 }
+                self.notify.ping_if_due();
             }
             if !self.executor.is_idle() {
                 self.logger.error(&format!(
