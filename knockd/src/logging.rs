@@ -431,7 +431,10 @@ impl Logger {
     /// An error: stderr, log file and syslog, at ERR (at WARNING if it starts with
     /// `warning:`). Under the journal it is on stderr once, with its priority.
     pub(crate) fn error(&mut self, message: &str) {
-        if !self.journal {
+        // With UseSyslog under systemd, /dev/log is the journal too: the syslog copy is
+        // enough there (nothing twice in the journal).
+        let syslog_is_journal = self.syslog.is_some() && stderr_is_journal();
+        if !self.journal && !syslog_is_journal {
             stderr_line(&one_line(message));
         }
         self.log_at(Priority::of(message, Priority::Err), message);
