@@ -17,7 +17,7 @@
 //!
 //! ```json
 //! {"version":1,"running":true,"pid":4242,"started":1795000000,"written":1795000020,
-//!  "config":"/etc/knockd.conf","doors":["openSSH","closeSSH"],
+//!  "doors":["openSSH","closeSSH"],
 //!  "open":[{"door":"openSSH","source":"10.0.0.1","due":1795000030,"command":"iptables -D …"}],
 //!  "counters":{"packets":12,"knocks":3,"opens":1,"invalidations":0,"timeouts":0,
 //!              "evictions":0,"commands_run":1,"commands_failed":0,"drops":0,"sources_tracked":1},
