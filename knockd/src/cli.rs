@@ -125,6 +125,22 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub(crate) command_kill_timeout: std::time::Duration,
 
+    /// Print the running daemon's status and exit: doors, open doors with their knockers
+    /// and time left (the pending stop commands), counters, capture state per interface.
+    /// Read from `status` in the --state-file's directory (default /var/lib/knockd/status),
+    /// which the daemon rewrites every few seconds after a change.
+    #[arg(long, conflicts_with_all = ["check", "replay"])]
+    pub(crate) status: bool,
+
+    /// With --status: print the status file's JSON document instead.
+    #[arg(long, requires = "status")]
+    pub(crate) json: bool,
+
+    /// Also write the counters in the Prometheus text format to this file (atomically, every
+    /// few seconds after a change), for node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metrics_file: Option<PathBuf>,
+
     /// On SIGTERM/SIGINT, do not run the pending stop commands (they stay recorded in the
     /// state file and run at the next start).
     #[arg(long)]

@@ -69,17 +69,21 @@ mod executor;
 mod load;
 mod logging;
 mod lookup;
+mod metrics;
 // Public only for its root integration tests (tests/nft.rs), which drive it inside network
 // namespaces; not a stable API.
 #[doc(hidden)]
 pub mod nft;
+mod notify;
 mod ots;
 mod platform;
 mod process;
 mod replay;
 mod secret;
 mod server;
+mod startup;
 mod state;
+mod status;
 
 use cli::Cli;
 pub use cli::cli_command;
@@ -179,6 +183,9 @@ pub enum Error {
     /// A door's nftables set is missing or unfit (the message names the door and the set).
     #[error("{0}")]
     NftSet(nft::DoorSetError),
+    /// `--status`: the status file cannot be read or is not one.
+    #[error("{0}")]
+    Status(String),
 }
 
 impl Error {
@@ -243,6 +250,20 @@ where
     let cli = Cli::try_parse_from(args).map_err(Error::Usage)?;
     if cli.check {
         return check::run(&cli);
+    }
+    if cli.status {
+        let state_file = cli::absolute_from(
+            &std::env::current_dir().map_err(Error::CurrentDir)?,
+            &cli.state_file,
+        );
+        return match status::print(&state_file, cli.json) {
+            Ok(text) => {
+                use std::io::Write as _;
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                Ok(Exit::Success)
+            }
+            Err(message) => Err(Error::Status(message)),
+        };
     }
     if let Some(path) = &cli.replay {
         return replay::run(&cli, path);

@@ -1,6 +1,15 @@
 //! Where knockd's messages go: the `LogFile` (`[YYYY-MM-DD HH:MM] msg`, as 0.8), syslog
-//! (ident `knockd`, priority NOTICE), `-v`/`-D` lines on stdout, errors on stderr, and the
-//! optional JSON-lines event file.
+//! (ident `knockd`), `-v`/`-D` lines on stdout, errors on stderr, and the optional JSON-lines
+//! event file.
+//!
+//! Priorities ([`Priority`]): knocks, opens and commands at NOTICE (as 0.8, same text), lines
+//! starting with `warning:` at WARNING, errors at ERR, so `journalctl -p err -u knockd` shows
+//! the errors only.
+//!
+//! Under systemd with neither `LogFile` nor `UseSyslog` (stderr is the journal stream that
+//! `JOURNAL_STREAM` names), every log line goes to stderr once, with its priority as a `<N>`
+//! prefix (sd-daemon(3)), so events reach the journal without `-v`; with `-v` the events are
+//! not repeated on stdout.
 //!
 //! The logger is owned by the event-loop thread; nothing else writes to these sinks, so
 //! lines never interleave.
@@ -67,41 +76,69 @@ fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The syslog priority (severity) of a log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Priority {
+    /// An error (`LOG_ERR`).
+    Err = 3,
+    /// A warning (`LOG_WARNING`).
+    Warning = 4,
+    /// A knock event, a command, start and stop (`LOG_NOTICE`, as 0.8 logs everything).
+    Notice = 5,
+}
+
+impl Priority {
+    /// The priority of a log line: `warning: …` lines are warnings, `error: …` lines errors,
+    /// the others `default`.
+    #[must_use]
+    pub(crate) fn of(message: &str, default: Self) -> Self {
+        if message.starts_with("warning:") {
+            Self::Warning
+        } else if message.starts_with("error:") {
+            Self::Err
+        } else {
+            default
+        }
+    }
+}
+
 /// A syslog connection (RFC 3164 over the local socket), without the PID in the tag, as
 /// 0.8's `openlog("knockd", 0, facility)`.
 struct Syslog {
     facility: syslog::Facility,
+    /// The socket, when not the system's (`/dev/log`): tests.
+    path: Option<PathBuf>,
     logger: Option<syslog::Logger<syslog::LoggerBackend, Rfc3164NoPid>>,
 }
 
 /// RFC 3164 formatting with tag `knockd:` and no `[pid]`, time stamps in local time.
 #[derive(Clone, Debug)]
 struct Rfc3164NoPid {
-    priority: u8,
+    facility: u8,
 }
 
 impl<T: std::fmt::Display> syslog::LogFormat<T> for Rfc3164NoPid {
     fn format<W: Write>(
         &self,
         w: &mut W,
-        _severity: syslog::Severity,
+        severity: syslog::Severity,
         message: T,
     ) -> syslog::Result<()> {
         let stamp = Timestamp::now()
             .to_zoned(TimeZone::system())
             .strftime("%b %e %H:%M:%S")
             .to_string();
-        write!(w, "<{}>{stamp} knockd: {message}", self.priority).map_err(syslog::Error::Write)
+        // Facilities are defined as `code << 3`, so this is the RFC 3164 PRI value.
+        let priority = self.facility | severity as u8;
+        write!(w, "<{priority}>{stamp} knockd: {message}").map_err(syslog::Error::Write)
     }
 }
 
-/// NOTICE severity, as 0.8 logs everything.
-const LOG_NOTICE: u8 = 5;
-
 impl Syslog {
-    fn connect(facility: syslog::Facility) -> Self {
+    fn connect(facility: syslog::Facility, path: Option<PathBuf>) -> Self {
         let mut sink = Self {
             facility,
+            path,
             logger: None,
         };
         sink.reconnect();
@@ -110,25 +147,59 @@ impl Syslog {
 
     fn reconnect(&mut self) {
         let formatter = Rfc3164NoPid {
-            // Facilities are defined as `code << 3`, so this is the RFC 3164 PRI value.
-            priority: (self.facility as u8) | LOG_NOTICE,
+            facility: self.facility as u8,
         };
-        self.logger = syslog::unix(formatter).ok();
+        self.logger = match &self.path {
+            Some(path) => syslog::unix_custom(formatter, path).ok(),
+            None => syslog::unix(formatter).ok(),
+        };
     }
 
-    fn send(&mut self, message: &str) {
+    fn send(&mut self, priority: Priority, message: &str) {
+        fn emit(
+            logger: &mut syslog::Logger<syslog::LoggerBackend, Rfc3164NoPid>,
+            priority: Priority,
+            message: &str,
+        ) -> bool {
+            match priority {
+                Priority::Err => logger.err(message),
+                Priority::Warning => logger.warning(message),
+                Priority::Notice => logger.notice(message),
+            }
+            .is_ok()
+        }
         let sent = self
             .logger
             .as_mut()
-            .is_some_and(|l| l.notice(message).is_ok());
+            .is_some_and(|l| emit(l, priority, message));
         if !sent {
             // The syslog daemon may have restarted: one reconnect attempt per message.
             self.reconnect();
             if let Some(logger) = self.logger.as_mut() {
-                let _ = logger.notice(message);
+                emit(logger, priority, message);
             }
         }
     }
+}
+
+/// Whether stderr is the journal stream systemd named in `JOURNAL_STREAM` (`DEV:INODE` of
+/// the stream; systemd.exec(5) says to compare it with stderr's, since a child may inherit
+/// the variable with another stderr).
+fn stderr_is_journal() -> bool {
+    static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *JOURNAL.get_or_init(|| {
+        let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+            return false;
+        };
+        let value = value.to_string_lossy();
+        let Some((dev, ino)) = value.split_once(':') else {
+            return false;
+        };
+        let Ok(stat) = nix::sys::stat::fstat(io::stderr()) else {
+            return false;
+        };
+        dev.parse::<u64>().ok() == Some(stat.st_dev) && ino.parse::<u64>().ok() == Some(stat.st_ino)
+    })
 }
 
 /// Settings of the logger.
@@ -159,6 +230,9 @@ pub(crate) struct Logger {
     /// `[YYYY-MM-DD HH:MM] ` for the minute it was made: the local-time conversion is done
     /// once a minute, not once a line (a flood logs a `Stage 1` line per spoofed packet).
     stamp: MinuteStamp,
+    /// Log lines go to stderr with `<N>` priority prefixes: no `LogFile`, no `UseSyslog`, and
+    /// stderr is the journal.
+    journal: bool,
 }
 
 /// Pending log bytes beyond which a line is written at once instead of at the next flush.
@@ -212,18 +286,35 @@ impl Logger {
         let mut logger = Self {
             file: None,
             json: None,
-            syslog: options.syslog_facility.map(Syslog::connect),
+            syslog: options
+                .syslog_facility
+                .map(|facility| Syslog::connect(facility, None)),
             options,
             file_pending: Vec::new(),
             json_pending: Vec::new(),
             stamp: MinuteStamp::default(),
+            journal: false,
         };
         logger.open_files();
         logger
     }
 
+    /// A logger whose syslog lines go to the socket at `path` (a test's `/dev/log`).
+    #[cfg(test)]
+    fn open_with_syslog_at(options: LogOptions, path: &Path) -> Self {
+        let mut logger = Self::open(options);
+        logger.syslog = logger
+            .options
+            .syslog_facility
+            .map(|facility| Syslog::connect(facility, Some(path.to_owned())));
+        logger
+    }
+
     fn open_files(&mut self) {
         self.flush();
+        self.journal = self.options.log_file.is_none()
+            && self.options.syslog_facility.is_none()
+            && stderr_is_journal();
         self.file = None;
         self.json = None;
         if let Some(path) = self.options.log_file.clone() {
@@ -252,7 +343,9 @@ impl Logger {
     pub(crate) fn reconfigure(&mut self, options: LogOptions) {
         let code = |f: Option<syslog::Facility>| f.map(|f| f as u8);
         if code(options.syslog_facility) != code(self.options.syslog_facility) {
-            self.syslog = options.syslog_facility.map(Syslog::connect);
+            self.syslog = options
+                .syslog_facility
+                .map(|facility| Syslog::connect(facility, None));
         } else if let Some(syslog) = self.syslog.as_mut() {
             syslog.reconnect();
         }
@@ -278,6 +371,19 @@ impl Logger {
     /// loop calls before it waits, so a line reaches the file within one pass of the loop.
     /// Only whole lines are written, so readers (`tail -f`) never see half a line.
     pub(crate) fn log(&mut self, message: &str) {
+        self.log_at(Priority::of(message, Priority::Notice), message);
+    }
+
+    /// [`log`](Self::log) at this priority (syslog and journal).
+    fn log_at(&mut self, priority: Priority, message: &str) {
+        if self.journal {
+            let _ = writeln!(
+                io::stderr().lock(),
+                "<{}>{}",
+                priority as u8,
+                one_line(message)
+            );
+        }
         if self.file.is_some() {
             let stamp = self.stamp.get(Timestamp::now());
             self.file_pending.extend_from_slice(stamp.as_bytes());
@@ -289,7 +395,7 @@ impl Logger {
             }
         }
         if let Some(syslog) = self.syslog.as_mut() {
-            syslog.send(&one_line(message));
+            syslog.send(priority, &one_line(message));
         }
     }
 
@@ -300,8 +406,11 @@ impl Logger {
     }
 
     /// A message for the log, syslog and (with `-v`) stdout: knock events and commands.
+    /// Under the journal, `-v` does not repeat them on stdout (they are in the journal once).
     pub(crate) fn event(&mut self, message: &str) {
-        self.verbose(message);
+        if !self.journal {
+            self.verbose(message);
+        }
         self.log(message);
     }
 
@@ -319,10 +428,16 @@ impl Logger {
         }
     }
 
-    /// An error: stderr, log file and syslog.
+    /// An error: stderr, log file and syslog, at ERR (at WARNING if it starts with
+    /// `warning:`). Under the journal it is on stderr once, with its priority.
     pub(crate) fn error(&mut self, message: &str) {
-        stderr_line(&one_line(message));
-        self.log(message);
+        // With UseSyslog under systemd, /dev/log is the journal too: the syslog copy is
+        // enough there (nothing twice in the journal).
+        let syslog_is_journal = self.syslog.is_some() && stderr_is_journal();
+        if !self.journal && !syslog_is_journal {
+            stderr_line(&one_line(message));
+        }
+        self.log_at(Priority::of(message, Priority::Err), message);
         self.flush();
     }
 
@@ -349,9 +464,15 @@ impl Drop for Logger {
     }
 }
 
-/// One line on stderr. Unlike `eprintln!`, a closed stderr is not a panic.
+/// One line on stderr. Unlike `eprintln!`, a closed stderr is not a panic. When stderr is
+/// the journal, the line carries its priority (`<4>` for `warning:` lines, `<3>` otherwise).
 pub(crate) fn stderr_line(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "{message}");
+    if stderr_is_journal() {
+        let priority = Priority::of(message, Priority::Err) as u8;
+        let _ = writeln!(io::stderr().lock(), "<{priority}>{message}");
+    } else {
+        let _ = writeln!(io::stderr().lock(), "{message}");
+    }
 }
 
 fn println_flushed(message: &str) {
@@ -546,7 +667,7 @@ mod tests {
     fn syslog_messages_have_0_8_shape() {
         use syslog::LogFormat as _;
         let formatter = Rfc3164NoPid {
-            priority: (syslog::Facility::LOG_DAEMON as u8) | LOG_NOTICE,
+            facility: syslog::Facility::LOG_DAEMON as u8,
         };
         let mut out = Vec::new();
         formatter
@@ -568,12 +689,56 @@ mod tests {
             "{text}"
         );
         let user = Rfc3164NoPid {
-            priority: (syslog::Facility::LOG_USER as u8) | LOG_NOTICE,
+            facility: syslog::Facility::LOG_USER as u8,
         };
         let mut out = Vec::new();
         user.format(&mut out, syslog::Severity::LOG_NOTICE, "x")
             .unwrap();
         assert!(out.starts_with(b"<13>"));
+    }
+
+    /// Through a private `/dev/log`: errors at ERR, warnings at WARNING, knocks at NOTICE
+    /// (0.8's text), each once.
+    #[test]
+    fn syslog_priorities_mean_something() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut logger = Logger::open_with_syslog_at(
+            LogOptions {
+                syslog_facility: Some(syslog::Facility::LOG_DAEMON),
+                ..LogOptions::default()
+            },
+            &path,
+        );
+        logger.event("10.0.0.1: openSSH: OPEN SESAME");
+        logger.error("error: cannot write state file /x: Read-only file system");
+        logger.error("warning: interface eth9 is not available yet (No such device), waiting");
+        logger.log("warning: the door d has no command");
+        logger.error("could not create pid file /run/x.pid: Permission denied");
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let mut buf = [0u8; 1024];
+            let n = socket.recv(&mut buf).unwrap();
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let pri = |line: &str| line[1..line.find('>').unwrap()].parse::<u8>().unwrap();
+        // LOG_DAEMON is 3 << 3 = 24: NOTICE 29, WARNING 28, ERR 27.
+        assert_eq!(
+            got.iter().map(|l| pri(l)).collect::<Vec<_>>(),
+            [29, 27, 28, 28, 27],
+            "{got:?}"
+        );
+        assert!(
+            got[0].ends_with(" knockd: 10.0.0.1: openSSH: OPEN SESAME"),
+            "{got:?}"
+        );
+        socket.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(socket.recv(&mut buf).is_err(), "a line sent twice");
     }
 
     #[test]

@@ -27,8 +27,10 @@ use crate::executor::{Executor, Finished, MAX_QUEUED_STARTS, Notice};
 use crate::load::{Loaded, load};
 use crate::logging::{LogOptions, Logger, debug_packet, debug_time};
 use crate::lookup::Lookup;
+use crate::notify::Notifier;
 use crate::process::{PidFile, daemonize};
 use crate::state::{StateError, StateFile};
+use crate::status::StatusKeeper;
 use crate::{Error, Exit};
 
 /// How long shutdown waits for running commands (the pending stop commands included) before
@@ -178,6 +180,10 @@ struct Server {
     state_failing: bool,
     /// When the state file was last written (or tried).
     state_written_at: Option<std::time::Instant>,
+    /// systemd notifications (nothing without systemd).
+    notify: Notifier,
+    /// The status and metrics files.
+    status: StatusKeeper,
 }
 
 impl Server {
@@ -203,6 +209,11 @@ impl Server {
         let core = Core::new(loaded.running(), options);
         let kill_after = (!cli.command_kill_timeout.is_zero()).then_some(cli.command_kill_timeout);
         let executor = Executor::new(cli.max_commands, kill_after);
+        let metrics_file = cli
+            .metrics_file
+            .as_ref()
+            .map(|p| crate::cli::absolute_from(&cwd, p));
+        let status = StatusKeeper::new(&state_path, metrics_file);
         let state = match StateFile::load(state_path.clone()) {
             Ok(state) => state,
             Err(e @ StateError::Corrupt { .. }) => {
@@ -257,6 +268,8 @@ impl Server {
             notices: Vec::new(),
             state_failing: false,
             state_written_at: None,
+            notify: Notifier::from_env(),
+            status,
         };
         server.core.handle_local_addresses(addresses);
         server.perform();
@@ -266,13 +279,24 @@ impl Server {
             Error::Capture(e)
         })?;
         server.capture = Some(capture);
-        let interfaces = server.settings.interfaces.join(", ");
-        server
-            .logger
-            .verbose(&format!("listening on {interfaces}..."));
-        server
-            .logger
-            .log(&format!("starting up, listening on {interfaces}"));
+        // The line names the interfaces actually captured; the missing ones are warned about
+        // at once (the held events below), in every log target.
+        let reports = crate::startup::first_reports(
+            &server.capture_rx,
+            &server.settings.interfaces,
+            crate::startup::REPORT_WAIT,
+        );
+        if !reports.up.is_empty() {
+            let interfaces = reports.up.join(", ");
+            server
+                .logger
+                .verbose(&format!("listening on {interfaces}..."));
+        }
+        server.logger.log(&reports.startup_line());
+        for event in reports.events {
+            server.capture_event(event);
+        }
+        server.feed_burst();
         // Stop commands a previous run left pending: overdue ones run now, the others are
         // armed again.
         let entries = server.state.entries();
@@ -300,8 +324,10 @@ impl Server {
             .lookup
             .as_ref()
             .map_or_else(crossbeam_channel::never, |l| l.answers().clone());
+        self.notify.ready("listening");
         loop {
             self.end_pass(false);
+            self.after_pass();
             let timeout = self.next_wakeup();
             select! {
                 recv(self.capture_rx) -> event => {
@@ -319,7 +345,12 @@ impl Server {
                 }
                 recv(signals) -> signal => {
                     match signal {
-                        Ok(SIGHUP) => self.reload(),
+                        Ok(SIGHUP) => {
+                            self.notify.reloading();
+                            self.reload();
+                            self.status.touch();
+                            self.notify.ready("listening");
+                        }
                         Ok(SIGINT) => return Ok(Exit::Interrupted),
                         Ok(SIGTERM) => return Ok(Exit::Terminated),
                         Ok(SIGUSR1 | SIGUSR2) => self.log_statistics(),
@@ -392,14 +423,21 @@ impl Server {
             .is_dirty()
             .then(|| self.state_write_due())
             .flatten();
-        let deadline = [core, kill, state].into_iter().flatten().min();
-        deadline.map_or(Duration::from_secs(3600), |d| {
+        let status = self.status.next_write();
+        let watchdog = self.notify.next_ping();
+        let deadline = [core, kill, state, status, watchdog]
+            .into_iter()
+            .flatten()
+            .min();
+        // No deadline: no timer (Duration::MAX waits for an event only).
+        deadline.map_or(Duration::MAX, |d| {
             // Round up to the next millisecond so the wakeup is never a hair early.
             d.saturating_duration_since(now) + Duration::from_millis(1)
         })
     }
 
     fn capture_event(&mut self, event: CaptureEvent) {
+        self.status.capture_event(&event);
         if !matches!(event, CaptureEvent::Packet(_)) {
             // Packets before an interface or address change are matched before it.
             self.feed_burst();
@@ -428,14 +466,14 @@ impl Server {
                 }
             }
             CaptureEvent::InterfaceWaiting { interface, reason } => {
-                self.logger.event(&format!(
-                    "interface {interface} is not available yet ({reason}), waiting"
+                self.logger.error(&format!(
+                    "warning: interface {interface} is not available yet ({reason}), waiting"
                 ));
                 self.mark_interrupted(interface);
             }
             CaptureEvent::InterfaceLost { interface, error } => {
-                self.logger.event(&format!(
-                    "interface {interface} lost: {error}, waiting for it to come back"
+                self.logger.error(&format!(
+                    "warning: interface {interface} lost: {error}, waiting for it to come back"
                 ));
                 self.mark_interrupted(interface);
             }
@@ -480,6 +518,7 @@ impl Server {
     /// Performs the core's effects, in order.
     fn perform(&mut self) {
         while let Some(effect) = self.core.poll_effect() {
+            self.status.touch();
             match effect {
                 Effect::Log(record) => self.log(&record),
                 Effect::PersistStop { id, stop } => self.state.add(id, stop),
@@ -564,6 +603,7 @@ impl Server {
     }
 
     fn command_finished(&mut self, finished: &mut Finished) {
+        self.status.command_finished(finished);
         self.executor.finished(finished, &mut self.notices);
         self.core
             .handle_command_finished(&finished.job, finished.outcome.to_core());
@@ -591,6 +631,31 @@ impl Server {
                 ));
             }
             Err(_) => {}
+        }
+    }
+
+    /// After each pass: the status and metrics files if due, a watchdog keep-alive if due.
+    fn after_pass(&mut self) {
+        if self
+            .status
+            .next_write()
+            .is_some_and(|due| due <= std::time::Instant::now())
+        {
+            self.write_status(true);
+        }
+        self.notify.ping_if_due();
+    }
+
+    fn write_status(&mut self, running: bool) {
+        let failed = self.status.write(
+            running,
+            &self.loaded.config,
+            &self.core,
+            &self.state,
+            self.capture.as_ref(),
+        );
+        if let Some(message) = failed {
+            self.logger.error(&message);
         }
     }
 
@@ -670,6 +735,7 @@ impl Server {
     // ----- shutdown ---------------------------------------------------------------------
 
     fn shutdown(&mut self, exit: Result<Exit, Error>) -> Result<Exit, Error> {
+        self.notify.stopping();
         if let Err(e) = &exit {
             self.logger.error(&format!("error: {}", e.summary()));
         }
@@ -688,10 +754,15 @@ impl Server {
                 if left.is_zero() {
                     break;
                 }
-                if let Ok(mut finished) = completions.recv_timeout(left) {
+                // Keep-alives go on while commands finish (a watchdog may be armed).
+                let wait = self.notify.next_ping().map_or(left, |due| {
+                    left.min(due.saturating_duration_since(std::time::Instant::now()))
+                });
+                if let Ok(mut finished) = completions.recv_timeout(wait) {
                     self.command_finished(&mut finished);
                     self.end_pass(false);
                 }
+                self.notify.ping_if_due();
             }
             if !self.executor.is_idle() {
                 self.logger.error(&format!(
@@ -704,6 +775,7 @@ impl Server {
             }
         }
         self.end_pass(true);
+        self.write_status(false);
         self.logger.log("shutting down");
         self.logger.flush();
         exit

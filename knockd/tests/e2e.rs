@@ -23,5 +23,7 @@ mod interop;
 mod knocks;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/ops.rs"]
+mod ops;
 #[path = "e2e/replay.rs"]
 mod replay;

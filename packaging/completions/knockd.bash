@@ -23,7 +23,7 @@ _knockd() {
 
     case "${cmd}" in
         knockd)
-            opts="-i -d -c -D -l -4 -v -V -p -g -h --interface --daemon --config --debug --lookup --only-ip-v4 --verbose --version --pidfile --logfile --check --quiet --replay --json-log --state-file --syslog-facility --max-sources --max-commands --command-kill-timeout --no-stop-on-exit --help"
+            opts="-i -d -c -D -l -4 -v -V -p -g -h --interface --daemon --config --debug --lookup --only-ip-v4 --verbose --version --pidfile --logfile --check --quiet --replay --json-log --state-file --syslog-facility --max-sources --max-commands --command-kill-timeout --status --json --metrics-file --no-stop-on-exit --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -86,6 +86,10 @@ _knockd() {
                     return 0
                     ;;
                 --command-kill-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -32,6 +32,7 @@ clock_daemon\t''"
 complete -c knockd -l max-sources -d 'Most knock sources tracked at once; beyond it the oldest attempt is dropped (bounds memory under a spoofed-source flood)' -r
 complete -c knockd -l max-commands -d 'Most commands running at once; further ones wait their turn' -r
 complete -c knockd -l command-kill-timeout -d 'Kill a command (its whole process group) that is still running after this long (e.g. `300s`, `10m`; `0` never kills)' -r
+complete -c knockd -l metrics-file -d 'Also write the counters in the Prometheus text format to this file (atomically, every few seconds after a change), for node_exporter\'s textfile collector' -r -F
 complete -c knockd -s d -l daemon -d 'Run in the background (fork, setsid, chdir /) and write the pid file'
 complete -c knockd -s D -l debug -d 'Debug output on stdout (configuration, every captured packet, filters)'
 complete -c knockd -s l -l lookup -d 'Show knockers\' host names in log lines (reverse lookups, never blocking matching)'
@@ -40,5 +41,7 @@ complete -c knockd -s v -l verbose -d 'Verbose output on stdout'
 complete -c knockd -s V -l version -d 'Print the version and exit'
 complete -c knockd -l check -d 'Parse the configuration, print it in canonical form with every warning, and exit (status 0 if valid, 1 if not)'
 complete -c knockd -l quiet -d 'With --check: print nothing but errors (no configuration, no warnings); only the exit status tells. For systemd\'s ExecStartPre/ExecReload'
+complete -c knockd -l status -d 'Print the running daemon\'s status and exit: doors, open doors with their knockers and time left (the pending stop commands), counters, capture state per interface. Read from `status` in the --state-file\'s directory (default /var/lib/knockd/status), which the daemon rewrites every few seconds after a change'
+complete -c knockd -l json -d 'With --status: print the status file\'s JSON document instead'
 complete -c knockd -l no-stop-on-exit -d 'On SIGTERM/SIGINT, do not run the pending stop commands (they stay recorded in the state file and run at the next start)'
 complete -c knockd -s h -l help -d 'Print help (see more with \'--help\')'
