@@ -23,5 +23,7 @@ mod interop;
 mod knocks;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/nft.rs"]
+mod nft;
 #[path = "e2e/replay.rs"]
 mod replay;
