@@ -287,3 +287,151 @@ fn a_missing_set_fails_start_and_a_reload_keeps_the_old_config() {
     let element = t.knock_in(&srv4, "ssh4", &cli4);
     assert_eq!(element.timeout, Some(Duration::from_secs(2)));
 }
+
+/// A thread living in network namespace `ns` that runs the jobs sent to it.
+struct NsThread {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl NsThread {
+    fn new(ns: &str) -> Self {
+        let path = format!("/run/netns/{ns}");
+        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        thread::spawn(move || {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+            for job in rx {
+                job();
+            }
+        });
+        Self { jobs }
+    }
+
+    /// Starts `f` on the thread; the receiver gets its result.
+    fn start<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::sync::mpsc::Receiver<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .expect("namespace thread alive");
+        rx
+    }
+}
+
+/// Sends the knocks of [`SEQUENCE`] to `dst` from the calling thread (its namespace) and
+/// returns the instant just before the last one was sent. TCP knocks are a connect to a
+/// closed port (one SYN, answered by a reset), UDP knocks one datagram.
+fn send_sequence(dst: IpAddr) -> std::time::Instant {
+    let knocks: Vec<(u16, bool)> = SEQUENCE
+        .split(',')
+        .map(|k| match k.strip_suffix(":udp") {
+            Some(port) => (port.parse().unwrap(), true),
+            None => (k.parse().unwrap(), false),
+        })
+        .collect();
+    let mut last = std::time::Instant::now();
+    for (port, udp) in knocks {
+        let to = SocketAddr::new(dst, port);
+        last = std::time::Instant::now();
+        if udp {
+            let bind: SocketAddr = if dst.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap()
+            } else {
+                "[::]:0".parse().unwrap()
+            };
+            let socket = std::net::UdpSocket::bind(bind).expect("udp socket");
+            socket.send_to(&[0], to).expect("send the UDP knock");
+        } else {
+            // Refused (a reset comes back) or, if dropped, given up quickly: one SYN is enough.
+            let _ = TcpStream::connect_timeout(&to, Duration::from_millis(200));
+        }
+    }
+    last
+}
+
+/// Knock-to-element latency of a door: for each of `rounds` knocks, the time from just
+/// before the client sends the last knock to the element being visible to a netlink dump
+/// polled in a loop; the set is flushed between rounds. Returns the latencies, sorted.
+fn knock_to_element(t: &NftNet, rounds: usize) -> Vec<Duration> {
+    let client = NsThread::new(&t.net.cli);
+    let server = NsThread::new(&t.net.srv);
+    let dst: IpAddr = t.net.srv4.parse().unwrap();
+    let cli4: IpAddr = t.net.cli4.parse().unwrap();
+    let mut latencies = Vec::with_capacity(rounds);
+    let mut misses = 0;
+    while latencies.len() < rounds {
+        assert!(misses < rounds, "too many knocks never opened");
+        crate::fixture::run(
+            t.net
+                .cmd_in(&t.net.srv, "nft")
+                .args(["flush", "set", "inet", "knockd", "ssh4"]),
+        );
+        let seen = server.start(move || {
+            let mut sets = NftSets::open().expect("netlink socket");
+            let end = std::time::Instant::now() + Duration::from_secs(2);
+            while std::time::Instant::now() < end {
+                let elements = sets.elements(&set("ssh4")).expect("list the set");
+                if elements.iter().any(|e| e.addr == Some(cli4)) {
+                    return Some(std::time::Instant::now());
+                }
+            }
+            None
+        });
+        // The poller is running (its socket is open) once this round trip is done.
+        thread::sleep(Duration::from_millis(20));
+        let sent = client
+            .start(move || send_sequence(dst))
+            .recv()
+            .expect("client thread");
+        match seen.recv().expect("poller thread") {
+            Some(at) => latencies.push(at.saturating_duration_since(sent)),
+            None => misses += 1,
+        }
+        // Lets the door's attempt for this source end before the next round.
+        thread::sleep(Duration::from_millis(50));
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+/// The figures of BENCHMARKS.md's "knock to element" table (run with `cargo test --release
+/// … nft::knock_to_element_latency -- --include-ignored --nocapture`). As a test: every
+/// knock of either door puts the element in.
+#[test]
+#[ignore = "needs root"]
+fn knock_to_element_latency() {
+    const ROUNDS: usize = 20;
+    let doors = [
+        ("Nft_Set (netlink)", config(5, "ssh4", "")),
+        (
+            "Start_Command (/bin/sh + nft)",
+            format!(
+                "[openSSH]\n    sequence = {SEQUENCE}\n    seq_timeout = 10\n    cmd_timeout = 5\n    \
+                 start_command = nft add element inet knockd ssh4 {{ %IP% timeout 5s }}\n"
+            ),
+        ),
+    ];
+    for (label, conf) in doors {
+        let mut t = NftNet::new();
+        let _knockd = t.net.start_knockd(&conf, &[]);
+        let (srv4, cli4) = (t.net.srv4.clone(), t.net.cli4.clone());
+        // Warm up (and make sure the capture is running).
+        t.knock_in(&srv4, "ssh4", &cli4);
+        let latencies = knock_to_element(&t, ROUNDS);
+        assert_eq!(latencies.len(), ROUNDS);
+        println!(
+            "knock→element {label}: {ROUNDS} knocks, p50 {:.3} ms, p90 {:.3} ms, max {:.3} ms",
+            percentile(&latencies, 50).as_secs_f64() * 1e3,
+            percentile(&latencies, 90).as_secs_f64() * 1e3,
+            latencies[ROUNDS - 1].as_secs_f64() * 1e3,
+        );
+    }
+}
