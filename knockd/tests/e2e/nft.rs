@@ -288,6 +288,32 @@ fn a_missing_set_fails_start_and_a_reload_keeps_the_old_config() {
     assert_eq!(element.timeout, Some(Duration::from_secs(2)));
 }
 
+#[test]
+#[ignore = "needs root"]
+fn a_reload_can_bring_the_first_set_door() {
+    let mut t = NftNet::new();
+    // No set at start: no netlink socket yet; the reload opens one and validates the sets.
+    let plain =
+        format!("[openSSH]\n    sequence = {SEQUENCE}\n    seq_timeout = 10\n    command = true\n");
+    let knockd = t.net.start_knockd(&plain, &[]);
+    let log = t.net.path("log");
+    let before = crate::fixture::count(&log, "re-reading config file");
+    t.net.write("knockd.conf", &config(2, "ssh4", ""));
+    knockd.signal("HUP");
+    assert!(
+        wait_until(DEADLINE, || {
+            (crate::fixture::count(&log, "re-reading config file") > before).then_some(())
+        })
+        .is_some(),
+        "no reload: {}",
+        read(&log)
+    );
+    let (srv4, cli4) = (t.net.srv4.clone(), t.net.cli4.clone());
+    let element = t.knock_in(&srv4, "ssh4", &cli4);
+    assert_eq!(element.timeout, Some(Duration::from_secs(2)));
+    assert!(!read(&log).contains("error"), "{}", read(&log));
+}
+
 /// A thread living in network namespace `ns` that runs the jobs sent to it.
 struct NsThread {
     jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
