@@ -40,7 +40,7 @@
 //! # Adding a door kind
 //!
 //! A new proof (TOTP, SPA) is a knock-core matcher concern and reaches [`Core::drain`] as
-//! actions; a new opening (an nftables set element) is a new [`Effect`] variant emitted from
+//! actions; a new opening (as [`Effect::AddSetElement`] for nftables sets) is a new [`Effect`] variant emitted from
 //! [`Core::open`] / [`Core::close`] next to [`Effect::RunJob`], with a `handle_*` method
 //! for its completion if the driver reports one.
 
