@@ -485,7 +485,7 @@ fn println_flushed(message: &str) {
 /// One event for the JSON-lines output.
 #[derive(Clone, Debug)]
 pub(crate) struct JsonEvent<'a> {
-    /// `stage`, `open`, `close`, `timeout`, `invalidated`, `command`.
+    /// `stage`, `open`, `close`, `timeout`, `invalidated`, `command`, `nft` (an nftables set element added or not).
     pub(crate) event: &'a str,
     /// When it happened.
     pub(crate) time: Timestamp,

@@ -17,6 +17,9 @@
 //! 2026-11-21 04:50:43.340000 openSSH: would run: iptables -D INPUT -s 10.0.0.1 -j ACCEPT
 //! ```
 //!
+//! A door with an nftables set prints `IP: DOOR: would add to nftables set FAMILY TABLE SET
+//! for CMD_TIMEOUT` after its `OPEN SESAME` (and no close: the kernel expires elements).
+//!
 //! A summary goes to stderr.
 
 use std::io::Write as _;
@@ -206,6 +209,17 @@ impl Replay {
                     self.core
                         .handle_command_finished(&job, CommandOutcome::Exited(0));
                 }
+                // Nothing is added, so nothing is reported to the core (no "added" record).
+                Effect::AddSetElement(add) => {
+                    emit(&format!(
+                        "{} {}: {}: would add to nftables set {} for {}\n",
+                        time_text(now),
+                        add.address,
+                        add.door,
+                        add.set,
+                        humantime::format_duration(add.timeout)
+                    ));
+                }
                 Effect::PersistStop { .. }
                 | Effect::DropStop(_)
                 | Effect::RewriteOts { .. }
@@ -342,6 +356,30 @@ mod tests {
                 "openSSH: would run: open 10.0.0.1",
                 "10.0.0.1: openSSH: command timeout",
                 "openSSH: would run: close 10.0.0.1",
+            ]
+        );
+    }
+
+    #[test]
+    fn set_doors_print_the_element_they_would_add() {
+        let conf = "[ssh]\nsequence = 7000,8000\nseq_timeout = 5\ncmd_timeout = 30\n\
+                    nft_set = inet knockd ssh4\nnft_set_6 = inet knockd ssh6\n\
+                    start_command = notify %IP%\n";
+        let lines = replay(
+            conf,
+            &[
+                (T0, A, SERVER, 7000, false),
+                (T0 + 100_000, A, SERVER, 8000, false),
+            ],
+        );
+        assert_eq!(
+            lines,
+            [
+                "10.0.0.1: ssh: Stage 1",
+                "10.0.0.1: ssh: Stage 2",
+                "10.0.0.1: ssh: OPEN SESAME",
+                "10.0.0.1: ssh: would add to nftables set inet knockd ssh4 for 30s",
+                "ssh: would run: notify 10.0.0.1",
             ]
         );
     }

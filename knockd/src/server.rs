@@ -27,6 +27,7 @@ use crate::executor::{Executor, Finished, MAX_QUEUED_STARTS, Notice};
 use crate::load::{Loaded, load};
 use crate::logging::{LogOptions, Logger, debug_packet, debug_time};
 use crate::lookup::Lookup;
+use crate::nft::NftSets;
 use crate::notify::Notifier;
 use crate::process::{PidFile, daemonize};
 use crate::state::{StateError, StateFile};
@@ -66,6 +67,11 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, Error> {
         logger.error(&format!("warning: {warning}"));
     }
 
+    // Before daemonizing, so that a missing set is an error on the terminal and exit 1.
+    let nft = open_nft_sets(&loaded.config).inspect_err(|e| {
+        logger.log(&format!("error: {e}"));
+    })?;
+
     if cli.daemon {
         // Before any thread exists: only the forking thread survives.
         daemonize().map_err(Error::Daemonize)?;
@@ -98,6 +104,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, Error> {
         logger,
     )
     .and_then(|mut server| {
+        server.nft = nft;
         let exit = server.run_loop(&signals);
         server.shutdown(exit)
     });
@@ -123,6 +130,29 @@ fn log_options(cli: &Cli, settings: &Settings, cwd: &Path) -> LogOptions {
             .as_ref()
             .map(|p| crate::cli::absolute_from(cwd, p)),
     }
+}
+
+/// A netlink socket to nf_tables when some door has an nftables set (`None` otherwise),
+/// with every door's sets validated.
+///
+/// # Errors
+/// The socket cannot be opened, or a set is missing or unfit (the error names the door and
+/// the set).
+fn open_nft_sets(config: &Config) -> Result<Option<NftSets>, Error> {
+    if !has_nft_sets(config) {
+        return Ok(None);
+    }
+    let mut sets = NftSets::open().map_err(Error::NftOpen)?;
+    sets.validate_doors(&config.doors).map_err(Error::NftSet)?;
+    Ok(Some(sets))
+}
+
+/// Whether some door names an nftables set.
+fn has_nft_sets(config: &Config) -> bool {
+    config
+        .doors
+        .iter()
+        .any(|door| door.nft_set.is_some() || door.nft_set_6.is_some())
 }
 
 /// Signals, forwarded from the signal-hook thread.
@@ -184,6 +214,9 @@ struct Server {
     notify: Notifier,
     /// The status and metrics files.
     status: StatusKeeper,
+    /// The netlink socket for nftables doors: opened at start if some door has a set, or at
+    /// the first reload that brings one.
+    nft: Option<NftSets>,
 }
 
 impl Server {
@@ -270,6 +303,7 @@ impl Server {
             state_written_at: None,
             notify: Notifier::from_env(),
             status,
+            nft: None,
         };
         server.core.handle_local_addresses(addresses);
         server.perform();
@@ -540,6 +574,16 @@ impl Server {
                     }
                 }
                 Effect::SetFilter(filter) => self.set_filter(filter),
+                // At once, before the effects after it (the open's start job).
+                Effect::AddSetElement(add) => {
+                    let result = match self.nft.as_mut() {
+                        Some(sets) => sets
+                            .add_element(&add.set, add.address, add.timeout)
+                            .map_err(|e| e.reason()),
+                        None => Err("no netlink socket to nf_tables".to_owned()),
+                    };
+                    self.core.handle_set_element_added(add, result);
+                }
             }
         }
     }
@@ -680,6 +724,14 @@ impl Server {
                 return;
             }
         };
+        if let Err(e) = self.check_nft_sets(&loaded.config) {
+            let options = self.logger.options().clone();
+            self.logger.reconfigure(options);
+            self.logger.error(&format!(
+                "error: reload failed, keeping the old configuration: {e}"
+            ));
+            return;
+        }
         for warning in &loaded.warnings {
             self.logger.log(&format!("warning: {warning}"));
         }
@@ -707,6 +759,20 @@ impl Server {
         self.loaded = loaded;
         self.perform();
         debug_config(&mut self.logger, &self.loaded.config);
+    }
+
+    /// On reload: the new configuration's nftables sets exist and fit (the socket is opened
+    /// if this is the first configuration with sets).
+    fn check_nft_sets(&mut self, config: &Config) -> Result<(), Error> {
+        if !has_nft_sets(config) {
+            return Ok(());
+        }
+        let sets = match &mut self.nft {
+            Some(sets) => sets,
+            None => self.nft.insert(NftSets::open().map_err(Error::NftOpen)?),
+        };
+        sets.validate_doors(&config.doors).map_err(Error::NftSet)?;
+        Ok(())
     }
 
     fn log_statistics(&mut self) {

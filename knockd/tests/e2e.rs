@@ -23,6 +23,8 @@ mod interop;
 mod knocks;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/nft.rs"]
+mod nft;
 #[path = "e2e/ops.rs"]
 mod ops;
 #[path = "e2e/replay.rs"]

@@ -3,6 +3,9 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use knock_core::NftSetRef;
 
 use super::record::Record;
 
@@ -85,4 +88,26 @@ pub(crate) enum Effect {
     },
     /// Install this kernel filter (the doors' current steps and the local addresses).
     SetFilter(String),
+    /// Add `address` to the nftables set `set` with a kernel timeout of `timeout` (or restart
+    /// the timeout of the element already there). Emitted at an open, after its
+    /// [`Record::Open`] and before the door's start job, which the driver must not start
+    /// before the element is in: perform it at once, in order. Report the result with
+    /// `Core::handle_set_element_added` before the next [`poll_effect`](super::Core::poll_effect)
+    /// (its record is then logged before that start job's). No stop and no pending record go
+    /// with it: the kernel removes the element when the timeout expires, whatever happens to
+    /// knockd.
+    AddSetElement(SetElementAdd),
+}
+
+/// One element to add to an nftables set (see [`Effect::AddSetElement`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SetElementAdd {
+    /// The door's name.
+    pub(crate) door: String,
+    /// The set: the door's `Nft_Set` for an IPv4 knocker, `Nft_Set_6` for an IPv6 one.
+    pub(crate) set: NftSetRef,
+    /// The knocker.
+    pub(crate) address: IpAddr,
+    /// The element's timeout: the door's `Cmd_Timeout`.
+    pub(crate) timeout: Duration,
 }

@@ -17,7 +17,9 @@
 //! until [`Core::poll_timeout`] (or the next input) and call [`Core::handle_timeout`].
 //! Report what performing an effect gave back: a finished [`Effect::RunJob`] with
 //! [`Core::handle_command_finished`], a failed [`Effect::RewriteOts`] with
-//! [`Core::handle_ots_write_failed`] (before the next input).
+//! [`Core::handle_ots_write_failed`] (before the next input), an
+//! [`Effect::AddSetElement`] with [`Core::handle_set_element_added`] (before the next
+//! [`Core::poll_effect`]).
 //!
 //! # Ordering rules (enforced here, tested in `tests.rs`)
 //!
@@ -26,6 +28,8 @@
 //!   matched (bursts are fed packet by packet while a one-time-sequence door exists).
 //! * Jobs of one door and source are emitted in the order they must run (start before its
 //!   stop); the driver keeps that order.
+//! * An open's [`Effect::AddSetElement`] comes before its start job: commands run after
+//!   the element is in. It has no stop and no pending record (the kernel expires it).
 //!
 //! # Bounds
 //!
@@ -36,11 +40,13 @@
 //! # Adding a door kind
 //!
 //! A new proof (TOTP, SPA) is a knock-core matcher concern and reaches [`Core::drain`] as
-//! actions; a new opening (an nftables set element) is a new [`Effect`] variant emitted from
+//! actions; a new opening (as [`Effect::AddSetElement`] for nftables sets) is a new [`Effect`] variant emitted from
 //! [`Core::open`] / [`Core::close`] next to [`Effect::RunJob`], with a `handle_*` method
 //! for its completion if the driver reports one.
 
 mod effect;
+#[cfg(test)]
+mod nft_tests;
 mod record;
 #[cfg(test)]
 mod tests;
@@ -56,7 +62,7 @@ use knock_core::{
     PacketEvent, ots,
 };
 
-pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, StopId};
+pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, SetElementAdd, StopId};
 pub(crate) use record::{CommandOutcome, Level, Record};
 
 /// The time of an input: the monotonic instant the matcher runs on, and the wall clock in
@@ -290,8 +296,30 @@ impl Core {
         }
     }
 
+    /// An [`Effect::AddSetElement`] was performed: `Ok` or the reason it failed (a failure
+    /// is an error for that knock only; the door's start command still runs, and the daemon
+    /// goes on). Call it before the next [`poll_effect`](Self::poll_effect): its record goes
+    /// to the front of the queue, so it is logged right after the open and before that
+    /// open's start job.
+    pub(crate) fn handle_set_element_added(
+        &mut self,
+        add: SetElementAdd,
+        result: Result<(), String>,
+    ) {
+        let record = match result {
+            Ok(()) => Record::SetElementAdded { add },
+            Err(error) => Record::SetElementFailed { add, error },
+        };
+        self.effects.push_front(Effect::Log(record));
+    }
+
     /// knockd is exiting: run every pending stop now (`run_pending_stops`), or leave them in
     /// the state file for the next start (`--no-stop-on-exit`).
+    ///
+    /// nftables set elements are left alone either way: each expires at its own timeout in
+    /// the kernel, as if knockd were still running (removing them early would cut an SSH
+    /// login short at a mere restart; with `--no-stop-on-exit` they simply go on, like the
+    /// stops left in the state file).
     pub(crate) fn handle_shutdown(&mut self, run_pending_stops: bool) {
         if !run_pending_stops {
             let count = self.stops.unstarted().len();
@@ -369,14 +397,24 @@ impl Core {
         }
     }
 
-    /// An open: the stop is recorded, then the start command runs, then a one-time sequence
-    /// advances.
+    /// An open: the knocker's address goes into the door's nftables set (if it has one for
+    /// that family), the stop is recorded, then the start command runs, then a one-time
+    /// sequence advances.
     fn open(&mut self, now: Time, door: &DoorRef, source: IpAddr) {
         let settings = settings(door);
         self.push(Effect::Log(Record::Open {
             door: settings.name.clone(),
             source,
         }));
+        // Before the start command: commands run after the element is in.
+        if let Some(set) = settings.nft_set_for(source) {
+            self.push(Effect::AddSetElement(SetElementAdd {
+                door: settings.name.clone(),
+                set: set.clone(),
+                address: source,
+                timeout: settings.cmd_timeout,
+            }));
+        }
         if let Some(start) = settings.start_command_line(source) {
             let waiting = self
                 .jobs_outstanding

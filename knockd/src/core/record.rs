@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use knock_core::Knock;
 
-use super::effect::{CommandKind, Job};
+use super::effect::{CommandKind, Job, SetElementAdd};
 use crate::logging::{JsonEvent, JsonValue};
 
 /// How a command ended, as the driver that ran it reports it.
@@ -179,6 +179,19 @@ pub(crate) enum Record {
         /// The door's name.
         door: String,
     },
+    /// The knocker's address is in the door's nftables set, with the door's timeout.
+    SetElementAdded {
+        /// What was added.
+        add: SetElementAdd,
+    },
+    /// The address could not be added to the nftables set (the driver's reason, which does
+    /// not repeat the set's name).
+    SetElementFailed {
+        /// What was to be added.
+        add: SetElementAdd,
+        /// Why it failed.
+        error: String,
+    },
 }
 
 impl Record {
@@ -194,13 +207,15 @@ impl Record {
             | Self::StopRestored { .. }
             | Self::StopOverdue { .. }
             | Self::StopsLeft { .. }
-            | Self::OtsExhausted { .. } => Level::Event,
+            | Self::OtsExhausted { .. }
+            | Self::SetElementAdded { .. } => Level::Event,
             Self::Invalidated { .. } => Level::Verbose,
             Self::OtsNext { .. } => Level::Debug,
             Self::StartRefused { .. }
             | Self::CommandKilled { .. }
             | Self::OtsWriteFailed { .. }
-            | Self::OtsDisabled { .. } => Level::Error,
+            | Self::OtsDisabled { .. }
+            | Self::SetElementFailed { .. } => Level::Error,
             Self::CommandFinished { outcome, .. } => {
                 if outcome.is_success() {
                     Level::Silent
@@ -224,6 +239,7 @@ impl Record {
             | Self::StopRestored { source, .. }
             | Self::StopOverdue { source, .. }
             | Self::CommandKilled { source, .. } => Some(*source),
+            Self::SetElementAdded { add } | Self::SetElementFailed { add, .. } => Some(add.address),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
             | Self::CommandFinished { .. }
@@ -298,6 +314,25 @@ impl Record {
                     host: None,
                     fields,
                 });
+            }
+            Self::SetElementAdded { add } | Self::SetElementFailed { add, .. } => {
+                let mut fields = vec![
+                    ("family", JsonValue::Str(add.set.family.as_str())),
+                    ("table", JsonValue::Str(&add.set.table)),
+                    ("set", JsonValue::Str(&add.set.set)),
+                    (
+                        "timeout_ms",
+                        JsonValue::Int(i64::try_from(add.timeout.as_millis()).unwrap_or(i64::MAX)),
+                    ),
+                ];
+                match self {
+                    Self::SetElementFailed { error, .. } => {
+                        fields.push(("success", JsonValue::Bool(false)));
+                        fields.push(("error", JsonValue::Str(error)));
+                    }
+                    _ => fields.push(("success", JsonValue::Bool(true))),
+                }
+                ("nft", &add.door, add.address, fields)
             }
             Self::StopRestored { .. }
             | Self::StopOverdue { .. }
@@ -455,6 +490,21 @@ impl fmt::Display for Line<'_> {
             Record::OtsDisabled { door } => write!(
                 f,
                 "error while disabling used one time sequence for door {door} --> disabling the door"
+            ),
+            Record::SetElementAdded { add } => write!(
+                f,
+                "{}: {}: added to nftables set {} for {}",
+                label(&add.address),
+                add.door,
+                add.set,
+                humantime::format_duration(add.timeout)
+            ),
+            Record::SetElementFailed { add, error } => write!(
+                f,
+                "error: {}: {}: cannot add to nftables set {}: {error}",
+                label(&add.address),
+                add.door,
+                add.set
             ),
         }
     }

@@ -201,6 +201,31 @@ pub enum NftError {
     },
 }
 
+impl NftError {
+    /// What went wrong, without the set's name (for log lines that name the set already):
+    /// `no such table or set`, `permission denied (CAP_NET_ADMIN is needed)`, …
+    #[must_use]
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Open(error) => format!("cannot open a netfilter netlink socket: {error}"),
+            Self::NoSuchSet { .. } => "no such table or set".to_owned(),
+            Self::PermissionDenied { .. } => {
+                "permission denied (CAP_NET_ADMIN is needed)".to_owned()
+            }
+            Self::NoTimeoutFlag { .. } => "the set has no timeout flag".to_owned(),
+            Self::WrongType { expected, .. } => format!("the set does not hold {expected} keys"),
+            Self::UnsupportedSet { kind, .. } => format!("the set is a {kind} set"),
+            Self::WrongFamily { expected, .. } => {
+                format!("the set's table family cannot hold {expected} keys")
+            }
+            Self::ZeroTimeout { .. } => "a timeout under 1 ms would never expire".to_owned(),
+            Self::Kernel {
+                operation, source, ..
+            } => format!("{operation} failed: {source}"),
+        }
+    }
+}
+
 /// A door whose nftables set failed [`NftSets::validate_doors`].
 #[derive(Debug, thiserror::Error)]
 #[error("door \"{door}\": {source}")]
@@ -557,6 +582,25 @@ fn errno_error(set: &NftSetRef, operation: &'static str, errno: i32) -> NftError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_do_not_repeat_the_set() {
+        let set = NftSetRef::new(knock_core::NftFamily::Inet, "knockd", "ssh4");
+        let errors = [
+            NftError::NoSuchSet { set: set.clone() },
+            NftError::PermissionDenied { set: set.clone() },
+            NftError::NoTimeoutFlag { set: set.clone() },
+            NftError::ZeroTimeout { set: set.clone() },
+            kernel(&set, "adding an element", io::Error::from_raw_os_error(28)),
+        ];
+        for error in &errors {
+            assert!(error.to_string().contains("inet knockd ssh4"), "{error}");
+            assert!(!error.reason().contains("ssh4"), "{}", error.reason());
+            assert!(!error.reason().is_empty());
+        }
+        assert_eq!(errors[0].reason(), "no such table or set");
+        assert!(errors[4].reason().starts_with("adding an element failed: "));
+    }
 
     #[test]
     fn refresh_strategy_from_the_kernel_release() {
