@@ -222,7 +222,11 @@ impl Core {
             self.stops.insert(id, stop.clone());
             match door {
                 Some(door) if stop.due_unix > now.unix_secs => {
-                    let due_in = Duration::from_secs(stop.due_unix - now.unix_secs);
+                    // Issue 10 item 12: never later than a fresh open's stop (a file written
+                    // under a wall clock that ran ahead, or read under one set back at boot,
+                    // would otherwise leave the hole open for as long as it says).
+                    let due_in = Duration::from_secs(stop.due_unix - now.unix_secs)
+                        .min(restore_cap(settings(&door).cmd_timeout));
                     self.push(Effect::Log(Record::StopRestored {
                         door: stop.door,
                         source: stop.source,
@@ -487,6 +491,12 @@ impl Core {
         let filter = self.destinations.filter(&self.config.doors);
         self.push(Effect::SetFilter(filter));
     }
+}
+
+/// The latest a restored stop of a door with `cmd_timeout` may run: that timeout from now,
+/// in whole seconds rounded up (as the state file records due times).
+fn restore_cap(cmd_timeout: Duration) -> Duration {
+    Duration::from_secs(cmd_timeout.as_secs() + u64::from(cmd_timeout.subsec_nanos() > 0))
 }
 
 /// The configuration with every one-time-sequence door's active sequence filled in (empty

@@ -288,7 +288,7 @@ fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
         at(0),
         vec![
             (StopId(1), stop(1, UNIX0 - 5, "flood")),
-            (StopId(2), stop(2, UNIX0 + 30, "flood")),
+            (StopId(2), stop(2, UNIX0 + 8, "flood")),
             // A door that no longer exists: run now, whatever the due time.
             (StopId(3), stop(3, UNIX0 + 30, "gone")),
         ],
@@ -298,7 +298,7 @@ fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
         lines(&out),
         [
             "10.0.0.1: flood: running a stop command left pending by a previous run",
-            "10.0.0.2: flood: stop command restored from /var/lib/knockd/pending-stops, due in 30s",
+            "10.0.0.2: flood: stop command restored from /var/lib/knockd/pending-stops, due in 8s",
             "10.0.0.3: gone: running a stop command left pending by a previous run",
         ]
     );
@@ -309,8 +309,8 @@ fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
         (Some(StopId(1)), "recorded-close 10.0.0.1")
     );
     assert_eq!(ran[1].stop, Some(StopId(3)));
-    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(30)));
-    core.handle_timeout(at(30_000));
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(8)));
+    core.handle_timeout(at(8_000));
     let out = effects(&mut core);
     assert_eq!(lines(&out), ["10.0.0.2: flood: command timeout"]);
     assert_eq!(jobs(&out)[0].stop, Some(StopId(2)));
@@ -323,6 +323,35 @@ fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
             .any(|e| matches!(e, Effect::PersistStop { id: StopId(4), .. })),
         "{out:?}"
     );
+}
+
+/// Issue 10 item 12: a restored stop due far in the future (a wall clock set back at boot,
+/// or a hand-edited file) runs no later than the door's `cmd_timeout` after the restart.
+#[test]
+fn issue10_item12_restored_deadlines_are_capped_by_cmd_timeout() {
+    let mut core = new_core(ONE_STEP);
+    core.handle_restore(
+        at(0),
+        vec![(
+            StopId(1),
+            PendingStop {
+                door: "flood".into(),
+                source: ip(1),
+                due_unix: UNIX0 + 1_000_000,
+                command: "close 10.0.0.1".into(),
+            },
+        )],
+    );
+    let out = effects(&mut core);
+    assert_eq!(
+        lines(&out),
+        ["10.0.0.1: flood: stop command restored from /var/lib/knockd/pending-stops, due in 10s"]
+    );
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(10)));
+    core.handle_timeout(at(10_000));
+    let out = effects(&mut core);
+    assert_eq!(jobs(&out)[0].command, "close 10.0.0.1");
+    assert_eq!(jobs(&out)[0].stop, Some(StopId(1)));
 }
 
 #[test]
