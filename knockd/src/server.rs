@@ -565,8 +565,15 @@ impl Server {
 
     fn command_finished(&mut self, finished: &mut Finished) {
         self.executor.finished(finished, &mut self.notices);
-        self.core
-            .handle_command_finished(&finished.job, finished.outcome.to_core());
+        if let crate::executor::Outcome::SpawnFailed(error) = &finished.outcome {
+            // Issue 10 item 4: a stop command is kept and tried again.
+            let now = self.now();
+            self.core
+                .handle_spawn_failed(now, &finished.job, crate::io_reason(error));
+        } else {
+            self.core
+                .handle_command_finished(&finished.job, finished.outcome.to_core());
+        }
         self.perform();
         self.flush_notices();
     }

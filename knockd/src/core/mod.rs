@@ -120,6 +120,9 @@ pub(crate) struct Core {
     /// get another door's start commands refused).
     jobs_outstanding: HashMap<String, usize>,
     refused_starts: u64,
+    /// Stop commands whose spawn failed, waiting to be tried again (issue 10 item 4): when,
+    /// and the job with its failures so far. At most one per pending-stop record.
+    retries: BTreeMap<(Instant, StopId), (Job, u32)>,
 }
 
 impl Core {
@@ -139,6 +142,7 @@ impl Core {
             effects: VecDeque::new(),
             jobs_outstanding: HashMap::new(),
             refused_starts: 0,
+            retries: BTreeMap::new(),
         }
     }
 
@@ -150,7 +154,11 @@ impl Core {
     /// When to call [`handle_timeout`](Self::handle_timeout) next (`None`: no deadline).
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.matcher.poll_timeout()
+        let retry = self.retries.keys().next().map(|(at, _)| *at);
+        match (self.matcher.poll_timeout(), retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The matcher, for statistics.
@@ -191,6 +199,7 @@ impl Core {
     pub(crate) fn handle_timeout(&mut self, now: Time) {
         self.matcher.handle_timeout(now.instant);
         self.drain(now);
+        self.run_due_retries(now.instant);
     }
 
     /// The local addresses changed (or are known for the first time).
@@ -279,6 +288,36 @@ impl Core {
         }
     }
 
+    /// A job emitted by [`Effect::RunJob`] could not be started (`fork`/`exec` failed:
+    /// EAGAIN, ENOMEM): the system's `error`. A stop command is kept (its state-file record
+    /// stays) and tried again after a backoff (1 s, doubling, at most
+    /// [`MAX_RETRY_BACKOFF`]), each failure logged; a start command is reported finished.
+    pub(crate) fn handle_spawn_failed(&mut self, now: Time, job: &Job, error: String) {
+        let Some(id) = job.stop.filter(|_| job.kind == CommandKind::Stop) else {
+            self.handle_command_finished(job, CommandOutcome::Failed(error));
+            return;
+        };
+        if let Some(count) = self.jobs_outstanding.get_mut(&job.door) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.jobs_outstanding.remove(&job.door);
+            }
+        }
+        let attempt = self.stops.failed(id);
+        let retry_in = MAX_RETRY_BACKOFF.min(Duration::from_secs(1 << (attempt - 1).min(16)));
+        self.push(Effect::Log(Record::StopSpawnFailed {
+            door: job.door.clone(),
+            source: job.source,
+            error,
+            attempt,
+            retry_in,
+        }));
+        self.retries.insert(
+            (now.instant.saturating_add(retry_in), id),
+            (job.clone(), attempt),
+        );
+    }
+
     /// An [`Effect::RewriteOts`] for `door` failed with `error`: the door is disabled (its
     /// used sequence must not open again).
     pub(crate) fn handle_ots_write_failed(&mut self, door: &str, error: String) {
@@ -320,6 +359,21 @@ impl Core {
         // Stops recorded but not known to the matcher (should not happen) run too.
         for (door, source) in self.stops.unstarted() {
             self.close(&door, source);
+        }
+        // Stops waiting to be tried again after a failed spawn: one last try now.
+        for (_, (job, _)) in std::mem::take(&mut self.retries) {
+            self.run(job);
+        }
+    }
+
+    /// Runs again the stop commands whose retry time has come.
+    fn run_due_retries(&mut self, now: Instant) {
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (job, _) = entry.remove();
+            self.run(job);
         }
     }
 
@@ -493,6 +547,9 @@ impl Core {
     }
 }
 
+/// The longest wait before a stop command whose spawn failed is tried again.
+pub(crate) const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
 /// The latest a restored stop of a door with `cmd_timeout` may run: that timeout from now,
 /// in whole seconds rounded up (as the state file records due times).
 fn restore_cap(cmd_timeout: Duration) -> Duration {
@@ -531,6 +588,8 @@ fn settings(door: &DoorRef) -> &Door {
 #[derive(Debug, Default)]
 struct Stops {
     records: BTreeMap<StopId, PendingStop>,
+    /// Failed spawns so far, per record (issue 10 item 4).
+    failures: HashMap<StopId, u32>,
     /// Not started yet, per (door, source).
     waiting: HashMap<(String, IpAddr), Vec<StopId>>,
     next_id: u64,
@@ -584,8 +643,16 @@ impl Stops {
         }
     }
 
+    /// Counts a failed spawn of a stop; the failures so far (1 for the first).
+    fn failed(&mut self, id: StopId) -> u32 {
+        let count = self.failures.entry(id).or_default();
+        *count = count.saturating_add(1);
+        *count
+    }
+
     /// Forgets a stop that ran; whether it was recorded.
     fn remove(&mut self, id: StopId) -> bool {
+        self.failures.remove(&id);
         self.start(id);
         self.records.remove(&id).is_some()
     }

@@ -179,6 +179,19 @@ pub(crate) enum Record {
         /// The door's name.
         door: String,
     },
+    /// A stop command could not be started (issue 10 item 4): kept, tried again later.
+    StopSpawnFailed {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The system's message.
+        error: String,
+        /// Failures so far.
+        attempt: u32,
+        /// When it is tried again.
+        retry_in: Duration,
+    },
 }
 
 impl Record {
@@ -200,7 +213,8 @@ impl Record {
             Self::StartRefused { .. }
             | Self::CommandKilled { .. }
             | Self::OtsWriteFailed { .. }
-            | Self::OtsDisabled { .. } => Level::Error,
+            | Self::OtsDisabled { .. }
+            | Self::StopSpawnFailed { .. } => Level::Error,
             Self::CommandFinished { outcome, .. } => {
                 if outcome.is_success() {
                     Level::Silent
@@ -223,7 +237,8 @@ impl Record {
             | Self::Invalidated { source, .. }
             | Self::StopRestored { source, .. }
             | Self::StopOverdue { source, .. }
-            | Self::CommandKilled { source, .. } => Some(*source),
+            | Self::CommandKilled { source, .. }
+            | Self::StopSpawnFailed { source, .. } => Some(*source),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
             | Self::CommandFinished { .. }
@@ -307,7 +322,8 @@ impl Record {
             | Self::OtsNext { .. }
             | Self::OtsExhausted { .. }
             | Self::OtsWriteFailed { .. }
-            | Self::OtsDisabled { .. } => return None,
+            | Self::OtsDisabled { .. }
+            | Self::StopSpawnFailed { .. } => return None,
         };
         Some(JsonEvent {
             event,
@@ -455,6 +471,19 @@ impl fmt::Display for Line<'_> {
             Record::OtsDisabled { door } => write!(
                 f,
                 "error while disabling used one time sequence for door {door} --> disabling the door"
+            ),
+            Record::StopSpawnFailed {
+                door,
+                source,
+                error,
+                attempt,
+                retry_in,
+            } => write!(
+                f,
+                "{}: {door}: error: cannot start the stop command ({error}), failure {attempt}; \
+                 trying again in {} (it stays in the state file)",
+                label(source),
+                humantime::format_duration(*retry_in)
             ),
         }
     }

@@ -354,6 +354,58 @@ fn issue10_item12_restored_deadlines_are_capped_by_cmd_timeout() {
     assert_eq!(jobs(&out)[0].stop, Some(StopId(1)));
 }
 
+/// Issue 10 item 4: a stop command whose spawn fails (EAGAIN, ENOMEM) was forgotten. It is
+/// kept (no `DropStop`: the state file keeps it across a restart) and tried again with a
+/// doubling backoff, each failure logged.
+#[test]
+fn issue10_item4_a_stop_whose_spawn_fails_is_kept_and_retried_with_backoff() {
+    let mut core = new_core(ONE_STEP);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    let _ = effects(&mut core);
+    core.handle_timeout(at(10_000));
+    let stop = jobs(&effects(&mut core)).remove(0);
+    assert_eq!(stop.kind, CommandKind::Stop);
+
+    core.handle_spawn_failed(at(10_000), &stop, "Resource temporarily unavailable".into());
+    let out = effects(&mut core);
+    assert!(
+        !out.iter().any(|e| matches!(e, Effect::DropStop(_))),
+        "{out:?}"
+    );
+    assert_eq!(
+        lines(&out),
+        [
+            "10.0.0.1: flood: error: cannot start the stop command (Resource temporarily \
+          unavailable), failure 1; trying again in 1s (it stays in the state file)"
+        ]
+    );
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(11)));
+    core.handle_timeout(at(10_999));
+    assert!(jobs(&effects(&mut core)).is_empty());
+    core.handle_timeout(at(11_000));
+    let again = jobs(&effects(&mut core));
+    assert_eq!(again, std::slice::from_ref(&stop));
+
+    core.handle_spawn_failed(at(11_000), &stop, "Cannot allocate memory".into());
+    let out = effects(&mut core);
+    assert!(
+        lines(&out)[0].contains("failure 2; trying again in 2s"),
+        "{out:?}"
+    );
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(13)));
+    core.handle_timeout(at(13_000));
+    assert_eq!(jobs(&effects(&mut core)), std::slice::from_ref(&stop));
+
+    // It ran: now it is forgotten.
+    core.handle_command_finished(&stop, CommandOutcome::Exited(0));
+    let out = effects(&mut core);
+    assert!(
+        out.contains(&Effect::DropStop(stop.stop.unwrap())),
+        "{out:?}"
+    );
+    assert_eq!(core.poll_timeout(), None);
+}
+
 #[test]
 fn shutdown_runs_pending_stops_or_leaves_them_recorded() {
     let mut core = new_core(ONE_STEP);
