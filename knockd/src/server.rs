@@ -27,7 +27,7 @@ use crate::executor::{Executor, Finished, MAX_QUEUED_STARTS, Notice};
 use crate::load::{Loaded, load};
 use crate::logging::{LogOptions, Logger, debug_packet, debug_time};
 use crate::lookup::Lookup;
-use crate::process::{PidFile, daemonize};
+use crate::process::{LockError, PidFile, StateLock, daemonize};
 use crate::state::{StateError, StateFile};
 use crate::{Error, Exit};
 
@@ -64,6 +64,32 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, Error> {
         logger.error(&format!("warning: {warning}"));
     }
 
+    // Issue 10 item 6: one instance per state file (before daemonizing, so that the refusal
+    // reaches the terminal; the lock survives the fork).
+    let state_path = crate::cli::absolute_from(&cwd, &cli.state_file);
+    let _state_lock = match StateLock::take(&state_path) {
+        Ok(lock) => Some(lock),
+        Err(LockError::Held(pid)) => {
+            let error = Error::InUse {
+                what: "state file",
+                lock: crate::process::state_lock_path(&state_path),
+                path: state_path,
+                pid,
+            };
+            // The log file says why too; knockd's report prints it on stderr.
+            logger.log(&format!("error: {error}"));
+            logger.flush();
+            return Err(error);
+        }
+        Err(LockError::Io(e)) => {
+            logger.error(&format!(
+                "warning: cannot lock the state file {}: {}",
+                crate::process::state_lock_path(&state_path).display(),
+                crate::io_reason(&e)
+            ));
+            None
+        }
+    };
     if cli.daemon {
         // Before any thread exists: only the forking thread survives.
         daemonize().map_err(Error::Daemonize)?;
@@ -73,7 +99,18 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, Error> {
     let pid_file = if cli.daemon {
         match PidFile::create(&settings.pid_file) {
             Ok(pid) => Some(pid),
-            Err(e) => {
+            Err(LockError::Held(pid)) => {
+                let error = Error::InUse {
+                    what: "pid file",
+                    path: settings.pid_file.clone(),
+                    lock: settings.pid_file.clone(),
+                    pid,
+                };
+                logger.log(&format!("error: {error}"));
+                logger.flush();
+                return Err(error);
+            }
+            Err(LockError::Io(e)) => {
                 logger.error(&format!(
                     "could not create pid file {}: {}",
                     settings.pid_file.display(),

@@ -392,3 +392,35 @@ fn interface_from_the_config_unless_given_with_i() {
     net.knock(&net.srv4, "7000,8000");
     wait_lines(&opened, 2, "-i over Interface");
 }
+
+/// Issue 10 item 6: a second knockd on the same state file overwrote the first one's
+/// entries. It is refused, with a message naming the state file; the first keeps running and
+/// its pending stop stays recorded.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item6_a_second_instance_on_one_state_file_is_refused() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let mut first = net.start_knockd(&long_stop_config(&dir), &[]);
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&net.path("opened"), 1, "the door opens");
+    let state = net.path("state");
+    wait_until(DEADLINE, || read(&state).contains(&net.cli4).then_some(()))
+        .expect("the pending stop is recorded");
+
+    let mut second = net.spawn_knockd(&net.knockd_args(&[]));
+    let status = second.wait_exit();
+    assert_eq!(status.code(), Some(1), "stderr: {}", second.stderr());
+    let stderr = second.stderr();
+    assert!(
+        stderr.contains(&format!("with the state file {}", state.display()))
+            && stderr.contains("refusing to start"),
+        "{stderr}"
+    );
+    assert!(first.alive());
+    assert!(read(&state).contains(&net.cli4), "{}", read(&state));
+    // Once the first is gone, the next one starts.
+    first.signal("TERM");
+    assert_eq!(first.wait_exit().code(), Some(15));
+    let _third = net.start_knockd(&long_stop_config(&dir), &[]);
+}
