@@ -700,6 +700,10 @@ impl Server {
             self.executor.running(),
             self.executor.queued(),
         );
+        let failed = self.logger.write_failures();
+        if failed > 0 {
+            text.push_str(&format!(", {failed} log writes failed"));
+        }
         if let Some(capture) = &self.capture {
             for stats in capture.stats() {
                 text.push_str(&format!(
