@@ -28,7 +28,7 @@ use crate::load::{Loaded, load};
 use crate::logging::{LogOptions, Logger, debug_packet, debug_time};
 use crate::lookup::Lookup;
 use crate::process::{LockError, PidFile, StateLock, daemonize};
-use crate::state::{StateError, StateFile};
+use crate::state::StateFile;
 use crate::{Error, Exit};
 
 /// How long shutdown waits for running commands (the pending stop commands included) before
@@ -37,6 +37,8 @@ pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
 /// Least time between two writes of the state file: under a flood of opens it is written at
 /// most this often (the start commands waiting for it run right after), at idle at once.
 const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
+/// Least time between two attempts to write a state file whose last write failed.
+const STATE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Most capture events handled in one go (one loop pass) before timers and signals are looked
 /// at again; the packets among them go to the core as one burst.
 const PACKET_BATCH: usize = 256;
@@ -207,6 +209,9 @@ struct Server {
     burst: Vec<PacketEvent>,
     /// Jobs held until the state file is written (end of the pass), in order.
     deferred_jobs: Vec<Job>,
+    /// (door, source) of the stops recorded since the last successful write: their start
+    /// jobs wait for it (and are refused if it fails).
+    unwritten_stops: Vec<(String, IpAddr)>,
     /// Interfaces that were reported waiting or lost (their next "up" is logged).
     interrupted: Vec<String>,
     lookup: Option<Lookup>,
@@ -240,22 +245,12 @@ impl Server {
         let core = Core::new(loaded.running(), options);
         let kill_after = (!cli.command_kill_timeout.is_zero()).then_some(cli.command_kill_timeout);
         let executor = Executor::new(cli.max_commands, kill_after);
-        let state = match StateFile::load(state_path.clone()) {
-            Ok(state) => state,
-            Err(e @ StateError::Corrupt { .. }) => {
-                let aside = state_path.with_extension("corrupt");
-                logger.error(&format!(
-                    "error: {e}; moved to {} and starting without it",
-                    aside.display()
-                ));
-                let _ = std::fs::rename(&state_path, &aside);
-                StateFile::empty(state_path)
-            }
-            Err(e) => {
-                logger.error(&format!("error: {e}"));
-                StateFile::empty(state_path)
-            }
-        };
+        // Issue 10 item 11: an unusable file is kept (never overwritten), a corrupt one
+        // moved aside to STATE.corrupt.
+        let (state, message) = StateFile::load_or_recover(state_path);
+        if let Some(message) = message {
+            logger.error(&message);
+        }
         let lookup = if cli.lookup {
             match Lookup::start() {
                 Ok(lookup) => Some(lookup),
@@ -289,6 +284,7 @@ impl Server {
             initial_filter: String::new(),
             burst: Vec::with_capacity(PACKET_BATCH),
             deferred_jobs: Vec::new(),
+            unwritten_stops: Vec::new(),
             interrupted: Vec::new(),
             lookup,
             notices: Vec::new(),
@@ -310,6 +306,16 @@ impl Server {
         server
             .logger
             .log(&format!("starting up, listening on {interfaces}"));
+        // Issue 10 item 11: can stops be made durable? One write now says (a read-only
+        // directory, a file kept because it was unusable); doors with a stop command open
+        // only while the state file can be written.
+        let probe = server.state.save();
+        server.core.handle_state_durable(probe.is_ok());
+        if probe.is_err() {
+            server.state.mark_dirty();
+            server.state_written_at = Some(std::time::Instant::now());
+        }
+        server.state_written(probe);
         // Stop commands a previous run left pending: overdue ones run now, the others are
         // armed again.
         let entries = server.state.entries();
@@ -399,7 +405,18 @@ impl Server {
             }
             let written = self.state.save_if_dirty();
             self.state_written_at = Some(std::time::Instant::now());
+            let durable = written.is_ok();
+            self.core.handle_state_durable(durable);
             self.state_written(written);
+            if durable {
+                self.unwritten_stops.clear();
+            } else {
+                // Tried again later (STATE_RETRY_INTERVAL).
+                self.state.mark_dirty();
+                // Issue 10 item 11: the start commands whose stop is not on disk do not run
+                // (their stops stay in memory and run at their time, harmlessly).
+                self.refuse_deferred_starts();
+            }
         }
         for job in std::mem::take(&mut self.deferred_jobs) {
             self.executor.submit(job, &mut self.notices);
@@ -408,9 +425,38 @@ impl Server {
         self.logger.flush();
     }
 
+    /// Drops the held start jobs (their stops could not be written), reporting each to the
+    /// core as not run.
+    fn refuse_deferred_starts(&mut self) {
+        let unwritten = std::mem::take(&mut self.unwritten_stops);
+        let (starts, others): (Vec<Job>, Vec<Job>) = std::mem::take(&mut self.deferred_jobs)
+            .into_iter()
+            .partition(|job| {
+                job.kind == crate::core::CommandKind::Start
+                    && unwritten.contains(&(job.door.clone(), job.source))
+            });
+        self.deferred_jobs = others;
+        let reason = format!(
+            "not run: its stop command could not be recorded in {}",
+            self.state.path().display()
+        );
+        for job in starts {
+            self.core
+                .handle_command_finished(&job, crate::core::CommandOutcome::Failed(reason.clone()));
+        }
+        self.perform();
+    }
+
     /// When the dirty state file may be written next, if not now.
     fn state_write_due(&self) -> Option<std::time::Instant> {
-        let due = self.state_written_at? + STATE_WRITE_INTERVAL;
+        // While writes fail, tried again once a second (doors with a stop command open again
+        // once one succeeds).
+        let interval = if self.state_failing {
+            STATE_RETRY_INTERVAL
+        } else {
+            STATE_WRITE_INTERVAL
+        };
+        let due = self.state_written_at? + interval;
         (due > std::time::Instant::now()).then_some(due)
     }
 
@@ -519,10 +565,13 @@ impl Server {
         while let Some(effect) = self.core.poll_effect() {
             match effect {
                 Effect::Log(record) => self.log(&record),
-                Effect::PersistStop { id, stop } => self.state.add(id, stop),
+                Effect::PersistStop { id, stop } => {
+                    self.unwritten_stops.push((stop.door.clone(), stop.source));
+                    self.state.add(id, stop);
+                }
                 Effect::DropStop(id) => self.state.remove(id),
                 Effect::RunJob(job) => {
-                    if self.state.is_dirty() || !self.deferred_jobs.is_empty() {
+                    if !self.unwritten_stops.is_empty() || !self.deferred_jobs.is_empty() {
                         // Its stop is not on disk yet (or an earlier job waits for that).
                         self.deferred_jobs.push(job);
                     } else {

@@ -62,6 +62,9 @@ pub(crate) struct StateFile {
     entries: BTreeMap<StopId, PendingStop>,
     /// Changed since the last successful write.
     dirty: bool,
+    /// Why the file must not be written (it was ignored at startup: unsafe or unreadable;
+    /// overwriting it would lose its entries). Issue 10 item 11.
+    frozen: Option<String>,
 }
 
 impl StateFile {
@@ -72,7 +75,50 @@ impl StateFile {
             path,
             entries: BTreeMap::new(),
             dirty: false,
+            frozen: None,
         }
+    }
+
+    /// [`load`](Self::load), recovering from what can be recovered from (issue 10 item 11):
+    /// a corrupt file (invalid JSON or UTF-8) is moved aside to `PATH.corrupt` and an empty
+    /// state starts; an unsafe or unreadable file (or a corrupt one that cannot be moved) is
+    /// left as it is and never overwritten: every write fails until it is dealt with, so
+    /// doors with a stop command do not open. The message to log, if any.
+    #[must_use]
+    pub(crate) fn load_or_recover(path: PathBuf) -> (Self, Option<String>) {
+        match Self::load(path.clone()) {
+            Ok(state) => (state, None),
+            Err(e @ StateError::Corrupt { .. }) => {
+                let aside = corrupt_path(&path);
+                match std::fs::rename(&path, &aside) {
+                    Ok(()) => (
+                        Self::empty(path),
+                        Some(format!(
+                            "error: {e}; moved to {} and starting without it",
+                            aside.display()
+                        )),
+                    ),
+                    Err(error) => {
+                        let why = format!(
+                            "{e}, and it cannot be moved to {}: {}",
+                            aside.display(),
+                            crate::io_reason(&error)
+                        );
+                        (Self::frozen(path, &why), Some(frozen_message(&why)))
+                    }
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                (Self::frozen(path, &why), Some(frozen_message(&why)))
+            }
+        }
+    }
+
+    fn frozen(path: PathBuf, why: &str) -> Self {
+        let mut state = Self::empty(path);
+        state.frozen = Some(why.to_owned());
+        state
     }
 
     /// Reads `path`; a missing file is an empty state. Entries get ids 1, 2, … in file order.
@@ -80,8 +126,8 @@ impl StateFile {
     /// # Errors
     /// The file exists but cannot be read or is not a state document.
     pub(crate) fn load(path: PathBuf) -> Result<Self, StateError> {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::empty(path)),
             Err(error) => return Err(StateError::Read { path, error }),
         };
@@ -94,6 +140,12 @@ impl StateFile {
         if !is_safe(&meta) {
             return Err(StateError::Unsafe { path });
         }
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Err(StateError::Corrupt {
+                path,
+                reason: "not UTF-8".into(),
+            });
+        };
         let mut state = Self::empty(path);
         if text.trim().is_empty() {
             return Ok(state);
@@ -168,6 +220,12 @@ impl StateFile {
         }
     }
 
+    /// Makes the next [`save_if_dirty`](Self::save_if_dirty) write (to retry a failed
+    /// write).
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
     /// Whether the file lags behind the records.
     #[must_use]
     pub(crate) const fn is_dirty(&self) -> bool {
@@ -213,8 +271,29 @@ impl StateFile {
     /// # Errors
     /// Creating the directory, writing, syncing or renaming failed.
     pub(crate) fn save(&self) -> io::Result<()> {
+        if let Some(why) = &self.frozen {
+            return Err(io::Error::other(format!(
+                "not overwriting it ({why}): move it away and restart knockd"
+            )));
+        }
         write_atomically(&self.path, self.to_text().as_bytes())
     }
+}
+
+/// Where a corrupt state file is moved: `PATH.corrupt` (appended: `pending-stops.json`
+/// becomes `pending-stops.json.corrupt`).
+#[must_use]
+pub(crate) fn corrupt_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".corrupt");
+    PathBuf::from(name)
+}
+
+fn frozen_message(why: &str) -> String {
+    format!(
+        "error: {why}; it is left as it is and not overwritten: doors with a stop command do \
+         not open until it is dealt with (move it away and restart knockd)"
+    )
 }
 
 fn is_safe(meta: &std::fs::Metadata) -> bool {
@@ -322,6 +401,43 @@ mod tests {
         assert!(err.to_string().contains("source"), "{err}");
         std::fs::write(&path, "").unwrap();
         assert!(StateFile::load(path).unwrap().entries().is_empty());
+    }
+
+    /// Issue 10 item 11: an unsafe file was "ignored" and then overwritten at the next open
+    /// (its entries lost); invalid UTF-8 was not moved aside; `.corrupt` replaced the
+    /// extension.
+    #[test]
+    fn issue10_item11_ignored_files_are_kept_and_corrupt_ones_moved_aside() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stops.json");
+        let text = r#"{"version":1,"pending_stops":[{"door":"d","source":"10.0.0.1","due":1,"command":"c"}]}"#;
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (mut state, message) = StateFile::load_or_recover(path.clone());
+        assert!(message.unwrap().contains("not overwritten"));
+        assert!(state.entries().is_empty());
+        state.add(StopId(1), stop("d", "10.0.0.2", 2, "true"));
+        let err = state.save_if_dirty().unwrap_err();
+        assert!(err.to_string().contains("not overwriting it"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+
+        // Invalid UTF-8: moved aside to stops.json.corrupt, byte for byte.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"{\"pending_stops\":[\xff]}").unwrap();
+        let (mut state, message) = StateFile::load_or_recover(path.clone());
+        let message = message.unwrap();
+        let aside = dir.path().join("stops.json.corrupt");
+        assert!(message.contains("not UTF-8"), "{message}");
+        assert!(message.contains(&aside.display().to_string()), "{message}");
+        assert_eq!(
+            std::fs::read(&aside).unwrap(),
+            b"{\"pending_stops\":[\xff]}"
+        );
+        assert!(!path.exists());
+        state.add(StopId(1), stop("d", "10.0.0.2", 2, "true"));
+        state.save_if_dirty().unwrap();
+        assert_eq!(StateFile::load(path).unwrap().entries().len(), 1);
     }
 
     #[test]

@@ -123,6 +123,11 @@ pub(crate) struct Core {
     /// Stop commands whose spawn failed, waiting to be tried again (issue 10 item 4): when,
     /// and the job with its failures so far. At most one per pending-stop record.
     retries: BTreeMap<(Instant, StopId), (Job, u32)>,
+    /// Whether the last write of the state file succeeded (issue 10 item 11): while not,
+    /// doors with a stop command do not open.
+    stops_durable: bool,
+    /// Opens refused because their stop could not be recorded.
+    refused_not_durable: u64,
 }
 
 impl Core {
@@ -143,6 +148,8 @@ impl Core {
             jobs_outstanding: HashMap::new(),
             refused_starts: 0,
             retries: BTreeMap::new(),
+            stops_durable: true,
+            refused_not_durable: 0,
         }
     }
 
@@ -318,6 +325,13 @@ impl Core {
         );
     }
 
+    /// Whether the state file can be written (the driver's last write, or its probe at
+    /// startup, succeeded). While it cannot, a door with a stop command does not open: its
+    /// stop could not survive a crash (issue 10 item 11). Doors without one still open.
+    pub(crate) fn handle_state_durable(&mut self, durable: bool) {
+        self.stops_durable = durable;
+    }
+
     /// An [`Effect::RewriteOts`] for `door` failed with `error`: the door is disabled (its
     /// used sequence must not open again).
     pub(crate) fn handle_ots_write_failed(&mut self, door: &str, error: String) {
@@ -435,7 +449,21 @@ impl Core {
             door: settings.name.clone(),
             source,
         }));
-        if let Some(start) = settings.start_command_line(source) {
+        if settings.start_command_line(source).is_some()
+            && !self.stops_durable
+            && settings.stop_command_line(source).is_some()
+        {
+            self.refused_not_durable += 1;
+            // One line per power of two, so a flood cannot flood the log as well.
+            if self.refused_not_durable.is_power_of_two() {
+                self.push(Effect::Log(Record::OpenNotDurable {
+                    door: settings.name.clone(),
+                    source,
+                    state_file: self.options.state_file.clone(),
+                    refused: self.refused_not_durable,
+                }));
+            }
+        } else if let Some(start) = settings.start_command_line(source) {
             let waiting = self
                 .jobs_outstanding
                 .get(&settings.name)

@@ -192,6 +192,18 @@ pub(crate) enum Record {
         /// When it is tried again.
         retry_in: Duration,
     },
+    /// A door with a stop command was not opened: the state file cannot be written, so its
+    /// stop could not survive a crash (issue 10 item 11).
+    OpenNotDurable {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The state file.
+        state_file: PathBuf,
+        /// Opens refused so far for this reason.
+        refused: u64,
+    },
 }
 
 impl Record {
@@ -214,7 +226,8 @@ impl Record {
             | Self::CommandKilled { .. }
             | Self::OtsWriteFailed { .. }
             | Self::OtsDisabled { .. }
-            | Self::StopSpawnFailed { .. } => Level::Error,
+            | Self::StopSpawnFailed { .. }
+            | Self::OpenNotDurable { .. } => Level::Error,
             Self::CommandFinished { outcome, .. } => {
                 if outcome.is_success() {
                     Level::Silent
@@ -238,7 +251,8 @@ impl Record {
             | Self::StopRestored { source, .. }
             | Self::StopOverdue { source, .. }
             | Self::CommandKilled { source, .. }
-            | Self::StopSpawnFailed { source, .. } => Some(*source),
+            | Self::StopSpawnFailed { source, .. }
+            | Self::OpenNotDurable { source, .. } => Some(*source),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
             | Self::CommandFinished { .. }
@@ -323,7 +337,8 @@ impl Record {
             | Self::OtsExhausted { .. }
             | Self::OtsWriteFailed { .. }
             | Self::OtsDisabled { .. }
-            | Self::StopSpawnFailed { .. } => return None,
+            | Self::StopSpawnFailed { .. }
+            | Self::OpenNotDurable { .. } => return None,
         };
         Some(JsonEvent {
             event,
@@ -484,6 +499,18 @@ impl fmt::Display for Line<'_> {
                  trying again in {} (it stays in the state file)",
                 label(source),
                 humantime::format_duration(*retry_in)
+            ),
+            Record::OpenNotDurable {
+                door,
+                source,
+                state_file,
+                refused,
+            } => write!(
+                f,
+                "{}: {door}: error: not opened: its stop command cannot be recorded in {} \
+                 ({refused} opens refused so far)",
+                label(source),
+                state_file.display()
             ),
         }
     }

@@ -406,6 +406,36 @@ fn issue10_item4_a_stop_whose_spawn_fails_is_kept_and_retried_with_backoff() {
     assert_eq!(core.poll_timeout(), None);
 }
 
+/// Issue 10 item 11: with a state file that cannot be written (read-only directory, a file
+/// kept because it was unsafe), a door with a stop command opened anyway and a crash then
+/// lost the stop. It is refused and logged; a door without a stop command still opens.
+#[test]
+fn issue10_item11_no_open_with_a_stop_that_cannot_be_made_durable() {
+    let conf = format!("{ONE_STEP}[plain]\nsequence = 7100\ncommand = plain %IP%\n");
+    let mut core = new_core(&conf);
+    core.handle_state_durable(false);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    let out = effects(&mut core);
+    assert!(jobs(&out).is_empty(), "{out:?}");
+    assert!(
+        !out.iter().any(|e| matches!(e, Effect::PersistStop { .. })),
+        "{out:?}"
+    );
+    assert_eq!(
+        lines(&out)[2..],
+        [
+            "10.0.0.1: flood: error: not opened: its stop command cannot be recorded in \
+          /var/lib/knockd/pending-stops (1 opens refused so far)"
+        ]
+    );
+    core.handle_packet(at(1), &syn(at(1), ip(1), 7100));
+    assert_eq!(jobs(&effects(&mut core))[0].command, "plain 10.0.0.1");
+    // Writable again: the door opens.
+    core.handle_state_durable(true);
+    core.handle_packet(at(2), &syn(at(2), ip(2), 7000));
+    assert_eq!(jobs(&effects(&mut core))[0].command, "open 10.0.0.2");
+}
+
 #[test]
 fn shutdown_runs_pending_stops_or_leaves_them_recorded() {
     let mut core = new_core(ONE_STEP);
