@@ -97,6 +97,16 @@ struct Running {
 pub(crate) enum Notice {
     /// A command was started.
     Started(Job),
+    /// A start command was started as process group `pid` (recorded in the state file until
+    /// it ends, so a restart can stop it before running its stop: issue 10 item 5).
+    StartSpawned {
+        /// The door.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The process group (the shell's pid).
+        pid: u32,
+    },
     /// A command ran past the kill timeout and its process group was killed.
     Killed {
         /// The door.
@@ -268,6 +278,13 @@ impl Executor {
                         },
                     );
                     notices.push(Notice::Started(job.clone()));
+                    if job.kind == CommandKind::Start {
+                        notices.push(Notice::StartSpawned {
+                            door: job.door.clone(),
+                            source: job.source,
+                            pid,
+                        });
+                    }
                     let done_tx = self.done_tx.clone();
                     let for_waiter = job.clone();
                     let waiter = std::thread::Builder::new()
@@ -506,7 +523,7 @@ mod tests {
             .iter()
             .filter_map(|n| match n {
                 Notice::Started(job) => Some(job.kind),
-                Notice::Killed { .. } => None,
+                Notice::Killed { .. } | Notice::StartSpawned { .. } => None,
             })
             .collect();
         assert_eq!(

@@ -13,6 +13,78 @@ pub(crate) fn daemonize() -> io::Result<()> {
     nix::unistd::daemon(false, false).map_err(io::Error::from)
 }
 
+/// The identity of process `pid`, so that a reused pid is never mistaken for it: this
+/// boot's id and the process's start time in clock ticks since boot (Linux `/proc`).
+#[must_use]
+pub(crate) fn identity(pid: u32) -> Option<(String, u64)> {
+    Some((boot_id()?, start_ticks(pid)?))
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start with field 3; starttime is 22.
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// What became of a start command a previous run left running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LeftStart {
+    /// Its process group was still there and was killed (SIGKILL).
+    Killed,
+    /// It had ended (or ran in an earlier boot, or its pid now belongs to another process).
+    Gone,
+}
+
+/// Issue 10 item 5: stops the process group `pgid` of a start command a previous run left
+/// running, if it is still that command's (checked with `identity`, recorded when it
+/// started), and waits (at most `wait`) until the group is gone, so that its stop command
+/// runs after it, never before.
+#[must_use]
+pub(crate) fn stop_left_start(
+    pgid: u32,
+    identity: Option<&(String, u64)>,
+    wait: std::time::Duration,
+) -> LeftStart {
+    use nix::sys::signal::{Signal, killpg};
+    let Ok(raw) = i32::try_from(pgid) else {
+        return LeftStart::Gone;
+    };
+    if raw <= 1 {
+        return LeftStart::Gone;
+    }
+    let group = nix::unistd::Pid::from_raw(raw);
+    let ours = match (identity, start_ticks(pgid)) {
+        // A different boot: nothing of it runs any more.
+        (Some((boot, _)), _) if boot_id().as_ref() != Some(boot) => false,
+        // The leader (the shell) still runs: it is ours if it started when recorded.
+        (Some((_, ticks)), Some(now)) => *ticks == now,
+        (None, Some(_)) => false,
+        // The leader is gone; while any member of its group lives, its id is not given to
+        // another process, so a live group is what is left of the command.
+        (_, None) => killpg(group, None).is_ok(),
+    };
+    if !ours {
+        return LeftStart::Gone;
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    let deadline = std::time::Instant::now() + wait;
+    while killpg(group, None).is_ok() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    LeftStart::Killed
+}
+
 /// A pid file written by this process, removed by [`PidFile::remove`]. It stays open with
 /// an exclusive `flock` while this process runs (issue 10 item 6).
 #[derive(Debug)]
@@ -140,6 +212,7 @@ impl PidFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt as _;
 
     #[test]
     fn pid_file_round_trip() {
@@ -201,6 +274,48 @@ mod tests {
         ));
         drop(lock);
         assert!(StateLock::take(&state).is_ok());
+    }
+
+    /// Issue 10 item 5: a start command's group left running by a previous run is killed
+    /// only if it is still that command (same start time); a reused pid is left alone.
+    #[test]
+    fn issue10_item5_left_starts_are_killed_only_if_still_theirs() {
+        use std::os::unix::process::CommandExt as _;
+        let spawn = || {
+            std::process::Command::new("/bin/sh")
+                .args(["-c", "sleep 30; true"])
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        // The killed shell stays a zombie (our child) until waited for: a short wait.
+        let wait = std::time::Duration::from_millis(100);
+        let mut other = spawn();
+        let (boot, ticks) = identity(other.id()).unwrap();
+        // Recorded with another start time: a reused pid, not touched.
+        let wrong = (boot.clone(), ticks + 1);
+        assert_eq!(
+            stop_left_start(other.id(), Some(&wrong), wait),
+            LeftStart::Gone
+        );
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "an unrelated process was killed"
+        );
+        // Recorded in another boot: not touched.
+        let old_boot = ("another boot".to_owned(), ticks);
+        assert_eq!(
+            stop_left_start(other.id(), Some(&old_boot), wait),
+            LeftStart::Gone
+        );
+        assert!(other.try_wait().unwrap().is_none());
+        // Its own identity: killed, group and all.
+        let ours = (boot, ticks);
+        assert_eq!(
+            stop_left_start(other.id(), Some(&ours), wait),
+            LeftStart::Killed
+        );
+        assert!(other.wait().unwrap().signal().is_some());
     }
 
     #[test]

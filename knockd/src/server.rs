@@ -27,8 +27,8 @@ use crate::executor::{Executor, Finished, MAX_QUEUED_STARTS, Notice};
 use crate::load::{Loaded, load};
 use crate::logging::{LogOptions, Logger, debug_packet, debug_time};
 use crate::lookup::Lookup;
-use crate::process::{LockError, PidFile, StateLock, daemonize};
-use crate::state::StateFile;
+use crate::process::{LeftStart, LockError, PidFile, StateLock, daemonize, stop_left_start};
+use crate::state::{RunningStart, StateFile};
 use crate::{Error, Exit};
 
 /// How long shutdown waits for running commands (the pending stop commands included) before
@@ -37,6 +37,8 @@ pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
 /// Least time between two writes of the state file: under a flood of opens it is written at
 /// most this often (the start commands waiting for it run right after), at idle at once.
 const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
+/// How long startup waits for a killed start command's process group to disappear.
+const LEFT_START_WAIT: Duration = Duration::from_secs(5);
 /// Least time between two attempts to write a state file whose last write failed.
 const STATE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Most capture events handled in one go (one loop pass) before timers and signals are looked
@@ -306,6 +308,18 @@ impl Server {
         server
             .logger
             .log(&format!("starting up, listening on {interfaces}"));
+        // Issue 10 item 5: start commands a previous run left running are stopped (their
+        // process groups killed) before any stop command runs, so that none finishes after
+        // its stop and leaves the hole open.
+        for start in server.state.take_running() {
+            let outcome = stop_left_start(start.pgid, start.identity.as_ref(), LEFT_START_WAIT);
+            if outcome == LeftStart::Killed {
+                server.logger.event(&format!(
+                    "{}: {}: killed the start command (process group {}) a previous run left running, before its stop command",
+                    start.source, start.door, start.pgid
+                ));
+            }
+        }
         // Issue 10 item 11: can stops be made durable? One write now says (a read-only
         // directory, a file kept because it was unusable); doors with a stop command open
         // only while the state file can be written.
@@ -639,6 +653,14 @@ impl Server {
                     self.logger
                         .event(&format!("{}: running command: {}", job.door, job.command));
                 }
+                Notice::StartSpawned { door, source, pid } => {
+                    self.state.add_running(RunningStart {
+                        door,
+                        source,
+                        pgid: pid,
+                        identity: crate::process::identity(pid),
+                    });
+                }
                 Notice::Killed { door, source, pid } => self.log(&Record::CommandKilled {
                     door,
                     source,
@@ -651,6 +673,10 @@ impl Server {
 
     fn command_finished(&mut self, finished: &mut Finished) {
         self.executor.finished(finished, &mut self.notices);
+        if finished.job.kind == crate::core::CommandKind::Start {
+            self.state
+                .remove_running(&finished.job.door, finished.job.source);
+        }
         if let crate::executor::Outcome::SpawnFailed(error) = &finished.outcome {
             // Issue 10 item 4: a stop command is kept and tried again.
             let now = self.now();

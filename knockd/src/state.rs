@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -55,6 +56,22 @@ pub(crate) enum StateError {
     },
 }
 
+/// A start command that was running when the file was written (issue 10 item 5): a restart
+/// stops its process group before running the door's stop, so the start cannot finish after
+/// the stop and leave the hole open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RunningStart {
+    /// The door's name.
+    pub(crate) door: String,
+    /// The knocker.
+    pub(crate) source: IpAddr,
+    /// Its process group (the shell's pid).
+    pub(crate) pgid: u32,
+    /// The shell's identity, so that a reused pid is never mistaken for it: the boot it ran
+    /// in and its start time in clock ticks since that boot (`/proc/PID/stat`).
+    pub(crate) identity: Option<(String, u64)>,
+}
+
 /// The pending stops and the file that records them.
 #[derive(Debug)]
 pub(crate) struct StateFile {
@@ -65,6 +82,8 @@ pub(crate) struct StateFile {
     /// Why the file must not be written (it was ignored at startup: unsafe or unreadable;
     /// overwriting it would lose its entries). Issue 10 item 11.
     frozen: Option<String>,
+    /// Start commands running (issue 10 item 5), per (door, source): one at a time each.
+    running: BTreeMap<(String, IpAddr), RunningStart>,
 }
 
 impl StateFile {
@@ -76,6 +95,7 @@ impl StateFile {
             entries: BTreeMap::new(),
             dirty: false,
             frozen: None,
+            running: BTreeMap::new(),
         }
     }
 
@@ -189,6 +209,39 @@ impl StateFile {
             );
         }
         state.entries = entries;
+        for item in value
+            .get("running_starts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let door = item.get("door").and_then(Value::as_str);
+            let source = item
+                .get("source")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok());
+            let pgid = item
+                .get("pgid")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok());
+            let (Some(door), Some(source), Some(pgid)) = (door, source, pgid) else {
+                return Err(corrupt("a \"running_starts\" entry is incomplete".into()));
+            };
+            let identity = item
+                .get("boot_id")
+                .and_then(Value::as_str)
+                .zip(item.get("start_ticks").and_then(Value::as_u64))
+                .map(|(b, t)| (b.to_owned(), t));
+            state.running.insert(
+                (door.to_owned(), source),
+                RunningStart {
+                    door: door.to_owned(),
+                    source,
+                    pgid,
+                    identity,
+                },
+            );
+        }
         Ok(state)
     }
 
@@ -211,6 +264,28 @@ impl StateFile {
     pub(crate) fn add(&mut self, id: StopId, stop: PendingStop) {
         self.entries.insert(id, stop);
         self.dirty = true;
+    }
+
+    /// Records a start command now running (in memory).
+    pub(crate) fn add_running(&mut self, start: RunningStart) {
+        self.running
+            .insert((start.door.clone(), start.source), start);
+        self.dirty = true;
+    }
+
+    /// Forgets the running start command of (`door`, `source`) (it ended).
+    pub(crate) fn remove_running(&mut self, door: &str, source: IpAddr) {
+        if self.running.remove(&(door.to_owned(), source)).is_some() {
+            self.dirty = true;
+        }
+    }
+
+    /// Takes the start commands recorded as running (a previous run's, at startup).
+    pub(crate) fn take_running(&mut self) -> Vec<RunningStart> {
+        if !self.running.is_empty() {
+            self.dirty = true;
+        }
+        std::mem::take(&mut self.running).into_values().collect()
     }
 
     /// Forgets a pending stop (in memory).
@@ -261,7 +336,27 @@ impl StateFile {
                 })
             })
             .collect();
-        let mut text = json!({ "version": 1, "pending_stops": list }).to_string();
+        let mut doc = json!({ "version": 1, "pending_stops": list });
+        if !self.running.is_empty() {
+            let running: Vec<Value> = self
+                .running
+                .values()
+                .map(|r| {
+                    let mut v = json!({
+                        "door": r.door,
+                        "source": r.source.to_string(),
+                        "pgid": r.pgid,
+                    });
+                    if let Some((boot, ticks)) = &r.identity {
+                        v["boot_id"] = json!(boot);
+                        v["start_ticks"] = json!(ticks);
+                    }
+                    v
+                })
+                .collect();
+            doc["running_starts"] = Value::Array(running);
+        }
+        let mut text = doc.to_string();
         text.push('\n');
         text
     }
@@ -381,6 +476,31 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    /// Issue 10 item 5: running start commands survive a write and a load.
+    #[test]
+    fn issue10_item5_running_starts_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut state = StateFile::empty(path.clone());
+        let start = RunningStart {
+            door: "d".into(),
+            source: "10.0.0.1".parse().unwrap(),
+            pgid: 4242,
+            identity: Some(("boot".into(), 99)),
+        };
+        state.add_running(start.clone());
+        state.save_if_dirty().unwrap();
+        let mut loaded = StateFile::load(path.clone()).unwrap();
+        assert_eq!(loaded.take_running(), std::slice::from_ref(&start));
+        state.remove_running("d", start.source);
+        state.save_if_dirty().unwrap();
+        assert!(
+            !std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("running_starts")
+        );
     }
 
     #[test]

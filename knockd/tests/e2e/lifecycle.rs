@@ -505,3 +505,52 @@ fn issue10_item11_a_read_only_state_directory_opens_no_door_with_a_stop() {
         "door: error: not opened: its stop command cannot be recorded in",
     );
 }
+
+/// Issue 10 item 5: a start command still running when knockd was killed finished after the
+/// restarted daemon had run the stop, leaving the hole open. The running start is recorded
+/// (its process group) in the state file; the restart kills that group before the stop runs.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item5_a_start_left_running_is_killed_before_its_stop_runs() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!(
+        "[slow]\n\
+         sequence = 7000,8000\n\
+         cmd_timeout = 1\n\
+         start_command = sleep 4; echo open %IP% >> {dir}/opened\n\
+         stop_command = echo close %IP% >> {dir}/closed\n"
+    );
+    let mut d = net.start_knockd(&config, &[]);
+    net.knock(&net.srv4, "7000,8000");
+    let state = net.path("state");
+    let pgid: i32 = wait_until(DEADLINE, || {
+        let doc: serde_json::Value = serde_json::from_str(&read(&state)).ok()?;
+        doc["running_starts"][0]["pgid"]
+            .as_u64()
+            .and_then(|p| i32::try_from(p).ok())
+    })
+    .expect("the running start is recorded with its process group");
+    d.signal("KILL");
+    d.wait_exit();
+    assert!(
+        process_alive(pgid.unsigned_abs()),
+        "the start command ended early"
+    );
+
+    let _d2 = net.spawn_knockd(&net.knockd_args(&[]));
+    wait_lines(&net.path("closed"), 1, "the stop at restart");
+    wait_contains(&net.path("log"), "killed the start command (process group");
+    // The start command's group is gone (it would have been for at most 4 s more)...
+    let group_gone = || {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_err()
+            && !process_alive(pgid.unsigned_abs())
+    };
+    wait_until(DEADLINE, || group_gone().then_some(())).expect("the start command's group ended");
+    // ...and it never got to open the hole after the stop.
+    assert!(
+        !net.path("opened").exists(),
+        "the start command finished after the stop: {}",
+        read(&net.path("opened"))
+    );
+}
