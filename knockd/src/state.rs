@@ -15,7 +15,9 @@
 //!
 //! `due` is in Unix seconds; `command` is the stop command as it will run (`%IP%` already
 //! replaced), so the hole opened under an old configuration is closed by the matching
-//! command even if the configuration changed since.
+//! command even if the configuration changed since. While start commands run, an optional
+//! `"running_starts"` list records each one's process group (`door`, `source`, `pgid`,
+//! `boot_id`, `start_ticks`; issue 10 item 5).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
