@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # fwknop's client and server for the SPA interoperability tests, oathtool to cross-check TOTP
 # codes).
 packages=(libpcap-dev iproute2 knockd tcpdump hping3 python3 dpkg-dev nftables fwknop-client
-    fwknop-server oathtool)
+    fwknop-server oathtool e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,6 +12,9 @@
 //!   start commands once [`MAX_QUEUED_STARTS`] jobs wait (DoS: a one-step door opens on
 //!   every packet, from any spoofed source); stop commands are always accepted, and are
 //!   bounded by the matcher's bound on pending stops.
+//! * Stop commands go first: a key whose next job is a stop starts before any waiting start,
+//!   and stops may use [`STOP_SLOTS`] slots beyond `max_running` that starts never take, so a
+//!   flood of start commands never delays a due stop (issue 10 item 7).
 //! * A command still running after `kill_after` is killed with its whole process group.
 
 use std::collections::{HashMap, VecDeque};
@@ -22,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::core::CommandOutcome;
 pub(crate) use crate::core::Job;
+use crate::core::{CommandKind, CommandOutcome};
 
 /// Most jobs waiting for a slot before the daemon core refuses new start commands (it counts
 /// the jobs it emitted and not yet reported finished).
@@ -94,6 +97,16 @@ struct Running {
 pub(crate) enum Notice {
     /// A command was started.
     Started(Job),
+    /// A start command was started as process group `pid` (recorded in the state file until
+    /// it ends, so a restart can stop it before running its stop: issue 10 item 5).
+    StartSpawned {
+        /// The door.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The process group (the shell's pid).
+        pid: u32,
+    },
     /// A command ran past the kill timeout and its process group was killed.
     Killed {
         /// The door.
@@ -105,15 +118,26 @@ pub(crate) enum Notice {
     },
 }
 
-/// Keys ready to start, one FIFO per door, served round-robin over the doors.
+/// Slots beyond `max_running` that only stop commands may use (issue 10 item 7: a due stop
+/// never waits for a slot held by a flood of start commands).
+pub(crate) const STOP_SLOTS: usize = 1;
+
+/// Keys ready to start, one FIFO per door, served round-robin over the doors; keys whose
+/// next job is a stop command go first, in arrival order.
 #[derive(Debug, Default)]
 struct Ready {
+    /// Keys whose head job is a stop command.
+    stops: VecDeque<Key>,
     by_door: HashMap<String, VecDeque<Key>>,
     /// Doors with a ready key, in turn order.
     turns: VecDeque<String>,
 }
 
 impl Ready {
+    fn push_stop(&mut self, key: Key) {
+        self.stops.push_back(key);
+    }
+
     fn push(&mut self, key: Key) {
         let queue = self.by_door.entry(key.0.clone()).or_default();
         if queue.is_empty() {
@@ -185,7 +209,7 @@ impl Executor {
         queue.push_back(job);
         self.queued += 1;
         if queue.len() == 1 && !self.running.contains_key(&key) {
-            self.ready.push(key);
+            self.make_ready(key);
         }
         self.start_ready(notices);
     }
@@ -198,14 +222,37 @@ impl Executor {
             finished.killed = running.killed;
         }
         if self.queues.get(&key).is_some_and(|q| !q.is_empty()) {
-            self.ready.push(key);
+            self.make_ready(key);
         }
         self.start_ready(notices);
     }
 
+    /// `key`'s head job waits only for a slot: stops go to the stop line.
+    fn make_ready(&mut self, key: Key) {
+        let stop = self
+            .queues
+            .get(&key)
+            .and_then(VecDeque::front)
+            .is_some_and(|job| job.kind == CommandKind::Stop);
+        if stop {
+            self.ready.push_stop(key);
+        } else {
+            self.ready.push(key);
+        }
+    }
+
     fn start_ready(&mut self, notices: &mut Vec<Notice>) {
-        while self.running.len() < self.max_running {
-            let Some(key) = self.ready.pop() else {
+        loop {
+            // Stops first, and they may use the extra STOP_SLOTS; starts only the others.
+            let key = if self.running.len() < self.max_running + STOP_SLOTS
+                && let Some(key) = self.ready.stops.pop_front()
+            {
+                key
+            } else if self.running.len() < self.max_running
+                && let Some(key) = self.ready.pop()
+            {
+                key
+            } else {
                 break;
             };
             let Some(queue) = self.queues.get_mut(&key) else {
@@ -231,6 +278,13 @@ impl Executor {
                         },
                     );
                     notices.push(Notice::Started(job.clone()));
+                    if job.kind == CommandKind::Start {
+                        notices.push(Notice::StartSpawned {
+                            door: job.door.clone(),
+                            source: job.source,
+                            pid,
+                        });
+                    }
                     let done_tx = self.done_tx.clone();
                     let for_waiter = job.clone();
                     let waiter = std::thread::Builder::new()
@@ -350,7 +404,6 @@ fn kill_group(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::CommandKind;
 
     fn job(door: &str, kind: CommandKind, command: &str) -> Job {
         Job {
@@ -443,6 +496,52 @@ mod tests {
         // The first flood job was running; the doors then take turns: the other door's job
         // is third, not sixth.
         assert_eq!(order[..3], ["flood", "flood", "other"], "{order:?}");
+    }
+
+    /// Issue 10 item 7: a legitimate door's stop waited 20 s behind 3 000 spoofed opens.
+    /// With every slot held (here by hung starts), a due stop still starts at once, before
+    /// any queued start.
+    #[test]
+    fn issue10_item7_a_due_stop_never_waits_behind_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("stop-ran");
+        let mut executor = Executor::new(2, Some(Duration::ZERO));
+        let mut notices = Vec::new();
+        for i in 0..50u8 {
+            let mut flood = job("flood", CommandKind::Start, "sleep 5");
+            flood.source = IpAddr::from([10, 1, 0, i]);
+            executor.submit(flood, &mut notices);
+        }
+        let mut stop = job(
+            "flood",
+            CommandKind::Stop,
+            &format!("touch {}", ran.display()),
+        );
+        stop.source = IpAddr::from([10, 2, 0, 1]);
+        executor.submit(stop, &mut notices);
+        let started: Vec<CommandKind> = notices
+            .iter()
+            .filter_map(|n| match n {
+                Notice::Started(job) => Some(job.kind),
+                Notice::Killed { .. } | Notice::StartSpawned { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            started,
+            [CommandKind::Start, CommandKind::Start, CommandKind::Stop]
+        );
+        assert_eq!(executor.queued(), 48);
+        // The stop finishes first; then the hung starts are killed so the test ends.
+        let done = wait_all(&mut executor, 1);
+        assert_eq!(done[0].job.kind, CommandKind::Stop);
+        assert!(ran.exists());
+        // The queued starts, stopped one by one as they start (kill deadline zero).
+        let mut left = 50;
+        while left > 0 {
+            executor.kill_overdue(Instant::now() + Duration::from_secs(1), &mut notices);
+            left -= wait_all(&mut executor, 1).len();
+        }
+        assert!(executor.is_idle());
     }
 
     #[test]

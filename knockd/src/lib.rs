@@ -186,6 +186,23 @@ pub enum Error {
     /// `--status`: the status file cannot be read or is not one.
     #[error("{0}")]
     Status(String),
+    /// Another knockd holds the lock of this state file or pid file (issue 10 item 6).
+    #[error(
+        "another knockd{} is running with the {what} {} (its lock {} is held); refusing to start",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+        path.display(),
+        lock.display()
+    )]
+    InUse {
+        /// "state file" or "pid file".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The locked file.
+        lock: PathBuf,
+        /// The holder's pid, if it could be read.
+        pid: Option<u32>,
+    },
 }
 
 impl Error {

@@ -233,6 +233,21 @@ pub(crate) struct Logger {
     /// Log lines go to stderr with `<N>` priority prefixes: no `LogFile`, no `UseSyslog`, and
     /// stderr is the journal.
     journal: bool,
+    /// Failed writes of the log file and of the JSON log (issue 10 item 15).
+    file_failures: WriteFailures,
+    json_failures: WriteFailures,
+}
+
+/// Failed writes of one log: the first of a run is reported (stderr, syslog), the others
+/// only counted; the first success after them says how many were lost.
+#[derive(Debug, Default)]
+struct WriteFailures {
+    /// Failed writes since the last success.
+    current: u64,
+    /// Failed writes since knockd started.
+    total: u64,
+    /// Reports made (one per run of failures).
+    reports: u64,
 }
 
 /// Pending log bytes beyond which a line is written at once instead of at the next flush.
@@ -255,14 +270,49 @@ impl MinuteStamp {
     }
 }
 
-/// Writes `pending` (whole lines only) to `file` in one call and empties it.
-fn write_pending(file: Option<&mut File>, pending: &mut Vec<u8>) {
-    if let Some(file) = file
-        && !pending.is_empty()
-    {
-        let _ = file.write_all(pending);
-    }
+/// Writes `pending` (whole lines only) to `file` in one call and empties it; `None` when
+/// there was nothing to write.
+fn write_pending(file: Option<&mut File>, pending: &mut Vec<u8>) -> Option<io::Result<()>> {
+    let result = match file {
+        Some(file) if !pending.is_empty() => Some(file.write_all(pending)),
+        _ => None,
+    };
     pending.clear();
+    result
+}
+
+impl WriteFailures {
+    /// Records the outcome of a write of the log `what` at `path`; the message to report, if
+    /// any (a full disk is reported once, then counted).
+    fn record(
+        &mut self,
+        result: io::Result<()>,
+        what: &str,
+        path: Option<&Path>,
+    ) -> Option<String> {
+        let path = path.map_or_else(String::new, |p| format!(" {}", p.display()));
+        match result {
+            Ok(()) if self.current > 0 => {
+                let lost = std::mem::take(&mut self.current);
+                Some(format!(
+                    "{what}{path} written again after {lost} failed writes (their lines are lost)"
+                ))
+            }
+            Ok(()) => None,
+            Err(e) => {
+                self.current += 1;
+                self.total += 1;
+                (self.current == 1).then(|| {
+                    self.reports += 1;
+                    format!(
+                        "error: cannot write {what}{path}: {}; further failures are counted, \
+                         not reported",
+                        crate::io_reason(&e)
+                    )
+                })
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Logger {
@@ -274,8 +324,22 @@ impl std::fmt::Debug for Logger {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     // std opens every file with O_CLOEXEC, so commands never inherit it (0.8 bug B11).
-    OpenOptions::new().create(true).append(true).open(path)
+    // A symbolic link is refused, not followed (issue 10 item 15: whoever could plant it
+    // made root append to any file).
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+                io::Error::other("it is a symbolic link (not followed)")
+            } else {
+                e
+            }
+        })
 }
 
 impl Logger {
@@ -294,6 +358,8 @@ impl Logger {
             json_pending: Vec::new(),
             stamp: MinuteStamp::default(),
             journal: false,
+            file_failures: WriteFailures::default(),
+            json_failures: WriteFailures::default(),
         };
         logger.open_files();
         logger
@@ -391,7 +457,7 @@ impl Logger {
                 .extend_from_slice(one_line(message).as_bytes());
             self.file_pending.push(b'\n');
             if self.file_pending.len() >= PENDING_LIMIT {
-                write_pending(self.file.as_mut(), &mut self.file_pending);
+                self.write_file();
             }
         }
         if let Some(syslog) = self.syslog.as_mut() {
@@ -401,8 +467,42 @@ impl Logger {
 
     /// Writes the gathered log-file and JSON lines.
     pub(crate) fn flush(&mut self) {
-        write_pending(self.file.as_mut(), &mut self.file_pending);
-        write_pending(self.json.as_mut(), &mut self.json_pending);
+        self.write_file();
+        if let Some(result) = write_pending(self.json.as_mut(), &mut self.json_pending)
+            && let Some(message) =
+                self.json_failures
+                    .record(result, "JSON log", self.options.json_log.as_deref())
+        {
+            self.report_write(&message);
+        }
+    }
+
+    /// Failed writes of the log file and the JSON log since knockd started.
+    #[must_use]
+    pub(crate) const fn write_failures(&self) -> u64 {
+        self.file_failures.total + self.json_failures.total
+    }
+
+    fn write_file(&mut self) {
+        if let Some(result) = write_pending(self.file.as_mut(), &mut self.file_pending)
+            && let Some(message) =
+                self.file_failures
+                    .record(result, "log file", self.options.log_file.as_deref())
+        {
+            self.report_write(&message);
+            if self.file_failures.current == 0 {
+                // Recovered: the file says what it lost.
+                self.log(&message);
+            }
+        }
+    }
+
+    /// A log write failure (or recovery): stderr and syslog, not the failing file.
+    fn report_write(&mut self, message: &str) {
+        stderr_line(message);
+        if let Some(syslog) = self.syslog.as_mut() {
+            syslog.send(Priority::of(message, Priority::Err), message);
+        }
     }
 
     /// A message for the log, syslog and (with `-v`) stdout: knock events and commands.
@@ -739,6 +839,58 @@ mod tests {
         socket.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 64];
         assert!(socket.recv(&mut buf).is_err(), "a line sent twice");
+    }
+
+    /// Issue 10 item 15: the log file followed symbolic links (root appended to whatever
+    /// the link named); it is refused and its target left alone.
+    #[test]
+    fn issue10_item15_a_symlinked_log_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me\n").unwrap();
+        let path = dir.path().join("knockd.log");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = open_append(&path).unwrap_err();
+        assert_eq!(err.to_string(), "it is a symbolic link (not followed)");
+        let mut logger = Logger::open(LogOptions {
+            log_file: Some(path),
+            ..LogOptions::default()
+        });
+        logger.log("10.0.0.1: d: OPEN SESAME");
+        logger.flush();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    }
+
+    /// Issue 10 item 15: a full disk on the log is reported once, then counted (/dev/full
+    /// fails every write with ENOSPC).
+    #[test]
+    fn issue10_item15_a_full_log_disk_is_reported_once_then_counted() {
+        let mut logger = Logger::open(LogOptions {
+            log_file: Some(PathBuf::from("/dev/full")),
+            ..LogOptions::default()
+        });
+        for _ in 0..5 {
+            logger.log("10.0.0.1: d: Stage 1");
+            logger.flush();
+        }
+        assert_eq!(logger.write_failures(), 5);
+        assert_eq!(logger.file_failures.reports, 1);
+        let mut failures = WriteFailures::default();
+        let full = || Err(io::Error::from_raw_os_error(28));
+        let first = failures.record(full(), "log file", Some(Path::new("/var/log/k")));
+        assert_eq!(
+            first.as_deref(),
+            Some(
+                "error: cannot write log file /var/log/k: No space left on device; further \
+                 failures are counted, not reported"
+            )
+        );
+        assert_eq!(failures.record(full(), "log file", None), None);
+        assert_eq!(
+            failures.record(Ok(()), "log file", None).as_deref(),
+            Some("log file written again after 2 failed writes (their lines are lost)")
+        );
+        assert_eq!(failures.record(Ok(()), "log file", None), None);
     }
 
     #[test]

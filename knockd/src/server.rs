@@ -29,8 +29,8 @@ use crate::logging::{LogOptions, Logger, debug_packet, debug_time};
 use crate::lookup::Lookup;
 use crate::nft::NftSets;
 use crate::notify::Notifier;
-use crate::process::{PidFile, daemonize};
-use crate::state::{StateError, StateFile};
+use crate::process::{LeftStart, LockError, PidFile, StateLock, daemonize, stop_left_start};
+use crate::state::{RunningStart, StateFile};
 use crate::status::StatusKeeper;
 use crate::{Error, Exit};
 
@@ -40,6 +40,10 @@ pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
 /// Least time between two writes of the state file: under a flood of opens it is written at
 /// most this often (the start commands waiting for it run right after), at idle at once.
 const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
+/// How long startup waits for a killed start command's process group to disappear.
+const LEFT_START_WAIT: Duration = Duration::from_secs(5);
+/// Least time between two attempts to write a state file whose last write failed.
+const STATE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Most capture events handled in one go (one loop pass) before timers and signals are looked
 /// at again; the packets among them go to the core as one burst.
 const PACKET_BATCH: usize = 256;
@@ -72,6 +76,32 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, Error> {
         logger.log(&format!("error: {e}"));
     })?;
 
+    // Issue 10 item 6: one instance per state file (before daemonizing, so that the refusal
+    // reaches the terminal; the lock survives the fork).
+    let state_path = crate::cli::absolute_from(&cwd, &cli.state_file);
+    let _state_lock = match StateLock::take(&state_path) {
+        Ok(lock) => Some(lock),
+        Err(LockError::Held(pid)) => {
+            let error = Error::InUse {
+                what: "state file",
+                lock: crate::process::state_lock_path(&state_path),
+                path: state_path,
+                pid,
+            };
+            // The log file says why too; knockd's report prints it on stderr.
+            logger.log(&format!("error: {error}"));
+            logger.flush();
+            return Err(error);
+        }
+        Err(LockError::Io(e)) => {
+            logger.error(&format!(
+                "warning: cannot lock the state file {}: {}",
+                crate::process::state_lock_path(&state_path).display(),
+                crate::io_reason(&e)
+            ));
+            None
+        }
+    };
     if cli.daemon {
         // Before any thread exists: only the forking thread survives.
         daemonize().map_err(Error::Daemonize)?;
@@ -81,7 +111,18 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, Error> {
     let pid_file = if cli.daemon {
         match PidFile::create(&settings.pid_file) {
             Ok(pid) => Some(pid),
-            Err(e) => {
+            Err(LockError::Held(pid)) => {
+                let error = Error::InUse {
+                    what: "pid file",
+                    path: settings.pid_file.clone(),
+                    lock: settings.pid_file.clone(),
+                    pid,
+                };
+                logger.log(&format!("error: {error}"));
+                logger.flush();
+                return Err(error);
+            }
+            Err(LockError::Io(e)) => {
                 logger.error(&format!(
                     "could not create pid file {}: {}",
                     settings.pid_file.display(),
@@ -202,6 +243,9 @@ struct Server {
     burst: Vec<PacketEvent>,
     /// Jobs held until the state file is written (end of the pass), in order.
     deferred_jobs: Vec<Job>,
+    /// (door, source) of the stops recorded since the last successful write: their start
+    /// jobs wait for it (and are refused if it fails).
+    unwritten_stops: Vec<(String, IpAddr)>,
     /// Interfaces that were reported waiting or lost (their next "up" is logged).
     interrupted: Vec<String>,
     lookup: Option<Lookup>,
@@ -247,22 +291,12 @@ impl Server {
             .as_ref()
             .map(|p| crate::cli::absolute_from(&cwd, p));
         let status = StatusKeeper::new(&state_path, metrics_file);
-        let state = match StateFile::load(state_path.clone()) {
-            Ok(state) => state,
-            Err(e @ StateError::Corrupt { .. }) => {
-                let aside = state_path.with_extension("corrupt");
-                logger.error(&format!(
-                    "error: {e}; moved to {} and starting without it",
-                    aside.display()
-                ));
-                let _ = std::fs::rename(&state_path, &aside);
-                StateFile::empty(state_path)
-            }
-            Err(e) => {
-                logger.error(&format!("error: {e}"));
-                StateFile::empty(state_path)
-            }
-        };
+        // Issue 10 item 11: an unusable file is kept (never overwritten), a corrupt one
+        // moved aside to STATE.corrupt.
+        let (state, message) = StateFile::load_or_recover(state_path);
+        if let Some(message) = message {
+            logger.error(&message);
+        }
         let lookup = if cli.lookup {
             match Lookup::start() {
                 Ok(lookup) => Some(lookup),
@@ -296,6 +330,7 @@ impl Server {
             initial_filter: String::new(),
             burst: Vec::with_capacity(PACKET_BATCH),
             deferred_jobs: Vec::new(),
+            unwritten_stops: Vec::new(),
             interrupted: Vec::new(),
             lookup,
             notices: Vec::new(),
@@ -327,6 +362,28 @@ impl Server {
                 .verbose(&format!("listening on {interfaces}..."));
         }
         server.logger.log(&reports.startup_line());
+        // Issue 10 item 5: start commands a previous run left running are stopped (their
+        // process groups killed) before any stop command runs, so that none finishes after
+        // its stop and leaves the hole open.
+        for start in server.state.take_running() {
+            let outcome = stop_left_start(start.pgid, start.identity.as_ref(), LEFT_START_WAIT);
+            if outcome == LeftStart::Killed {
+                server.logger.event(&format!(
+                    "{}: {}: killed the start command (process group {}) a previous run left running, before its stop command",
+                    start.source, start.door, start.pgid
+                ));
+            }
+        }
+        // Issue 10 item 11: can stops be made durable? One write now says (a read-only
+        // directory, a file kept because it was unusable); doors with a stop command open
+        // only while the state file can be written.
+        let probe = server.state.save();
+        server.core.handle_state_durable(probe.is_ok());
+        if probe.is_err() {
+            server.state.mark_dirty();
+            server.state_written_at = Some(std::time::Instant::now());
+        }
+        server.state_written(probe);
         for event in reports.events {
             server.capture_event(event);
         }
@@ -427,7 +484,18 @@ impl Server {
             }
             let written = self.state.save_if_dirty();
             self.state_written_at = Some(std::time::Instant::now());
+            let durable = written.is_ok();
+            self.core.handle_state_durable(durable);
             self.state_written(written);
+            if durable {
+                self.unwritten_stops.clear();
+            } else {
+                // Tried again later (STATE_RETRY_INTERVAL).
+                self.state.mark_dirty();
+                // Issue 10 item 11: the start commands whose stop is not on disk do not run
+                // (their stops stay in memory and run at their time, harmlessly).
+                self.refuse_deferred_starts();
+            }
         }
         for job in std::mem::take(&mut self.deferred_jobs) {
             self.executor.submit(job, &mut self.notices);
@@ -436,9 +504,38 @@ impl Server {
         self.logger.flush();
     }
 
+    /// Drops the held start jobs (their stops could not be written), reporting each to the
+    /// core as not run.
+    fn refuse_deferred_starts(&mut self) {
+        let unwritten = std::mem::take(&mut self.unwritten_stops);
+        let (starts, others): (Vec<Job>, Vec<Job>) = std::mem::take(&mut self.deferred_jobs)
+            .into_iter()
+            .partition(|job| {
+                job.kind == crate::core::CommandKind::Start
+                    && unwritten.contains(&(job.door.clone(), job.source))
+            });
+        self.deferred_jobs = others;
+        let reason = format!(
+            "not run: its stop command could not be recorded in {}",
+            self.state.path().display()
+        );
+        for job in starts {
+            self.core
+                .handle_command_finished(&job, crate::core::CommandOutcome::Failed(reason.clone()));
+        }
+        self.perform();
+    }
+
     /// When the dirty state file may be written next, if not now.
     fn state_write_due(&self) -> Option<std::time::Instant> {
-        let due = self.state_written_at? + STATE_WRITE_INTERVAL;
+        // While writes fail, tried again once a second (doors with a stop command open again
+        // once one succeeds).
+        let interval = if self.state_failing {
+            STATE_RETRY_INTERVAL
+        } else {
+            STATE_WRITE_INTERVAL
+        };
+        let due = self.state_written_at? + interval;
         (due > std::time::Instant::now()).then_some(due)
     }
 
@@ -555,10 +652,13 @@ impl Server {
             self.status.touch();
             match effect {
                 Effect::Log(record) => self.log(&record),
-                Effect::PersistStop { id, stop } => self.state.add(id, stop),
+                Effect::PersistStop { id, stop } => {
+                    self.unwritten_stops.push((stop.door.clone(), stop.source));
+                    self.state.add(id, stop);
+                }
                 Effect::DropStop(id) => self.state.remove(id),
                 Effect::RunJob(job) => {
-                    if self.state.is_dirty() || !self.deferred_jobs.is_empty() {
+                    if !self.unwritten_stops.is_empty() || !self.deferred_jobs.is_empty() {
                         // Its stop is not on disk yet (or an earlier job waits for that).
                         self.deferred_jobs.push(job);
                     } else {
@@ -636,6 +736,14 @@ impl Server {
                     self.logger
                         .event(&format!("{}: running command: {}", job.door, job.command));
                 }
+                Notice::StartSpawned { door, source, pid } => {
+                    self.state.add_running(RunningStart {
+                        door,
+                        source,
+                        pgid: pid,
+                        identity: crate::process::identity(pid),
+                    });
+                }
                 Notice::Killed { door, source, pid } => self.log(&Record::CommandKilled {
                     door,
                     source,
@@ -649,8 +757,19 @@ impl Server {
     fn command_finished(&mut self, finished: &mut Finished) {
         self.status.command_finished(finished);
         self.executor.finished(finished, &mut self.notices);
-        self.core
-            .handle_command_finished(&finished.job, finished.outcome.to_core());
+        if finished.job.kind == crate::core::CommandKind::Start {
+            self.state
+                .remove_running(&finished.job.door, finished.job.source);
+        }
+        if let crate::executor::Outcome::SpawnFailed(error) = &finished.outcome {
+            // Issue 10 item 4: a stop command is kept and tried again.
+            let now = self.now();
+            self.core
+                .handle_spawn_failed(now, &finished.job, crate::io_reason(error));
+        } else {
+            self.core
+                .handle_command_finished(&finished.job, finished.outcome.to_core());
+        }
         self.perform();
         self.flush_notices();
     }
@@ -787,6 +906,10 @@ impl Server {
             self.executor.running(),
             self.executor.queued(),
         );
+        let failed = self.logger.write_failures();
+        if failed > 0 {
+            text.push_str(&format!(", {failed} log writes failed"));
+        }
         if let Some(capture) = &self.capture {
             for stats in capture.stats() {
                 text.push_str(&format!(

@@ -15,10 +15,13 @@
 //!
 //! `due` is in Unix seconds; `command` is the stop command as it will run (`%IP%` already
 //! replaced), so the hole opened under an old configuration is closed by the matching
-//! command even if the configuration changed since.
+//! command even if the configuration changed since. While start commands run, an optional
+//! `"running_starts"` list records each one's process group (`door`, `source`, `pgid`,
+//! `boot_id`, `start_ticks`; issue 10 item 5).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -55,6 +58,22 @@ pub(crate) enum StateError {
     },
 }
 
+/// A start command that was running when the file was written (issue 10 item 5): a restart
+/// stops its process group before running the door's stop, so the start cannot finish after
+/// the stop and leave the hole open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RunningStart {
+    /// The door's name.
+    pub(crate) door: String,
+    /// The knocker.
+    pub(crate) source: IpAddr,
+    /// Its process group (the shell's pid).
+    pub(crate) pgid: u32,
+    /// The shell's identity, so that a reused pid is never mistaken for it: the boot it ran
+    /// in and its start time in clock ticks since that boot (`/proc/PID/stat`).
+    pub(crate) identity: Option<(String, u64)>,
+}
+
 /// The pending stops and the file that records them.
 #[derive(Debug)]
 pub(crate) struct StateFile {
@@ -62,6 +81,11 @@ pub(crate) struct StateFile {
     entries: BTreeMap<StopId, PendingStop>,
     /// Changed since the last successful write.
     dirty: bool,
+    /// Why the file must not be written (it was ignored at startup: unsafe or unreadable;
+    /// overwriting it would lose its entries). Issue 10 item 11.
+    frozen: Option<String>,
+    /// Start commands running (issue 10 item 5), per (door, source): one at a time each.
+    running: BTreeMap<(String, IpAddr), RunningStart>,
 }
 
 impl StateFile {
@@ -72,7 +96,51 @@ impl StateFile {
             path,
             entries: BTreeMap::new(),
             dirty: false,
+            frozen: None,
+            running: BTreeMap::new(),
         }
+    }
+
+    /// [`load`](Self::load), recovering from what can be recovered from (issue 10 item 11):
+    /// a corrupt file (invalid JSON or UTF-8) is moved aside to `PATH.corrupt` and an empty
+    /// state starts; an unsafe or unreadable file (or a corrupt one that cannot be moved) is
+    /// left as it is and never overwritten: every write fails until it is dealt with, so
+    /// doors with a stop command do not open. The message to log, if any.
+    #[must_use]
+    pub(crate) fn load_or_recover(path: PathBuf) -> (Self, Option<String>) {
+        match Self::load(path.clone()) {
+            Ok(state) => (state, None),
+            Err(e @ StateError::Corrupt { .. }) => {
+                let aside = corrupt_path(&path);
+                match std::fs::rename(&path, &aside) {
+                    Ok(()) => (
+                        Self::empty(path),
+                        Some(format!(
+                            "error: {e}; moved to {} and starting without it",
+                            aside.display()
+                        )),
+                    ),
+                    Err(error) => {
+                        let why = format!(
+                            "{e}, and it cannot be moved to {}: {}",
+                            aside.display(),
+                            crate::io_reason(&error)
+                        );
+                        (Self::frozen(path, &why), Some(frozen_message(&why)))
+                    }
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                (Self::frozen(path, &why), Some(frozen_message(&why)))
+            }
+        }
+    }
+
+    fn frozen(path: PathBuf, why: &str) -> Self {
+        let mut state = Self::empty(path);
+        state.frozen = Some(why.to_owned());
+        state
     }
 
     /// Reads `path`; a missing file is an empty state. Entries get ids 1, 2, … in file order.
@@ -80,8 +148,8 @@ impl StateFile {
     /// # Errors
     /// The file exists but cannot be read or is not a state document.
     pub(crate) fn load(path: PathBuf) -> Result<Self, StateError> {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::empty(path)),
             Err(error) => return Err(StateError::Read { path, error }),
         };
@@ -94,6 +162,12 @@ impl StateFile {
         if !is_safe(&meta) {
             return Err(StateError::Unsafe { path });
         }
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Err(StateError::Corrupt {
+                path,
+                reason: "not UTF-8".into(),
+            });
+        };
         let mut state = Self::empty(path);
         if text.trim().is_empty() {
             return Ok(state);
@@ -137,6 +211,39 @@ impl StateFile {
             );
         }
         state.entries = entries;
+        for item in value
+            .get("running_starts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let door = item.get("door").and_then(Value::as_str);
+            let source = item
+                .get("source")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok());
+            let pgid = item
+                .get("pgid")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok());
+            let (Some(door), Some(source), Some(pgid)) = (door, source, pgid) else {
+                return Err(corrupt("a \"running_starts\" entry is incomplete".into()));
+            };
+            let identity = item
+                .get("boot_id")
+                .and_then(Value::as_str)
+                .zip(item.get("start_ticks").and_then(Value::as_u64))
+                .map(|(b, t)| (b.to_owned(), t));
+            state.running.insert(
+                (door.to_owned(), source),
+                RunningStart {
+                    door: door.to_owned(),
+                    source,
+                    pgid,
+                    identity,
+                },
+            );
+        }
         Ok(state)
     }
 
@@ -161,11 +268,39 @@ impl StateFile {
         self.dirty = true;
     }
 
+    /// Records a start command now running (in memory).
+    pub(crate) fn add_running(&mut self, start: RunningStart) {
+        self.running
+            .insert((start.door.clone(), start.source), start);
+        self.dirty = true;
+    }
+
+    /// Forgets the running start command of (`door`, `source`) (it ended).
+    pub(crate) fn remove_running(&mut self, door: &str, source: IpAddr) {
+        if self.running.remove(&(door.to_owned(), source)).is_some() {
+            self.dirty = true;
+        }
+    }
+
+    /// Takes the start commands recorded as running (a previous run's, at startup).
+    pub(crate) fn take_running(&mut self) -> Vec<RunningStart> {
+        if !self.running.is_empty() {
+            self.dirty = true;
+        }
+        std::mem::take(&mut self.running).into_values().collect()
+    }
+
     /// Forgets a pending stop (in memory).
     pub(crate) fn remove(&mut self, id: StopId) {
         if self.entries.remove(&id).is_some() {
             self.dirty = true;
         }
+    }
+
+    /// Makes the next [`save_if_dirty`](Self::save_if_dirty) write (to retry a failed
+    /// write).
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// Whether the file lags behind the records.
@@ -203,7 +338,27 @@ impl StateFile {
                 })
             })
             .collect();
-        let mut text = json!({ "version": 1, "pending_stops": list }).to_string();
+        let mut doc = json!({ "version": 1, "pending_stops": list });
+        if !self.running.is_empty() {
+            let running: Vec<Value> = self
+                .running
+                .values()
+                .map(|r| {
+                    let mut v = json!({
+                        "door": r.door,
+                        "source": r.source.to_string(),
+                        "pgid": r.pgid,
+                    });
+                    if let Some((boot, ticks)) = &r.identity {
+                        v["boot_id"] = json!(boot);
+                        v["start_ticks"] = json!(ticks);
+                    }
+                    v
+                })
+                .collect();
+            doc["running_starts"] = Value::Array(running);
+        }
+        let mut text = doc.to_string();
         text.push('\n');
         text
     }
@@ -213,8 +368,29 @@ impl StateFile {
     /// # Errors
     /// Creating the directory, writing, syncing or renaming failed.
     pub(crate) fn save(&self) -> io::Result<()> {
+        if let Some(why) = &self.frozen {
+            return Err(io::Error::other(format!(
+                "not overwriting it ({why}): move it away and restart knockd"
+            )));
+        }
         write_atomically(&self.path, self.to_text().as_bytes())
     }
+}
+
+/// Where a corrupt state file is moved: `PATH.corrupt` (appended: `pending-stops.json`
+/// becomes `pending-stops.json.corrupt`).
+#[must_use]
+pub(crate) fn corrupt_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".corrupt");
+    PathBuf::from(name)
+}
+
+fn frozen_message(why: &str) -> String {
+    format!(
+        "error: {why}; it is left as it is and not overwritten: doors with a stop command do \
+         not open until it is dealt with (move it away and restart knockd)"
+    )
 }
 
 fn is_safe(meta: &std::fs::Metadata) -> bool {
@@ -304,6 +480,31 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
+    /// Issue 10 item 5: running start commands survive a write and a load.
+    #[test]
+    fn issue10_item5_running_starts_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut state = StateFile::empty(path.clone());
+        let start = RunningStart {
+            door: "d".into(),
+            source: "10.0.0.1".parse().unwrap(),
+            pgid: 4242,
+            identity: Some(("boot".into(), 99)),
+        };
+        state.add_running(start.clone());
+        state.save_if_dirty().unwrap();
+        let mut loaded = StateFile::load(path.clone()).unwrap();
+        assert_eq!(loaded.take_running(), std::slice::from_ref(&start));
+        state.remove_running("d", start.source);
+        state.save_if_dirty().unwrap();
+        assert!(
+            !std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("running_starts")
+        );
+    }
+
     #[test]
     fn corrupt_files_are_reported() {
         let dir = tempfile::tempdir().unwrap();
@@ -322,6 +523,43 @@ mod tests {
         assert!(err.to_string().contains("source"), "{err}");
         std::fs::write(&path, "").unwrap();
         assert!(StateFile::load(path).unwrap().entries().is_empty());
+    }
+
+    /// Issue 10 item 11: an unsafe file was "ignored" and then overwritten at the next open
+    /// (its entries lost); invalid UTF-8 was not moved aside; `.corrupt` replaced the
+    /// extension.
+    #[test]
+    fn issue10_item11_ignored_files_are_kept_and_corrupt_ones_moved_aside() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stops.json");
+        let text = r#"{"version":1,"pending_stops":[{"door":"d","source":"10.0.0.1","due":1,"command":"c"}]}"#;
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (mut state, message) = StateFile::load_or_recover(path.clone());
+        assert!(message.unwrap().contains("not overwritten"));
+        assert!(state.entries().is_empty());
+        state.add(StopId(1), stop("d", "10.0.0.2", 2, "true"));
+        let err = state.save_if_dirty().unwrap_err();
+        assert!(err.to_string().contains("not overwriting it"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+
+        // Invalid UTF-8: moved aside to stops.json.corrupt, byte for byte.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"{\"pending_stops\":[\xff]}").unwrap();
+        let (mut state, message) = StateFile::load_or_recover(path.clone());
+        let message = message.unwrap();
+        let aside = dir.path().join("stops.json.corrupt");
+        assert!(message.contains("not UTF-8"), "{message}");
+        assert!(message.contains(&aside.display().to_string()), "{message}");
+        assert_eq!(
+            std::fs::read(&aside).unwrap(),
+            b"{\"pending_stops\":[\xff]}"
+        );
+        assert!(!path.exists());
+        state.add(StopId(1), stop("d", "10.0.0.2", 2, "true"));
+        state.save_if_dirty().unwrap();
+        assert_eq!(StateFile::load(path).unwrap().entries().len(), 1);
     }
 
     #[test]

@@ -126,6 +126,14 @@ pub(crate) struct Core {
     /// get another door's start commands refused).
     jobs_outstanding: HashMap<String, usize>,
     refused_starts: u64,
+    /// Stop commands whose spawn failed, waiting to be tried again (issue 10 item 4): when,
+    /// and the job with its failures so far. At most one per pending-stop record.
+    retries: BTreeMap<(Instant, StopId), (Job, u32)>,
+    /// Whether the last write of the state file succeeded (issue 10 item 11): while not,
+    /// doors with a stop command do not open.
+    stops_durable: bool,
+    /// Opens refused because their stop could not be recorded.
+    refused_not_durable: u64,
 }
 
 impl Core {
@@ -145,6 +153,9 @@ impl Core {
             effects: VecDeque::new(),
             jobs_outstanding: HashMap::new(),
             refused_starts: 0,
+            retries: BTreeMap::new(),
+            stops_durable: true,
+            refused_not_durable: 0,
         }
     }
 
@@ -156,7 +167,11 @@ impl Core {
     /// When to call [`handle_timeout`](Self::handle_timeout) next (`None`: no deadline).
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.matcher.poll_timeout()
+        let retry = self.retries.keys().next().map(|(at, _)| *at);
+        match (self.matcher.poll_timeout(), retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The matcher, for statistics.
@@ -197,6 +212,7 @@ impl Core {
     pub(crate) fn handle_timeout(&mut self, now: Time) {
         self.matcher.handle_timeout(now.instant);
         self.drain(now);
+        self.run_due_retries(now.instant);
     }
 
     /// The local addresses changed (or are known for the first time).
@@ -228,7 +244,11 @@ impl Core {
             self.stops.insert(id, stop.clone());
             match door {
                 Some(door) if stop.due_unix > now.unix_secs => {
-                    let due_in = Duration::from_secs(stop.due_unix - now.unix_secs);
+                    // Issue 10 item 12: never later than a fresh open's stop (a file written
+                    // under a wall clock that ran ahead, or read under one set back at boot,
+                    // would otherwise leave the hole open for as long as it says).
+                    let due_in = Duration::from_secs(stop.due_unix - now.unix_secs)
+                        .min(restore_cap(settings(&door).cmd_timeout));
                     self.push(Effect::Log(Record::StopRestored {
                         door: stop.door,
                         source: stop.source,
@@ -279,6 +299,43 @@ impl Core {
         {
             self.push(Effect::DropStop(id));
         }
+    }
+
+    /// A job emitted by [`Effect::RunJob`] could not be started (`fork`/`exec` failed:
+    /// EAGAIN, ENOMEM): the system's `error`. A stop command is kept (its state-file record
+    /// stays) and tried again after a backoff (1 s, doubling, at most
+    /// [`MAX_RETRY_BACKOFF`]), each failure logged; a start command is reported finished.
+    pub(crate) fn handle_spawn_failed(&mut self, now: Time, job: &Job, error: String) {
+        let Some(id) = job.stop.filter(|_| job.kind == CommandKind::Stop) else {
+            self.handle_command_finished(job, CommandOutcome::Failed(error));
+            return;
+        };
+        if let Some(count) = self.jobs_outstanding.get_mut(&job.door) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.jobs_outstanding.remove(&job.door);
+            }
+        }
+        let attempt = self.stops.failed(id);
+        let retry_in = MAX_RETRY_BACKOFF.min(Duration::from_secs(1 << (attempt - 1).min(16)));
+        self.push(Effect::Log(Record::StopSpawnFailed {
+            door: job.door.clone(),
+            source: job.source,
+            error,
+            attempt,
+            retry_in,
+        }));
+        self.retries.insert(
+            (now.instant.saturating_add(retry_in), id),
+            (job.clone(), attempt),
+        );
+    }
+
+    /// Whether the state file can be written (the driver's last write, or its probe at
+    /// startup, succeeded). While it cannot, a door with a stop command does not open: its
+    /// stop could not survive a crash (issue 10 item 11). Doors without one still open.
+    pub(crate) fn handle_state_durable(&mut self, durable: bool) {
+        self.stops_durable = durable;
     }
 
     /// An [`Effect::RewriteOts`] for `door` failed with `error`: the door is disabled (its
@@ -344,6 +401,21 @@ impl Core {
         // Stops recorded but not known to the matcher (should not happen) run too.
         for (door, source) in self.stops.unstarted() {
             self.close(&door, source);
+        }
+        // Stops waiting to be tried again after a failed spawn: one last try now.
+        for (_, (job, _)) in std::mem::take(&mut self.retries) {
+            self.run(job);
+        }
+    }
+
+    /// Runs again the stop commands whose retry time has come.
+    fn run_due_retries(&mut self, now: Instant) {
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (job, _) = entry.remove();
+            self.run(job);
         }
     }
 
@@ -415,7 +487,21 @@ impl Core {
                 timeout: settings.cmd_timeout,
             }));
         }
-        if let Some(start) = settings.start_command_line(source) {
+        if settings.start_command_line(source).is_some()
+            && !self.stops_durable
+            && settings.stop_command_line(source).is_some()
+        {
+            self.refused_not_durable += 1;
+            // One line per power of two, so a flood cannot flood the log as well.
+            if self.refused_not_durable.is_power_of_two() {
+                self.push(Effect::Log(Record::OpenNotDurable {
+                    door: settings.name.clone(),
+                    source,
+                    state_file: self.options.state_file.clone(),
+                    refused: self.refused_not_durable,
+                }));
+            }
+        } else if let Some(start) = settings.start_command_line(source) {
             let waiting = self
                 .jobs_outstanding
                 .get(&settings.name)
@@ -527,6 +613,15 @@ impl Core {
     }
 }
 
+/// The longest wait before a stop command whose spawn failed is tried again.
+pub(crate) const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The latest a restored stop of a door with `cmd_timeout` may run: that timeout from now,
+/// in whole seconds rounded up (as the state file records due times).
+fn restore_cap(cmd_timeout: Duration) -> Duration {
+    Duration::from_secs(cmd_timeout.as_secs() + u64::from(cmd_timeout.subsec_nanos() > 0))
+}
+
 /// The configuration with every one-time-sequence door's active sequence filled in (empty
 /// if exhausted).
 fn effective_config(running: &RunningConfig) -> Config {
@@ -559,6 +654,8 @@ fn settings(door: &DoorRef) -> &Door {
 #[derive(Debug, Default)]
 struct Stops {
     records: BTreeMap<StopId, PendingStop>,
+    /// Failed spawns so far, per record (issue 10 item 4).
+    failures: HashMap<StopId, u32>,
     /// Not started yet, per (door, source).
     waiting: HashMap<(String, IpAddr), Vec<StopId>>,
     next_id: u64,
@@ -612,8 +709,16 @@ impl Stops {
         }
     }
 
+    /// Counts a failed spawn of a stop; the failures so far (1 for the first).
+    fn failed(&mut self, id: StopId) -> u32 {
+        let count = self.failures.entry(id).or_default();
+        *count = count.saturating_add(1);
+        *count
+    }
+
     /// Forgets a stop that ran; whether it was recorded.
     fn remove(&mut self, id: StopId) -> bool {
+        self.failures.remove(&id);
         self.start(id);
         self.records.remove(&id).is_some()
     }

@@ -192,6 +192,31 @@ pub(crate) enum Record {
         /// Why it failed.
         error: String,
     },
+    /// A stop command could not be started (issue 10 item 4): kept, tried again later.
+    StopSpawnFailed {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The system's message.
+        error: String,
+        /// Failures so far.
+        attempt: u32,
+        /// When it is tried again.
+        retry_in: Duration,
+    },
+    /// A door with a stop command was not opened: the state file cannot be written, so its
+    /// stop could not survive a crash (issue 10 item 11).
+    OpenNotDurable {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The state file.
+        state_file: PathBuf,
+        /// Opens refused so far for this reason.
+        refused: u64,
+    },
 }
 
 impl Record {
@@ -215,7 +240,9 @@ impl Record {
             | Self::CommandKilled { .. }
             | Self::OtsWriteFailed { .. }
             | Self::OtsDisabled { .. }
-            | Self::SetElementFailed { .. } => Level::Error,
+            | Self::SetElementFailed { .. }
+            | Self::StopSpawnFailed { .. }
+            | Self::OpenNotDurable { .. } => Level::Error,
             Self::CommandFinished { outcome, .. } => {
                 if outcome.is_success() {
                     Level::Silent
@@ -238,7 +265,9 @@ impl Record {
             | Self::Invalidated { source, .. }
             | Self::StopRestored { source, .. }
             | Self::StopOverdue { source, .. }
-            | Self::CommandKilled { source, .. } => Some(*source),
+            | Self::CommandKilled { source, .. }
+            | Self::StopSpawnFailed { source, .. }
+            | Self::OpenNotDurable { source, .. } => Some(*source),
             Self::SetElementAdded { add } | Self::SetElementFailed { add, .. } => Some(add.address),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
@@ -342,7 +371,9 @@ impl Record {
             | Self::OtsNext { .. }
             | Self::OtsExhausted { .. }
             | Self::OtsWriteFailed { .. }
-            | Self::OtsDisabled { .. } => return None,
+            | Self::OtsDisabled { .. }
+            | Self::StopSpawnFailed { .. }
+            | Self::OpenNotDurable { .. } => return None,
         };
         Some(JsonEvent {
             event,
@@ -505,6 +536,31 @@ impl fmt::Display for Line<'_> {
                 label(&add.address),
                 add.door,
                 add.set
+            ),
+            Record::StopSpawnFailed {
+                door,
+                source,
+                error,
+                attempt,
+                retry_in,
+            } => write!(
+                f,
+                "{}: {door}: error: cannot start the stop command ({error}), failure {attempt}; \
+                 trying again in {} (it stays in the state file)",
+                label(source),
+                humantime::format_duration(*retry_in)
+            ),
+            Record::OpenNotDurable {
+                door,
+                source,
+                state_file,
+                refused,
+            } => write!(
+                f,
+                "{}: {door}: error: not opened: its stop command cannot be recorded in {} \
+                 ({refused} opens refused so far)",
+                label(source),
+                state_file.display()
             ),
         }
     }

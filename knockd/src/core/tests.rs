@@ -288,7 +288,7 @@ fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
         at(0),
         vec![
             (StopId(1), stop(1, UNIX0 - 5, "flood")),
-            (StopId(2), stop(2, UNIX0 + 30, "flood")),
+            (StopId(2), stop(2, UNIX0 + 8, "flood")),
             // A door that no longer exists: run now, whatever the due time.
             (StopId(3), stop(3, UNIX0 + 30, "gone")),
         ],
@@ -298,7 +298,7 @@ fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
         lines(&out),
         [
             "10.0.0.1: flood: running a stop command left pending by a previous run",
-            "10.0.0.2: flood: stop command restored from /var/lib/knockd/pending-stops, due in 30s",
+            "10.0.0.2: flood: stop command restored from /var/lib/knockd/pending-stops, due in 8s",
             "10.0.0.3: gone: running a stop command left pending by a previous run",
         ]
     );
@@ -309,8 +309,8 @@ fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
         (Some(StopId(1)), "recorded-close 10.0.0.1")
     );
     assert_eq!(ran[1].stop, Some(StopId(3)));
-    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(30)));
-    core.handle_timeout(at(30_000));
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(8)));
+    core.handle_timeout(at(8_000));
     let out = effects(&mut core);
     assert_eq!(lines(&out), ["10.0.0.2: flood: command timeout"]);
     assert_eq!(jobs(&out)[0].stop, Some(StopId(2)));
@@ -323,6 +323,117 @@ fn a_restart_runs_overdue_stops_at_once_and_rearms_the_others() {
             .any(|e| matches!(e, Effect::PersistStop { id: StopId(4), .. })),
         "{out:?}"
     );
+}
+
+/// Issue 10 item 12: a restored stop due far in the future (a wall clock set back at boot,
+/// or a hand-edited file) runs no later than the door's `cmd_timeout` after the restart.
+#[test]
+fn issue10_item12_restored_deadlines_are_capped_by_cmd_timeout() {
+    let mut core = new_core(ONE_STEP);
+    core.handle_restore(
+        at(0),
+        vec![(
+            StopId(1),
+            PendingStop {
+                door: "flood".into(),
+                source: ip(1),
+                due_unix: UNIX0 + 1_000_000,
+                command: "close 10.0.0.1".into(),
+            },
+        )],
+    );
+    let out = effects(&mut core);
+    assert_eq!(
+        lines(&out),
+        ["10.0.0.1: flood: stop command restored from /var/lib/knockd/pending-stops, due in 10s"]
+    );
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(10)));
+    core.handle_timeout(at(10_000));
+    let out = effects(&mut core);
+    assert_eq!(jobs(&out)[0].command, "close 10.0.0.1");
+    assert_eq!(jobs(&out)[0].stop, Some(StopId(1)));
+}
+
+/// Issue 10 item 4: a stop command whose spawn fails (EAGAIN, ENOMEM) was forgotten. It is
+/// kept (no `DropStop`: the state file keeps it across a restart) and tried again with a
+/// doubling backoff, each failure logged.
+#[test]
+fn issue10_item4_a_stop_whose_spawn_fails_is_kept_and_retried_with_backoff() {
+    let mut core = new_core(ONE_STEP);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    let _ = effects(&mut core);
+    core.handle_timeout(at(10_000));
+    let stop = jobs(&effects(&mut core)).remove(0);
+    assert_eq!(stop.kind, CommandKind::Stop);
+
+    core.handle_spawn_failed(at(10_000), &stop, "Resource temporarily unavailable".into());
+    let out = effects(&mut core);
+    assert!(
+        !out.iter().any(|e| matches!(e, Effect::DropStop(_))),
+        "{out:?}"
+    );
+    assert_eq!(
+        lines(&out),
+        [
+            "10.0.0.1: flood: error: cannot start the stop command (Resource temporarily \
+          unavailable), failure 1; trying again in 1s (it stays in the state file)"
+        ]
+    );
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(11)));
+    core.handle_timeout(at(10_999));
+    assert!(jobs(&effects(&mut core)).is_empty());
+    core.handle_timeout(at(11_000));
+    let again = jobs(&effects(&mut core));
+    assert_eq!(again, std::slice::from_ref(&stop));
+
+    core.handle_spawn_failed(at(11_000), &stop, "Cannot allocate memory".into());
+    let out = effects(&mut core);
+    assert!(
+        lines(&out)[0].contains("failure 2; trying again in 2s"),
+        "{out:?}"
+    );
+    assert_eq!(core.poll_timeout(), Some(Instant::from_secs(13)));
+    core.handle_timeout(at(13_000));
+    assert_eq!(jobs(&effects(&mut core)), std::slice::from_ref(&stop));
+
+    // It ran: now it is forgotten.
+    core.handle_command_finished(&stop, CommandOutcome::Exited(0));
+    let out = effects(&mut core);
+    assert!(
+        out.contains(&Effect::DropStop(stop.stop.unwrap())),
+        "{out:?}"
+    );
+    assert_eq!(core.poll_timeout(), None);
+}
+
+/// Issue 10 item 11: with a state file that cannot be written (read-only directory, a file
+/// kept because it was unsafe), a door with a stop command opened anyway and a crash then
+/// lost the stop. It is refused and logged; a door without a stop command still opens.
+#[test]
+fn issue10_item11_no_open_with_a_stop_that_cannot_be_made_durable() {
+    let conf = format!("{ONE_STEP}[plain]\nsequence = 7100\ncommand = plain %IP%\n");
+    let mut core = new_core(&conf);
+    core.handle_state_durable(false);
+    core.handle_packet(at(0), &syn(at(0), ip(1), 7000));
+    let out = effects(&mut core);
+    assert!(jobs(&out).is_empty(), "{out:?}");
+    assert!(
+        !out.iter().any(|e| matches!(e, Effect::PersistStop { .. })),
+        "{out:?}"
+    );
+    assert_eq!(
+        lines(&out)[2..],
+        [
+            "10.0.0.1: flood: error: not opened: its stop command cannot be recorded in \
+          /var/lib/knockd/pending-stops (1 opens refused so far)"
+        ]
+    );
+    core.handle_packet(at(1), &syn(at(1), ip(1), 7100));
+    assert_eq!(jobs(&effects(&mut core))[0].command, "plain 10.0.0.1");
+    // Writable again: the door opens.
+    core.handle_state_durable(true);
+    core.handle_packet(at(2), &syn(at(2), ip(2), 7000));
+    assert_eq!(jobs(&effects(&mut core))[0].command, "open 10.0.0.2");
 }
 
 #[test]

@@ -392,3 +392,165 @@ fn interface_from_the_config_unless_given_with_i() {
     net.knock(&net.srv4, "7000,8000");
     wait_lines(&opened, 2, "-i over Interface");
 }
+
+/// Issue 10 item 6: a second knockd on the same state file overwrote the first one's
+/// entries. It is refused, with a message naming the state file; the first keeps running and
+/// its pending stop stays recorded.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item6_a_second_instance_on_one_state_file_is_refused() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let mut first = net.start_knockd(&long_stop_config(&dir), &[]);
+    net.knock(&net.srv4, "7000,8000");
+    wait_lines(&net.path("opened"), 1, "the door opens");
+    let state = net.path("state");
+    wait_until(DEADLINE, || read(&state).contains(&net.cli4).then_some(()))
+        .expect("the pending stop is recorded");
+
+    let mut second = net.spawn_knockd(&net.knockd_args(&[]));
+    let status = second.wait_exit();
+    assert_eq!(status.code(), Some(1), "stderr: {}", second.stderr());
+    let stderr = second.stderr();
+    assert!(
+        stderr.contains(&format!("with the state file {}", state.display()))
+            && stderr.contains("refusing to start"),
+        "{stderr}"
+    );
+    assert!(first.alive());
+    assert!(read(&state).contains(&net.cli4), "{}", read(&state));
+    // Once the first is gone, the next one starts.
+    first.signal("TERM");
+    assert_eq!(first.wait_exit().code(), Some(15));
+    let _third = net.start_knockd(&long_stop_config(&dir), &[]);
+}
+
+/// Issue 10 item 11: a state file knockd refuses to run commands from (writable by others)
+/// was "ignored", then overwritten at the next open (its entries lost), and the door opened
+/// with a stop that could not be made durable. Now the file is left as it is, the door with
+/// a stop command does not open (logged), and a door without one still does.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item11_an_ignored_state_file_is_kept_and_stops_are_not_risked() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let net = Net::new();
+    let dir = net.dir_str();
+    let state = net.path("state");
+    let text = format!(
+        "{{\"version\":1,\"pending_stops\":[{{\"door\":\"door\",\"source\":\"{}\",\"due\":1,\"command\":\"echo stale >> {dir}/closed\"}}]}}\n",
+        net.cli4
+    );
+    std::fs::write(&state, &text).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let _d = net.start_knockd(&long_stop_config(&dir), &[]);
+    net.knock(&net.srv4, "7000,8000");
+    net.knock(&net.srv4, "7100,8100");
+    let opened = wait_lines(&net.path("opened"), 1, "the sentinel opens");
+    assert_eq!(opened, [format!("sentinel {}", net.cli4)]);
+    wait_contains(
+        &net.path("log"),
+        "door: error: not opened: its stop command cannot be recorded in",
+    );
+    assert_eq!(read(&state), text, "the ignored state file was overwritten");
+    assert!(
+        !net.path("closed").exists(),
+        "a stop from an unsafe file ran"
+    );
+}
+
+/// Issue 10 item 11: with the state file's directory read-only (immutable here, since root
+/// ignores permission bits), a door with a stop command opened and a crash then lost its
+/// stop. It is refused and logged; a door without a stop command still opens.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item11_a_read_only_state_directory_opens_no_door_with_a_stop() {
+    struct Immutable(std::path::PathBuf);
+    impl Drop for Immutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let net = Net::new();
+    let dir = net.dir_str();
+    let ro = net.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let made = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&ro)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("skipped: chattr +i is not supported on {}", ro.display());
+        return;
+    }
+    let _guard = Immutable(ro.clone());
+    let state = ro.join("state");
+    net.write("knockd.conf", &long_stop_config(&dir));
+    let mut all = net.knockd_args(&[]);
+    let at = all.iter().position(|a| a == "--state-file").unwrap() + 1;
+    all[at] = state.display().to_string();
+    let log = net.path("log");
+    let d = net.spawn_knockd(&all);
+    d.wait_listening(&log, 0);
+    wait_contains(&log, "cannot write state file");
+    net.knock(&net.srv4, "7000,8000");
+    net.knock(&net.srv4, "7100,8100");
+    let opened = wait_lines(&net.path("opened"), 1, "the sentinel opens");
+    assert_eq!(opened, [format!("sentinel {}", net.cli4)]);
+    wait_contains(
+        &log,
+        "door: error: not opened: its stop command cannot be recorded in",
+    );
+}
+
+/// Issue 10 item 5: a start command still running when knockd was killed finished after the
+/// restarted daemon had run the stop, leaving the hole open. The running start is recorded
+/// (its process group) in the state file; the restart kills that group before the stop runs.
+#[test]
+#[ignore = "needs root"]
+fn issue10_item5_a_start_left_running_is_killed_before_its_stop_runs() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    let config = format!(
+        "[slow]\n\
+         sequence = 7000,8000\n\
+         cmd_timeout = 1\n\
+         start_command = sleep 4; echo open %IP% >> {dir}/opened\n\
+         stop_command = echo close %IP% >> {dir}/closed\n"
+    );
+    let mut d = net.start_knockd(&config, &[]);
+    net.knock(&net.srv4, "7000,8000");
+    let state = net.path("state");
+    let pgid: i32 = wait_until(DEADLINE, || {
+        let doc: serde_json::Value = serde_json::from_str(&read(&state)).ok()?;
+        doc["running_starts"][0]["pgid"]
+            .as_u64()
+            .and_then(|p| i32::try_from(p).ok())
+    })
+    .expect("the running start is recorded with its process group");
+    d.signal("KILL");
+    d.wait_exit();
+    assert!(
+        process_alive(pgid.unsigned_abs()),
+        "the start command ended early"
+    );
+
+    let _d2 = net.spawn_knockd(&net.knockd_args(&[]));
+    wait_lines(&net.path("closed"), 1, "the stop at restart");
+    wait_contains(&net.path("log"), "killed the start command (process group");
+    // The start command's group is gone (it would have been for at most 4 s more)...
+    let group_gone = || {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_err()
+            && !process_alive(pgid.unsigned_abs())
+    };
+    wait_until(DEADLINE, || group_gone().then_some(())).expect("the start command's group ended");
+    // ...and it never got to open the hole after the stop.
+    assert!(
+        !net.path("opened").exists(),
+        "the start command finished after the stop: {}",
+        read(&net.path("opened"))
+    );
+}
