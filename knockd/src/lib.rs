@@ -79,6 +79,7 @@ mod process;
 mod replay;
 mod secret;
 mod server;
+mod spa_keys;
 mod state;
 
 use cli::Cli;

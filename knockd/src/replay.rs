@@ -209,7 +209,9 @@ impl Replay {
                 Effect::PersistStop { .. }
                 | Effect::DropStop(_)
                 | Effect::RewriteOts { .. }
-                | Effect::SetFilter(_) => {}
+                | Effect::SetFilter(_)
+                | Effect::SetPayloadPorts(_)
+                | Effect::PersistSpaReplay(_) => {}
             }
         }
     }
@@ -299,7 +301,14 @@ mod tests {
             })
             .into_iter()
             .collect();
-        let mut replay = Replay::new(RunningConfig { config, ots }, Limits::default());
+        let mut replay = Replay::new(
+            RunningConfig {
+                config,
+                ots,
+                spa: Vec::new(),
+            },
+            Limits::default(),
+        );
         let mut logger = Logger::open(LogOptions::default());
         let mut lines = Vec::new();
         replay.run(

@@ -166,6 +166,8 @@ struct Server {
     capture_rx: Receiver<CaptureEvent>,
     /// The filter to start the capture with (set by the core before the capture exists).
     initial_filter: String,
+    /// The SPA ports to start the capture with (likewise).
+    initial_payload_ports: Vec<u16>,
     /// Packets of this pass not yet given to the core.
     burst: Vec<PacketEvent>,
     /// Jobs held until the state file is written (end of the pass), in order.
@@ -250,6 +252,7 @@ impl Server {
             capture: None,
             capture_rx,
             initial_filter: String::new(),
+            initial_payload_ports: Vec::new(),
             burst: Vec::with_capacity(PACKET_BATCH),
             deferred_jobs: Vec::new(),
             interrupted: Vec::new(),
@@ -261,6 +264,7 @@ impl Server {
         server.core.handle_local_addresses(addresses);
         server.perform();
         capture_config.filter = std::mem::take(&mut server.initial_filter);
+        capture_config.payload_ports = std::mem::take(&mut server.initial_payload_ports);
         let capture = LiveCapture::start(capture_config, clock, capture_tx).map_err(|e| {
             server.logger.log(&format!("error: {e}"));
             Error::Capture(e)
@@ -273,6 +277,17 @@ impl Server {
         server
             .logger
             .log(&format!("starting up, listening on {interfaces}"));
+        // The SPA replay cache a previous run left: its packets stay refused.
+        if !server.state.spa_replay().is_empty() {
+            let now = server.now();
+            let text = server.state.spa_replay().to_owned();
+            if let Some(error) = server.core.handle_spa_replay_restore(now, &text) {
+                server.logger.error(&format!(
+                    "error: state file {}: ignoring its SPA replay cache: {error}",
+                    server.state.path().display()
+                ));
+            }
+        }
         // Stop commands a previous run left pending: overdue ones run now, the others are
         // armed again.
         let entries = server.state.entries();
@@ -444,6 +459,20 @@ impl Server {
                     "error: cannot install the packet filter on {interface}: {error}"
                 ));
             }
+            CaptureEvent::Datagram(datagram) => {
+                if self.logger.is_debug() {
+                    self.logger.debug(&format!(
+                        "{}: {} ({} bytes of data)",
+                        debug_time(Timestamp::now()),
+                        debug_packet(&datagram.packet),
+                        datagram.payload().len()
+                    ));
+                }
+                let now = self.now();
+                self.core
+                    .handle_datagram(now, &datagram.packet, datagram.payload());
+                self.perform();
+            }
             CaptureEvent::AddressesChanged { addresses } => {
                 for address in &addresses {
                     self.logger.debug(&format!("local IP: {address}"));
@@ -501,6 +530,11 @@ impl Server {
                     }
                 }
                 Effect::SetFilter(filter) => self.set_filter(filter),
+                Effect::SetPayloadPorts(ports) => match &self.capture {
+                    Some(capture) => capture.set_payload_ports(ports),
+                    None => self.initial_payload_ports = ports,
+                },
+                Effect::PersistSpaReplay(text) => self.state.set_spa_replay(text),
             }
         }
     }
@@ -656,6 +690,12 @@ impl Server {
             self.executor.running(),
             self.executor.queued(),
         );
+        if self.core.has_spa_doors() {
+            text.push_str(&format!(
+                ", {} unauthenticated SPA packets dropped",
+                self.core.spa_unauthenticated()
+            ));
+        }
         if let Some(capture) = &self.capture {
             for stats in capture.stats() {
                 text.push_str(&format!(

@@ -13,6 +13,11 @@
 //! ]}
 //! ```
 //!
+//! SPA doors add `"spa_replay_cache"`: the replay cache's text (one `<sha-256 hex> <expiry>`
+//! line per authentic packet still young enough to be replayed; see
+//! `knock_core::spa::ReplayCache`), so a captured packet cannot be replayed after a restart.
+//! Files without it (older versions, no SPA door) load as before.
+//!
 //! `due` is in Unix seconds; `command` is the stop command as it will run (`%IP%` already
 //! replaced), so the hole opened under an old configuration is closed by the matching
 //! command even if the configuration changed since.
@@ -60,6 +65,8 @@ pub(crate) enum StateError {
 pub(crate) struct StateFile {
     path: PathBuf,
     entries: BTreeMap<StopId, PendingStop>,
+    /// The SPA replay cache's text (empty: none).
+    spa_replay: String,
     /// Changed since the last successful write.
     dirty: bool,
 }
@@ -71,6 +78,7 @@ impl StateFile {
         Self {
             path,
             entries: BTreeMap::new(),
+            spa_replay: String::new(),
             dirty: false,
         }
     }
@@ -137,6 +145,11 @@ impl StateFile {
             );
         }
         state.entries = entries;
+        match value.get("spa_replay_cache") {
+            None => {}
+            Some(Value::String(text)) => state.spa_replay.clone_from(text),
+            Some(_) => return Err(corrupt("\"spa_replay_cache\" is not a string".into())),
+        }
         Ok(state)
     }
 
@@ -159,6 +172,20 @@ impl StateFile {
     pub(crate) fn add(&mut self, id: StopId, stop: PendingStop) {
         self.entries.insert(id, stop);
         self.dirty = true;
+    }
+
+    /// The SPA replay cache's text as loaded or last set (empty: none).
+    #[must_use]
+    pub(crate) fn spa_replay(&self) -> &str {
+        &self.spa_replay
+    }
+
+    /// Replaces the SPA replay cache's text (in memory; written with the pending stops).
+    pub(crate) fn set_spa_replay(&mut self, text: String) {
+        if self.spa_replay != text {
+            self.spa_replay = text;
+            self.dirty = true;
+        }
     }
 
     /// Forgets a pending stop (in memory).
@@ -203,7 +230,11 @@ impl StateFile {
                 })
             })
             .collect();
-        let mut text = json!({ "version": 1, "pending_stops": list }).to_string();
+        let mut document = json!({ "version": 1, "pending_stops": list });
+        if !self.spa_replay.is_empty() {
+            document["spa_replay_cache"] = Value::String(self.spa_replay.clone());
+        }
+        let mut text = document.to_string();
         text.push('\n');
         text
     }
@@ -302,6 +333,34 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn the_spa_replay_cache_round_trips_and_old_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(
+            &path,
+            r#"{"version":1,"pending_stops":[{"door":"d","source":"10.0.0.1","due":5,"command":"c"}]}"#,
+        )
+        .unwrap();
+        let mut state = StateFile::load(path.clone()).unwrap();
+        assert_eq!(state.spa_replay(), "");
+        assert_eq!(state.entries().len(), 1);
+        let text = format!("{} 1795000120\n", "ab".repeat(32));
+        state.set_spa_replay(text.clone());
+        assert!(state.is_dirty());
+        state.save_if_dirty().unwrap();
+        state.set_spa_replay(text.clone());
+        assert!(!state.is_dirty(), "an unchanged cache is not written again");
+        let loaded = StateFile::load(path.clone()).unwrap();
+        assert_eq!(loaded.spa_replay(), text);
+        assert_eq!(loaded.entries().len(), 1);
+        std::fs::write(&path, r#"{"pending_stops":[],"spa_replay_cache":7}"#).unwrap();
+        assert!(matches!(
+            StateFile::load(path),
+            Err(StateError::Corrupt { .. })
+        ));
     }
 
     #[test]

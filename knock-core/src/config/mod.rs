@@ -355,10 +355,13 @@ impl Door {
     /// grant.
     #[must_use]
     pub fn commands_per_port(&self, source: IpAddr) -> bool {
-        [self.start_command_for(source), self.stop_command_for(source)]
-            .into_iter()
-            .flatten()
-            .any(|c| c.contains("%PROTO%") || c.contains("%PORT%"))
+        [
+            self.start_command_for(source),
+            self.stop_command_for(source),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|c| c.contains("%PROTO%") || c.contains("%PORT%"))
     }
 
     /// The start command line for `source` and one granted port of an SPA door: `%IP%`,
@@ -424,7 +427,7 @@ mod tests {
         let mut door = Door::new("spa", Vec::new());
         let v6: IpAddr = "fd00::7".parse().unwrap();
         let ssh = crate::spa::AccessPort {
-            protocol: crate::Protocol::Tcp,
+            protocol: Protocol::Tcp,
             port: 22,
         };
         door.start_command = Some("open %IP% %PROTO% %PORT%".into());

@@ -85,4 +85,10 @@ pub(crate) enum Effect {
     },
     /// Install this kernel filter (the doors' current steps and the local addresses).
     SetFilter(String),
+    /// Deliver the data of UDP datagrams to these ports (the SPA doors' `SPA_Port`s) with
+    /// `Core::handle_datagram` rather than as plain packets.
+    SetPayloadPorts(Vec<u16>),
+    /// Record the SPA replay cache in the state file (its `ReplayCache::to_text` form;
+    /// written with the pending stops, at most once per pass).
+    PersistSpaReplay(String),
 }

@@ -179,6 +179,18 @@ pub(crate) enum Record {
         /// The door's name.
         door: String,
     },
+    /// An authentic SPA packet (its HMAC verified) was refused: replayed, too old, a port
+    /// outside `SPA_Access`, … (unauthenticated packets are only counted, never recorded).
+    SpaRefused {
+        /// The door's name.
+        door: String,
+        /// The packet's source.
+        source: IpAddr,
+        /// The reason's stable code (`replay`, `too_old`, `not_allowed`, …).
+        code: &'static str,
+        /// The reason, in words (never key material).
+        reason: String,
+    },
 }
 
 impl Record {
@@ -194,7 +206,8 @@ impl Record {
             | Self::StopRestored { .. }
             | Self::StopOverdue { .. }
             | Self::StopsLeft { .. }
-            | Self::OtsExhausted { .. } => Level::Event,
+            | Self::OtsExhausted { .. }
+            | Self::SpaRefused { .. } => Level::Event,
             Self::Invalidated { .. } => Level::Verbose,
             Self::OtsNext { .. } => Level::Debug,
             Self::StartRefused { .. }
@@ -223,7 +236,8 @@ impl Record {
             | Self::Invalidated { source, .. }
             | Self::StopRestored { source, .. }
             | Self::StopOverdue { source, .. }
-            | Self::CommandKilled { source, .. } => Some(*source),
+            | Self::CommandKilled { source, .. }
+            | Self::SpaRefused { source, .. } => Some(*source),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
             | Self::CommandFinished { .. }
@@ -275,6 +289,20 @@ impl Record {
                 source,
                 stage: n,
             } => ("invalidated", door, *source, stage(n)),
+            Self::SpaRefused {
+                door,
+                source,
+                code,
+                reason,
+            } => (
+                "spa_refused",
+                door,
+                *source,
+                vec![
+                    ("code", JsonValue::Str(code)),
+                    ("reason", JsonValue::Str(reason)),
+                ],
+            ),
             Self::CommandFinished { job, outcome } => {
                 let mut fields = vec![
                     ("kind", JsonValue::Str(job.kind.as_str())),
@@ -355,6 +383,16 @@ impl fmt::Display for Line<'_> {
                 stage,
             } => write!(f, "{}: {door}: Stage {stage}", label(source)),
             Record::Open { door, source } => write!(f, "{}: {door}: OPEN SESAME", label(source)),
+            Record::SpaRefused {
+                door,
+                source,
+                code,
+                reason,
+            } => write!(
+                f,
+                "{}: {door}: SPA packet refused ({code}): {reason}",
+                label(source)
+            ),
             Record::Close { door, source } => {
                 write!(f, "{}: {door}: command timeout", label(source))
             }
