@@ -208,3 +208,83 @@ fn our_knock_client_opens_the_door() {
     let got = wait_lines(&net.path("opened"), 1, "knock --door spa");
     assert_eq!(got, [format!("open {} udp 1194", net.cli4)]);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_udp_flood_to_the_spa_port_neither_kills_nor_bloats_knockd_nor_fills_the_log() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    const PACKETS: &str = "200000";
+    const MAX_GROWTH_KIB: u64 = 16 * 1024;
+    let net = Net::new();
+    let config = config(&net);
+    net.write("knockd.conf", &config);
+    let mut args = net.knockd_args(&[]);
+    args.retain(|a| a != "-v");
+    let daemon = net.spawn_knockd(&args);
+    let log = net.path("log");
+    daemon.wait_listening(&log, 0);
+    let baseline_kib = crate::fixture::vm_hwm_kib(daemon.pid);
+    let started = std::time::Instant::now();
+    // 200-byte UDP datagrams from random sources to the SPA port, as fast as hping3 goes.
+    let mut flood = net
+        .cmd_in(&net.cli, "hping3")
+        .args(["-q", "--rand-source", "-2", "-d", "200", "-p", "62201"])
+        .args(["-c", PACKETS, "-i", "u10"])
+        .arg(&net.srv4)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hping3");
+    // A legitimate SPA packet while the flood runs.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut spa = vec!["-A", "tcp/22", "-a", "10.250.0.9", "-D", &net.srv4];
+    spa.extend(keys(KEY, HMAC));
+    fwknop(&net, &spa, "legit");
+    let during = flood.try_wait().ok().flatten().is_none();
+    let status = wait_until(Duration::from_secs(120), || flood.try_wait().ok().flatten())
+        .expect("hping3 flood did not finish");
+    let elapsed = started.elapsed();
+    assert!(status.code().is_some(), "hping3 was killed");
+    let got = wait_lines(
+        &net.path("opened"),
+        1,
+        "the SPA packet sent during the flood",
+    );
+    assert_eq!(got, ["open 10.250.0.9 tcp 22"]);
+    assert!(
+        during,
+        "the flood was over before the legitimate packet was sent"
+    );
+    // Counted, not logged.
+    let mut counted = 0u64;
+    wait_until(crate::fixture::DEADLINE, || {
+        daemon.signal("USR1");
+        std::thread::sleep(Duration::from_millis(200));
+        let text = read(&log);
+        let line = text.lines().rev().find(|l| l.contains("statistics:"))?;
+        let before = &line[..line.find(" unauthenticated SPA packets dropped")?];
+        let n: u64 = before.rsplit(' ').next()?.parse().ok()?;
+        counted = n;
+        (n >= 10_000).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the flood was not counted:\n{}", read(&log)));
+    let log_lines = lines(&log).len();
+    assert!(log_lines < 50, "{log_lines} log lines after the flood");
+    let hwm = crate::fixture::vm_hwm_kib(daemon.pid);
+    eprintln!(
+        "spa flood: {PACKETS} packets sent in {elapsed:?}, {counted} counted as unauthenticated, \
+         {log_lines} log lines, knockd VmHWM {baseline_kib} KiB before, {hwm} KiB after; {}",
+        read(&log)
+            .lines()
+            .rev()
+            .find(|l| l.contains("statistics:"))
+            .unwrap_or_default()
+    );
+    assert!(
+        hwm.saturating_sub(baseline_kib) < MAX_GROWTH_KIB,
+        "knockd's peak RSS grew by {} KiB",
+        hwm.saturating_sub(baseline_kib)
+    );
+}
