@@ -542,6 +542,40 @@ mod tests {
     }
 
     #[test]
+    fn spa_key_files_are_read_owner_only_and_positioned_on_error() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("spa.key");
+        let hmac = dir.path().join("spa.hmac");
+        std::fs::write(&key, "p94UgXOyC8ZqKULnkrtgEsq4DqkbcSyhspnzUE4gQlY=\n").unwrap();
+        std::fs::write(
+            &hmac,
+            "wMipfKH7Up65R3ciFGUHP2jSPFU0OjvpMsumO1r51Q9/8e5aLg2M9fvbWV+pqmirbzwYgBRQHzWq2KCs4jVYTw==\n",
+        )
+        .unwrap();
+        for file in [&key, &hmac] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let conf = "[knock]\nsequence = 7000\ncommand = true\n[spa]\nspa_key_file = spa.key\n\
+                    spa_hmac_key_file = spa.hmac\nspa_access = tcp/22\nstart_command = true\n";
+        std::fs::write(dir.path().join("k.conf"), conf).unwrap();
+        let loaded = load("k.conf", &dir.path().join("k.conf"), dir.path()).unwrap();
+        assert_eq!(loaded.spa.len(), 1);
+        assert_eq!(loaded.spa[0].0, 1);
+        assert_eq!(loaded.running().spa.len(), 1);
+
+        std::fs::set_permissions(&hmac, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = load("k.conf", &dir.path().join("k.conf"), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("k.conf:6:21: spa key file spa.hmac: accessible by group or others"),
+            "{text}"
+        );
+        assert!(!text.contains("wMip"), "{text}");
+    }
+
+    #[test]
     fn one_time_sequences_are_loaded_and_positioned_on_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seqs"), " 1000,2000\n").unwrap();
