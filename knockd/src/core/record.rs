@@ -179,6 +179,20 @@ pub(crate) enum Record {
         /// The door's name.
         door: String,
     },
+    /// An SPA packet was verified and grants access (followed by [`Record::Open`] for the
+    /// granted address).
+    SpaGranted {
+        /// The door's name.
+        door: String,
+        /// The packet's source.
+        source: IpAddr,
+        /// The address let in (the message's, or the source for `0.0.0.0`), as text.
+        address: String,
+        /// The granted protocols/ports (`tcp/22,udp/1194`).
+        ports: String,
+        /// The user name in the message (informational: anyone with the keys can send any).
+        username: String,
+    },
     /// An authentic SPA packet (its HMAC verified) was refused: replayed, too old, a port
     /// outside `SPA_Access`, … (unauthenticated packets are only counted, never recorded).
     SpaRefused {
@@ -207,7 +221,8 @@ impl Record {
             | Self::StopOverdue { .. }
             | Self::StopsLeft { .. }
             | Self::OtsExhausted { .. }
-            | Self::SpaRefused { .. } => Level::Event,
+            | Self::SpaRefused { .. }
+            | Self::SpaGranted { .. } => Level::Event,
             Self::Invalidated { .. } => Level::Verbose,
             Self::OtsNext { .. } => Level::Debug,
             Self::StartRefused { .. }
@@ -237,7 +252,8 @@ impl Record {
             | Self::StopRestored { source, .. }
             | Self::StopOverdue { source, .. }
             | Self::CommandKilled { source, .. }
-            | Self::SpaRefused { source, .. } => Some(*source),
+            | Self::SpaRefused { source, .. }
+            | Self::SpaGranted { source, .. } => Some(*source),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
             | Self::CommandFinished { .. }
@@ -289,6 +305,26 @@ impl Record {
                 source,
                 stage: n,
             } => ("invalidated", door, *source, stage(n)),
+            Self::SpaGranted {
+                door,
+                source,
+                address,
+                ports,
+                username,
+            } => {
+                return Some(JsonEvent {
+                    event: "spa_granted",
+                    time,
+                    door,
+                    source: *source,
+                    host,
+                    fields: vec![
+                        ("address", JsonValue::Str(address)),
+                        ("ports", JsonValue::Str(ports)),
+                        ("user", JsonValue::Str(username)),
+                    ],
+                });
+            }
             Self::SpaRefused {
                 door,
                 source,
@@ -383,6 +419,17 @@ impl fmt::Display for Line<'_> {
                 stage,
             } => write!(f, "{}: {door}: Stage {stage}", label(source)),
             Record::Open { door, source } => write!(f, "{}: {door}: OPEN SESAME", label(source)),
+            Record::SpaGranted {
+                door,
+                source,
+                address,
+                ports,
+                username,
+            } => write!(
+                f,
+                "{}: {door}: SPA packet verified: {ports} for {address} (user {username})",
+                label(source)
+            ),
             Record::SpaRefused {
                 door,
                 source,

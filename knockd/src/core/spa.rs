@@ -4,7 +4,9 @@
 //! SPA door listening on that port and destination tries it with its verifier
 //! ([`SpaDoor::verify`], keys loaded at start and reload):
 //!
-//! * **Grant**: an [`Record::Open`] naming the granted address (`IP: DOOR: OPEN SESAME`),
+//! * **Grant**: a [`Record::SpaGranted`] (the packet's source, the address let in, the
+//!   ports, the user name the client sent), then a [`Record::Open`] naming the granted
+//!   address (`IP: DOOR: OPEN SESAME`),
 //!   then the door's commands as for a sequence door, `%IP%` being the granted address:
 //!   once per grant, or once per granted port when a command names `%PROTO%`/`%PORT%`.
 //!   Each stop is recorded before its start and runs after `Cmd_Timeout`, or after the
@@ -91,11 +93,21 @@ impl Core {
                 Err(refusal) if refusal.is_unauthenticated() => {}
                 Ok(grant) => {
                     self.persist_replay(now);
+                    self.push(Effect::Log(Record::SpaGranted {
+                        door: self.config.doors[index].name.clone(),
+                        source: packet.source,
+                        address: grant.address.to_string(),
+                        ports: knock_core::spa::DisplayAccess(&grant.ports).to_string(),
+                        username: grant.username.clone(),
+                    }));
                     self.spa_open(now, index, &grant);
                     return;
                 }
                 Err(refusal) => {
-                    self.persist_replay(now);
+                    // A replay changed nothing in the cache: no state-file work for it.
+                    if refusal != Refusal::Replay {
+                        self.persist_replay(now);
+                    }
                     self.spa_refused(index, packet.source, &refusal);
                     return;
                 }
@@ -361,7 +373,13 @@ mod tests {
         ));
         let payload = packet(UNIX0 + 5, "10.0.0.9", &[TCP22, UDP1194], None, 1);
         let out = send(&mut core, at(5), "10.0.0.1", &payload);
-        assert_eq!(lines(&out), ["10.0.0.9: ssh: OPEN SESAME"]);
+        assert_eq!(
+            lines(&out),
+            [
+                "10.0.0.1: ssh: SPA packet verified: tcp/22,udp/1194 for 10.0.0.9 (user alice)",
+                "10.0.0.9: ssh: OPEN SESAME"
+            ]
+        );
         assert_eq!(
             jobs(&out),
             ["open 10.0.0.9 tcp 22", "open 10.0.0.9 udp 1194"]
@@ -423,7 +441,7 @@ mod tests {
         ));
         let payload = packet(UNIX0, "0.0.0.0", &[TCP22, UDP1194], None, 2);
         let out = send(&mut core, at(0), "10.0.0.1", &payload);
-        assert_eq!(lines(&out), ["10.0.0.1: ssh: OPEN SESAME"]);
+        assert_eq!(lines(&out)[1], "10.0.0.1: ssh: OPEN SESAME");
         assert_eq!(jobs(&out), ["open 10.0.0.1"]);
     }
 

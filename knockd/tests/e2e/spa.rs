@@ -89,6 +89,13 @@ fn fwknop_opens_the_door_once_per_port_and_its_replay_is_refused() {
     let got = wait_lines(&opened, 2, "fwknop -A tcp/22,udp/1194");
     assert_eq!(got, ["open 10.250.0.7 tcp 22", "open 10.250.0.7 udp 1194"]);
     wait_contains(&log, "10.250.0.7: spa: OPEN SESAME");
+    wait_contains(
+        &log,
+        &format!(
+            "{}: spa: SPA packet verified: tcp/22,udp/1194 for 10.250.0.7",
+            net.cli4
+        ),
+    );
 
     // The same packet again (captured with -B, re-sent): refused, logged, nothing runs.
     resend(&net, &saved, &net.srv4);
