@@ -692,7 +692,8 @@ impl Server {
         );
         if self.core.has_spa_doors() {
             text.push_str(&format!(
-                ", {} unauthenticated SPA packets dropped",
+                ", {} SPA packets granted, {} unauthenticated SPA packets dropped",
+                self.core.spa_granted(),
                 self.core.spa_unauthenticated()
             ));
         }

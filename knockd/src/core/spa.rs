@@ -46,6 +46,8 @@ pub(super) struct SpaState {
     replay: ReplayCache,
     /// Datagrams refused before authentication (bad HMAC, not SPA data), since start.
     unauthenticated: u64,
+    /// Packets that granted access, since start.
+    granted: u64,
     /// The SPA ports last given to the driver (none at first: the capture starts with none).
     payload_ports: Vec<u16>,
 }
@@ -92,6 +94,7 @@ impl Core {
                 // Maybe another door's keys: try the next one.
                 Err(refusal) if refusal.is_unauthenticated() => {}
                 Ok(grant) => {
+                    self.spa.granted = self.spa.granted.saturating_add(1);
                     self.persist_replay(now);
                     self.push(Effect::Log(Record::SpaGranted {
                         door: self.config.doors[index].name.clone(),
@@ -135,6 +138,12 @@ impl Core {
     #[must_use]
     pub(crate) const fn spa_unauthenticated(&self) -> u64 {
         self.spa.unauthenticated
+    }
+
+    /// SPA packets that granted access since start.
+    #[must_use]
+    pub(crate) const fn spa_granted(&self) -> u64 {
+        self.spa.granted
     }
 
     /// Whether some door is an SPA door.
@@ -432,6 +441,39 @@ mod tests {
         let payload = packet(UNIX0, "10.0.0.1", &[TCP22], None, 9);
         assert!(send(&mut core, at(0), "10.0.0.1", &payload).is_empty());
         assert_eq!(core.spa_unauthenticated(), 0);
+    }
+
+    #[test]
+    fn doors_sharing_a_port_each_verify_with_their_own_keys() {
+        let other_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let other_hmac = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+        let two = format!(
+            "{}[vpn]\nspa_key_base64 = {other_key}\nspa_hmac_key_base64 = {other_hmac}\n\
+             spa_access = udp/1194\nstart_command = vpn %IP%\n",
+            conf("start_command = ssh %IP%\n")
+        );
+        let mut core = core(&two);
+        let request = SpaRequest {
+            username: "bob".into(),
+            timestamp: UNIX0,
+            allow: "0.0.0.0".parse().unwrap(),
+            access: vec![AccessPort {
+                protocol: Protocol::Udp,
+                port: 1194,
+            }],
+            client_timeout: None,
+        };
+        let payload = encode(&request, &keys(other_key, other_hmac), &[11; 16]).unwrap();
+        let out = send(&mut core, at(0), "10.0.0.4", &payload);
+        assert_eq!(jobs(&out), ["vpn 10.0.0.4"]);
+        let out = send(
+            &mut core,
+            at(0),
+            "10.0.0.4",
+            &packet(UNIX0, "0.0.0.0", &[TCP22], None, 12),
+        );
+        assert_eq!(jobs(&out), ["ssh 10.0.0.4"]);
+        assert_eq!((core.spa_granted(), core.spa_unauthenticated()), (2, 0));
     }
 
     #[test]
