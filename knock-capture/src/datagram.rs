@@ -41,6 +41,7 @@ impl Datagram {
 
     /// A datagram taking one of the `limit` slots counted by `in_flight`, or `None` when
     /// they are all taken (checked before anything is allocated).
+    #[cfg(any(feature = "libpcap", test))]
     pub(crate) fn bounded(
         packet: PacketEvent,
         payload: &[u8],
