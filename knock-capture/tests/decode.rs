@@ -389,6 +389,10 @@ proptest! {
         prop_assert_eq!(event.tcp_flags, if tcp { TcpFlags::from_bits(flags) } else { TcpFlags::EMPTY });
         prop_assert_eq!(event.wire_len, 1500);
         prop_assert_eq!(event.timestamp, T);
+        // The SPA path: the same event, and exactly the UDP data (none for TCP).
+        let (same, data) = knock_capture::decode_with_payload(link, T, &frame, 1500).unwrap();
+        prop_assert_eq!(same, event);
+        prop_assert_eq!(data, if tcp { &[][..] } else { &payload[..] });
     }
 
     #[test]
@@ -409,6 +413,9 @@ proptest! {
         let frame = frame(link, &ip);
         for cut in 0..=frame.len() {
             let _ = decode(link, T, &frame[..cut], 0);
+            if let Ok((_, data)) = knock_capture::decode_with_payload(link, T, &frame[..cut], 0) {
+                prop_assert!(data.len() <= cut);
+            }
         }
     }
 }
