@@ -135,4 +135,4 @@ pub use error::CaptureError;
 #[cfg(feature = "libpcap")]
 pub use live::{CaptureConfig, CaptureEvent, InterfaceStats, LiveCapture};
 #[cfg(feature = "libpcap")]
-pub use offline::OfflineCapture;
+pub use offline::{OfflineCapture, OfflineFrame};
