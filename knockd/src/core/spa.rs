@@ -207,7 +207,11 @@ impl Core {
                 .into_iter()
                 .collect()
         };
-        let door_ref = self.matcher.door(door_id(index)).cloned();
+        // The matcher arms the closes; it knows every door of the configuration, so this
+        // is there (without it nothing runs: a start without its stop would leave a hole).
+        let Some(door_ref) = self.matcher.door(door_id(index)).cloned() else {
+            return;
+        };
         for (start, stop) in lines {
             let waiting = self
                 .jobs_outstanding
@@ -225,7 +229,7 @@ impl Core {
                 }
                 continue;
             }
-            if let (Some(stop), Some(door_ref)) = (stop, &door_ref) {
+            if let Some(stop) = stop {
                 let due_unix =
                     now.unix_secs + timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
                 let stop = PendingStop {
