@@ -211,6 +211,22 @@ pub fn decode(
     frame: &[u8],
     wire_len: u32,
 ) -> Result<PacketEvent, Ignored> {
+    decode_with_payload(link, timestamp, frame, wire_len).map(|(event, _)| event)
+}
+
+/// [`decode`], also giving the data a UDP datagram carries (for SPA receivers): the bytes
+/// after the UDP header, limited by the UDP length field and by what was captured. Empty for
+/// TCP segments. The payload borrows `frame`: pure and allocation-free like [`decode`].
+///
+/// # Errors
+///
+/// As [`decode`].
+pub fn decode_with_payload(
+    link: LinkType,
+    timestamp: Instant,
+    frame: &[u8],
+    wire_len: u32,
+) -> Result<(PacketEvent, &[u8]), Ignored> {
     let (family, ip) = match link {
         LinkType::Ethernet => {
             let ether_type = read_u16(frame, 12).ok_or(Ignored::Truncated)?;
@@ -298,13 +314,13 @@ fn ether_payload(
     }
 }
 
-/// Decodes an IP packet (with the family the link announced, if any).
+/// Decodes an IP packet (with the family the link announced, if any), with the UDP payload.
 fn decode_ip(
     announced: Option<Family>,
     timestamp: Instant,
     ip: &[u8],
     wire_len: u32,
-) -> Result<PacketEvent, Ignored> {
+) -> Result<(PacketEvent, &[u8]), Ignored> {
     let version = match ip.first().map(|b| b >> 4) {
         None => return Err(Ignored::Truncated),
         Some(4) => Family::V4,
@@ -351,7 +367,7 @@ fn decode_ip(
         return Err(Ignored::Fragment);
     }
     let transport = payload.payload;
-    let (protocol, source_port, destination_port, tcp_flags) = match payload.ip_number {
+    let (protocol, source_port, destination_port, tcp_flags, data) = match payload.ip_number {
         IpNumber::TCP => {
             if transport.len() < 20 {
                 return Err(Ignored::Truncated);
@@ -366,31 +382,40 @@ fn decode_ip(
                 u16::from_be_bytes([transport[0], transport[1]]),
                 u16::from_be_bytes([transport[2], transport[3]]),
                 TcpFlags::from_bits(transport[13]),
+                &transport[..0],
             )
         }
         IpNumber::UDP => {
             if transport.len() < 8 {
                 return Err(Ignored::Truncated);
             }
+            // The UDP length field bounds the data (Ethernet padding is not data); a length
+            // below the header's own 8 bytes, or beyond the capture, is taken laxly.
+            let length = usize::from(u16::from_be_bytes([transport[4], transport[5]]));
+            let end = length.clamp(8, transport.len());
             (
                 Protocol::Udp,
                 u16::from_be_bytes([transport[0], transport[1]]),
                 u16::from_be_bytes([transport[2], transport[3]]),
                 TcpFlags::EMPTY,
+                &transport[8..end],
             )
         }
         _ => return Err(Ignored::NotTcpOrUdp),
     };
-    Ok(PacketEvent {
-        timestamp,
-        source,
-        destination,
-        protocol,
-        source_port,
-        destination_port,
-        tcp_flags,
-        wire_len,
-    })
+    Ok((
+        PacketEvent {
+            timestamp,
+            source,
+            destination,
+            protocol,
+            source_port,
+            destination_port,
+            tcp_flags,
+            wire_len,
+        },
+        data,
+    ))
 }
 
 /// Whether a fragmented packet is the first fragment (offset 0), which starts with the

@@ -51,6 +51,8 @@ struct FamilyClause {
 /// has no TCP flag tests (libpcap's `tcp[]` accessors do not work over IPv6; the core checks
 /// flags) and lets IPv6 packets with extension headers through (see the decoder).
 ///
+/// SPA doors (`SPA_*`) admit their UDP `SPA_Port` to the same destinations.
+///
 /// Pass the doors with the sequence they currently accept (for one-time-sequence doors, the
 /// active sequence). With no door steps at all the result is [`MATCH_NOTHING`].
 ///
@@ -76,7 +78,10 @@ pub fn filter_expression(doors: &[Door], local: &[IpAddr]) -> String {
     let mut v6 = FamilyClause::default();
     let local_v4: Vec<IpAddr> = local.iter().copied().filter(IpAddr::is_ipv4).collect();
     let local_v6: Vec<IpAddr> = local.iter().copied().filter(IpAddr::is_ipv6).collect();
-    for door in doors.iter().filter(|d| !d.sequence.is_empty()) {
+    for door in doors
+        .iter()
+        .filter(|d| !d.sequence.is_empty() || d.spa.is_some())
+    {
         add_door(&mut v4, door, &local_v4, true);
         add_door(&mut v6, door, &local_v6, false);
     }
@@ -208,6 +213,21 @@ fn add_door(clause: &mut FamilyClause, door: &Door, local: &[IpAddr], ipv4: bool
             Protocol::Udp => clause.udp_ports.insert(knock.port),
         };
     }
+    // An SPA door: its UDP port (`SPA_Port`), to the same destinations.
+    if let Some(spa) = &door.spa {
+        clause.udp_ports.insert(spa.port);
+    }
+}
+
+/// The UDP ports whose datagrams must be delivered with their data: the `SPA_Port`s of
+/// the SPA doors, sorted and deduplicated (for `CaptureConfig::payload_ports`).
+#[must_use]
+pub fn payload_ports(doors: &[Door]) -> Vec<u16> {
+    let ports: BTreeSet<u16> = doors
+        .iter()
+        .filter_map(|d| d.spa.as_ref().map(|s| s.port))
+        .collect();
+    ports.into_iter().collect()
 }
 
 /// `ports` as at most `max` inclusive ranges covering them all: adjacent ports always merge;

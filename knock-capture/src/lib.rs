@@ -107,6 +107,7 @@
 
 mod addresses;
 mod clock;
+mod datagram;
 mod decode;
 mod filter;
 mod link;
@@ -122,8 +123,11 @@ mod platform;
 
 pub use addresses::{ANY_INTERFACE, local_addresses};
 pub use clock::{Clock, instant_from_timeval};
-pub use decode::{AtomicIgnoredCounts, Ignored, IgnoredCounts, decode};
-pub use filter::{Destinations, MATCH_NOTHING, MAX_HOST_TERMS, MAX_PORT_TERMS, filter_expression};
+pub use datagram::{Datagram, MAX_DATAGRAM_PAYLOAD};
+pub use decode::{AtomicIgnoredCounts, Ignored, IgnoredCounts, decode, decode_with_payload};
+pub use filter::{
+    Destinations, MATCH_NOTHING, MAX_HOST_TERMS, MAX_PORT_TERMS, filter_expression, payload_ports,
+};
 pub use link::LinkType;
 
 #[cfg(feature = "libpcap")]
@@ -131,4 +135,4 @@ pub use error::CaptureError;
 #[cfg(feature = "libpcap")]
 pub use live::{CaptureConfig, CaptureEvent, InterfaceStats, LiveCapture};
 #[cfg(feature = "libpcap")]
-pub use offline::OfflineCapture;
+pub use offline::{OfflineCapture, OfflineFrame};

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,7 +13,8 @@ use pcap::{Active, Capture, Direction};
 
 use crate::addresses::local_addresses;
 use crate::clock::Clock;
-use crate::decode::{AtomicIgnoredCounts, IgnoredCounts, decode};
+use crate::datagram::Datagram;
+use crate::decode::{AtomicIgnoredCounts, IgnoredCounts, decode_with_payload};
 use crate::error::CaptureError;
 use crate::link::LinkType;
 
@@ -62,6 +63,16 @@ pub struct CaptureConfig {
     pub address_netlink: bool,
     /// How often the local addresses are re-read when netlink is not used (default 1 s).
     pub address_poll_interval: Duration,
+    /// UDP destination ports whose datagrams are reported with their data
+    /// ([`CaptureEvent::Datagram`], e.g. SPA ports; see [`payload_ports`](crate::payload_ports))
+    /// instead of as [`CaptureEvent::Packet`]. Default: none. Changed with
+    /// [`LiveCapture::set_payload_ports`].
+    pub payload_ports: Vec<u16>,
+    /// The most [`Datagram`]s alive at once (sent and not yet dropped by the consumer;
+    /// default 1 024, at most about 1.6 MB): beyond it datagrams are dropped and counted in
+    /// [`InterfaceStats::channel_dropped`], so a flood to a payload port cannot grow memory
+    /// by more than this times [`MAX_DATAGRAM_PAYLOAD`](crate::MAX_DATAGRAM_PAYLOAD).
+    pub max_datagrams_in_flight: usize,
 }
 
 impl Default for CaptureConfig {
@@ -78,6 +89,8 @@ impl Default for CaptureConfig {
             retry_interval: Duration::from_secs(1),
             address_netlink: true,
             address_poll_interval: Duration::from_secs(1),
+            payload_ports: Vec::new(),
+            max_datagrams_in_flight: 1024,
         }
     }
 }
@@ -115,6 +128,9 @@ impl CaptureConfig {
 pub enum CaptureEvent {
     /// A decoded TCP or UDP packet, stamped with the [`Clock`] when it was read.
     Packet(PacketEvent),
+    /// A UDP datagram to one of [`CaptureConfig::payload_ports`], with its data (boxed: the
+    /// event stays small; bounded by [`CaptureConfig::max_datagrams_in_flight`]).
+    Datagram(Box<Datagram>),
     /// An interface was opened (at start, or again after it was lost).
     InterfaceUp {
         /// The interface.
@@ -192,6 +208,11 @@ struct Shared {
     /// The current filter (as given, before `ipv4_only`) and its generation.
     filter: Mutex<String>,
     filter_generation: AtomicU64,
+    /// The UDP ports reported with their data, and their generation.
+    payload_ports: Mutex<Vec<u16>>,
+    payload_generation: AtomicU64,
+    /// Datagrams alive (see `CaptureConfig::max_datagrams_in_flight`).
+    datagrams_in_flight: Arc<AtomicUsize>,
     addresses: Mutex<Vec<IpAddr>>,
     /// Closed (sender dropped) on stop: wakes every timed wait at once.
     stop_signal: Receiver<()>,
@@ -386,6 +407,9 @@ impl LiveCapture {
         let shared = Arc::new(Shared {
             filter: Mutex::new(config.filter.clone()),
             filter_generation: AtomicU64::new(0),
+            payload_ports: Mutex::new(config.payload_ports.clone()),
+            payload_generation: AtomicU64::new(0),
+            datagrams_in_flight: Arc::new(AtomicUsize::new(0)),
             addresses: Mutex::new(discover_addresses(&config)),
             config,
             clock,
@@ -449,6 +473,18 @@ impl LiveCapture {
             interface.wake();
         }
         Ok(())
+    }
+
+    /// Replaces the UDP ports reported with their data ([`CaptureConfig::payload_ports`]);
+    /// the capture threads pick them up before their next packet.
+    pub fn set_payload_ports(&self, ports: Vec<u16>) {
+        *lock(&self.shared.payload_ports) = ports;
+        self.shared
+            .payload_generation
+            .fetch_add(1, Ordering::SeqCst);
+        for interface in &self.interfaces {
+            interface.wake();
+        }
     }
 
     /// The current local addresses of the captured interfaces (sorted).
@@ -764,7 +800,14 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
     } = opened;
     let ipv4_only = shared.config.ipv4_only;
     let mut since_stats = 0u32;
+    let mut payload_generation = u64::MAX;
+    let mut payload_ports: Vec<u16> = Vec::new();
     loop {
+        let generation = shared.payload_generation.load(Ordering::Relaxed);
+        if generation != payload_generation {
+            payload_generation = generation;
+            payload_ports.clone_from(&lock(&shared.payload_ports));
+        }
         // Control requests are checked before every read (cheap relaxed loads), so a flood
         // that keeps the ring full cannot delay a stop or a reload.
         if shared.stopping.load(Ordering::Relaxed) {
@@ -797,9 +840,29 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
             Ok(packet) => {
                 let now = shared.clock.now();
                 bump(&interface.read);
-                match decode(link, now, packet.data, packet.header.len) {
-                    Ok(event) if ipv4_only && event.source.is_ipv6() => {}
-                    Ok(event) => match shared.events.try_send(CaptureEvent::Packet(event)) {
+                match decode_with_payload(link, now, packet.data, packet.header.len) {
+                    Ok((event, _)) if ipv4_only && event.source.is_ipv6() => {}
+                    Ok((event, data))
+                        if event.protocol == knock_core::Protocol::Udp
+                            && payload_ports.contains(&event.destination_port) =>
+                    {
+                        let datagram = Datagram::bounded(
+                            event,
+                            data,
+                            &shared.datagrams_in_flight,
+                            shared.config.max_datagrams_in_flight,
+                        );
+                        let sent = datagram
+                            .map(|d| shared.events.try_send(CaptureEvent::Datagram(Box::new(d))));
+                        match sent {
+                            Some(Ok(())) => bump(&interface.sent),
+                            None | Some(Err(TrySendError::Full(_))) => {
+                                bump(&interface.channel_dropped);
+                            }
+                            Some(Err(TrySendError::Disconnected(_))) => return Exit::Stopped,
+                        }
+                    }
+                    Ok((event, _)) => match shared.events.try_send(CaptureEvent::Packet(event)) {
                         Ok(()) => {
                             bump(&interface.sent);
                         }

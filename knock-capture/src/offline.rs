@@ -6,7 +6,8 @@ use knock_core::PacketEvent;
 use pcap::{Capture, Offline};
 
 use crate::clock::instant_from_timeval;
-use crate::decode::{Ignored, IgnoredCounts, decode};
+use crate::datagram::Datagram;
+use crate::decode::{Ignored, IgnoredCounts, decode, decode_with_payload};
 use crate::error::CaptureError;
 use crate::link::LinkType;
 
@@ -22,6 +23,17 @@ pub struct OfflineCapture {
     path: PathBuf,
     ignored: IgnoredCounts,
     error: Option<CaptureError>,
+    payload_ports: Vec<u16>,
+}
+
+/// A frame of a savefile as [`OfflineCapture::next_frame`] decodes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OfflineFrame {
+    /// A TCP or UDP packet.
+    Packet(PacketEvent),
+    /// A UDP datagram to one of the payload ports, with its data.
+    Datagram(Datagram),
 }
 
 impl OfflineCapture {
@@ -48,6 +60,7 @@ impl OfflineCapture {
             path,
             ignored: IgnoredCounts::default(),
             error: None,
+            payload_ports: Vec::new(),
         })
     }
 
@@ -81,6 +94,47 @@ impl OfflineCapture {
     /// The read error that ended the iteration early (a truncated or corrupt file), if any.
     pub fn take_error(&mut self) -> Option<CaptureError> {
         self.error.take()
+    }
+
+    /// The UDP destination ports whose datagrams [`next_frame`](Self::next_frame) returns
+    /// with their data (SPA ports, see [`payload_ports`](crate::payload_ports)).
+    pub fn set_payload_ports(&mut self, ports: Vec<u16>) {
+        self.payload_ports = ports;
+    }
+
+    /// The next frame, decoded like [`next_event`](Self::next_event), datagrams to the
+    /// payload ports with their data; `None` at the end of the file or after a read error.
+    pub fn next_frame(&mut self) -> Option<Result<OfflineFrame, Ignored>> {
+        if self.error.is_some() {
+            return None;
+        }
+        match self.capture.next_packet() {
+            Ok(packet) => {
+                let ts = packet.header.ts;
+                let timestamp = instant_from_timeval(ts.tv_sec, ts.tv_usec);
+                match decode_with_payload(self.link, timestamp, packet.data, packet.header.len) {
+                    Ok((event, data))
+                        if event.protocol == knock_core::Protocol::Udp
+                            && self.payload_ports.contains(&event.destination_port) =>
+                    {
+                        Some(Ok(OfflineFrame::Datagram(Datagram::new(event, data))))
+                    }
+                    Ok((event, _)) => Some(Ok(OfflineFrame::Packet(event))),
+                    Err(reason) => {
+                        self.ignored.record(reason);
+                        Some(Err(reason))
+                    }
+                }
+            }
+            Err(pcap::Error::NoMorePackets) => None,
+            Err(source) => {
+                self.error = Some(CaptureError::File {
+                    path: self.path.clone(),
+                    source,
+                });
+                None
+            }
+        }
     }
 
     /// The next frame, decoded; `None` at the end of the file or after a read error.

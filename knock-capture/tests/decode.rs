@@ -389,6 +389,10 @@ proptest! {
         prop_assert_eq!(event.tcp_flags, if tcp { TcpFlags::from_bits(flags) } else { TcpFlags::EMPTY });
         prop_assert_eq!(event.wire_len, 1500);
         prop_assert_eq!(event.timestamp, T);
+        // The SPA path: the same event, and exactly the UDP data (none for TCP).
+        let (same, data) = knock_capture::decode_with_payload(link, T, &frame, 1500).unwrap();
+        prop_assert_eq!(same, event);
+        prop_assert_eq!(data, if tcp { &[][..] } else { &payload[..] });
     }
 
     #[test]
@@ -409,6 +413,9 @@ proptest! {
         let frame = frame(link, &ip);
         for cut in 0..=frame.len() {
             let _ = decode(link, T, &frame[..cut], 0);
+            if let Ok((_, data)) = knock_capture::decode_with_payload(link, T, &frame[..cut], 0) {
+                prop_assert!(data.len() <= cut);
+            }
         }
     }
 }
@@ -439,4 +446,29 @@ fn unusual_ipv6_extension_chains() {
     let mut cut = ipv6(TCP, &syn, &long);
     cut.truncate(40 + 8 * 20 + 3);
     assert_eq!(run(LinkType::RawIp, &cut), Err(Ignored::Truncated));
+}
+
+#[test]
+fn udp_payload_is_bounded_by_the_udp_length_and_tcp_has_none() {
+    for link in LinkType::ALL {
+        let ip = ipv4(UDP, &udp_datagram(5, 62201, b"spa data"), (false, 0));
+        let mut frame = frame(link, &ip);
+        // Trailing padding after the IP packet is not data.
+        frame.extend_from_slice(&[0; 6]);
+        let (event, data) = knock_capture::decode_with_payload(link, T, &frame, 99).unwrap();
+        assert_eq!(event.destination_port, 62201, "{link}");
+        assert_eq!(data, b"spa data", "{link}");
+        let v6 = ipv6(UDP, &udp_datagram(5, 62201, b"six"), &[]);
+        let v6_frame = frame_of(link, &v6);
+        let (_, data) = knock_capture::decode_with_payload(link, T, &v6_frame, 99).unwrap();
+        assert_eq!(data, b"six", "{link}");
+        let syn = ipv4(TCP, &tcp_header(40000, 7000, SYN, 0), (false, 0));
+        let syn_frame = frame_of(link, &syn);
+        let (_, data) = knock_capture::decode_with_payload(link, T, &syn_frame, 99).unwrap();
+        assert!(data.is_empty());
+    }
+}
+
+fn frame_of(link: LinkType, ip: &[u8]) -> Vec<u8> {
+    frame(link, ip)
 }

@@ -290,3 +290,25 @@ fn issue10_item14_filter_for_thousands_of_doors_is_bounded_and_compiles() {
         }
     }
 }
+
+#[test]
+fn spa_doors_admit_their_udp_port_and_are_payload_ports() {
+    let conf = "[spa]\nspa_key_base64 = p94UgXOyC8ZqKULnkrtgEsq4DqkbcSyhspnzUE4gQlY=\n\
+                spa_hmac_key_base64 = wMipfKH7Up65R3ciFGUHP2jSPFU0OjvpMsumO1r51Q9/8e5aLg2M9fvbWV+pqmirbzwYgBRQHzWq2KCs4jVYTw==\n\
+                spa_access = tcp/22\nstart_command = true\n\
+                [other]\nspa_key_base64 = p94UgXOyC8ZqKULnkrtgEsq4DqkbcSyhspnzUE4gQlY=\n\
+                spa_hmac_key_base64 = wMipfKH7Up65R3ciFGUHP2jSPFU0OjvpMsumO1r51Q9/8e5aLg2M9fvbWV+pqmirbzwYgBRQHzWq2KCs4jVYTw==\n\
+                spa_access = tcp/22\nspa_port = 40000\nstart_command = true\n\
+                [knock]\nsequence = 7000\nstart_command = true\n";
+    let doors = knock_core::Config::parse(conf).unwrap().config.doors;
+    let local: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap()];
+    let filter = filter_expression(&doors, &local);
+    assert!(
+        filter.starts_with(
+            "(ip and (dst host 10.0.0.1) and (tcp dst port 7000 or udp dst port 40000 or udp dst port 62201)) or (ip6 and (tcp dst port 7000 or udp dst port 40000 or udp dst port 62201 or"
+        ),
+        "{filter}"
+    );
+    assert_eq!(knock_capture::payload_ports(&doors), [40000, 62201]);
+    assert_eq!(knock_capture::payload_ports(&doors[2..]), [] as [u16; 0]);
+}

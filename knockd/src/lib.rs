@@ -81,6 +81,7 @@ mod process;
 mod replay;
 mod secret;
 mod server;
+mod spa_keys;
 mod startup;
 mod state;
 mod status;

@@ -68,6 +68,8 @@ pub(crate) struct Loaded {
     pub(crate) ots: Vec<OtsDoor>,
     /// The TOTP doors, secrets read.
     pub(crate) totp: Vec<TotpDoor>,
+    /// The SPA doors' verifiers (door index, keys read), see [`load_spa_doors`].
+    pub(crate) spa: Vec<(usize, knock_core::spa::SpaDoor)>,
 }
 
 impl Loaded {
@@ -93,6 +95,7 @@ impl Loaded {
                     text: o.text.clone(),
                 })
                 .collect(),
+            spa: self.spa.clone(),
         }
     }
 }
@@ -299,13 +302,55 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
             totp: calculator,
         });
     }
+    let spa = load_spa_doors(&config, &text, shown, cwd)?;
     Ok(Loaded {
         config,
         warnings,
         ots_warnings,
         ots,
         totp,
+        spa,
     })
+}
+
+/// The SPA doors' verifiers: keys inline or read from their files (relative paths from
+/// `cwd`; refused when group/other-accessible), errors positioned on the directive like
+/// TOTP secret files.
+fn load_spa_doors(
+    config: &Config,
+    text: &str,
+    shown: &str,
+    cwd: &Path,
+) -> Result<Vec<(usize, knock_core::spa::SpaDoor)>, Error> {
+    use knock_core::SpaKeySource;
+    let mut doors = Vec::new();
+    for (index, door) in config.doors.iter().enumerate() {
+        let Some(spa) = &door.spa else {
+            continue;
+        };
+        let key = |source: &SpaKeySource, directive: &str| match source {
+            SpaKeySource::Inline(key) => Ok(key.clone()),
+            SpaKeySource::File(file_text) => {
+                let file = ots_file(file_text, cwd);
+                crate::spa_keys::read_key_file(&file.shown, &file.path)
+                    .map_err(|e| positioned(text, shown, directive, file_text, &e))
+            }
+            _ => {
+                let error = format!("door {}: unsupported spa key source", door.name);
+                Err(positioned(text, shown, "", "", &error))
+            }
+        };
+        let keys = knock_core::spa::SpaKeys::new(
+            key(&spa.key, "spa_key_file")?,
+            key(&spa.hmac_key, "spa_hmac_key_file")?,
+        )
+        .map_err(|e| {
+            let error = format!("door {}: {e}", door.name);
+            positioned(text, shown, "", "", &error)
+        })?;
+        doors.push((index, spa.door(keys)));
+    }
+    Ok(doors)
 }
 
 /// An error about the `key = value` directive of the configuration `text`, positioned on it
@@ -494,6 +539,40 @@ mod tests {
         assert!(text.starts_with("k.conf:2:"), "{text}");
         assert!(text.contains("sequence = 7000 8000"), "{text}");
         assert!(!err.summary().contains('\n'));
+    }
+
+    #[test]
+    fn spa_key_files_are_read_owner_only_and_positioned_on_error() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("spa.key");
+        let hmac = dir.path().join("spa.hmac");
+        std::fs::write(&key, "p94UgXOyC8ZqKULnkrtgEsq4DqkbcSyhspnzUE4gQlY=\n").unwrap();
+        std::fs::write(
+            &hmac,
+            "wMipfKH7Up65R3ciFGUHP2jSPFU0OjvpMsumO1r51Q9/8e5aLg2M9fvbWV+pqmirbzwYgBRQHzWq2KCs4jVYTw==\n",
+        )
+        .unwrap();
+        for file in [&key, &hmac] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let conf = "[knock]\nsequence = 7000\ncommand = true\n[spa]\nspa_key_file = spa.key\n\
+                    spa_hmac_key_file = spa.hmac\nspa_access = tcp/22\nstart_command = true\n";
+        std::fs::write(dir.path().join("k.conf"), conf).unwrap();
+        let loaded = load("k.conf", &dir.path().join("k.conf"), dir.path()).unwrap();
+        assert_eq!(loaded.spa.len(), 1);
+        assert_eq!(loaded.spa[0].0, 1);
+        assert_eq!(loaded.running().spa.len(), 1);
+
+        std::fs::set_permissions(&hmac, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = load("k.conf", &dir.path().join("k.conf"), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("k.conf:6:21: spa key file spa.hmac: accessible by group or others"),
+            "{text}"
+        );
+        assert!(!text.contains("wMip"), "{text}");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use knock_capture::OfflineCapture;
+use knock_capture::{Datagram, OfflineCapture, OfflineFrame};
 use knock_core::{Instant, Limits, PacketEvent};
 
 use crate::cli::Cli;
@@ -95,6 +95,8 @@ pub(crate) struct Replay {
     packets: u64,
     ignored: u64,
     read_error: Option<String>,
+    /// The SPA doors' ports: datagrams to them are replayed with their data.
+    payload_ports: Vec<u16>,
 }
 
 impl Replay {
@@ -110,6 +112,7 @@ impl Replay {
             state_file: "(none)".into(),
         };
         Self {
+            payload_ports: knock_capture::payload_ports(&running.config.doors),
             core: Core::new(running, options),
             packets: 0,
             ignored: 0,
@@ -125,10 +128,14 @@ impl Replay {
         logger: &mut Logger,
         emit: &mut dyn FnMut(&str),
     ) -> String {
-        for frame in capture.by_ref() {
+        capture.set_payload_ports(self.payload_ports.clone());
+        while let Some(frame) = capture.next_frame() {
             match frame {
-                Ok(packet) => self.packet(&packet, logger, emit),
-                Err(_) => self.ignored += 1,
+                Ok(OfflineFrame::Packet(packet)) => self.packet(&packet, logger, emit),
+                Ok(OfflineFrame::Datagram(datagram)) => {
+                    self.datagram(&datagram, logger, emit);
+                }
+                Ok(_) | Err(_) => self.ignored += 1,
             }
         }
         if let Some(error) = capture.take_error() {
@@ -136,13 +143,21 @@ impl Replay {
         }
         self.finish(logger, emit);
         let counters = self.core.matcher().counters();
-        format!(
+        let mut summary = format!(
             "replayed {} packets ({} not TCP/UDP or undecodable): {} admitted as knocks, {} doors opened",
             self.packets + self.ignored,
             self.ignored,
             counters.admitted,
             counters.opened
-        )
+        );
+        if self.core.has_spa_doors() {
+            summary.push_str(&format!(
+                ", {} SPA packets granted, {} unauthenticated SPA packets",
+                self.core.spa_granted(),
+                self.core.spa_unauthenticated()
+            ));
+        }
+        summary
     }
 
     /// Feeds one packet (after firing the deadlines that come before it).
@@ -162,6 +177,25 @@ impl Replay {
             ));
         }
         self.core.handle_packet(time(packet.timestamp), packet);
+        self.perform(packet.timestamp, logger, emit);
+    }
+
+    /// Feeds one datagram to an SPA port (after firing the deadlines that come before it);
+    /// its time is also the wall clock SPA timestamps are checked against.
+    fn datagram(&mut self, datagram: &Datagram, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
+        let packet = &datagram.packet;
+        self.packets += 1;
+        self.advance_to(packet.timestamp, logger, emit);
+        if logger.is_debug() {
+            emit(&format!(
+                "{} {} ({} bytes of data)\n",
+                time_text(packet.timestamp),
+                debug_packet(packet),
+                datagram.payload().len()
+            ));
+        }
+        self.core
+            .handle_datagram(time(packet.timestamp), packet, datagram.payload());
         self.perform(packet.timestamp, logger, emit);
     }
 
@@ -223,7 +257,9 @@ impl Replay {
                 Effect::PersistStop { .. }
                 | Effect::DropStop(_)
                 | Effect::RewriteOts { .. }
-                | Effect::SetFilter(_) => {}
+                | Effect::SetFilter(_)
+                | Effect::SetPayloadPorts(_)
+                | Effect::PersistSpaReplay(_) => {}
             }
         }
     }
@@ -275,7 +311,9 @@ mod tests {
             let mut frame = Vec::new();
             let builder = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64);
             if udp {
-                builder.udp(40000, port).write(&mut frame, &[0]).unwrap();
+                let data = SPA_DATA.with(|d| d.borrow().get(&micros).cloned());
+                let data = data.unwrap_or_else(|| vec![0]);
+                builder.udp(40000, port).write(&mut frame, &data).unwrap();
             } else {
                 builder
                     .tcp(40000, port, 1, 1024)
@@ -293,6 +331,91 @@ mod tests {
             bytes.extend_from_slice(&frame);
         }
         std::fs::write(path, bytes).unwrap();
+    }
+
+    thread_local! {
+        /// The data of the UDP datagrams sent at a given time (default: one zero byte).
+        static SPA_DATA: std::cell::RefCell<std::collections::HashMap<u64, Vec<u8>>> =
+            std::cell::RefCell::default();
+    }
+
+    #[test]
+    fn spa_packets_are_replayed_at_their_capture_time() {
+        use knock_core::spa::{AccessPort, SecretKey, SpaKeys, SpaRequest, encode};
+        let key = "p94UgXOyC8ZqKULnkrtgEsq4DqkbcSyhspnzUE4gQlY=";
+        let hmac = "wMipfKH7Up65R3ciFGUHP2jSPFU0OjvpMsumO1r51Q9/8e5aLg2M9fvbWV+pqmirbzwYgBRQHzWq2KCs4jVYTw==";
+        let conf = format!(
+            "[spa]\nspa_key_base64 = {key}\nspa_hmac_key_base64 = {hmac}\nspa_access = tcp/22\n\
+             cmd_timeout = 10\nstart_command = open %IP% %PORT%\nstop_command = close %IP%\n"
+        );
+        let keys = SpaKeys::new(
+            SecretKey::from_base64(key).unwrap(),
+            SecretKey::from_base64(hmac).unwrap(),
+        )
+        .unwrap();
+        let request = SpaRequest {
+            username: "alice".into(),
+            timestamp: T0 / 1_000_000,
+            allow: "0.0.0.0".parse().unwrap(),
+            access: vec![AccessPort {
+                protocol: knock_core::Protocol::Tcp,
+                port: 22,
+            }],
+            client_timeout: None,
+        };
+        let data = encode(&request, &keys, &[3; 16]).unwrap().into_bytes();
+        SPA_DATA.with(|d| {
+            let mut d = d.borrow_mut();
+            d.insert(T0 + 1_000, data.clone());
+            d.insert(T0 + 2_000, data.clone());
+        });
+        let config = Config::parse(&conf).unwrap().config;
+        let spa = config.doors[0].spa.as_ref().unwrap();
+        let verifier = spa.door(spa.inline_keys().unwrap().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spa.pcap");
+        write_pcap(
+            &path,
+            &[
+                (T0 + 1_000, A, SERVER, 62201, true),
+                (T0 + 2_000, B, SERVER, 62201, true),
+            ],
+        );
+        let mut replay = Replay::new(
+            RunningConfig {
+                config,
+                ots: Vec::new(),
+                spa: vec![(0, verifier)],
+            },
+            Limits::default(),
+        );
+        let mut logger = Logger::open(LogOptions::default());
+        let mut lines = Vec::new();
+        let summary = replay.run(
+            OfflineCapture::open(&path).unwrap(),
+            &mut logger,
+            &mut |text| {
+                lines.extend(
+                    text.lines()
+                        .map(|l| l.splitn(3, ' ').nth(2).unwrap_or_default().to_owned()),
+                );
+            },
+        );
+        assert_eq!(
+            lines,
+            [
+                "10.0.0.1: spa: SPA packet verified: tcp/22 for 10.0.0.1 (user alice)",
+                "10.0.0.1: spa: OPEN SESAME",
+                "spa: would run: open 10.0.0.1 22",
+                "10.0.0.9: spa: SPA packet refused (replay): replayed SPA packet (seen before)",
+                "10.0.0.1: spa: command timeout",
+                "spa: would run: close 10.0.0.1",
+            ]
+        );
+        assert!(
+            summary.ends_with(", 1 SPA packets granted, 0 unauthenticated SPA packets"),
+            "{summary}"
+        );
     }
 
     fn replay(conf: &str, packets: &[Frame]) -> Vec<String> {
@@ -313,7 +436,14 @@ mod tests {
             })
             .into_iter()
             .collect();
-        let mut replay = Replay::new(RunningConfig { config, ots }, Limits::default());
+        let mut replay = Replay::new(
+            RunningConfig {
+                config,
+                ots,
+                spa: Vec::new(),
+            },
+            Limits::default(),
+        );
         let mut logger = Logger::open(LogOptions::default());
         let mut lines = Vec::new();
         replay.run(

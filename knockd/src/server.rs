@@ -239,6 +239,8 @@ struct Server {
     capture_rx: Receiver<CaptureEvent>,
     /// The filter to start the capture with (set by the core before the capture exists).
     initial_filter: String,
+    /// The SPA ports to start the capture with (likewise).
+    initial_payload_ports: Vec<u16>,
     /// Packets of this pass not yet given to the core.
     burst: Vec<PacketEvent>,
     /// Jobs held until the state file is written (end of the pass), in order.
@@ -328,6 +330,7 @@ impl Server {
             capture: None,
             capture_rx,
             initial_filter: String::new(),
+            initial_payload_ports: Vec::new(),
             burst: Vec::with_capacity(PACKET_BATCH),
             deferred_jobs: Vec::new(),
             unwritten_stops: Vec::new(),
@@ -343,6 +346,7 @@ impl Server {
         server.core.handle_local_addresses(addresses);
         server.perform();
         capture_config.filter = std::mem::take(&mut server.initial_filter);
+        capture_config.payload_ports = std::mem::take(&mut server.initial_payload_ports);
         let capture = LiveCapture::start(capture_config, clock, capture_tx).map_err(|e| {
             server.logger.log(&format!("error: {e}"));
             Error::Capture(e)
@@ -384,6 +388,17 @@ impl Server {
             server.state_written_at = Some(std::time::Instant::now());
         }
         server.state_written(probe);
+        // The SPA replay cache a previous run left: its packets stay refused.
+        if !server.state.spa_replay().is_empty() {
+            let now = server.now();
+            let text = server.state.spa_replay().to_owned();
+            if let Some(error) = server.core.handle_spa_replay_restore(now, &text) {
+                server.logger.error(&format!(
+                    "error: state file {}: ignoring its SPA replay cache: {error}",
+                    server.state.path().display()
+                ));
+            }
+        }
         for event in reports.events {
             server.capture_event(event);
         }
@@ -613,6 +628,20 @@ impl Server {
                     "error: cannot install the packet filter on {interface}: {error}"
                 ));
             }
+            CaptureEvent::Datagram(datagram) => {
+                if self.logger.is_debug() {
+                    self.logger.debug(&format!(
+                        "{}: {} ({} bytes of data)",
+                        debug_time(Timestamp::now()),
+                        debug_packet(&datagram.packet),
+                        datagram.payload().len()
+                    ));
+                }
+                let now = self.now();
+                self.core
+                    .handle_datagram(now, &datagram.packet, datagram.payload());
+                self.perform();
+            }
             CaptureEvent::AddressesChanged { addresses } => {
                 for address in &addresses {
                     self.logger.debug(&format!("local IP: {address}"));
@@ -684,6 +713,11 @@ impl Server {
                     };
                     self.core.handle_set_element_added(add, result);
                 }
+                Effect::SetPayloadPorts(ports) => match &self.capture {
+                    Some(capture) => capture.set_payload_ports(ports),
+                    None => self.initial_payload_ports = ports,
+                },
+                Effect::PersistSpaReplay(text) => self.state.set_spa_replay(text),
             }
         }
     }
@@ -909,6 +943,13 @@ impl Server {
         let failed = self.logger.write_failures();
         if failed > 0 {
             text.push_str(&format!(", {failed} log writes failed"));
+        }
+        if self.core.has_spa_doors() {
+            text.push_str(&format!(
+                ", {} SPA packets granted, {} unauthenticated SPA packets dropped",
+                self.core.spa_granted(),
+                self.core.spa_unauthenticated()
+            ));
         }
         if let Some(capture) = &self.capture {
             for stats in capture.stats() {

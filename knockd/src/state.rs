@@ -13,6 +13,11 @@
 //! ]}
 //! ```
 //!
+//! SPA doors add `"spa_replay_cache"`: the replay cache's text (one `<sha-256 hex> <expiry>`
+//! line per authentic packet still young enough to be replayed; see
+//! `knock_core::spa::ReplayCache`), so a captured packet cannot be replayed after a restart.
+//! Files without it (older versions, no SPA door) load as before.
+//!
 //! `due` is in Unix seconds; `command` is the stop command as it will run (`%IP%` already
 //! replaced), so the hole opened under an old configuration is closed by the matching
 //! command even if the configuration changed since. While start commands run, an optional
@@ -79,6 +84,8 @@ pub(crate) struct RunningStart {
 pub(crate) struct StateFile {
     path: PathBuf,
     entries: BTreeMap<StopId, PendingStop>,
+    /// The SPA replay cache's text (empty: none).
+    spa_replay: String,
     /// Changed since the last successful write.
     dirty: bool,
     /// Why the file must not be written (it was ignored at startup: unsafe or unreadable;
@@ -95,6 +102,7 @@ impl StateFile {
         Self {
             path,
             entries: BTreeMap::new(),
+            spa_replay: String::new(),
             dirty: false,
             frozen: None,
             running: BTreeMap::new(),
@@ -244,6 +252,11 @@ impl StateFile {
                 },
             );
         }
+        match value.get("spa_replay_cache") {
+            None => {}
+            Some(Value::String(text)) => state.spa_replay.clone_from(text),
+            Some(_) => return Err(corrupt("\"spa_replay_cache\" is not a string".into())),
+        }
         Ok(state)
     }
 
@@ -278,6 +291,20 @@ impl StateFile {
     /// Forgets the running start command of (`door`, `source`) (it ended).
     pub(crate) fn remove_running(&mut self, door: &str, source: IpAddr) {
         if self.running.remove(&(door.to_owned(), source)).is_some() {
+            self.dirty = true;
+        }
+    }
+
+    /// The SPA replay cache's text as loaded or last set (empty: none).
+    #[must_use]
+    pub(crate) fn spa_replay(&self) -> &str {
+        &self.spa_replay
+    }
+
+    /// Replaces the SPA replay cache's text (in memory; written with the pending stops).
+    pub(crate) fn set_spa_replay(&mut self, text: String) {
+        if self.spa_replay != text {
+            self.spa_replay = text;
             self.dirty = true;
         }
     }
@@ -357,6 +384,9 @@ impl StateFile {
                 })
                 .collect();
             doc["running_starts"] = Value::Array(running);
+        }
+        if !self.spa_replay.is_empty() {
+            doc["spa_replay_cache"] = Value::String(self.spa_replay.clone());
         }
         let mut text = doc.to_string();
         text.push('\n');
@@ -503,6 +533,34 @@ mod tests {
                 .unwrap()
                 .contains("running_starts")
         );
+    }
+
+    #[test]
+    fn the_spa_replay_cache_round_trips_and_old_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(
+            &path,
+            r#"{"version":1,"pending_stops":[{"door":"d","source":"10.0.0.1","due":5,"command":"c"}]}"#,
+        )
+        .unwrap();
+        let mut state = StateFile::load(path.clone()).unwrap();
+        assert_eq!(state.spa_replay(), "");
+        assert_eq!(state.entries().len(), 1);
+        let text = format!("{} 1795000120\n", "ab".repeat(32));
+        state.set_spa_replay(text.clone());
+        assert!(state.is_dirty());
+        state.save_if_dirty().unwrap();
+        state.set_spa_replay(text.clone());
+        assert!(!state.is_dirty(), "an unchanged cache is not written again");
+        let loaded = StateFile::load(path.clone()).unwrap();
+        assert_eq!(loaded.spa_replay(), text);
+        assert_eq!(loaded.entries().len(), 1);
+        std::fs::write(&path, r#"{"pending_stops":[],"spa_replay_cache":7}"#).unwrap();
+        assert!(matches!(
+            StateFile::load(path),
+            Err(StateError::Corrupt { .. })
+        ));
     }
 
     #[test]

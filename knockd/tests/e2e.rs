@@ -29,3 +29,5 @@ mod nft;
 mod ops;
 #[path = "e2e/replay.rs"]
 mod replay;
+#[path = "e2e/spa.rs"]
+mod spa;

@@ -349,6 +349,43 @@ impl Door {
         Some(substitute_ip(self.stop_command_for(source)?, source))
     }
 
+    /// Whether the start or stop command for `source` names `%PROTO%` or `%PORT%`: an SPA
+    /// door then runs them once per granted port (with
+    /// [`start_command_line_for_port`](Self::start_command_line_for_port)), else once per
+    /// grant.
+    #[must_use]
+    pub fn commands_per_port(&self, source: IpAddr) -> bool {
+        [
+            self.start_command_for(source),
+            self.stop_command_for(source),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|c| c.contains("%PROTO%") || c.contains("%PORT%"))
+    }
+
+    /// The start command line for `source` and one granted port of an SPA door: `%IP%`,
+    /// `%PROTO%` (`tcp`, `udp`) and `%PORT%` replaced (`None` without a start command).
+    #[must_use]
+    pub fn start_command_line_for_port(
+        &self,
+        source: IpAddr,
+        port: crate::spa::AccessPort,
+    ) -> Option<String> {
+        Some(substitute_port(self.start_command_line(source)?, port))
+    }
+
+    /// The stop command line for `source` and one granted port, like
+    /// [`start_command_line_for_port`](Self::start_command_line_for_port).
+    #[must_use]
+    pub fn stop_command_line_for_port(
+        &self,
+        source: IpAddr,
+        port: crate::spa::AccessPort,
+    ) -> Option<String> {
+        Some(substitute_port(self.stop_command_line(source)?, port))
+    }
+
     /// The stop command for a knocker at `source`, chosen like
     /// [`start_command_for`](Self::start_command_for). A stop command only runs after a
     /// start command ran.
@@ -367,6 +404,12 @@ fn substitute_ip(command: &str, source: IpAddr) -> String {
     command.replace("%IP%", &source.to_string())
 }
 
+fn substitute_port(command: String, port: crate::spa::AccessPort) -> String {
+    command
+        .replace("%PROTO%", port.protocol.as_str())
+        .replace("%PORT%", &port.port.to_string())
+}
+
 fn pick_command<'a>(source: IpAddr, v4: Option<&'a str>, v6: Option<&'a str>) -> Option<&'a str> {
     let chosen = match source {
         IpAddr::V6(_) => v6.or(v4),
@@ -378,6 +421,31 @@ fn pick_command<'a>(source: IpAddr, v4: Option<&'a str>, v6: Option<&'a str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proto_and_port_placeholders_run_per_port() {
+        let mut door = Door::new("spa", Vec::new());
+        let v6: IpAddr = "fd00::7".parse().unwrap();
+        let ssh = crate::spa::AccessPort {
+            protocol: Protocol::Tcp,
+            port: 22,
+        };
+        door.start_command = Some("open %IP% %PROTO% %PORT%".into());
+        door.stop_command = Some("close %IP%".into());
+        assert!(door.commands_per_port(v6));
+        assert_eq!(
+            door.start_command_line_for_port(v6, ssh).as_deref(),
+            Some("open fd00::7 tcp 22")
+        );
+        assert_eq!(
+            door.stop_command_line_for_port(v6, ssh).as_deref(),
+            Some("close fd00::7")
+        );
+        door.start_command = Some("open %IP%".into());
+        assert!(!door.commands_per_port(v6));
+        door.stop_command = Some("close %IP% %PORT%".into());
+        assert!(door.commands_per_port(v6));
+    }
 
     #[test]
     fn ipv6_commands_fall_back_only_when_absent() {

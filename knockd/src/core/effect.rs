@@ -97,6 +97,12 @@ pub(crate) enum Effect {
     /// with it: the kernel removes the element when the timeout expires, whatever happens to
     /// knockd.
     AddSetElement(SetElementAdd),
+    /// Deliver the data of UDP datagrams to these ports (the SPA doors' `SPA_Port`s) with
+    /// `Core::handle_datagram` rather than as plain packets.
+    SetPayloadPorts(Vec<u16>),
+    /// Record the SPA replay cache in the state file (its `ReplayCache::to_text` form;
+    /// written with the pending stops, at most once per pass).
+    PersistSpaReplay(String),
 }
 
 /// One element to add to an nftables set (see [`Effect::AddSetElement`]).

@@ -48,6 +48,7 @@ mod effect;
 #[cfg(test)]
 mod nft_tests;
 mod record;
+mod spa;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +95,8 @@ pub(crate) struct RunningConfig {
     pub(crate) config: Config,
     /// One entry per door with `One_Time_Sequences`.
     pub(crate) ots: Vec<OtsText>,
+    /// One verifier per SPA door (its index, keys read): see the `spa` module.
+    pub(crate) spa: Vec<(usize, knock_core::spa::SpaDoor)>,
 }
 
 /// Settings of the core that do not come from the configuration file.
@@ -134,6 +137,8 @@ pub(crate) struct Core {
     stops_durable: bool,
     /// Opens refused because their stop could not be recorded.
     refused_not_durable: u64,
+    /// SPA doors' verifiers, replay cache and counters (see the `spa` module).
+    spa: spa::SpaState,
 }
 
 impl Core {
@@ -143,7 +148,9 @@ impl Core {
     pub(crate) fn new(running: RunningConfig, options: CoreOptions) -> Self {
         let config = effective_config(&running);
         let matcher = Matcher::with_limits(&config, options.limits);
+        let spa = spa::SpaState::new(running.spa.clone());
         Self {
+            spa,
             destinations: Destinations::new(options.ipv4_only),
             options,
             config,
@@ -225,6 +232,7 @@ impl Core {
     /// A new configuration (reload). Attempts in progress are discarded, pending stops kept.
     pub(crate) fn handle_reload(&mut self, now: Time, running: RunningConfig) {
         self.config = effective_config(&running);
+        self.spa.doors.clone_from(&running.spa);
         self.ots = running.ots;
         self.matcher.replace_config(now.instant, &self.config);
         self.refresh_filter();
@@ -610,6 +618,7 @@ impl Core {
     fn refresh_filter(&mut self) {
         let filter = self.destinations.filter(&self.config.doors);
         self.push(Effect::SetFilter(filter));
+        self.refresh_payload_ports();
     }
 }
 

@@ -217,6 +217,32 @@ pub(crate) enum Record {
         /// Opens refused so far for this reason.
         refused: u64,
     },
+    /// An SPA packet was verified and grants access (followed by [`Record::Open`] for the
+    /// granted address).
+    SpaGranted {
+        /// The door's name.
+        door: String,
+        /// The packet's source.
+        source: IpAddr,
+        /// The address let in (the message's, or the source for `0.0.0.0`), as text.
+        address: String,
+        /// The granted protocols/ports (`tcp/22,udp/1194`).
+        ports: String,
+        /// The user name in the message (informational: anyone with the keys can send any).
+        username: String,
+    },
+    /// An authentic SPA packet (its HMAC verified) was refused: replayed, too old, a port
+    /// outside `SPA_Access`, … (unauthenticated packets are only counted, never recorded).
+    SpaRefused {
+        /// The door's name.
+        door: String,
+        /// The packet's source.
+        source: IpAddr,
+        /// The reason's stable code (`replay`, `too_old`, `not_allowed`, …).
+        code: &'static str,
+        /// The reason, in words (never key material).
+        reason: String,
+    },
 }
 
 impl Record {
@@ -233,7 +259,9 @@ impl Record {
             | Self::StopOverdue { .. }
             | Self::StopsLeft { .. }
             | Self::OtsExhausted { .. }
-            | Self::SetElementAdded { .. } => Level::Event,
+            | Self::SetElementAdded { .. }
+            | Self::SpaRefused { .. }
+            | Self::SpaGranted { .. } => Level::Event,
             Self::Invalidated { .. } => Level::Verbose,
             Self::OtsNext { .. } => Level::Debug,
             Self::StartRefused { .. }
@@ -267,7 +295,9 @@ impl Record {
             | Self::StopOverdue { source, .. }
             | Self::CommandKilled { source, .. }
             | Self::StopSpawnFailed { source, .. }
-            | Self::OpenNotDurable { source, .. } => Some(*source),
+            | Self::OpenNotDurable { source, .. }
+            | Self::SpaRefused { source, .. }
+            | Self::SpaGranted { source, .. } => Some(*source),
             Self::SetElementAdded { add } | Self::SetElementFailed { add, .. } => Some(add.address),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
@@ -320,6 +350,40 @@ impl Record {
                 source,
                 stage: n,
             } => ("invalidated", door, *source, stage(n)),
+            Self::SpaGranted {
+                door,
+                source,
+                address,
+                ports,
+                username,
+            } => {
+                return Some(JsonEvent {
+                    event: "spa_granted",
+                    time,
+                    door,
+                    source: *source,
+                    host,
+                    fields: vec![
+                        ("address", JsonValue::Str(address)),
+                        ("ports", JsonValue::Str(ports)),
+                        ("user", JsonValue::Str(username)),
+                    ],
+                });
+            }
+            Self::SpaRefused {
+                door,
+                source,
+                code,
+                reason,
+            } => (
+                "spa_refused",
+                door,
+                *source,
+                vec![
+                    ("code", JsonValue::Str(code)),
+                    ("reason", JsonValue::Str(reason)),
+                ],
+            ),
             Self::CommandFinished { job, outcome } => {
                 let mut fields = vec![
                     ("kind", JsonValue::Str(job.kind.as_str())),
@@ -421,6 +485,27 @@ impl fmt::Display for Line<'_> {
                 stage,
             } => write!(f, "{}: {door}: Stage {stage}", label(source)),
             Record::Open { door, source } => write!(f, "{}: {door}: OPEN SESAME", label(source)),
+            Record::SpaGranted {
+                door,
+                source,
+                address,
+                ports,
+                username,
+            } => write!(
+                f,
+                "{}: {door}: SPA packet verified: {ports} for {address} (user {username})",
+                label(source)
+            ),
+            Record::SpaRefused {
+                door,
+                source,
+                code,
+                reason,
+            } => write!(
+                f,
+                "{}: {door}: SPA packet refused ({code}): {reason}",
+                label(source)
+            ),
             Record::Close { door, source } => {
                 write!(f, "{}: {door}: command timeout", label(source))
             }

@@ -47,7 +47,14 @@ fn new_core(conf: &str) -> Core {
 
 fn core_with(conf: &str, ots: Vec<OtsText>, options: CoreOptions) -> Core {
     let config = Config::parse(conf).unwrap().config;
-    Core::new(RunningConfig { config, ots }, options)
+    Core::new(
+        RunningConfig {
+            config,
+            ots,
+            spa: Vec::new(),
+        },
+        options,
+    )
 }
 
 fn effects(core: &mut Core) -> Vec<Effect> {
@@ -258,6 +265,7 @@ fn a_reload_keeps_pending_stops_and_their_recorded_command() {
         RunningConfig {
             config: new,
             ots: Vec::new(),
+            spa: Vec::new(),
         },
     );
     let out = effects(&mut core);
