@@ -2,7 +2,6 @@
 //! knock sequence (for a TOTP door, the current code's), or for an SPA door its SPA settings.
 
 use std::io;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -269,7 +268,7 @@ fn read_secret_file(door: &str, path: &Path) -> Result<Secret, DoorError> {
         path: path.to_owned(),
         source,
     };
-    let mode = std::fs::metadata(path).map_err(read_error)?.mode();
+    let mode = crate::platform::permission_bits(&std::fs::metadata(path).map_err(read_error)?);
     if mode & 0o077 != 0 {
         return Err(refused(SecretFileError::Permissions {
             mode: mode & 0o7777,

@@ -6,6 +6,9 @@
 //!   is sent.
 //! * [`syn_was_sent`]: which error of a non-blocking `connect` still means the SYN left
 //!   (`EINPROGRESS`/`ECONNREFUSED` on Unix, `WSAEWOULDBLOCK`/`WSAECONNREFUSED` on Windows).
+//! * [`permission_bits`]: a secret file (TOTP secret, SPA key) must not be readable by group
+//!   or others, judged by its Unix permission bits; Windows has none (its ACLs are the
+//!   user's business), so nothing is refused there.
 
 use std::io;
 
@@ -44,4 +47,18 @@ pub(crate) fn syn_was_sent(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::ConnectionRefused
     )
+}
+
+/// The Unix permission bits of a file (`mode & 0o7777`), to refuse secret files that group or
+/// others can read.
+#[cfg(unix)]
+pub(crate) fn permission_bits(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    meta.permissions().mode() & 0o7777
+}
+
+/// No Unix permission bits outside Unix: reported as owner-only (`0o600`).
+#[cfg(not(unix))]
+pub(crate) fn permission_bits(_meta: &std::fs::Metadata) -> u32 {
+    0o600
 }

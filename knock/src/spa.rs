@@ -65,16 +65,12 @@ pub enum SpaError {
 /// # Errors
 /// [`SpaError::ReadKeyFile`], [`SpaError::KeyFileMode`] or [`SpaError::Key`].
 pub fn read_key_file(path: &Path) -> Result<SecretKey, SpaError> {
-    use std::os::unix::fs::PermissionsExt as _;
     let read_error = |source| SpaError::ReadKeyFile {
         path: path.to_owned(),
         source,
     };
-    let mode = std::fs::metadata(path)
-        .map_err(read_error)?
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode =
+        crate::platform::permission_bits(&std::fs::metadata(path).map_err(read_error)?) & 0o777;
     if mode & 0o077 != 0 {
         return Err(SpaError::KeyFileMode {
             path: path.to_owned(),
