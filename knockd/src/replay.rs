@@ -208,6 +208,7 @@ impl Replay {
                 }
                 Effect::PersistStop { .. }
                 | Effect::DropStop(_)
+                | Effect::PersistSpentCodes(_)
                 | Effect::RewriteOts { .. }
                 | Effect::SetFilter(_) => {}
             }
@@ -299,7 +300,14 @@ mod tests {
             })
             .into_iter()
             .collect();
-        let mut replay = Replay::new(RunningConfig { config, ots }, Limits::default());
+        let mut replay = Replay::new(
+            RunningConfig {
+                config,
+                ots,
+                totp: Vec::new(),
+            },
+            Limits::default(),
+        );
         let mut logger = Logger::open(LogOptions::default());
         let mut lines = Vec::new();
         replay.run(

@@ -45,18 +45,19 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use knock_capture::Destinations;
+use knock_core::totp::Totp;
 use knock_core::{
     Action, ActionKind, Config, Door, DoorId, DoorRef, Instant, Knock, Limits, Matcher,
     PacketEvent, ots,
 };
 
-pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, StopId};
+pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, SpentCode, StopId};
 pub(crate) use record::{CommandOutcome, Level, Record};
 
 /// The time of an input: the monotonic instant the matcher runs on, and the wall clock in
@@ -88,6 +89,17 @@ pub(crate) struct RunningConfig {
     pub(crate) config: Config,
     /// One entry per door with `One_Time_Sequences`.
     pub(crate) ots: Vec<OtsText>,
+    /// One entry per time-based (TOTP) door, its secret read.
+    pub(crate) totp: Vec<TotpRun>,
+}
+
+/// A time-based (TOTP) door to serve.
+#[derive(Clone, Debug)]
+pub(crate) struct TotpRun {
+    /// The door's index in the configuration.
+    pub(crate) door: usize,
+    /// Its code calculator (its `Debug` hides the secret).
+    pub(crate) totp: Totp,
 }
 
 /// Settings of the core that do not come from the configuration file.
@@ -120,6 +132,14 @@ pub(crate) struct Core {
     /// get another door's start commands refused).
     jobs_outstanding: HashMap<String, usize>,
     refused_starts: u64,
+    /// The TOTP doors of the running configuration.
+    totp: Vec<TotpRun>,
+    /// TOTP codes that opened their door, by door name (at most `2W + 1` per door: older
+    /// ones are dropped at each step boundary).
+    spent: BTreeSet<SpentCode>,
+    /// When the TOTP windows must move next: Unix seconds and the matching instant
+    /// (`None`: set them at the next input).
+    totp_boundary: Option<(u64, Instant)>,
 }
 
 impl Core {
@@ -139,6 +159,9 @@ impl Core {
             effects: VecDeque::new(),
             jobs_outstanding: HashMap::new(),
             refused_starts: 0,
+            totp: running.totp,
+            spent: BTreeSet::new(),
+            totp_boundary: None,
         }
     }
 
@@ -150,7 +173,11 @@ impl Core {
     /// When to call [`handle_timeout`](Self::handle_timeout) next (`None`: no deadline).
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.matcher.poll_timeout()
+        let boundary = self.totp_boundary.map(|(_, at)| at);
+        match (self.matcher.poll_timeout(), boundary) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The matcher, for statistics.
@@ -168,6 +195,7 @@ impl Core {
 
     /// One packet.
     pub(crate) fn handle_packet(&mut self, now: Time, packet: &PacketEvent) {
+        self.move_totp_windows(now);
         self.matcher.handle_packet(packet);
         self.drain(now);
     }
@@ -177,6 +205,7 @@ impl Core {
     /// sources), or packet by packet while a one-time-sequence door exists, so that its
     /// sequence advances before the next packet.
     pub(crate) fn handle_packets(&mut self, now: Time, packets: &[PacketEvent]) {
+        self.move_totp_windows(now);
         if self.ots.is_empty() {
             self.matcher.handle_packets(packets);
             self.drain(now);
@@ -189,6 +218,7 @@ impl Core {
 
     /// Time passed: sequence timeouts and stop commands due by `now`.
     pub(crate) fn handle_timeout(&mut self, now: Time) {
+        self.move_totp_windows(now);
         self.matcher.handle_timeout(now.instant);
         self.drain(now);
     }
@@ -204,7 +234,10 @@ impl Core {
     pub(crate) fn handle_reload(&mut self, now: Time, running: RunningConfig) {
         self.config = effective_config(&running);
         self.ots = running.ots;
+        self.totp = running.totp;
         self.matcher.replace_config(now.instant, &self.config);
+        self.totp_boundary = None;
+        self.move_totp_windows(now);
         self.refresh_filter();
         self.drain(now);
     }
@@ -252,6 +285,22 @@ impl Core {
             }
         }
         self.drain(now);
+    }
+
+    /// At startup: the TOTP codes a previous run recorded as spent (state file). Those still
+    /// inside their door's window open nothing; the others are forgotten. Also sets the TOTP
+    /// windows, so [`poll_timeout`](Self::poll_timeout) includes the next step boundary.
+    pub(crate) fn handle_restore_spent(&mut self, now: Time, spent: Vec<SpentCode>) {
+        self.spent.extend(spent);
+        self.totp_boundary = None;
+        self.move_totp_windows(now);
+        self.drain(now);
+    }
+
+    /// The TOTP codes spent now (for tests and statistics).
+    #[cfg(test)]
+    pub(crate) fn spent_codes(&self) -> Vec<SpentCode> {
+        self.spent.iter().cloned().collect()
     }
 
     /// A job emitted by [`Effect::RunJob`] finished.
@@ -348,9 +397,23 @@ impl Core {
                 },
                 ActionKind::Open => {
                     let door = view.door.clone();
+                    if let Some(code_step) = view.code_step {
+                        // Recorded before the start command runs: a restart never lets
+                        // the code open again.
+                        self.spent.insert(SpentCode {
+                            door: settings(&door).name.clone(),
+                            code_step,
+                        });
+                        self.push(Effect::PersistSpentCodes(self.spent_list()));
+                    }
                     self.open(now, &door, source);
                     continue;
                 }
+                ActionKind::CodeUsed => Record::CodeUsed {
+                    door: door(),
+                    source,
+                    code_step: view.code_step.unwrap_or_default(),
+                },
                 ActionKind::Close => {
                     let door = view.door.clone();
                     let settings = settings(&door);
@@ -481,6 +544,59 @@ impl Core {
         }
         self.matcher.set_door_sequence(door_id(index), sequence);
         self.refresh_filter();
+    }
+
+    fn spent_list(&self) -> Vec<SpentCode> {
+        self.spent.iter().cloned().collect()
+    }
+
+    /// At a TOTP step boundary (or when nothing is set yet): gives the matcher each TOTP
+    /// door's window of codes, marks the spent ones, and forgets spent codes that left the
+    /// window. The boundary is known to the second (`Time::unix_secs`), so a window moves
+    /// up to a second late.
+    fn move_totp_windows(&mut self, now: Time) {
+        if self.totp.is_empty() {
+            if self.totp_boundary.take().is_some() || !self.spent.is_empty() {
+                self.spent.clear();
+                self.push(Effect::PersistSpentCodes(Vec::new()));
+            }
+            return;
+        }
+        if self
+            .totp_boundary
+            .is_some_and(|(unix, _)| now.unix_secs < unix)
+        {
+            return;
+        }
+        let mut next = u64::MAX;
+        let mut keep = BTreeSet::new();
+        for run in &self.totp {
+            let Some(door) = self.config.doors.get(run.door) else {
+                continue;
+            };
+            let window = run.totp.window_counters(now.unix_secs);
+            let candidates = run
+                .totp
+                .window(now.unix_secs)
+                .into_iter()
+                .map(|c| (c.counter, c.sequence))
+                .collect();
+            self.matcher
+                .set_door_sequences(door_id(run.door), candidates);
+            for spent in self.spent.iter().filter(|s| s.door == door.name) {
+                if window.contains(&spent.code_step) {
+                    self.matcher.spend_code(door_id(run.door), spent.code_step);
+                    keep.insert(spent.clone());
+                }
+            }
+            next = next.min(run.totp.next_step_boundary(now.unix_secs));
+        }
+        if keep != self.spent {
+            self.spent = keep;
+            self.push(Effect::PersistSpentCodes(self.spent_list()));
+        }
+        let wait = Duration::from_secs(next.saturating_sub(now.unix_secs));
+        self.totp_boundary = Some((next, now.instant.saturating_add(wait)));
     }
 
     fn refresh_filter(&mut self) {
