@@ -25,3 +25,5 @@ mod knocks;
 mod lifecycle;
 #[path = "e2e/replay.rs"]
 mod replay;
+#[path = "e2e/totp.rs"]
+mod totp;
