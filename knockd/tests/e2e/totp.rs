@@ -103,6 +103,12 @@ fn oathtool_and_knock_0_8_open_a_totp_door_once_per_code() {
     // The same code again opens nothing, and says so.
     knock_0_8(&net, &oathtool(now));
     wait_contains(&log, &format!("{}: t: code already used", net.cli4));
+    // Spent for every source: from the client's IPv6 address too.
+    let [a, b] = ports(&oathtool(now));
+    run(net
+        .cmd_in(&net.cli, KNOCK_0_8)
+        .args(["-6", &net.srv6, &a, &b]));
+    wait_contains(&log, &format!("{}: t: code already used", net.cli6));
     // The previous step's code opens (TOTP_Window 1).
     knock_0_8(&net, &oathtool(now - STEP));
     wait_lines(&opened, 2, "previous step's code");
@@ -115,7 +121,7 @@ fn oathtool_and_knock_0_8_open_a_totp_door_once_per_code() {
         "{}",
         std::fs::read_to_string(&log).unwrap()
     );
-    assert_eq!(count(&log, "code already used"), 1);
+    assert_eq!(count(&log, "code already used"), 2);
     // The JSON event names the spent code's step.
     let events = std::fs::read_to_string(net.path("events.json")).unwrap();
     let step = now / STEP;
