@@ -27,6 +27,17 @@
 //! * Jobs of one door and source are emitted in the order they must run (start before its
 //!   stop); the driver keeps that order.
 //!
+//! # Time-based (TOTP) doors
+//!
+//! The core owns the TOTP clock: at the first input and at every step boundary (part of
+//! [`Core::poll_timeout`]; known to the second, from [`Time::unix_secs`]) it gives the
+//! matcher each TOTP door's window of candidate sequences
+//! ([`Matcher::set_door_sequences`]) and marks the spent codes still in the window. An open
+//! with a code records it ([`Effect::PersistSpentCodes`], before the start job); a later
+//! complete knock of it is logged as [`Record::CodeUsed`]. Spent codes are kept by door
+//! name, so they survive a reload, and restored from the state file at start
+//! ([`Core::handle_restore_spent`]); at most `2 × TOTP_Window + 1` per door.
+//!
 //! # Bounds
 //!
 //! The matcher's [`Limits`] bound attempts and pending closes; pending-stop records are at
