@@ -191,6 +191,14 @@ impl Core {
         }
     }
 
+    /// The earliest deadline with work pending (sequence timeouts, stop commands): like
+    /// [`poll_timeout`](Self::poll_timeout) without the TOTP step boundaries, which never
+    /// end. What a replay drains after its last packet.
+    #[must_use]
+    pub(crate) fn poll_pending_timeout(&self) -> Option<Instant> {
+        self.matcher.poll_timeout()
+    }
+
     /// The matcher, for statistics.
     #[must_use]
     pub(crate) const fn matcher(&self) -> &Matcher {
