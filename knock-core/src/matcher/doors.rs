@@ -328,6 +328,12 @@ impl DoorTable {
         changed
     }
 
+    /// Whether some TOTP door has candidate slots (else every slot is its own door).
+    #[inline]
+    pub(super) fn has_candidates(&self) -> bool {
+        self.slots.len() > self.configured
+    }
+
     /// Marks the candidate of `door` for `code_step` spent; whether there is one.
     pub(super) fn spend(&mut self, door: usize, code_step: u64) -> bool {
         let parent = u32::try_from(door).unwrap_or(u32::MAX);

@@ -460,8 +460,8 @@ impl Matcher {
             kind: queued.kind,
             door: self.inner.out.door(&self.inner.doors, queued.door),
             source: queued.source,
-            stage: queued.stage as usize,
-            code_step: queued.code_step,
+            stage: queued.stage(),
+            code_step: queued.code_step(),
         })
     }
 
@@ -596,7 +596,8 @@ impl Matcher {
         };
         let out = &mut self.inner.out;
         let slots = &self.inner.doors.slots;
-        let mut reported = Parents::default();
+        let candidates = self.inner.doors.has_candidates();
+        let mut reported = None::<Parents>;
         let expired = state.attempts.retain_mut(|a| {
             if a.deadline > now {
                 return true;
@@ -604,7 +605,7 @@ impl Matcher {
             out.counters.attempts_expired += 1;
             let stage = usize::from(a.stage);
             let parent = slots[usize::from(a.door)].parent;
-            if reported.insert(parent) {
+            if !candidates || reported.get_or_insert_default().insert(parent) {
                 out.emit(ActionKind::Timeout, parent, entry.source, stage);
             }
             false
@@ -640,7 +641,8 @@ impl Matcher {
         probe: &Probe<'_>,
     ) {
         let mut started = false;
-        let mut reported = Parents::default();
+        let candidates = self.inner.doors.has_candidates();
+        let mut reported = None::<Parents>;
         let (first, count) = starting;
         for position in first..first + count {
             let index = self.inner.doors.lists[position as usize];
@@ -654,7 +656,7 @@ impl Matcher {
             started = true;
             self.inner.out.counters.attempts_started += 1;
             let slot = &self.inner.doors.slots[index as usize];
-            let first_of_door = reported.insert(slot.parent);
+            let first_of_door = !candidates || reported.get_or_insert_default().insert(slot.parent);
             if first_of_door {
                 self.inner
                     .out
@@ -805,8 +807,10 @@ impl MatcherInner {
         // A TOTP door has one attempt per candidate code: its actions are reported once
         // per door and packet, and a candidate that diverged is not reported as an
         // invalidation while a sibling goes on.
-        let mut advanced = Parents::default();
-        let mut invalidated = Parents::default();
+        // Only with TOTP candidates (`None` costs a fixed door nothing but a flag).
+        let candidates = self.doors.has_candidates();
+        let mut advanced = None::<Parents>;
+        let mut invalidated = None::<Parents>;
         let removed = state.attempts.retain_mut(|attempt| {
             let slot = &self.doors.slots[attempt.door as usize];
             if !self
@@ -827,7 +831,7 @@ impl MatcherInner {
             if slot.sequence.get(stage) == Some(&probe.knock) {
                 attempt.stage += 1;
                 self.out.counters.attempts_advanced += 1;
-                if !advanced.insert(parent) {
+                if candidates && !advanced.get_or_insert_default().insert(parent) {
                     // A sibling candidate already advanced (and opened, if complete).
                     return stage + 1 < steps;
                 }
@@ -845,19 +849,23 @@ impl MatcherInner {
                 return true;
             } else {
                 self.out.counters.attempts_invalidated += 1;
-                if slot.code_step.is_none() || !invalidated.insert_deferred(parent, stage) {
+                if slot.code_step.is_none()
+                    || !invalidated
+                        .get_or_insert_default()
+                        .insert_deferred(parent, stage)
+                {
                     self.out
                         .emit(ActionKind::Invalidated, parent, source, stage);
                 }
             }
             false
         });
-        for (parent, stage) in invalidated.deferred() {
+        for (parent, stage) in invalidated.iter().flat_map(Parents::deferred) {
             let live = state
                 .attempts
                 .iter()
                 .any(|a| self.doors.slots[usize::from(a.door)].parent == parent);
-            if !live && !advanced.contains(parent) {
+            if !live && !advanced.as_ref().is_some_and(|a| a.contains(parent)) {
                 self.out
                     .emit(ActionKind::Invalidated, parent, source, usize::from(stage));
             }

@@ -1415,7 +1415,16 @@ mod totp {
         let seq = |a: u16, b: u16| vec![Knock::tcp(a), Knock::tcp(b)];
         driver.matcher.set_door_sequences(
             DoorId::from_index(0),
-            vec![(1, seq(40001, 50001)), (2, seq(40001, 50002))],
+            vec![
+                (1, seq(40001, 50001)),
+                (2, seq(40001, 50002)),
+                ((5 << 32) + 7, seq(40009, 50009)),
+            ],
+        );
+        // A counter beyond 32 bits comes back whole.
+        assert_eq!(
+            driver.knock(ms(0), v4(7), &[40009, 50009]).last().unwrap(),
+            &format!("open t 10.0.0.7 code {}", (5u64 << 32) + 7)
         );
         assert_eq!(driver.syn(ms(0), v4(1), 40001), ["stage t 10.0.0.1 1"]);
         assert_eq!(driver.matcher.attempts_in_progress(), 2);
