@@ -103,7 +103,7 @@ fn print_actions(matcher: &mut Matcher, now: Instant) {
         // `Display` is knockd's log wording; a daemon runs the command lines (%IP%
         // substituted) with /bin/sh -c.
         let command = match &action {
-            Action::Open { door, source } => door.start_command_line(*source),
+            Action::Open { door, source, .. } => door.start_command_line(*source),
             Action::Close { door, source } => door.stop_command_line(*source),
             _ => None,
         };

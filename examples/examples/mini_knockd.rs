@@ -26,7 +26,7 @@ fn drain(matcher: &mut Matcher) {
     while let Some(action) = matcher.poll_action() {
         println!("{action}");
         let command = match &action {
-            Action::Open { door, source } => door.start_command_line(*source),
+            Action::Open { door, source, .. } => door.start_command_line(*source),
             Action::Close { door, source } => door.stop_command_line(*source),
             _ => None,
         };

@@ -207,6 +207,20 @@ fn add_door(clause: &mut FamilyClause, door: &Door, local: &[IpAddr], ipv4: bool
         None => clause.hosts.extend(local.iter().copied()),
     }
     clause.used = true;
+    if let Some(totp) = &door.totp {
+        // A time-based door: its `sequence` lists base ports; every code's step lies in
+        // its step's range, so the filter never changes with the time step.
+        for (protocol, low, high) in
+            knock_core::totp::port_ranges(totp.params.digits, &door.sequence)
+        {
+            let ports = match protocol {
+                Protocol::Tcp => &mut clause.tcp_ports,
+                Protocol::Udp => &mut clause.udp_ports,
+            };
+            ports.extend(low..=high);
+        }
+        return;
+    }
     for knock in &door.sequence {
         match knock.protocol {
             Protocol::Tcp => clause.tcp_ports.insert(knock.port),

@@ -312,3 +312,34 @@ fn spa_doors_admit_their_udp_port_and_are_payload_ports() {
     assert_eq!(knock_capture::payload_ports(&doors), [40000, 62201]);
     assert_eq!(knock_capture::payload_ports(&doors[2..]), [] as [u16; 0]);
 }
+
+#[test]
+fn a_totp_door_admits_its_steps_whole_ranges() {
+    let parsed = knock_core::Config::parse(
+        "[t]\nsequence = 40000,50000:udp\ntotp_secret = GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n\
+         totp_digits = 8\n",
+    )
+    .unwrap();
+    let expression = filter_expression(&parsed.config.doors, &[v4_dst()]);
+    assert!(expression.contains("portrange 40000-49999"), "{expression}");
+    assert!(expression.contains("portrange 50000-59999"), "{expression}");
+    let program = compile(LinkType::Ethernet, &expression);
+    for (port, tcp, admitted) in [
+        (40000, true, true),
+        (40471, true, true),
+        (49999, true, true),
+        (50000, false, true),
+        (58362, false, true),
+        (59999, false, true),
+        (39999, true, false),
+        (58362, true, false),
+        (40471, false, false),
+    ] {
+        let frame = if tcp { tcp4(port) } else { udp4(port) };
+        assert_eq!(
+            accepts(&program, LinkType::Ethernet, &frame),
+            admitted,
+            "{port} tcp={tcp}: {expression}"
+        );
+    }
+}

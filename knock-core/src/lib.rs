@@ -69,7 +69,7 @@
 //!     while let Some(action) = matcher.poll_action() {
 //!         // A daemon would log these (Display is knockd's wording) and run the command.
 //!         log.push(action.to_string());
-//!         if let Action::Open { door, source } = &action {
+//!         if let Action::Open { door, source, .. } = &action {
 //!             let command = door.start_command_line(*source).unwrap_or_default();
 //!             log.push(format!("run: {command}"));
 //!         }

@@ -786,21 +786,27 @@ impl Totp {
     /// code's sequence lies inside them, so a capture filter covering them never changes.
     #[must_use]
     pub fn port_ranges(&self) -> Vec<(crate::packet::Protocol, u16, u16)> {
-        let max_group = 10u16.pow(u32::from(group_digits(
-            self.params.digits,
-            self.bases.len(),
-        ))) - 1;
-        self.bases
-            .iter()
-            .map(|base| {
-                (
-                    base.protocol,
-                    base.port,
-                    base.port.saturating_add(max_group),
-                )
-            })
-            .collect()
+        port_ranges(self.params.digits, &self.bases)
     }
+}
+
+/// The port range of each step of a door with `digits`-digit codes on `bases`:
+/// `(protocol, base, base + 10^(digits/steps) − 1)` (what [`Totp::port_ranges`] gives,
+/// without the secret: a capture filter needs only the configuration).
+#[must_use]
+pub fn port_ranges(digits: u8, bases: &[Knock]) -> Vec<(crate::packet::Protocol, u16, u16)> {
+    let group = u32::from(group_digits(digits, bases.len()));
+    let max_group = u16::try_from(10u32.saturating_pow(group) - 1).unwrap_or(u16::MAX);
+    bases
+        .iter()
+        .map(|base| {
+            (
+                base.protocol,
+                base.port,
+                base.port.saturating_add(max_group),
+            )
+        })
+        .collect()
 }
 
 /// The codes around one time step, computed once per step: what a matcher keeps between two

@@ -147,7 +147,7 @@ fn render(action: &Action) -> String {
             source,
             stage,
         } => format!("stage {} {source} {stage}", door.id().index()),
-        Action::Open { door, source } => format!("open {} {source}", door.id().index()),
+        Action::Open { door, source, .. } => format!("open {} {source}", door.id().index()),
         Action::Close { door, source } => format!("close {} {source}", door.id().index()),
         Action::Timeout {
             door,
@@ -485,7 +485,7 @@ proptest! {
             }
             matcher.handle_packet(&PacketEvent { timestamp: now, ..p });
             while let Some(action) = matcher.poll_action() {
-                if let Action::Open { door, source: s } = &action {
+                if let Action::Open { door, source: s, .. } = &action {
                     opened |= door.id().index() == door_index && *s == source;
                 }
             }

@@ -8,7 +8,7 @@ use std::path::Path;
 use knock_core::totp::Totp;
 use knock_core::{Config, ConfigError, Knock, Warning};
 
-use crate::core::{OtsText, RunningConfig};
+use crate::core::{OtsText, RunningConfig, TotpRun};
 
 use crate::ots::{OtsFile, ots_file};
 use crate::{Error, io_reason};
@@ -42,15 +42,6 @@ pub(crate) struct TotpDoor {
     pub totp: Totp,
 }
 
-/// The warning given for each TOTP door until the matcher serves them.
-#[must_use]
-pub(crate) fn totp_not_served_message(door: &str) -> String {
-    format!(
-        "door {door}: time-based (TOTP) doors are validated but not served by this knockd yet \
-         --> disabling the door"
-    )
-}
-
 /// A configuration ready to run.
 #[derive(Clone, Debug)]
 pub(crate) struct Loaded {
@@ -59,8 +50,7 @@ pub(crate) struct Loaded {
     pub(crate) config: Config,
     /// The parser's warnings, naming the file.
     pub(crate) warnings: Vec<Warning>,
-    /// Problems found in one-time sequences files (invalid lines, exhausted files), TOTP
-    /// doors disabled, and the configuration file's ownership and permissions
+    /// Problems found in one-time sequences files (invalid lines, exhausted files), and the configuration file's ownership and permissions
     /// ([`file_safety_warnings`]): warnings, one line each, logged at start and printed by
     /// `--check`.
     pub(crate) ots_warnings: Vec<String>,
@@ -73,19 +63,21 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    /// What the daemon core runs: the configuration and the one-time sequences texts. TOTP
-    /// doors get an empty sequence (disabled) until the matcher serves them: their `sequence`
-    /// lists bases, which must never open the door as a fixed sequence.
+    /// What the daemon core runs: the configuration, the one-time sequences texts and the
+    /// TOTP doors' calculators. (A TOTP door's `sequence` lists bases: the matcher never
+    /// takes it as a fixed sequence, only the codes' sequences the core gives it.)
     #[must_use]
     pub(crate) fn running(&self) -> RunningConfig {
-        let mut config = self.config.clone();
-        for door in &mut config.doors {
-            if door.totp.is_some() {
-                door.sequence = Vec::new();
-            }
-        }
         RunningConfig {
-            config,
+            config: self.config.clone(),
+            totp: self
+                .totp
+                .iter()
+                .map(|t| TotpRun {
+                    door: t.door,
+                    totp: t.totp.clone(),
+                })
+                .collect(),
             ots: self
                 .ots
                 .iter()
@@ -294,7 +286,6 @@ fn load_with(shown: &str, path: &Path, cwd: &Path, writable: bool) -> Result<Loa
         let calculator = settings
             .totp(secret, &door.sequence)
             .map_err(|e| positioned(&text, shown, "sequence", "", &e))?;
-        ots_warnings.push(totp_not_served_message(&door.name));
         totp.push(TotpDoor {
             door: index,
             name: door.name.clone(),
@@ -605,7 +596,7 @@ mod tests {
     }
 
     #[test]
-    fn totp_doors_are_loaded_and_disabled_until_served() {
+    fn totp_doors_are_loaded_and_served() {
         let dir = tempfile::tempdir().unwrap();
         let conf = "[t]\nsequence = 40000,50000:udp\ntotp_secret = \
                     GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\ntotp_digits = 8\n[f]\nsequence = 7000,8000\n";
@@ -618,9 +609,17 @@ mod tests {
             loaded.totp[0].totp.sequence_at(59),
             [Knock::tcp(49428), Knock::udp(57082)]
         );
-        assert_eq!(loaded.ots_warnings, [totp_not_served_message("t")]);
-        let effective = loaded.running().config;
-        assert!(effective.doors[0].sequence.is_empty(), "bases never open");
+        assert!(loaded.ots_warnings.is_empty(), "{:?}", loaded.ots_warnings);
+        let running = loaded.running();
+        assert_eq!(running.totp.len(), 1);
+        assert_eq!(running.totp[0].door, 0);
+        let effective = running.config;
+        // The bases stay (the capture filter covers their ranges); the matcher never
+        // matches them as a fixed sequence.
+        assert_eq!(
+            effective.doors[0].sequence,
+            [Knock::tcp(40000), Knock::udp(50000)]
+        );
         assert_eq!(
             effective.doors[1].sequence,
             [Knock::tcp(7000), Knock::tcp(8000)]

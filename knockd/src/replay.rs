@@ -207,11 +207,11 @@ impl Replay {
         }
     }
 
-    /// Fires every remaining deadline (after the last packet).
+    /// Fires every remaining deadline (after the last packet; TOTP step boundaries, which
+    /// never end, only up to the last pending deadline).
     pub(crate) fn finish(&mut self, logger: &mut Logger, emit: &mut dyn FnMut(&str)) {
-        while let Some(at) = self.core.poll_timeout() {
-            self.core.handle_timeout(time(at));
-            self.perform(at, logger, emit);
+        while let Some(at) = self.core.poll_pending_timeout() {
+            self.advance_to(at, logger, emit);
         }
     }
 
@@ -256,6 +256,7 @@ impl Replay {
                 }
                 Effect::PersistStop { .. }
                 | Effect::DropStop(_)
+                | Effect::PersistSpentCodes(_)
                 | Effect::RewriteOts { .. }
                 | Effect::SetFilter(_)
                 | Effect::SetPayloadPorts(_)
@@ -385,6 +386,7 @@ mod tests {
             RunningConfig {
                 config,
                 ots: Vec::new(),
+                totp: Vec::new(),
                 spa: vec![(0, verifier)],
             },
             Limits::default(),
@@ -441,6 +443,7 @@ mod tests {
                 config,
                 ots,
                 spa: Vec::new(),
+                totp: Vec::new(),
             },
             Limits::default(),
         );
@@ -457,6 +460,64 @@ mod tests {
             },
         );
         lines
+    }
+
+    /// Replays `packets` against `conf`, whose door 0 is a TOTP door.
+    fn replay_totp(conf: &str, packets: &[Frame]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pcap");
+        write_pcap(&path, packets);
+        let config = Config::parse(conf).unwrap().config;
+        let door = &config.doors[0];
+        let settings = door.totp.clone().unwrap();
+        let secret = settings.inline_secret().unwrap().clone();
+        let totp = settings.totp(secret, &door.sequence).unwrap();
+        let running = RunningConfig {
+            config,
+            ots: Vec::new(),
+            spa: Vec::new(),
+            totp: vec![crate::core::TotpRun { door: 0, totp }],
+        };
+        let mut replay = Replay::new(running, Limits::default());
+        let mut logger = Logger::open(LogOptions::default());
+        let mut lines = Vec::new();
+        replay.run(
+            OfflineCapture::open(&path).unwrap(),
+            &mut logger,
+            &mut |text| {
+                lines.extend(
+                    text.lines()
+                        .map(|l| l.splitn(3, ' ').nth(2).unwrap_or_default().to_owned()),
+                );
+            },
+        );
+        lines
+    }
+
+    #[test]
+    fn a_totp_door_replays_at_the_capture_time_and_ends() {
+        // RFC 6238's SHA1 secret, 8 digits: 94287082 at 59 s (step 1), so the knock
+        // 49428, 57082/udp opens at a capture time in [30 s, 60 s), once.
+        let conf = "[t]\nsequence = 40000,50000:udp\ntotp_secret = \
+                    GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\ntotp_digits = 8\n\
+                    start_command = open %IP%\ncmd_timeout = 10\nstop_command = close %IP%\n";
+        let s = 1_000_000;
+        let lines = replay_totp(
+            conf,
+            &[
+                (50 * s, A, SERVER, 49428, false),
+                (50 * s + 1, A, SERVER, 57082, true),
+                (55 * s, B, SERVER, 49428, false),
+                (55 * s + 1, B, SERVER, 57082, true),
+                (200 * s, B, SERVER, 49428, false),
+                (200 * s + 1, B, SERVER, 57082, true),
+            ],
+        );
+        let text = lines.join("\n");
+        assert_eq!(text.matches("OPEN SESAME").count(), 1, "{text}");
+        assert!(text.contains("10.0.0.1: t: OPEN SESAME"), "{text}");
+        assert!(text.contains("10.0.0.9: t: code already used"), "{text}");
+        assert!(text.contains("would run: close 10.0.0.1"), "{text}");
     }
 
     const T0: u64 = 1_795_000_000_000_000;

@@ -411,6 +411,12 @@ impl Server {
             server.core.handle_restore(now, entries);
             server.perform();
         }
+        // TOTP codes spent before the restart stay spent; this also sets the TOTP windows.
+        let now = server.now();
+        server
+            .core
+            .handle_restore_spent(now, server.state.spent_codes());
+        server.perform();
         Ok(server)
     }
 
@@ -686,6 +692,7 @@ impl Server {
                     self.state.add(id, stop);
                 }
                 Effect::DropStop(id) => self.state.remove(id),
+                Effect::PersistSpentCodes(spent) => self.state.set_spent_codes(spent),
                 Effect::RunJob(job) => {
                     if !self.unwritten_stops.is_empty() || !self.deferred_jobs.is_empty() {
                         // Its stop is not on disk yet (or an earlier job waits for that).

@@ -18,6 +18,11 @@
 //! `knock_core::spa::ReplayCache`), so a captured packet cannot be replayed after a restart.
 //! Files without it (older versions, no SPA door) load as before.
 //!
+//! When time-based (TOTP) doors opened lately, `"spent_codes":[{"door":"totp","step":
+//! 59999999}]`: the codes that must not open again (at most `2 × TOTP_Window + 1` per door;
+//! the core drops the older ones at each step boundary). A file without that list (knockd
+//! before TOTP) loads as having none.
+//!
 //! `due` is in Unix seconds; `command` is the stop command as it will run (`%IP%` already
 //! replaced), so the hole opened under an old configuration is closed by the matching
 //! command even if the configuration changed since. While start commands run, an optional
@@ -31,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::core::{PendingStop, StopId};
+use crate::core::{PendingStop, SpentCode, StopId};
 
 /// Why the state file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +91,7 @@ pub(crate) struct StateFile {
     entries: BTreeMap<StopId, PendingStop>,
     /// The SPA replay cache's text (empty: none).
     spa_replay: String,
+    spent: Vec<SpentCode>,
     /// Changed since the last successful write.
     dirty: bool,
     /// Why the file must not be written (it was ignored at startup: unsafe or unreadable;
@@ -103,6 +109,7 @@ impl StateFile {
             path,
             entries: BTreeMap::new(),
             spa_replay: String::new(),
+            spent: Vec::new(),
             dirty: false,
             frozen: None,
             running: BTreeMap::new(),
@@ -218,6 +225,23 @@ impl StateFile {
                 },
             );
         }
+        let mut spent = Vec::new();
+        for item in value
+            .get("spent_codes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let door = item.get("door").and_then(Value::as_str);
+            let step = item.get("step").and_then(Value::as_u64);
+            let (Some(door), Some(code_step)) = (door, step) else {
+                return Err(corrupt("a spent code without \"door\" or \"step\"".into()));
+            };
+            spent.push(SpentCode {
+                door: door.to_owned(),
+                code_step,
+            });
+        }
         state.entries = entries;
         for item in value
             .get("running_starts")
@@ -257,6 +281,7 @@ impl StateFile {
             Some(Value::String(text)) => state.spa_replay.clone_from(text),
             Some(_) => return Err(corrupt("\"spa_replay_cache\" is not a string".into())),
         }
+        state.spent = spent;
         Ok(state)
     }
 
@@ -273,6 +298,20 @@ impl StateFile {
             .iter()
             .map(|(id, stop)| (*id, stop.clone()))
             .collect()
+    }
+
+    /// The TOTP codes recorded as spent.
+    #[must_use]
+    pub(crate) fn spent_codes(&self) -> Vec<SpentCode> {
+        self.spent.clone()
+    }
+
+    /// Replaces the spent TOTP codes (in memory).
+    pub(crate) fn set_spent_codes(&mut self, spent: Vec<SpentCode>) {
+        if spent != self.spent {
+            self.spent = spent;
+            self.dirty = true;
+        }
     }
 
     /// Records a pending stop (in memory; see [`save_if_dirty`](Self::save_if_dirty)).
@@ -387,6 +426,13 @@ impl StateFile {
         }
         if !self.spa_replay.is_empty() {
             doc["spa_replay_cache"] = Value::String(self.spa_replay.clone());
+        }
+        if !self.spent.is_empty() {
+            doc["spent_codes"] = self
+                .spent
+                .iter()
+                .map(|s| json!({ "door": s.door, "step": s.code_step }))
+                .collect();
         }
         let mut text = doc.to_string();
         text.push('\n');
@@ -633,6 +679,38 @@ mod tests {
         assert!(matches!(
             StateFile::load(path),
             Err(StateError::Unsafe { .. })
+        ));
+    }
+
+    #[test]
+    fn spent_codes_round_trip_and_old_files_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        // A file written before TOTP doors: no spent codes.
+        std::fs::write(&path, r#"{"version":1,"pending_stops":[]}"#).unwrap();
+        let mut state = StateFile::load(path.clone()).unwrap();
+        assert!(state.spent_codes().is_empty());
+        let spent = vec![SpentCode {
+            door: "totp".into(),
+            code_step: 59_999_999,
+        }];
+        state.set_spent_codes(spent.clone());
+        assert!(state.is_dirty());
+        state.save_if_dirty().unwrap();
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains(r#""spent_codes":[{"door":"totp","step":59999999}]"#)
+        );
+        assert_eq!(StateFile::load(path.clone()).unwrap().spent_codes(), spent);
+        std::fs::write(
+            &path,
+            r#"{"version":1,"pending_stops":[],"spent_codes":[{"door":"t"}]}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            StateFile::load(path),
+            Err(StateError::Corrupt { .. })
         ));
     }
 }

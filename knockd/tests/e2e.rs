@@ -31,3 +31,5 @@ mod ops;
 mod replay;
 #[path = "e2e/spa.rs"]
 mod spa;
+#[path = "e2e/totp.rs"]
+mod totp;

@@ -95,7 +95,10 @@ impl core::ops::Deref for DoorRef {
 /// The doors of the running configuration, indexed by step.
 #[derive(Debug)]
 pub(super) struct DoorTable {
+    /// The configured doors (`configured` of them, in config order), then the TOTP
+    /// candidates: at most `2 × TOTP_Window + 1` per TOTP door (one per code of the window).
     pub(super) slots: Vec<DoorSlot>,
+    pub(super) configured: usize,
     /// For each (protocol, port) that is a step of an enabled door: the doors having it as
     /// any step and the doors starting with it, as ranges of `lists`.
     pub(super) by_knock: KnockIndex,
@@ -140,17 +143,49 @@ pub(super) struct DoorSlot {
     pub(super) sequence: Box<[Knock]>,
     /// `AllowDuplicates`: a repeat of the step just matched is ignored.
     pub(super) allow_duplicates: bool,
+    /// The slot of the configured door: its own index, or for a TOTP candidate the TOTP
+    /// door's (candidates' actions name that door).
+    pub(super) parent: u32,
+    /// For a TOTP candidate: the time-step counter whose code `sequence` is.
+    pub(super) code_step: Option<u64>,
+    /// For a TOTP candidate: its code opened once already.
+    pub(super) spent: bool,
 }
 
 impl DoorSlot {
     pub(super) fn new(door: DoorRef, class: usize) -> Self {
+        // A TOTP door's `sequence` lists base ports, never a sequence to knock: its slot
+        // matches nothing, its candidates (one slot per code of the window) do.
+        let sequence = if door.totp.is_some() {
+            Box::default()
+        } else {
+            door.sequence.clone().into_boxed_slice()
+        };
         Self {
             target: door.target,
             flags: door.tcp_flags,
-            sequence: door.sequence.clone().into_boxed_slice(),
+            sequence,
             allow_duplicates: door.allow_duplicates,
+            parent: u32::try_from(door.id().index()).unwrap_or(u32::MAX),
+            code_step: None,
+            spent: false,
             door,
             class,
+        }
+    }
+
+    /// A TOTP candidate of `parent` (a slot of the table) for step `code_step`.
+    pub(super) fn candidate(parent: &Self, code_step: u64, sequence: Vec<Knock>) -> Self {
+        Self {
+            target: parent.target,
+            flags: parent.flags,
+            sequence: sequence.into_boxed_slice(),
+            allow_duplicates: parent.allow_duplicates,
+            parent: parent.parent,
+            code_step: Some(code_step),
+            spent: false,
+            door: parent.door.clone(),
+            class: parent.class,
         }
     }
 }
@@ -188,6 +223,7 @@ impl DoorTable {
             slots.push(DoorSlot::new(door, class));
         }
         let mut table = Self {
+            configured: slots.len(),
             slots,
             by_knock: KnockIndex::default(),
             lists: Vec::new(),
@@ -237,6 +273,78 @@ impl DoorTable {
                 self.by_knock.many.insert(knock, doors);
             }
         }
+    }
+
+    /// Makes `candidates` (time-step counter, sequence) the accepted sequences of TOTP door
+    /// `door` (a configured door). A counter already a candidate keeps its slot, its attempts
+    /// and whether it is spent; the slots of counters no longer given are reused or emptied.
+    /// Returns the slots whose sequence changed (their attempts must be discarded).
+    pub(super) fn set_candidates(
+        &mut self,
+        door: usize,
+        mut candidates: Vec<(u64, Vec<Knock>)>,
+    ) -> Vec<u32> {
+        let parent = u32::try_from(door).unwrap_or(u32::MAX);
+        let first_candidate = self.configured;
+        let mut changed = Vec::new();
+        let mut free = Vec::new();
+        for index in first_candidate..self.slots.len() {
+            let slot = &self.slots[index];
+            if slot.parent != parent {
+                continue;
+            }
+            match candidates
+                .iter()
+                .position(|(step, _)| Some(*step) == slot.code_step)
+            {
+                Some(position) if *slot.sequence == *candidates[position].1 => {
+                    candidates.swap_remove(position);
+                }
+                _ => free.push(index),
+            }
+        }
+        for (code_step, sequence) in candidates {
+            let slot = DoorSlot::candidate(&self.slots[door], code_step, sequence);
+            let index = match free.pop() {
+                Some(index) => {
+                    self.slots[index] = slot;
+                    index
+                }
+                None => {
+                    self.slots.push(slot);
+                    self.slots.len() - 1
+                }
+            };
+            changed.push(u32::try_from(index).unwrap_or(u32::MAX));
+        }
+        for index in free {
+            let slot = &mut self.slots[index];
+            slot.sequence = Box::default();
+            slot.code_step = None;
+            slot.spent = false;
+            changed.push(u32::try_from(index).unwrap_or(u32::MAX));
+        }
+        self.reindex();
+        changed
+    }
+
+    /// Whether some TOTP door has candidate slots (else every slot is its own door).
+    #[inline]
+    pub(super) fn has_candidates(&self) -> bool {
+        self.slots.len() > self.configured
+    }
+
+    /// Marks the candidate of `door` for `code_step` spent; whether there is one.
+    pub(super) fn spend(&mut self, door: usize, code_step: u64) -> bool {
+        let parent = u32::try_from(door).unwrap_or(u32::MAX);
+        let mut found = false;
+        for slot in &mut self.slots[self.configured..] {
+            if slot.parent == parent && slot.code_step == Some(code_step) {
+                slot.spent = true;
+                found = true;
+            }
+        }
+        found
     }
 
     pub(super) fn range(&self, (start, len): (u32, u32)) -> &[u32] {

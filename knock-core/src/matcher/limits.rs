@@ -94,6 +94,8 @@ pub struct Counters {
     pub sources_evicted: u64,
     /// Doors opened (sequences completed).
     pub opened: u64,
+    /// Complete knocks of a TOTP code already spent ([`Action::CodeUsed`](crate::Action::CodeUsed)).
+    pub codes_reused: u64,
     /// Stop commands scheduled (after an open with a stop command, or by
     /// [`Matcher::schedule_close`]).
     pub closes_scheduled: u64,

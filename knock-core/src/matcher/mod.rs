@@ -108,6 +108,13 @@ use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
 /// * With the door's `AllowDuplicates`, a repeat of the step the attempt matched last (a
 ///   retransmitted SYN) is ignored by that attempt instead of invalidating it
 ///   (counted in [`Counters::ignored_duplicates`]); off by default, as in knockd 0.8.
+/// * A time-based (TOTP) door matches the sequences its caller gives with
+///   [`set_door_sequences`](Self::set_door_sequences) (one per code of the window), never
+///   its base ports. Each is matched as above (an attempt per consistent candidate,
+///   reported once per door); the [`Action::Open`] names the code's counter, and a code
+///   that opened once gives [`Action::CodeUsed`] instead for every source. Per packet this
+///   adds only the candidates' entries in the step index (no allocation); memory: one door
+///   slot per candidate.
 /// * One source's attempt ending never touches another source's (B1), so a door that is a
 ///   prefix of another never blocks the longer one: both open.
 ///
@@ -301,6 +308,54 @@ impl Matcher {
         self.inner.out.counters.attempts_discarded += discarded as u64;
     }
 
+    /// Sets the accepted sequences of a time-based (TOTP) door: one (time-step counter,
+    /// sequence) per code of its window `[T−W, T+W]`, as `Totp::window` gives them. The
+    /// caller owns the clock: call it at start, after [`replace_config`](Self::replace_config)
+    /// and at every step boundary (`Totp::next_step_boundary`).
+    ///
+    /// A source's attempt follows every candidate its knocks are consistent with (one attempt
+    /// per candidate, reported once per door); only a complete sequence opens, and the
+    /// [`Action::Open`] names the counter used. That code is then *spent* for every source:
+    /// a later complete knock of it gives [`Action::CodeUsed`] and opens nothing.
+    ///
+    /// Candidates kept from the previous call keep their attempts in progress and whether
+    /// they are spent; attempts on a candidate that left the window are discarded (counted in
+    /// [`Counters::attempts_discarded`]). Ignored for an unknown door or one without
+    /// `totp`. Memory: one slot per candidate (at most `2 × MAX_WINDOW + 1` per door); the
+    /// step index is rebuilt (allocates; once per step, not per packet).
+    pub fn set_door_sequences(&mut self, door: DoorId, candidates: Vec<(u64, Vec<Knock>)>) {
+        let index = door.index();
+        if index >= self.inner.doors.configured || self.inner.doors.slots[index].door.totp.is_none()
+        {
+            return;
+        }
+        self.inner.out.detach(&self.inner.doors);
+        let changed = self.inner.doors.set_candidates(index, candidates);
+        if changed.is_empty() {
+            return;
+        }
+        let mut discarded = 0;
+        self.sources.map.retain(|state| {
+            discarded += state
+                .attempts
+                .retain_mut(|a| !changed.contains(&u32::from(a.door)));
+            !state.attempts.is_empty()
+        });
+        self.sources.live_attempts -= discarded;
+        self.inner.out.counters.attempts_discarded += discarded as u64;
+    }
+
+    /// Marks the code of step `code_step` of TOTP door `door` as spent (e.g. remembered in
+    /// a state file across a restart): a complete knock of it opens nothing. Applies to the
+    /// current candidates only (call it after
+    /// [`set_door_sequences`](Self::set_door_sequences)); returns whether that code is one.
+    pub fn spend_code(&mut self, door: DoorId, code_step: u64) -> bool {
+        if door.index() >= self.inner.doors.configured {
+            return false;
+        }
+        self.inner.doors.spend(door.index(), code_step)
+    }
+
     /// Feeds one packet, which arrived at its [`PacketEvent::timestamp`] (see the calling
     /// contract on [`Matcher`]).
     pub fn handle_packet(&mut self, packet: &PacketEvent) {
@@ -405,7 +460,8 @@ impl Matcher {
             kind: queued.kind,
             door: self.inner.out.door(&self.inner.doors, queued.door),
             source: queued.source,
-            stage: queued.stage as usize,
+            stage: queued.stage(),
+            code_step: queued.code_step(),
         })
     }
 
@@ -539,13 +595,19 @@ impl Matcher {
             return;
         };
         let out = &mut self.inner.out;
+        let slots = &self.inner.doors.slots;
+        let candidates = self.inner.doors.has_candidates();
+        let mut reported = None::<Parents>;
         let expired = state.attempts.retain_mut(|a| {
             if a.deadline > now {
                 return true;
             }
             out.counters.attempts_expired += 1;
             let stage = usize::from(a.stage);
-            out.emit(ActionKind::Timeout, u32::from(a.door), entry.source, stage);
+            let parent = slots[usize::from(a.door)].parent;
+            if !candidates || reported.get_or_insert_default().insert(parent) {
+                out.emit(ActionKind::Timeout, parent, entry.source, stage);
+            }
             false
         });
         self.sources.live_attempts -= expired;
@@ -579,6 +641,8 @@ impl Matcher {
         probe: &Probe<'_>,
     ) {
         let mut started = false;
+        let candidates = self.inner.doors.has_candidates();
+        let mut reported = None::<Parents>;
         let (first, count) = starting;
         for position in first..first + count {
             let index = self.inner.doors.lists[position as usize];
@@ -592,9 +656,16 @@ impl Matcher {
             started = true;
             self.inner.out.counters.attempts_started += 1;
             let slot = &self.inner.doors.slots[index as usize];
-            self.inner.out.emit(ActionKind::Stage, index, source, 1);
+            let first_of_door = !candidates || reported.get_or_insert_default().insert(slot.parent);
+            if first_of_door {
+                self.inner
+                    .out
+                    .emit(ActionKind::Stage, slot.parent, source, 1);
+            }
             if slot.sequence.len() == 1 {
-                self.inner.open(index, source, now);
+                if first_of_door {
+                    self.inner.open(index, source, now);
+                }
                 continue;
             }
             let class = slot.class;
@@ -689,8 +760,8 @@ impl Matcher {
 }
 
 impl MatcherInner {
-    /// Emits the open of door `index` and schedules its stop command if there is one for
-    /// `source`.
+    /// Emits the open of door slot `index` (or, for a spent TOTP code, `CodeUsed`) and
+    /// schedules its stop command if there is one for `source`.
     fn open(&mut self, index: u32, source: IpAddr, now: Instant) {
         let Self {
             doors,
@@ -698,9 +769,21 @@ impl MatcherInner {
             out,
             limits,
         } = self;
-        let door = &doors.slots[index as usize].door;
+        let slot = &mut doors.slots[index as usize];
+        let parent = slot.parent;
+        if let Some(step) = slot.code_step {
+            if slot.spent {
+                out.counters.codes_reused += 1;
+                out.emit_code(ActionKind::CodeUsed, parent, source, step);
+                return;
+            }
+            slot.spent = true;
+            out.emit_code(ActionKind::Open, parent, source, step);
+        } else {
+            out.emit(ActionKind::Open, parent, source, 0);
+        }
         out.counters.opened += 1;
-        out.emit(ActionKind::Open, index, source, 0);
+        let door = &slot.door;
         if door.stop_command_for(source).is_some() {
             let at = now + door.cmd_timeout;
             closes.schedule(out, limits.max_pending_closes, door.clone(), source, at);
@@ -721,6 +804,13 @@ impl MatcherInner {
             changed: false,
             past_first_step: false,
         };
+        // A TOTP door has one attempt per candidate code: its actions are reported once
+        // per door and packet, and a candidate that diverged is not reported as an
+        // invalidation while a sibling goes on.
+        // Only with TOTP candidates (`None` costs a fixed door nothing but a flag).
+        let candidates = self.doors.has_candidates();
+        let mut advanced = None::<Parents>;
+        let mut invalidated = None::<Parents>;
         let removed = state.attempts.retain_mut(|attempt| {
             let slot = &self.doors.slots[attempt.door as usize];
             if !self
@@ -736,11 +826,16 @@ impl MatcherInner {
             progress.changed = true;
             let stage = usize::from(attempt.stage);
             let index = u32::from(attempt.door);
+            let parent = slot.parent;
             let steps = slot.sequence.len();
             if slot.sequence.get(stage) == Some(&probe.knock) {
                 attempt.stage += 1;
                 self.out.counters.attempts_advanced += 1;
-                self.out.emit(ActionKind::Stage, index, source, stage + 1);
+                if candidates && !advanced.get_or_insert_default().insert(parent) {
+                    // A sibling candidate already advanced (and opened, if complete).
+                    return stage + 1 < steps;
+                }
+                self.out.emit(ActionKind::Stage, parent, source, stage + 1);
                 if stage + 1 < steps {
                     progress.past_first_step |= stage + 1 == 2;
                     return true;
@@ -754,11 +849,75 @@ impl MatcherInner {
                 return true;
             } else {
                 self.out.counters.attempts_invalidated += 1;
-                self.out.emit(ActionKind::Invalidated, index, source, stage);
+                if slot.code_step.is_none()
+                    || !invalidated
+                        .get_or_insert_default()
+                        .insert_deferred(parent, stage)
+                {
+                    self.out
+                        .emit(ActionKind::Invalidated, parent, source, stage);
+                }
             }
             false
         });
+        for (parent, stage) in invalidated.iter().flat_map(Parents::deferred) {
+            let live = state
+                .attempts
+                .iter()
+                .any(|a| self.doors.slots[usize::from(a.door)].parent == parent);
+            if !live && !advanced.as_ref().is_some_and(|a| a.contains(parent)) {
+                self.out
+                    .emit(ActionKind::Invalidated, parent, source, usize::from(stage));
+            }
+        }
         (progress, removed)
+    }
+}
+
+/// The doors a packet already reported for one source (a TOTP door's candidates are
+/// reported once): a few inline, no allocation; beyond [`Parents::INLINE`] doors at once
+/// (only with that many doors sharing a step) some actions may be reported twice.
+#[derive(Default)]
+struct Parents {
+    doors: [(u32, u16); Self::INLINE],
+    len: usize,
+}
+
+impl Parents {
+    const INLINE: usize = 8;
+
+    fn contains(&self, door: u32) -> bool {
+        self.doors[..self.len].iter().any(|(d, _)| *d == door)
+    }
+
+    /// Adds `door`; whether to report it: it is new, or the set is full.
+    fn insert(&mut self, door: u32) -> bool {
+        if self.contains(door) {
+            return false;
+        }
+        if self.len < Self::INLINE {
+            self.doors[self.len] = (door, 0);
+            self.len += 1;
+        }
+        true
+    }
+
+    /// Keeps `door` with `stage` to report later; false when the set is full (the caller
+    /// then reports at once).
+    fn insert_deferred(&mut self, door: u32, stage: usize) -> bool {
+        if self.contains(door) {
+            return true;
+        }
+        if self.len == Self::INLINE {
+            return false;
+        }
+        self.doors[self.len] = (door, u16::try_from(stage).unwrap_or(u16::MAX));
+        self.len += 1;
+        true
+    }
+
+    fn deferred(&self) -> impl Iterator<Item = (u32, u16)> + '_ {
+        self.doors[..self.len].iter().copied()
     }
 }
 

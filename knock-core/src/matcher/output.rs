@@ -30,6 +30,9 @@ pub enum Action {
         door: DoorRef,
         /// The knocker.
         source: IpAddr,
+        /// For a TOTP door, the time-step counter of the code knocked (now spent); `None`
+        /// for other doors.
+        code_step: Option<u64>,
     },
     /// `cmd_timeout` after an open: run the stop command.
     Close {
@@ -56,6 +59,16 @@ pub enum Action {
         /// Steps completed before the wrong knock.
         stage: usize,
     },
+    /// `source` completed the sequence of a TOTP code that already opened the door (for
+    /// any source): nothing opens.
+    CodeUsed {
+        /// The door.
+        door: DoorRef,
+        /// The knocker.
+        source: IpAddr,
+        /// The time-step counter of the spent code.
+        code_step: u64,
+    },
 }
 
 /// What an [`Action`] is, without its data (see [`ActionView`]).
@@ -72,6 +85,8 @@ pub enum ActionKind {
     Timeout,
     /// [`Action::Invalidated`].
     Invalidated,
+    /// [`Action::CodeUsed`].
+    CodeUsed,
 }
 
 /// A borrowed view of the next action, from [`Matcher::poll_action_ref`]: the same
@@ -87,8 +102,10 @@ pub struct ActionView<'a> {
     /// The knocker.
     pub source: IpAddr,
     /// For `Stage`, the step just completed (1-based); for `Timeout` and `Invalidated`, the
-    /// steps completed before; 0 for `Open` and `Close`.
+    /// steps completed before; 0 for `Open`, `Close` and `CodeUsed`.
     pub stage: usize,
+    /// For `Open` of a TOTP door and `CodeUsed`: the time-step counter of the code.
+    pub code_step: Option<u64>,
 }
 
 impl ActionView<'_> {
@@ -98,13 +115,23 @@ impl ActionView<'_> {
         let door = self.door.clone();
         let source = self.source;
         let stage = self.stage;
+        let code_step = self.code_step;
         match self.kind {
             ActionKind::Stage => Action::Stage {
                 door,
                 source,
                 stage,
             },
-            ActionKind::Open => Action::Open { door, source },
+            ActionKind::Open => Action::Open {
+                door,
+                source,
+                code_step,
+            },
+            ActionKind::CodeUsed => Action::CodeUsed {
+                door,
+                source,
+                code_step: code_step.unwrap_or_default(),
+            },
             ActionKind::Close => Action::Close { door, source },
             ActionKind::Timeout => Action::Timeout {
                 door,
@@ -130,12 +157,18 @@ impl Action {
             Self::Close { .. } => ActionKind::Close,
             Self::Timeout { .. } => ActionKind::Timeout,
             Self::Invalidated { .. } => ActionKind::Invalidated,
+            Self::CodeUsed { .. } => ActionKind::CodeUsed,
         }
     }
 
     /// The door, the knocker and the stage (0 for `Open` and `Close`), as in [`ActionView`].
     #[must_use]
     pub fn view(&self) -> ActionView<'_> {
+        let code_step = match self {
+            Self::Open { code_step, .. } => *code_step,
+            Self::CodeUsed { code_step, .. } => Some(*code_step),
+            _ => None,
+        };
         let (door, source, stage) = match self {
             Self::Stage {
                 door,
@@ -152,13 +185,16 @@ impl Action {
                 source,
                 stage,
             } => (door, *source, *stage),
-            Self::Open { door, source } | Self::Close { door, source } => (door, *source, 0),
+            Self::Open { door, source, .. }
+            | Self::Close { door, source }
+            | Self::CodeUsed { door, source, .. } => (door, *source, 0),
         };
         ActionView {
             kind: self.kind(),
             door,
             source,
             stage,
+            code_step,
         }
     }
 }
@@ -173,7 +209,8 @@ impl fmt::Display for Action {
 impl fmt::Display for ActionView<'_> {
     /// knockd 0.8's log wording, `IP: DOOR: Stage N`, `IP: DOOR: OPEN SESAME`,
     /// `IP: DOOR: command timeout`, `IP: DOOR: sequence timeout (stage N)`; and
-    /// `IP: DOOR: knock invalidated (stage N)` (0.8 never reported it).
+    /// `IP: DOOR: knock invalidated (stage N)` (0.8 never reported it), and for TOTP doors
+    /// `IP: DOOR: code already used`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (source, door, stage) = (self.source, &self.door.name, self.stage);
         match self.kind {
@@ -184,6 +221,7 @@ impl fmt::Display for ActionView<'_> {
             ActionKind::Invalidated => {
                 write!(f, "{source}: {door}: knock invalidated (stage {stage})")
             }
+            ActionKind::CodeUsed => write!(f, "{source}: {door}: code already used"),
         }
     }
 }
@@ -205,6 +243,29 @@ pub(super) struct Queued {
     pub(super) stage: u32,
     pub(super) source: IpAddr,
     pub(super) door: QueuedDoor,
+    /// For `Open` of a TOTP candidate and `CodeUsed`: the high half of the code's
+    /// time-step counter, whose low half is in `stage`; [`NO_CODE`] for other actions (two
+    /// `u32` rather than an `Option<u64>`: the queue entry stays 36 bytes, not 48).
+    pub(super) code_hi: u32,
+}
+
+/// [`Queued::code_hi`] of an action without a code.
+const NO_CODE: u32 = u32::MAX;
+
+impl Queued {
+    /// The code's time-step counter, for `Open` of a TOTP candidate and `CodeUsed`.
+    pub(super) fn code_step(&self) -> Option<u64> {
+        (self.code_hi != NO_CODE).then(|| (u64::from(self.code_hi) << 32) | u64::from(self.stage))
+    }
+
+    /// The stage as actions report it (0 for actions with a code).
+    pub(super) fn stage(&self) -> usize {
+        if self.code_hi == NO_CODE {
+            self.stage as usize
+        } else {
+            0
+        }
+    }
 }
 
 /// The action queue and the counters: written by every part of the matcher.
@@ -250,6 +311,22 @@ impl Output {
             stage: u32::try_from(stage).unwrap_or(u32::MAX),
             source,
             door: QueuedDoor::Current(door),
+            code_hi: NO_CODE,
+        });
+    }
+
+    /// Emits an `Open` or `CodeUsed` of a TOTP candidate, naming the door `door`.
+    pub(super) fn emit_code(&mut self, kind: ActionKind, door: u32, source: IpAddr, step: u64) {
+        // Counters reach 2^64 − 2^32 (the high half `NO_CODE`) only with absurd clocks.
+        let code_hi = u32::try_from(step >> 32)
+            .unwrap_or(NO_CODE - 1)
+            .min(NO_CODE - 1);
+        self.actions.push(Queued {
+            kind,
+            stage: step as u32,
+            source,
+            door: QueuedDoor::Current(door),
+            code_hi,
         });
     }
 
@@ -260,6 +337,7 @@ impl Output {
             stage: 0,
             source,
             door,
+            code_hi: NO_CODE,
         });
     }
 

@@ -77,7 +77,21 @@ fn render(action: &Action) -> String {
             source,
             stage,
         } => format!("stage {} {source} {stage}", door.name),
-        Action::Open { door, source } => format!("open {} {source}", door.name),
+        Action::Open {
+            door,
+            source,
+            code_step: None,
+        } => format!("open {} {source}", door.name),
+        Action::Open {
+            door,
+            source,
+            code_step: Some(step),
+        } => format!("open {} {source} code {step}", door.name),
+        Action::CodeUsed {
+            door,
+            source,
+            code_step,
+        } => format!("used {} {source} code {code_step}", door.name),
         Action::Close { door, source } => format!("close {} {source}", door.name),
         Action::Timeout {
             door,
@@ -1218,4 +1232,219 @@ fn actions_display_in_knockd_wording() {
     assert_eq!((door.id().index(), door.name.as_str()), (1, "web"));
     assert_eq!(d.matcher.door(DoorId::from_index(2)), None);
     assert_eq!(DoorId::from_index(usize::MAX).index(), u32::MAX as usize);
+}
+
+/// Time-based (TOTP) doors: the caller feeds the window's candidates, as the daemon core
+/// does at every step boundary; the clock here is virtual (Unix seconds chosen by the test).
+mod totp {
+    use super::*;
+    use crate::config::{TotpConfig, TotpSecret};
+    use crate::totp::{Secret, Totp};
+
+    const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    /// A Unix time inside a 30-second step (step 33 333 333 starts at 999 999 990).
+    const UNIX: u64 = 1_000_000_000;
+
+    fn totp_door(name: &str) -> (Door, Totp) {
+        let secret = Secret::from_base32(SECRET).unwrap();
+        let mut d = with_commands(door(name, "40000,50000"), Duration::from_secs(10));
+        let settings = TotpConfig::new(TotpSecret::Inline(secret.clone()));
+        let calculator = Totp::new(secret, settings.params, &d.sequence).unwrap();
+        d.totp = Some(settings);
+        (d, calculator)
+    }
+
+    /// A driver with the TOTP door `t` (door 0) and a fixed door `f`, window set for `unix`.
+    fn driver(unix: u64) -> (Driver, Totp) {
+        let (t, totp) = totp_door("t");
+        let mut driver = Driver::new(vec![t, door("f", "7000,8000")]);
+        set_window(&mut driver, &totp, unix);
+        (driver, totp)
+    }
+
+    fn set_window(driver: &mut Driver, totp: &Totp, unix: u64) {
+        let candidates = totp
+            .window(unix)
+            .into_iter()
+            .map(|c| (c.counter, c.sequence))
+            .collect();
+        driver
+            .matcher
+            .set_door_sequences(DoorId::from_index(0), candidates);
+    }
+
+    fn ports(totp: &Totp, counter: u64) -> Vec<u16> {
+        totp.sequence_for_counter(counter)
+            .iter()
+            .map(|k| k.port)
+            .collect()
+    }
+
+    #[test]
+    fn the_bases_never_open_a_totp_door() {
+        let (t, _) = totp_door("t");
+        let mut driver = Driver::new(vec![t]);
+        assert!(driver.knock(ms(0), v4(1), &[40000, 50000]).is_empty());
+        assert_eq!(driver.counters().admitted, 0);
+    }
+
+    #[test]
+    fn every_code_of_the_window_opens_and_none_beyond() {
+        let (mut driver, totp) = driver(UNIX);
+        let now = totp.counter_at(UNIX);
+        for (n, counter) in [now - 1, now, now + 1].into_iter().enumerate() {
+            let at = ms(1000 * n as u64);
+            let out = driver.knock(at, v4(n as u8 + 1), &ports(&totp, counter));
+            assert_eq!(
+                out.last().unwrap(),
+                &format!("open t 10.0.0.{} code {counter}", n + 1),
+                "{out:?}"
+            );
+        }
+        for (n, counter) in [now - 2, now + 2].into_iter().enumerate() {
+            let at = ms(10_000 + 1000 * n as u64);
+            let out = driver.knock(at, v4(n as u8 + 10), &ports(&totp, counter));
+            assert!(out.iter().all(|l| !l.starts_with("open")), "{out:?}");
+        }
+        assert_eq!(driver.opened().len(), 3);
+    }
+
+    #[test]
+    fn a_code_opens_once_for_every_source() {
+        let (mut driver, totp) = driver(UNIX);
+        let code = ports(&totp, totp.counter_at(UNIX));
+        let now = totp.counter_at(UNIX);
+        assert_eq!(
+            driver.knock(ms(0), v4(1), &code),
+            [
+                "stage t 10.0.0.1 1",
+                "stage t 10.0.0.1 2",
+                &format!("open t 10.0.0.1 code {now}")
+            ]
+        );
+        // Again, from the same source and from another: nothing opens.
+        for (n, source) in [v4(1), v4(2)].into_iter().enumerate() {
+            let out = driver.knock(ms(1000 * (n as u64 + 1)), source, &code);
+            assert_eq!(out.last().unwrap(), &format!("used t {source} code {now}"));
+        }
+        assert_eq!(driver.opened().len(), 1);
+        assert_eq!(driver.counters().codes_reused, 2);
+        // Still spent after the window moved on by one step (the counter stays a candidate).
+        set_window(&mut driver, &totp, UNIX + 30);
+        let out = driver.knock(ms(5000), v4(3), &code);
+        assert_eq!(out.last().unwrap(), &format!("used t 10.0.0.3 code {now}"));
+    }
+
+    #[test]
+    fn two_sources_racing_the_same_code_open_once() {
+        let (mut driver, totp) = driver(UNIX);
+        let now = totp.counter_at(UNIX);
+        let code = ports(&totp, now);
+        driver.syn(ms(0), v4(1), code[0]);
+        driver.syn(ms(1), v4(2), code[0]);
+        let first = driver.syn(ms(2), v4(2), code[1]);
+        let second = driver.syn(ms(3), v4(1), code[1]);
+        assert_eq!(
+            first.last().unwrap(),
+            &format!("open t 10.0.0.2 code {now}")
+        );
+        assert_eq!(
+            second.last().unwrap(),
+            &format!("used t 10.0.0.1 code {now}")
+        );
+        assert_eq!(driver.opened().len(), 1);
+        // The spent code's stop command only for the source it opened for.
+        assert_eq!(driver.matcher.pending_closes(), 1);
+    }
+
+    #[test]
+    fn only_a_complete_sequence_spends_a_code() {
+        let (mut driver, totp) = driver(UNIX);
+        let now = totp.counter_at(UNIX);
+        let code = ports(&totp, now);
+        // A scan hitting the first port twice (a step, but not the next one).
+        driver.syn(ms(0), v4(9), code[0]);
+        let out = driver.syn(ms(1), v4(9), code[0]);
+        assert_eq!(out, ["invalid t 10.0.0.9 1"]);
+        let out = driver.knock(ms(100), v4(1), &code);
+        assert_eq!(out.last().unwrap(), &format!("open t 10.0.0.1 code {now}"));
+    }
+
+    #[test]
+    fn at_a_step_boundary_attempts_on_kept_codes_go_on() {
+        let (mut driver, totp) = driver(UNIX);
+        let now = totp.counter_at(UNIX);
+        let (old, current) = (ports(&totp, now - 1), ports(&totp, now));
+        driver.syn(ms(0), v4(1), old[0]);
+        driver.syn(ms(0), v4(2), current[0]);
+        // The next step begins: step now−1 leaves the window, now stays.
+        let boundary = totp.next_step_boundary(UNIX);
+        set_window(&mut driver, &totp, boundary);
+        assert_eq!(driver.matcher.attempts_in_progress(), 1);
+        let out = driver.syn(ms(100), v4(2), current[1]);
+        assert_eq!(out.last().unwrap(), &format!("open t 10.0.0.2 code {now}"));
+        let out = driver.syn(ms(100), v4(1), old[1]);
+        assert!(out.iter().all(|l| !l.starts_with("open")), "{out:?}");
+        // The step after the boundary's own (now + 2) became a candidate.
+        let out = driver.knock(ms(200), v4(3), &ports(&totp, now + 2));
+        assert_eq!(
+            out.last().unwrap(),
+            &format!("open t 10.0.0.3 code {}", now + 2)
+        );
+    }
+
+    #[test]
+    fn spend_code_marks_a_restored_code() {
+        let (mut driver, totp) = driver(UNIX);
+        let now = totp.counter_at(UNIX);
+        assert!(driver.matcher.spend_code(DoorId::from_index(0), now));
+        assert!(!driver.matcher.spend_code(DoorId::from_index(0), now + 5));
+        assert!(!driver.matcher.spend_code(DoorId::from_index(1), now));
+        let out = driver.knock(ms(0), v4(1), &ports(&totp, now));
+        assert_eq!(out.last().unwrap(), &format!("used t 10.0.0.1 code {now}"));
+        // Fixed doors are untouched.
+        let out = driver.knock(ms(0), v4(1), &[7000, 8000]);
+        assert_eq!(out.last().unwrap(), "open f 10.0.0.1");
+    }
+
+    #[test]
+    fn candidates_sharing_a_first_step_are_reported_once() {
+        // Hand-made candidates (a window whose codes share their first group).
+        let (t, _) = totp_door("t");
+        let mut driver = Driver::new(vec![t]);
+        let seq = |a: u16, b: u16| vec![Knock::tcp(a), Knock::tcp(b)];
+        driver.matcher.set_door_sequences(
+            DoorId::from_index(0),
+            vec![
+                (1, seq(40001, 50001)),
+                (2, seq(40001, 50002)),
+                ((5 << 32) + 7, seq(40009, 50009)),
+            ],
+        );
+        // A counter beyond 32 bits comes back whole.
+        assert_eq!(
+            driver.knock(ms(0), v4(7), &[40009, 50009]).last().unwrap(),
+            &format!("open t 10.0.0.7 code {}", (5u64 << 32) + 7)
+        );
+        assert_eq!(driver.syn(ms(0), v4(1), 40001), ["stage t 10.0.0.1 1"]);
+        assert_eq!(driver.matcher.attempts_in_progress(), 2);
+        assert_eq!(
+            driver.syn(ms(1), v4(1), 50002),
+            ["stage t 10.0.0.1 2", "open t 10.0.0.1 code 2"]
+        );
+        // A port that is no candidate's step is ignored, as for fixed doors.
+        driver.syn(ms(2), v4(2), 40001);
+        assert_eq!(driver.syn(ms(3), v4(2), 50003), Vec::<String>::new());
+        // A knock that fits no candidate is one invalidation.
+        driver.syn(ms(4), v4(3), 40001);
+        assert_eq!(driver.syn(ms(5), v4(3), 40001), ["invalid t 10.0.0.3 1"]);
+        // Both candidates expiring: one timeout per source.
+        let out = driver.run_until(ms(60_000));
+        let timeouts: Vec<&str> = out
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .filter(|l| l.starts_with("timeout"))
+            .collect();
+        assert_eq!(timeouts, ["timeout t 10.0.0.2 1"], "{out:?}");
+    }
 }

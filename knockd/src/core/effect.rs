@@ -27,6 +27,15 @@ pub(crate) struct PendingStop {
     pub(crate) command: String,
 }
 
+/// A TOTP code that opened its door, as the state file keeps it: it opens nothing again.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct SpentCode {
+    /// The door's name.
+    pub(crate) door: String,
+    /// The code's time-step counter (`floor(unix time / TOTP_Step)`).
+    pub(crate) code_step: u64,
+}
+
 /// Which of a door's commands a job runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum CommandKind {
@@ -72,6 +81,10 @@ pub(crate) enum Effect {
     },
     /// Forget a pending stop (its command ran).
     DropStop(StopId),
+    /// Record these TOTP codes as spent in the state file, replacing those recorded
+    /// (bounded: `2 × TOTP_Window + 1` per door at most). Like [`Effect::PersistStop`], emitted
+    /// before the start job of the open that spent a code, and written before that job runs.
+    PersistSpentCodes(Vec<SpentCode>),
     /// Run a command. Jobs of one (door, source) must run one after the other in the order
     /// emitted; report each end with `Core::handle_command_finished`.
     RunJob(Job),

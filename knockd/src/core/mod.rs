@@ -31,6 +31,17 @@
 //! * An open's [`Effect::AddSetElement`] comes before its start job: commands run after
 //!   the element is in. It has no stop and no pending record (the kernel expires it).
 //!
+//! # Time-based (TOTP) doors
+//!
+//! The core owns the TOTP clock: at the first input and at every step boundary (part of
+//! [`Core::poll_timeout`]; known to the second, from [`Time::unix_secs`]) it gives the
+//! matcher each TOTP door's window of candidate sequences
+//! ([`Matcher::set_door_sequences`]) and marks the spent codes still in the window. An open
+//! with a code records it ([`Effect::PersistSpentCodes`], before the start job); a later
+//! complete knock of it is logged as [`Record::CodeUsed`]. Spent codes are kept by door
+//! name, so they survive a reload, and restored from the state file at start
+//! ([`Core::handle_restore_spent`]); at most `2 × TOTP_Window + 1` per door.
+//!
 //! # Bounds
 //!
 //! The matcher's [`Limits`] bound attempts and pending closes; pending-stop records are at
@@ -52,18 +63,19 @@ mod spa;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use knock_capture::Destinations;
+use knock_core::totp::Totp;
 use knock_core::{
     Action, ActionKind, Config, Door, DoorId, DoorRef, Instant, Knock, Limits, Matcher,
     PacketEvent, ots,
 };
 
-pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, SetElementAdd, StopId};
+pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, SetElementAdd, SpentCode, StopId};
 pub(crate) use record::{CommandOutcome, Level, Record};
 
 /// The time of an input: the monotonic instant the matcher runs on, and the wall clock in
@@ -97,6 +109,17 @@ pub(crate) struct RunningConfig {
     pub(crate) ots: Vec<OtsText>,
     /// One verifier per SPA door (its index, keys read): see the `spa` module.
     pub(crate) spa: Vec<(usize, knock_core::spa::SpaDoor)>,
+    /// One entry per time-based (TOTP) door, its secret read.
+    pub(crate) totp: Vec<TotpRun>,
+}
+
+/// A time-based (TOTP) door to serve.
+#[derive(Clone, Debug)]
+pub(crate) struct TotpRun {
+    /// The door's index in the configuration.
+    pub(crate) door: usize,
+    /// Its code calculator (its `Debug` hides the secret).
+    pub(crate) totp: Totp,
 }
 
 /// Settings of the core that do not come from the configuration file.
@@ -139,6 +162,14 @@ pub(crate) struct Core {
     refused_not_durable: u64,
     /// SPA doors' verifiers, replay cache and counters (see the `spa` module).
     spa: spa::SpaState,
+    /// The TOTP doors of the running configuration.
+    totp: Vec<TotpRun>,
+    /// TOTP codes that opened their door, by door name (at most `2W + 1` per door: older
+    /// ones are dropped at each step boundary).
+    spent: BTreeSet<SpentCode>,
+    /// When the TOTP windows must move next: Unix seconds and the matching instant
+    /// (`None`: set them at the next input).
+    totp_boundary: Option<(u64, Instant)>,
 }
 
 impl Core {
@@ -163,6 +194,9 @@ impl Core {
             retries: BTreeMap::new(),
             stops_durable: true,
             refused_not_durable: 0,
+            totp: running.totp,
+            spent: BTreeSet::new(),
+            totp_boundary: None,
         }
     }
 
@@ -175,10 +209,19 @@ impl Core {
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let retry = self.retries.keys().next().map(|(at, _)| *at);
-        match (self.matcher.poll_timeout(), retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let boundary = self.totp_boundary.map(|(_, at)| at);
+        [self.matcher.poll_timeout(), retry, boundary]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The earliest deadline with work pending (sequence timeouts, stop commands): like
+    /// [`poll_timeout`](Self::poll_timeout) without the TOTP step boundaries, which never
+    /// end. What a replay drains after its last packet.
+    #[must_use]
+    pub(crate) fn poll_pending_timeout(&self) -> Option<Instant> {
+        self.matcher.poll_timeout()
     }
 
     /// The matcher, for statistics.
@@ -196,6 +239,7 @@ impl Core {
 
     /// One packet.
     pub(crate) fn handle_packet(&mut self, now: Time, packet: &PacketEvent) {
+        self.move_totp_windows(now);
         self.matcher.handle_packet(packet);
         self.drain(now);
     }
@@ -205,6 +249,7 @@ impl Core {
     /// sources), or packet by packet while a one-time-sequence door exists, so that its
     /// sequence advances before the next packet.
     pub(crate) fn handle_packets(&mut self, now: Time, packets: &[PacketEvent]) {
+        self.move_totp_windows(now);
         if self.ots.is_empty() {
             self.matcher.handle_packets(packets);
             self.drain(now);
@@ -217,6 +262,7 @@ impl Core {
 
     /// Time passed: sequence timeouts and stop commands due by `now`.
     pub(crate) fn handle_timeout(&mut self, now: Time) {
+        self.move_totp_windows(now);
         self.matcher.handle_timeout(now.instant);
         self.drain(now);
         self.run_due_retries(now.instant);
@@ -234,7 +280,10 @@ impl Core {
         self.config = effective_config(&running);
         self.spa.doors.clone_from(&running.spa);
         self.ots = running.ots;
+        self.totp = running.totp;
         self.matcher.replace_config(now.instant, &self.config);
+        self.totp_boundary = None;
+        self.move_totp_windows(now);
         self.refresh_filter();
         self.drain(now);
     }
@@ -286,6 +335,22 @@ impl Core {
             }
         }
         self.drain(now);
+    }
+
+    /// At startup: the TOTP codes a previous run recorded as spent (state file). Those still
+    /// inside their door's window open nothing; the others are forgotten. Also sets the TOTP
+    /// windows, so [`poll_timeout`](Self::poll_timeout) includes the next step boundary.
+    pub(crate) fn handle_restore_spent(&mut self, now: Time, spent: Vec<SpentCode>) {
+        self.spent.extend(spent);
+        self.totp_boundary = None;
+        self.move_totp_windows(now);
+        self.drain(now);
+    }
+
+    /// The TOTP codes spent now (for tests and statistics).
+    #[cfg(test)]
+    pub(crate) fn spent_codes(&self) -> Vec<SpentCode> {
+        self.spent.iter().cloned().collect()
     }
 
     /// A job emitted by [`Effect::RunJob`] finished.
@@ -456,9 +521,23 @@ impl Core {
                 },
                 ActionKind::Open => {
                     let door = view.door.clone();
+                    if let Some(code_step) = view.code_step {
+                        // Recorded before the start command runs: a restart never lets
+                        // the code open again.
+                        self.spent.insert(SpentCode {
+                            door: settings(&door).name.clone(),
+                            code_step,
+                        });
+                        self.push(Effect::PersistSpentCodes(self.spent_list()));
+                    }
                     self.open(now, &door, source);
                     continue;
                 }
+                ActionKind::CodeUsed => Record::CodeUsed {
+                    door: door(),
+                    source,
+                    code_step: view.code_step.unwrap_or_default(),
+                },
                 ActionKind::Close => {
                     let door = view.door.clone();
                     let settings = settings(&door);
@@ -613,6 +692,59 @@ impl Core {
         }
         self.matcher.set_door_sequence(door_id(index), sequence);
         self.refresh_filter();
+    }
+
+    fn spent_list(&self) -> Vec<SpentCode> {
+        self.spent.iter().cloned().collect()
+    }
+
+    /// At a TOTP step boundary (or when nothing is set yet): gives the matcher each TOTP
+    /// door's window of codes, marks the spent ones, and forgets spent codes that left the
+    /// window. The boundary is known to the second (`Time::unix_secs`), so a window moves
+    /// up to a second late.
+    fn move_totp_windows(&mut self, now: Time) {
+        if self.totp.is_empty() {
+            if self.totp_boundary.take().is_some() || !self.spent.is_empty() {
+                self.spent.clear();
+                self.push(Effect::PersistSpentCodes(Vec::new()));
+            }
+            return;
+        }
+        if self
+            .totp_boundary
+            .is_some_and(|(unix, _)| now.unix_secs < unix)
+        {
+            return;
+        }
+        let mut next = u64::MAX;
+        let mut keep = BTreeSet::new();
+        for run in &self.totp {
+            let Some(door) = self.config.doors.get(run.door) else {
+                continue;
+            };
+            let window = run.totp.window_counters(now.unix_secs);
+            let candidates = run
+                .totp
+                .window(now.unix_secs)
+                .into_iter()
+                .map(|c| (c.counter, c.sequence))
+                .collect();
+            self.matcher
+                .set_door_sequences(door_id(run.door), candidates);
+            for spent in self.spent.iter().filter(|s| s.door == door.name) {
+                if window.contains(&spent.code_step) {
+                    self.matcher.spend_code(door_id(run.door), spent.code_step);
+                    keep.insert(spent.clone());
+                }
+            }
+            next = next.min(run.totp.next_step_boundary(now.unix_secs));
+        }
+        if keep != self.spent {
+            self.spent = keep;
+            self.push(Effect::PersistSpentCodes(self.spent_list()));
+        }
+        let wait = Duration::from_secs(next.saturating_sub(now.unix_secs));
+        self.totp_boundary = Some((next, now.instant.saturating_add(wait)));
     }
 
     fn refresh_filter(&mut self) {

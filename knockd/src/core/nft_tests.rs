@@ -48,6 +48,7 @@ fn new_core(conf: &str) -> Core {
         RunningConfig {
             config,
             ots: Vec::new(),
+            totp: Vec::new(),
             spa: Vec::new(),
         },
         options,

@@ -101,6 +101,15 @@ pub(crate) enum Record {
         /// Steps completed before the wrong knock.
         stage: usize,
     },
+    /// A TOTP door's sequence completed with a code that already opened it: nothing opens.
+    CodeUsed {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// The code's time-step counter.
+        code_step: u64,
+    },
     /// At startup: a stop command from the state file, not due yet, is armed again.
     StopRestored {
         /// The door's name.
@@ -263,6 +272,7 @@ impl Record {
             | Self::SpaRefused { .. }
             | Self::SpaGranted { .. } => Level::Event,
             Self::Invalidated { .. } => Level::Verbose,
+            Self::CodeUsed { .. } => Level::Event,
             Self::OtsNext { .. } => Level::Debug,
             Self::StartRefused { .. }
             | Self::CommandKilled { .. }
@@ -291,6 +301,7 @@ impl Record {
             | Self::ShutdownClose { source, .. }
             | Self::Timeout { source, .. }
             | Self::Invalidated { source, .. }
+            | Self::CodeUsed { source, .. }
             | Self::StopRestored { source, .. }
             | Self::StopOverdue { source, .. }
             | Self::CommandKilled { source, .. }
@@ -383,6 +394,19 @@ impl Record {
                     ("code", JsonValue::Str(code)),
                     ("reason", JsonValue::Str(reason)),
                 ],
+            ),
+            Self::CodeUsed {
+                door,
+                source,
+                code_step,
+            } => (
+                "code_used",
+                door,
+                *source,
+                vec![(
+                    "code_step",
+                    JsonValue::Int(i64::try_from(*code_step).unwrap_or(i64::MAX)),
+                )],
             ),
             Self::CommandFinished { job, outcome } => {
                 let mut fields = vec![
@@ -532,6 +556,9 @@ impl fmt::Display for Line<'_> {
                 "{}: {door}: knock invalidated (stage {stage})",
                 label(source)
             ),
+            Record::CodeUsed { door, source, .. } => {
+                write!(f, "{}: {door}: code already used", label(source))
+            }
             Record::StopRestored {
                 door,
                 source,

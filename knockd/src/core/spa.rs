@@ -321,6 +321,7 @@ mod tests {
             RunningConfig {
                 config,
                 ots: Vec::new(),
+                totp: Vec::new(),
                 spa,
             },
             options,
@@ -559,6 +560,7 @@ mod tests {
             RunningConfig {
                 config,
                 ots: Vec::new(),
+                totp: Vec::new(),
                 spa,
             },
         );

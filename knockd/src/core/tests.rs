@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use knock_core::{Config, Instant, Limits, PacketEvent, TcpFlags};
 
 use super::*;
+use knock_core::totp::Totp;
 
 const UNIX0: u64 = 1_795_000_000;
 const SERVER: [u8; 4] = [10, 0, 0, 2];
@@ -52,6 +53,7 @@ fn core_with(conf: &str, ots: Vec<OtsText>, options: CoreOptions) -> Core {
             config,
             ots,
             spa: Vec::new(),
+            totp: Vec::new(),
         },
         options,
     )
@@ -266,6 +268,7 @@ fn a_reload_keeps_pending_stops_and_their_recorded_command() {
             config: new,
             ots: Vec::new(),
             spa: Vec::new(),
+            totp: Vec::new(),
         },
     );
     let out = effects(&mut core);
@@ -611,4 +614,179 @@ fn records_render_in_0_8_wording_and_json() {
         killed.json(time, None).unwrap().to_line(),
         "{\"command\":\"x\",\"door\":\"d\",\"event\":\"command\",\"kind\":\"stop\",\"signal\":9,\"source\":\"10.0.0.1\",\"success\":false,\"time\":\"2026-11-21T04:50:33Z\"}\n"
     );
+}
+
+// ----- time-based (TOTP) doors --------------------------------------------------------
+
+const TOTP_CONF: &str = "[t]\nsequence = 40000,50000\ntotp_secret = \
+                         GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\nstart_command = open %IP%\n\
+                         stop_command = close %IP%\ncmd_timeout = 5\n";
+
+fn totp_running(conf: &str) -> (RunningConfig, Totp) {
+    let config = Config::parse(conf).unwrap().config;
+    let door = &config.doors[0];
+    let settings = door.totp.clone().unwrap();
+    let secret = settings.inline_secret().unwrap().clone();
+    let totp = settings.totp(secret, &door.sequence).unwrap();
+    let running = RunningConfig {
+        config,
+        ots: Vec::new(),
+        spa: Vec::new(),
+        totp: vec![TotpRun {
+            door: 0,
+            totp: totp.clone(),
+        }],
+    };
+    (running, totp)
+}
+
+/// A core serving [`TOTP_CONF`], started at `at(0)` with `spent` restored.
+fn totp_core(spent: Vec<SpentCode>) -> (Core, Totp) {
+    let (running, totp) = totp_running(TOTP_CONF);
+    let mut core = Core::new(running, options());
+    core.handle_restore_spent(at(0), spent);
+    (core, totp)
+}
+
+/// Knocks the code of step `counter` from `source`, starting at `time`; the effects.
+fn knock_code(
+    core: &mut Core,
+    totp: &Totp,
+    time: Time,
+    source: IpAddr,
+    counter: u64,
+) -> Vec<Effect> {
+    for (n, knock) in totp.sequence_for_counter(counter).iter().enumerate() {
+        let t = Time {
+            instant: time.instant + Duration::from_millis(n as u64),
+            ..time
+        };
+        core.handle_packet(t, &syn(t, source, knock.port));
+    }
+    effects(core)
+}
+
+fn opened(out: &[Effect]) -> bool {
+    out.iter()
+        .any(|e| matches!(e, Effect::Log(Record::Open { .. })))
+}
+
+fn code_used(out: &[Effect]) -> bool {
+    out.iter()
+        .any(|e| matches!(e, Effect::Log(Record::CodeUsed { .. })))
+}
+
+fn spent(counter: u64) -> SpentCode {
+    SpentCode {
+        door: "t".into(),
+        code_step: counter,
+    }
+}
+
+#[test]
+fn a_totp_code_opens_once_and_is_persisted_before_its_start_command() {
+    let (mut core, totp) = totp_core(Vec::new());
+    let now = totp.counter_at(UNIX0);
+    let out = knock_code(&mut core, &totp, at(100), ip(1), now);
+    assert!(opened(&out), "{out:?}");
+    let persisted = out
+        .iter()
+        .position(|e| *e == Effect::PersistSpentCodes(vec![spent(now)]))
+        .expect("spent code persisted");
+    let start = out
+        .iter()
+        .position(|e| matches!(e, Effect::RunJob(job) if job.kind == CommandKind::Start))
+        .expect("start job");
+    assert!(persisted < start, "{out:?}");
+    // The same code again, from another source: logged, nothing runs.
+    let out = knock_code(&mut core, &totp, at(200), ip(2), now);
+    assert!(code_used(&out) && !opened(&out), "{out:?}");
+    assert!(
+        !out.iter().any(|e| matches!(e, Effect::RunJob(_))),
+        "{out:?}"
+    );
+    let line = out
+        .iter()
+        .find_map(|e| match e {
+            Effect::Log(r @ Record::CodeUsed { .. }) => Some(r.display(None).to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(line, "10.0.0.2: t: code already used");
+    // The previous step's code (window 1) opens; two steps back does not.
+    assert!(opened(&knock_code(
+        &mut core,
+        &totp,
+        at(300),
+        ip(3),
+        now - 1
+    )));
+    let out = knock_code(&mut core, &totp, at(400), ip(4), now - 2);
+    assert!(!opened(&out) && !code_used(&out), "{out:?}");
+    assert_eq!(core.spent_codes(), [spent(now - 1), spent(now)]);
+}
+
+#[test]
+fn the_next_totp_step_boundary_is_a_timeout_and_moves_the_window() {
+    let (mut core, totp) = totp_core(vec![spent(totp_counter() - 5)]);
+    let now = totp.counter_at(UNIX0);
+    // The restored code is outside the window: forgotten (and the file rewritten).
+    assert!(core.spent_codes().is_empty());
+    let boundary = totp.next_step_boundary(UNIX0);
+    let expected = Instant::from_secs(boundary - UNIX0);
+    assert_eq!(core.poll_timeout(), Some(expected));
+    assert!(opened(&knock_code(&mut core, &totp, at(0), ip(1), now)));
+    // One step later the code is still in the window (as a past step): still spent.
+    let later = at((boundary - UNIX0) * 1000);
+    core.handle_timeout(later);
+    effects(&mut core);
+    assert_eq!(
+        core.poll_timeout(),
+        Some(expected + Duration::from_secs(30))
+    );
+    assert!(code_used(&knock_code(&mut core, &totp, later, ip(2), now)));
+    // Two steps later it left the window: forgotten, bounded.
+    let after = at((boundary + 30 - UNIX0) * 1000);
+    core.handle_timeout(after);
+    assert!(effects(&mut core).contains(&Effect::PersistSpentCodes(Vec::new())));
+    assert!(core.spent_codes().is_empty());
+}
+
+fn totp_counter() -> u64 {
+    UNIX0 / 30
+}
+
+#[test]
+fn spent_totp_codes_survive_restart_and_reload() {
+    let now = totp_counter();
+    // Restart: restored from the state file.
+    let (mut core, totp) = totp_core(vec![spent(now)]);
+    assert!(code_used(&knock_code(&mut core, &totp, at(10), ip(1), now)));
+    // Reload: the same door keeps its spent codes.
+    let (running, _) = totp_running(TOTP_CONF);
+    core.handle_reload(at(20), running);
+    effects(&mut core);
+    assert!(code_used(&knock_code(&mut core, &totp, at(30), ip(1), now)));
+    assert!(opened(&knock_code(
+        &mut core,
+        &totp,
+        at(40),
+        ip(1),
+        now + 1
+    )));
+}
+
+#[test]
+fn a_totp_door_filter_covers_its_port_ranges() {
+    let (mut core, _) = totp_core(Vec::new());
+    core.handle_local_addresses(vec![IpAddr::from(SERVER)]);
+    let filter = effects(&mut core)
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::SetFilter(f) => Some(f),
+            _ => None,
+        })
+        .unwrap();
+    assert!(filter.contains("portrange 40000-40999"), "{filter}");
+    assert!(filter.contains("portrange 50000-50999"), "{filter}");
 }
