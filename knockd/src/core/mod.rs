@@ -556,6 +556,44 @@ impl Core {
         }
     }
 
+    /// An open whose stop command could not be made durable (the state file cannot be
+    /// written, issue 10 item 11) runs nothing: counted, and logged once per power of two so
+    /// that a flood cannot flood the log as well.
+    fn refuse_not_durable(&mut self, door: &str, source: IpAddr) {
+        self.refused_not_durable += 1;
+        if self.refused_not_durable.is_power_of_two() {
+            self.push(Effect::Log(Record::OpenNotDurable {
+                door: door.to_owned(),
+                source,
+                state_file: self.options.state_file.clone(),
+                refused: self.refused_not_durable,
+            }));
+        }
+    }
+
+    /// Whether a start command for `door` must be refused because too many of its jobs
+    /// already wait for a slot (DoS: a one-step door opens on every spoofed packet). Counted,
+    /// and logged once per power of two so that a flood cannot flood the log as well.
+    fn start_refused(&mut self, door: &str, source: IpAddr) -> bool {
+        let waiting = self
+            .jobs_outstanding
+            .get(door)
+            .map_or(0, |n| n.saturating_sub(self.options.max_running));
+        if waiting < self.options.max_waiting_starts {
+            return false;
+        }
+        self.refused_starts += 1;
+        if self.refused_starts.is_power_of_two() {
+            self.push(Effect::Log(Record::StartRefused {
+                door: door.to_owned(),
+                source,
+                waiting,
+                refused: self.refused_starts,
+            }));
+        }
+        true
+    }
+
     /// An open: the knocker's address goes into the door's nftables set (if it has one for
     /// that family), the stop is recorded, then the start command runs, then a one-time
     /// sequence advances.
@@ -578,56 +616,32 @@ impl Core {
             && !self.stops_durable
             && settings.stop_command_line(source).is_some()
         {
-            self.refused_not_durable += 1;
-            // One line per power of two, so a flood cannot flood the log as well.
-            if self.refused_not_durable.is_power_of_two() {
-                self.push(Effect::Log(Record::OpenNotDurable {
+            self.refuse_not_durable(&settings.name, source);
+        } else if let Some(start) = settings.start_command_line(source)
+            && !self.start_refused(&settings.name, source)
+        {
+            // Recorded before starting anything: if knockd dies while the start command
+            // runs, the next start still closes the hole.
+            if let Some(stop) = settings.stop_command_line(source) {
+                let timeout = settings.cmd_timeout;
+                let due_unix =
+                    now.unix_secs + timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+                let stop = PendingStop {
                     door: settings.name.clone(),
                     source,
-                    state_file: self.options.state_file.clone(),
-                    refused: self.refused_not_durable,
-                }));
+                    due_unix,
+                    command: stop,
+                };
+                let id = self.stops.add(stop.clone());
+                self.push(Effect::PersistStop { id, stop });
             }
-        } else if let Some(start) = settings.start_command_line(source) {
-            let waiting = self
-                .jobs_outstanding
-                .get(&settings.name)
-                .map_or(0, |n| n.saturating_sub(self.options.max_running));
-            if waiting >= self.options.max_waiting_starts {
-                self.refused_starts += 1;
-                // One line per power of two, so a flood cannot flood the log as well.
-                if self.refused_starts.is_power_of_two() {
-                    self.push(Effect::Log(Record::StartRefused {
-                        door: settings.name.clone(),
-                        source,
-                        waiting,
-                        refused: self.refused_starts,
-                    }));
-                }
-            } else {
-                // Recorded before starting anything: if knockd dies while the start command
-                // runs, the next start still closes the hole.
-                if let Some(stop) = settings.stop_command_line(source) {
-                    let timeout = settings.cmd_timeout;
-                    let due_unix =
-                        now.unix_secs + timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-                    let stop = PendingStop {
-                        door: settings.name.clone(),
-                        source,
-                        due_unix,
-                        command: stop,
-                    };
-                    let id = self.stops.add(stop.clone());
-                    self.push(Effect::PersistStop { id, stop });
-                }
-                self.run(Job {
-                    door: settings.name.clone(),
-                    source,
-                    kind: CommandKind::Start,
-                    command: start,
-                    stop: None,
-                });
-            }
+            self.run(Job {
+                door: settings.name.clone(),
+                source,
+                kind: CommandKind::Start,
+                command: start,
+                stop: None,
+            });
         }
         self.advance_one_time_sequence(door_index(door), settings);
     }

@@ -217,26 +217,18 @@ impl Core {
                 .into_iter()
                 .collect()
         };
+        // As for sequence doors: no command runs while its stop cannot be made durable.
+        if !self.stops_durable && lines.iter().any(|(_, stop)| stop.is_some()) {
+            self.refuse_not_durable(&door.name, address);
+            return;
+        }
         // The matcher arms the closes; it knows every door of the configuration, so this
         // is there (without it nothing runs: a start without its stop would leave a hole).
         let Some(door_ref) = self.matcher.door(door_id(index)).cloned() else {
             return;
         };
         for (start, stop) in lines {
-            let waiting = self
-                .jobs_outstanding
-                .get(&door.name)
-                .map_or(0, |n| n.saturating_sub(self.options.max_running));
-            if waiting >= self.options.max_waiting_starts {
-                self.refused_starts += 1;
-                if self.refused_starts.is_power_of_two() {
-                    self.push(Effect::Log(Record::StartRefused {
-                        door: door.name.clone(),
-                        source: address,
-                        waiting,
-                        refused: self.refused_starts,
-                    }));
-                }
+            if self.start_refused(&door.name, address) {
                 continue;
             }
             if let Some(stop) = stop {
@@ -433,6 +425,31 @@ mod tests {
         let mut stops = jobs(&out);
         stops.sort();
         assert_eq!(stops, ["close 10.0.0.9 tcp/22", "close 10.0.0.9 udp/1194"]);
+    }
+
+    /// Issue 10 item 11 for SPA doors: while the state file cannot be written, a grant whose
+    /// commands have a stop runs nothing (its stop could not survive a crash).
+    #[test]
+    fn a_grant_runs_no_command_while_its_stop_cannot_be_made_durable() {
+        let mut core = core(&conf(
+            "start_command = open %IP%\nstop_command = close %IP%\n",
+        ));
+        core.handle_state_durable(false);
+        let payload = packet(UNIX0 + 5, "10.0.0.9", &[TCP22], None, 1);
+        let out = send(&mut core, at(5), "10.0.0.1", &payload);
+        assert!(jobs(&out).is_empty(), "{out:?}");
+        assert!(!out.iter().any(|e| matches!(e, Effect::PersistStop { .. })));
+        assert!(
+            lines(&out)
+                .iter()
+                .any(|l| l.starts_with("10.0.0.9: ssh: error: not opened: its stop command")),
+            "{out:?}"
+        );
+        // Durable again: the next grant runs its command.
+        core.handle_state_durable(true);
+        let payload = packet(UNIX0 + 6, "10.0.0.9", &[TCP22], None, 2);
+        let out = send(&mut core, at(6), "10.0.0.1", &payload);
+        assert_eq!(jobs(&out), ["open 10.0.0.9"]);
     }
 
     #[test]
