@@ -27,8 +27,8 @@
 //! ```
 //!
 //! `open` lists the open doors that have a stop command, with their knockers and when the
-//! stop command runs: these are also the pending stop commands. `spent_codes` is reserved for
-//! spent one-time/TOTP codes (empty for now).
+//! stop command runs: these are also the pending stop commands. `spent_codes` lists the TOTP
+//! codes (door, time step) that opened their door and will not open it again.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -272,8 +272,12 @@ impl StatusKeeper {
                 "sources_tracked": f.sources_tracked,
             },
             "interfaces": interfaces,
-            // Reserved: spent one-time/TOTP codes.
-            "spent_codes": [],
+            // TOTP codes that opened their door and must not open again.
+            "spent_codes": state
+                .spent_codes()
+                .iter()
+                .map(|s| json!({"door": s.door, "step": s.code_step}))
+                .collect::<Vec<_>>(),
         })
     }
 }
@@ -403,6 +407,20 @@ fn human(doc: &Value, now: u64, alive: impl Fn(u64) -> bool) -> String {
         num(&c["commands_failed"]),
         num(&c["drops"]),
     );
+    let spent = doc["spent_codes"].as_array().cloned().unwrap_or_default();
+    if !spent.is_empty() {
+        let codes: Vec<String> = spent
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} step {}",
+                    s["door"].as_str().unwrap_or("?"),
+                    num(&s["step"])
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "spent TOTP codes: {}", codes.join(", "));
+    }
     for i in doc["interfaces"].as_array().cloned().unwrap_or_default() {
         let _ = writeln!(
             out,
@@ -446,9 +464,13 @@ mod tests {
             "interfaces": [{"name": "eth0", "up": false, "state": "waiting: no such device",
                             "received": 7, "dropped_kernel": 0, "dropped_interface": 0,
                             "dropped_queue": 0}],
-            "spent_codes": [],
+            "spent_codes": [{"door": "totp", "step": 59_999_999}],
         });
         let text = human(&doc, 1100, |pid| pid == 42);
+        assert!(
+            text.contains("\nspent TOTP codes: totp step 59999999\n"),
+            "{text}"
+        );
         assert!(
             text.starts_with(
                 "knockd (pid 42) running; started 1m 40s ago; status written 10s ago\n"
