@@ -61,6 +61,8 @@ mod nft_tests;
 mod record;
 mod spa;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

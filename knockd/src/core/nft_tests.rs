@@ -3,21 +3,12 @@
 //! it (the kernel expires it). Virtual clock, no root, no I/O.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use knock_core::{Config, Instant, Limits, NftFamily, NftSetRef, PacketEvent, TcpFlags};
+use knock_core::{NftFamily, NftSetRef, PacketEvent, TcpFlags};
 
+use super::test_support::{at, new_core};
 use super::*;
-
-const UNIX0: u64 = 1_795_000_000;
-
-fn at(millis: u64) -> Time {
-    Time {
-        instant: Instant::from_millis(millis),
-        unix_secs: UNIX0 + millis / 1000,
-    }
-}
 
 fn v4(last: u8) -> IpAddr {
     IpAddr::from([10, 0, 0, last])
@@ -33,26 +24,6 @@ fn syn(time: Time, source: IpAddr, port: u16) -> PacketEvent {
         IpAddr::V6(_) => IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, 2]),
     };
     PacketEvent::tcp(time.instant, source, server, port, TcpFlags::SYN)
-}
-
-fn new_core(conf: &str) -> Core {
-    let config = Config::parse(conf).unwrap().config;
-    let options = CoreOptions {
-        limits: Limits::default(),
-        ipv4_only: false,
-        max_running: 4,
-        max_waiting_starts: 4096,
-        state_file: PathBuf::from("/var/lib/knockd/pending-stops"),
-    };
-    Core::new(
-        RunningConfig {
-            config,
-            ots: Vec::new(),
-            totp: Vec::new(),
-            spa: Vec::new(),
-        },
-        options,
-    )
 }
 
 fn set(name: &str) -> NftSetRef {

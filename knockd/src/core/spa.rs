@@ -263,12 +263,12 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
 
     use knock_core::spa::{AccessPort, SpaKeys, SpaRequest, encode};
-    use knock_core::{Config, Instant, Limits, Protocol};
+    use knock_core::{Config, Instant, Protocol};
 
-    use super::super::{CoreOptions, RunningConfig};
+    use super::super::RunningConfig;
+    use super::super::test_support::{lines, options, running};
     use super::*;
 
     const UNIX0: u64 = 1_795_000_000;
@@ -302,21 +302,12 @@ mod tests {
                 Some((i, settings.door(settings.inline_keys()?.unwrap())))
             })
             .collect();
-        let options = CoreOptions {
-            limits: Limits::default(),
-            ipv4_only: false,
-            max_running: 4,
-            max_waiting_starts: 4096,
-            state_file: PathBuf::from("/var/lib/knockd/pending-stops"),
-        };
         Core::new(
             RunningConfig {
-                config,
-                ots: Vec::new(),
-                totp: Vec::new(),
                 spa,
+                ..running(config)
             },
-            options,
+            options(),
         )
     }
 
@@ -357,16 +348,6 @@ mod tests {
         );
         core.handle_datagram(now, &event, payload.as_bytes());
         std::iter::from_fn(|| core.poll_effect()).collect()
-    }
-
-    fn lines(effects: &[Effect]) -> Vec<String> {
-        effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Log(record) => Some(record.to_string()),
-                _ => None,
-            })
-            .collect()
     }
 
     fn jobs(effects: &[Effect]) -> Vec<String> {
@@ -575,10 +556,8 @@ mod tests {
         core2.handle_reload(
             at(3),
             RunningConfig {
-                config,
-                ots: Vec::new(),
-                totp: Vec::new(),
                 spa,
+                ..running(config)
             },
         );
         let out = send(&mut core2, at(3), "10.0.0.1", &payload);

@@ -3,20 +3,13 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use knock_core::{Config, Instant, Limits, PacketEvent, TcpFlags};
+use knock_core::{Config, Instant, PacketEvent, TcpFlags};
 
+use super::test_support::{UNIX0, at, effects, lines, new_core, options};
 use super::*;
 use knock_core::totp::Totp;
 
-const UNIX0: u64 = 1_795_000_000;
 const SERVER: [u8; 4] = [10, 0, 0, 2];
-
-fn at(millis: u64) -> Time {
-    Time {
-        instant: Instant::from_millis(millis),
-        unix_secs: UNIX0 + millis / 1000,
-    }
-}
 
 fn ip(last: u8) -> IpAddr {
     IpAddr::from([10, 0, 0, last])
@@ -32,20 +25,6 @@ fn syn(time: Time, source: IpAddr, port: u16) -> PacketEvent {
     )
 }
 
-fn options() -> CoreOptions {
-    CoreOptions {
-        limits: Limits::default(),
-        ipv4_only: false,
-        max_running: 4,
-        max_waiting_starts: 4096,
-        state_file: PathBuf::from("/var/lib/knockd/pending-stops"),
-    }
-}
-
-fn new_core(conf: &str) -> Core {
-    core_with(conf, Vec::new(), options())
-}
-
 fn core_with(conf: &str, ots: Vec<OtsText>, options: CoreOptions) -> Core {
     let config = Config::parse(conf).unwrap().config;
     Core::new(
@@ -57,20 +36,6 @@ fn core_with(conf: &str, ots: Vec<OtsText>, options: CoreOptions) -> Core {
         },
         options,
     )
-}
-
-fn effects(core: &mut Core) -> Vec<Effect> {
-    std::iter::from_fn(|| core.poll_effect()).collect()
-}
-
-fn lines(effects: &[Effect]) -> Vec<String> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Log(record) => Some(record.to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn jobs(effects: &[Effect]) -> Vec<Job> {
