@@ -370,9 +370,7 @@ mod tests {
             d.insert(T0 + 1_000, data.clone());
             d.insert(T0 + 2_000, data.clone());
         });
-        let config = Config::parse(&conf).unwrap().config;
-        let spa = config.doors[0].spa.as_ref().unwrap();
-        let verifier = spa.door(spa.inline_keys().unwrap().unwrap());
+        let running = crate::core::test_support::running(Config::parse(&conf).unwrap().config);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spa.pcap");
         write_pcap(
@@ -382,15 +380,7 @@ mod tests {
                 (T0 + 2_000, B, SERVER, 62201, true),
             ],
         );
-        let mut replay = Replay::new(
-            RunningConfig {
-                config,
-                ots: Vec::new(),
-                totp: Vec::new(),
-                spa: vec![(0, verifier)],
-            },
-            Limits::default(),
-        );
+        let mut replay = Replay::new(running, Limits::default());
         let mut logger = Logger::open(LogOptions::default());
         let mut lines = Vec::new();
         let summary = replay.run(
@@ -467,17 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.pcap");
         write_pcap(&path, packets);
-        let config = Config::parse(conf).unwrap().config;
-        let door = &config.doors[0];
-        let settings = door.totp.clone().unwrap();
-        let secret = settings.inline_secret().unwrap().clone();
-        let totp = settings.totp(secret, &door.sequence).unwrap();
-        let running = RunningConfig {
-            config,
-            ots: Vec::new(),
-            spa: Vec::new(),
-            totp: vec![crate::core::TotpRun { door: 0, totp }],
-        };
+        let running = crate::core::test_support::running(Config::parse(conf).unwrap().config);
         let mut replay = Replay::new(running, Limits::default());
         let mut logger = Logger::open(LogOptions::default());
         let mut lines = Vec::new();

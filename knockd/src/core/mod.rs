@@ -61,7 +61,7 @@ mod nft_tests;
 mod record;
 mod spa;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 

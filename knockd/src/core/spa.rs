@@ -292,23 +292,7 @@ mod tests {
     }
 
     fn core(conf: &str) -> Core {
-        let config = Config::parse(conf).unwrap().config;
-        let spa = config
-            .doors
-            .iter()
-            .enumerate()
-            .filter_map(|(i, d)| {
-                let settings = d.spa.as_ref()?;
-                Some((i, settings.door(settings.inline_keys()?.unwrap())))
-            })
-            .collect();
-        Core::new(
-            RunningConfig {
-                spa,
-                ..running(config)
-            },
-            options(),
-        )
+        Core::new(running(Config::parse(conf).unwrap().config), options())
     }
 
     fn keys(key: &str, hmac: &str) -> SpaKeys {

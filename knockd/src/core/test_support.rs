@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use knock_core::{Config, Instant, Limits};
 
-use super::{Core, CoreOptions, Effect, RunningConfig, Time};
+use super::{Core, CoreOptions, Effect, RunningConfig, Time, TotpRun};
 
 /// The tests' wall-clock epoch, in Unix seconds.
 pub(super) const UNIX0: u64 = 1_795_000_000;
@@ -29,13 +29,33 @@ pub(super) fn options() -> CoreOptions {
     }
 }
 
-/// `config` to run, with no one-time sequences, TOTP or SPA doors loaded.
-pub(super) fn running(config: Config) -> RunningConfig {
+/// `config` to run, as `Loaded::running` makes it, for inline secrets only: TOTP doors with
+/// their `TOTP_Secret`, SPA doors with their base64 keys (no one-time sequences files).
+pub(crate) fn running(config: Config) -> RunningConfig {
+    let mut totp = Vec::new();
+    let mut spa = Vec::new();
+    for (door_index, door) in config.doors.iter().enumerate() {
+        if let Some(settings) = &door.totp {
+            let secret = settings
+                .inline_secret()
+                .expect("an inline TOTP secret")
+                .clone();
+            let calculator = settings.totp(secret, &door.sequence).unwrap();
+            totp.push(TotpRun {
+                door: door_index,
+                totp: calculator,
+            });
+        }
+        if let Some(settings) = &door.spa {
+            let keys = settings.inline_keys().expect("inline SPA keys").unwrap();
+            spa.push((door_index, settings.door(keys)));
+        }
+    }
     RunningConfig {
         config,
         ots: Vec::new(),
-        totp: Vec::new(),
-        spa: Vec::new(),
+        totp,
+        spa,
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use knock_core::{Config, Instant, PacketEvent, TcpFlags};
 
-use super::test_support::{UNIX0, at, effects, lines, new_core, options};
+use super::test_support::{UNIX0, at, effects, lines, new_core, options, running};
 use super::*;
 use knock_core::totp::Totp;
 
@@ -588,20 +588,8 @@ const TOTP_CONF: &str = "[t]\nsequence = 40000,50000\ntotp_secret = \
                          stop_command = close %IP%\ncmd_timeout = 5\n";
 
 fn totp_running(conf: &str) -> (RunningConfig, Totp) {
-    let config = Config::parse(conf).unwrap().config;
-    let door = &config.doors[0];
-    let settings = door.totp.clone().unwrap();
-    let secret = settings.inline_secret().unwrap().clone();
-    let totp = settings.totp(secret, &door.sequence).unwrap();
-    let running = RunningConfig {
-        config,
-        ots: Vec::new(),
-        spa: Vec::new(),
-        totp: vec![TotpRun {
-            door: 0,
-            totp: totp.clone(),
-        }],
-    };
+    let running = running(Config::parse(conf).unwrap().config);
+    let totp = running.totp[0].totp.clone();
     (running, totp)
 }
 
