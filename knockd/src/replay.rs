@@ -270,6 +270,7 @@ fn time(at: Instant) -> Time {
     Time {
         instant: at,
         unix_secs: at.as_micros() / 1_000_000,
+        unix_nanos: u32::try_from(at.as_micros() % 1_000_000).unwrap_or(0) * 1000,
     }
 }
 

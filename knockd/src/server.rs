@@ -422,10 +422,7 @@ impl Server {
 
     /// The time of an input: the capture clock and the wall clock.
     fn now(&self) -> Time {
-        Time {
-            instant: self.clock.now(),
-            unix_secs: unix_now(),
-        }
+        wall_time(self.clock.now())
     }
 
     // ----- the loop ---------------------------------------------------------------------
@@ -664,10 +661,7 @@ impl Server {
         let Some(first) = self.burst.first() else {
             return;
         };
-        let now = Time {
-            instant: first.timestamp,
-            unix_secs: unix_now(),
-        };
+        let now = wall_time(first.timestamp);
         self.core.handle_packets(now, &self.burst);
         self.burst.clear();
         self.perform();
@@ -1019,9 +1013,23 @@ impl Server {
     }
 }
 
-/// The wall clock in Unix seconds.
-fn unix_now() -> u64 {
-    Timestamp::now().as_second().max(0).unsigned_abs()
+/// The time of an input at `instant`: the wall clock read once, to the nanosecond (the
+/// TOTP windows move at the true step boundary).
+fn wall_time(instant: knock_core::Instant) -> Time {
+    let now = Timestamp::now();
+    let (unix_secs, unix_nanos) = if now.as_second() < 0 {
+        (0, 0)
+    } else {
+        (
+            now.as_second().unsigned_abs(),
+            u32::try_from(now.subsec_nanosecond()).unwrap_or(0),
+        )
+    };
+    Time {
+        instant,
+        unix_secs,
+        unix_nanos,
+    }
 }
 
 /// `-D`: the configuration as knockd runs it, one `config:` line per non-blank line.

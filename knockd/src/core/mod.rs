@@ -34,7 +34,7 @@
 //! # Time-based (TOTP) doors
 //!
 //! The core owns the TOTP clock: at the first input and at every step boundary (part of
-//! [`Core::poll_timeout`]; known to the second, from [`Time::unix_secs`]) it gives the
+//! [`Core::poll_timeout`], computed from the sub-second wall clock [`Time::unix`]) it gives the
 //! matcher each TOTP door's window of candidate sequences
 //! ([`Matcher::set_door_sequences`]) and marks the spent codes still in the window. An open
 //! with a code records it ([`Effect::PersistSpentCodes`], before the start job); a later
@@ -81,13 +81,24 @@ pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, SetElementAdd, Sp
 pub(crate) use record::{CommandOutcome, Level, Record};
 
 /// The time of an input: the monotonic instant the matcher runs on, and the wall clock in
-/// Unix seconds (for the state file's due times, which must survive a restart).
+/// Unix seconds (for the state file's due times, which must survive a restart) with its
+/// sub-second part (so TOTP windows move at the true step boundary).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Time {
     /// Monotonic time (the capture clock, or the packets' time in a replay).
     pub(crate) instant: Instant,
-    /// Wall-clock time, Unix seconds.
+    /// Wall-clock time, Unix seconds (whole seconds, rounded down).
     pub(crate) unix_secs: u64,
+    /// The wall clock's nanoseconds past `unix_secs` (below 1 000 000 000).
+    pub(crate) unix_nanos: u32,
+}
+
+impl Time {
+    /// The wall-clock time as a duration since the Unix epoch.
+    #[must_use]
+    pub(crate) const fn unix(&self) -> Duration {
+        Duration::new(self.unix_secs, self.unix_nanos)
+    }
 }
 
 /// A door's one-time sequences file, as loaded.
@@ -716,8 +727,9 @@ impl Core {
 
     /// At a TOTP step boundary (or when nothing is set yet): gives the matcher each TOTP
     /// door's window of codes, marks the spent ones, and forgets spent codes that left the
-    /// window. The boundary is known to the second (`Time::unix_secs`), so a window moves
-    /// up to a second late.
+    /// window. Steps are whole seconds, so the step of `now` is that of `now.unix_secs`;
+    /// the wake-up instant for the next boundary is computed from the sub-second wall clock
+    /// (`Time::unix`), so the window moves at the true boundary, not up to a second late.
     fn move_totp_windows(&mut self, now: Time) {
         if self.totp.is_empty() {
             if self.totp_boundary.take().is_some() || !self.spent.is_empty() {
@@ -726,10 +738,16 @@ impl Core {
             }
             return;
         }
-        if self
-            .totp_boundary
-            .is_some_and(|(unix, _)| now.unix_secs < unix)
+        if let Some((unix, at)) = self.totp_boundary
+            && now.unix_secs < unix
         {
+            if now.instant >= at {
+                // Woken for the boundary while the wall clock is not there yet (it drifted
+                // from the monotonic clock, or was set back): wake up again when it is,
+                // rather than at once again and again.
+                let wait = Duration::from_secs(unix).saturating_sub(now.unix());
+                self.totp_boundary = Some((unix, now.instant.saturating_add(wait)));
+            }
             return;
         }
         let mut next = u64::MAX;
@@ -759,7 +777,7 @@ impl Core {
             self.spent = keep;
             self.push(Effect::PersistSpentCodes(self.spent_list()));
         }
-        let wait = Duration::from_secs(next.saturating_sub(now.unix_secs));
+        let wait = Duration::from_secs(next).saturating_sub(now.unix());
         self.totp_boundary = Some((next, now.instant.saturating_add(wait)));
     }
 

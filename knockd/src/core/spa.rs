@@ -281,6 +281,7 @@ mod tests {
         Time {
             instant: Instant::from_secs(secs),
             unix_secs: UNIX0 + secs,
+            unix_nanos: 0,
         }
     }
 

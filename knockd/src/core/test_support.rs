@@ -15,6 +15,7 @@ pub(super) fn at(millis: u64) -> Time {
     Time {
         instant: Instant::from_millis(millis),
         unix_secs: UNIX0 + millis / 1000,
+        unix_nanos: u32::try_from(millis % 1000).unwrap_or(0) * 1_000_000,
     }
 }
 

@@ -743,3 +743,69 @@ fn a_totp_door_filter_covers_its_port_ranges() {
     assert!(filter.contains("portrange 40000-40999"), "{filter}");
     assert!(filter.contains("portrange 50000-50999"), "{filter}");
 }
+
+#[test]
+fn a_totp_window_moves_exactly_at_the_step_boundary() {
+    // Window 0: only the current step's code opens, so the switch is visible to the
+    // microsecond.
+    let conf = TOTP_CONF.replace("[t]\n", "[t]\ntotp_window = 0\n");
+    let (running, totp) = totp_running(&conf);
+    let mut core = Core::new(running, options());
+    // Started 700 ms into a second: the wall clock's whole seconds are 700 ms behind.
+    let start = at(700);
+    core.handle_restore_spent(start, Vec::new());
+    effects(&mut core);
+    let boundary = totp.next_step_boundary(UNIX0);
+    let boundary_ms = (boundary - UNIX0) * 1000;
+    // Woken at the boundary itself, not when the next whole second is read after it.
+    assert_eq!(core.poll_timeout(), Some(Instant::from_millis(boundary_ms)));
+    let old = totp.counter_at(UNIX0);
+    let just_before = Time {
+        instant: Instant::from_micros(boundary_ms * 1000 - 1),
+        unix_secs: boundary - 1,
+        unix_nanos: 999_999_000,
+    };
+    // 1 µs before the boundary the new step's code does not open; the old one does.
+    core.handle_timeout(just_before);
+    effects(&mut core);
+    let knock_at = |core: &mut Core, time: Time, source, counter| {
+        for knock in totp.sequence_for_counter(counter) {
+            core.handle_packet(time, &syn(time, source, knock.port));
+        }
+        effects(core)
+    };
+    assert!(!opened(&knock_at(&mut core, just_before, ip(1), old + 1)));
+    assert!(opened(&knock_at(&mut core, just_before, ip(2), old)));
+    // At the boundary (the timeout asked for) the window has moved.
+    let exactly = at(boundary_ms);
+    core.handle_timeout(exactly);
+    effects(&mut core);
+    assert_eq!(
+        core.totp_boundary.map(|(_, wake)| wake),
+        Some(Instant::from_millis(boundary_ms + 30_000)),
+        "the next boundary, exactly one step later"
+    );
+    assert!(opened(&knock_at(&mut core, exactly, ip(3), old + 1)));
+    assert!(!opened(&knock_at(&mut core, exactly, ip(4), old)));
+}
+
+#[test]
+fn a_wall_clock_behind_the_boundary_reschedules_the_wake_up_instead_of_spinning() {
+    let (mut core, totp) = totp_core(Vec::new());
+    let boundary = totp.next_step_boundary(UNIX0);
+    let due = core.poll_timeout().unwrap();
+    assert_eq!(due, Instant::from_secs(boundary - UNIX0));
+    // Woken at the instant, but the wall clock was set back by 10 s meanwhile.
+    let behind = Time {
+        instant: due,
+        unix_secs: boundary - 10,
+        unix_nanos: 0,
+    };
+    core.handle_timeout(behind);
+    effects(&mut core);
+    assert_eq!(
+        core.poll_timeout(),
+        Some(due + Duration::from_secs(10)),
+        "the next wake-up is when the wall clock reaches the boundary"
+    );
+}
