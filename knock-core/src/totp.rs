@@ -42,6 +42,9 @@
 //! [`Totp::port_ranges`] are the port ranges a capture filter must cover (fixed, so the filter
 //! never changes with the step). [`Totp::table`] computes all that once per step into a
 //! [`CodeTable`], so classifying a knock costs no HMAC.
+//! [`CodeTracker`] follows knocks on those ranges whatever their code (the matcher only
+//! follows the window's codes), so that a daemon can say whether a complete knock outside
+//! the window had a stale, a future or a wrong code.
 //!
 //! # Secrets
 //!
@@ -56,6 +59,10 @@ use hmac::{Hmac, KeyInit, Mac};
 
 use crate::config::Knock;
 use crate::time::Duration;
+
+mod tracker;
+
+pub use tracker::{CodeTracker, DEFAULT_MAX_TRACKED, KnockedCode};
 
 /// The default `TOTP_Digits`: 6, as authenticator apps use.
 pub const DEFAULT_DIGITS: u8 = 6;

@@ -42,11 +42,22 @@
 //! name, so they survive a reload, and restored from the state file at start
 //! ([`Core::handle_restore_spent`]); at most `2 × TOTP_Window + 1` per door.
 //!
+//! A complete knock whose code is not the window's never completes in the matcher; a
+//! [`CodeTracker`] fed with the same packets follows knocks on the doors' port ranges
+//! whatever their code, and its complete ones are looked up in each door's [`CodeTable`]
+//! (computed once per step: the window and `DIAGNOSTIC_STEPS` = 10 more steps on each side,
+//! no HMAC per packet): a stale, future or wrong code is logged as [`Record::CodeRefused`];
+//! a code of the window is left to the matcher (open, or [`Record::CodeUsed`]), so no knock
+//! is logged twice.
+//!
 //! # Bounds
 //!
 //! The matcher's [`Limits`] bound attempts and pending closes; pending-stop records are at
 //! most the matcher's pending closes plus the jobs not yet finished plus the records restored
 //! at startup. Start commands are refused while more than `max_waiting_starts` jobs wait.
+//! The TOTP code tracker follows at most `knock_core::totp::DEFAULT_MAX_TRACKED` (4096)
+//! attempts (about 1.2 MB), evicting the oldest; the code tables hold at most 41 codes per
+//! TOTP door.
 //!
 //! # Adding a door kind
 //!
@@ -71,14 +82,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use knock_capture::Destinations;
-use knock_core::totp::Totp;
+use knock_core::totp::{CodeCheck, CodeTable, CodeTracker, Totp};
 use knock_core::{
     Action, ActionKind, Config, Door, DoorId, DoorRef, Instant, Knock, Limits, Matcher,
     PacketEvent, ots,
 };
 
 pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, SetElementAdd, SpentCode, StopId};
-pub(crate) use record::{CommandOutcome, Level, Record};
+pub(crate) use record::{CodeRefusal, CommandOutcome, Level, Record};
 
 /// The time of an input: the monotonic instant the matcher runs on, and the wall clock in
 /// Unix seconds (for the state file's due times, which must survive a restart) with its
@@ -183,6 +194,12 @@ pub(crate) struct Core {
     /// When the TOTP windows must move next: Unix seconds and the matching instant
     /// (`None`: set them at the next input).
     totp_boundary: Option<(u64, Instant)>,
+    /// Complete knocks on TOTP doors' port ranges, whatever their code (bounded: see
+    /// [`CodeTracker`]), for telling stale, future and wrong codes apart.
+    code_tracker: CodeTracker,
+    /// Each TOTP door's codes around the current step (by door index), computed at each
+    /// step boundary: classifying a knock's code is a look-up, never an HMAC.
+    code_tables: Vec<(usize, CodeTable)>,
 }
 
 impl Core {
@@ -193,6 +210,8 @@ impl Core {
         let config = effective_config(&running);
         let matcher = Matcher::with_limits(&config, options.limits);
         let spa = spa::SpaState::new(running.spa.clone());
+        let mut code_tracker = CodeTracker::default();
+        code_tracker.set_doors(&config);
         Self {
             spa,
             destinations: Destinations::new(options.ipv4_only),
@@ -210,6 +229,8 @@ impl Core {
             totp: running.totp,
             spent: BTreeSet::new(),
             totp_boundary: None,
+            code_tracker,
+            code_tables: Vec::new(),
         }
     }
 
@@ -255,6 +276,7 @@ impl Core {
         self.move_totp_windows(now);
         self.matcher.handle_packet(packet);
         self.drain(now);
+        self.refuse_codes(packet);
     }
 
     /// A burst of packets, each at its own time stamp (`now`: when the burst is handled, for
@@ -266,6 +288,11 @@ impl Core {
         if self.ots.is_empty() {
             self.matcher.handle_packets(packets);
             self.drain(now);
+            if self.code_tracker.is_tracking() {
+                for packet in packets {
+                    self.refuse_codes(packet);
+                }
+            }
         } else {
             for packet in packets {
                 self.handle_packet(now, packet);
@@ -285,6 +312,8 @@ impl Core {
     pub(crate) fn handle_local_addresses(&mut self, addresses: Vec<IpAddr>) {
         self.destinations.set_addresses(addresses);
         self.matcher.set_local_addresses(self.destinations.local());
+        self.code_tracker
+            .set_local_addresses(self.destinations.addresses());
         self.refresh_filter();
     }
 
@@ -295,6 +324,7 @@ impl Core {
         self.ots = running.ots;
         self.totp = running.totp;
         self.matcher.replace_config(now.instant, &self.config);
+        self.code_tracker.set_doors(&self.config);
         self.totp_boundary = None;
         self.move_totp_windows(now);
         self.refresh_filter();
@@ -732,6 +762,7 @@ impl Core {
     /// (`Time::unix`), so the window moves at the true boundary, not up to a second late.
     fn move_totp_windows(&mut self, now: Time) {
         if self.totp.is_empty() {
+            self.code_tables.clear();
             if self.totp_boundary.take().is_some() || !self.spent.is_empty() {
                 self.spent.clear();
                 self.push(Effect::PersistSpentCodes(Vec::new()));
@@ -752,17 +783,21 @@ impl Core {
         }
         let mut next = u64::MAX;
         let mut keep = BTreeSet::new();
+        self.code_tables.clear();
         for run in &self.totp {
             let Some(door) = self.config.doors.get(run.door) else {
                 continue;
             };
             let window = run.totp.window_counters(now.unix_secs);
-            let candidates = run
-                .totp
-                .window(now.unix_secs)
+            // The window's codes and those of DIAGNOSTIC_STEPS more steps on each side, once
+            // per step (at most 41 HMACs per door).
+            let table = run.totp.table(now.unix_secs);
+            let candidates = table
+                .window()
                 .into_iter()
                 .map(|c| (c.counter, c.sequence))
                 .collect();
+            self.code_tables.push((run.door, table));
             self.matcher
                 .set_door_sequences(door_id(run.door), candidates);
             for spent in self.spent.iter().filter(|s| s.door == door.name) {
@@ -779,6 +814,45 @@ impl Core {
         }
         let wait = Duration::from_secs(next).saturating_sub(now.unix());
         self.totp_boundary = Some((next, now.instant.saturating_add(wait)));
+    }
+
+    /// Feeds `packet` to the TOTP code tracker and logs every complete knock on a TOTP
+    /// door's port ranges whose code is stale, future or wrong ([`Record::CodeRefused`]).
+    /// Codes of the window are left to the matcher, which opens or logs
+    /// [`Record::CodeUsed`], so nothing is logged twice.
+    fn refuse_codes(&mut self, packet: &PacketEvent) {
+        if !self.code_tracker.is_tracking() {
+            return;
+        }
+        let (tables, doors, effects) = (&self.code_tables, &self.config.doors, &mut self.effects);
+        self.code_tracker.handle_packet(packet, |knocked| {
+            let index = knocked.door.index();
+            let Some((_, table)) = tables.iter().find(|(door, _)| *door == index) else {
+                return;
+            };
+            let current = table.current();
+            let refusal = match table.check_code(knocked.code) {
+                CodeCheck::Stale { counter } => CodeRefusal::Stale {
+                    steps: current.saturating_sub(counter),
+                    code_step: counter,
+                },
+                CodeCheck::Future { counter } => CodeRefusal::Future {
+                    steps: counter.saturating_sub(current),
+                    code_step: counter,
+                },
+                CodeCheck::Wrong => CodeRefusal::Wrong,
+                // A code of the window: the matcher's.
+                _ => return,
+            };
+            let Some(door) = doors.get(index) else {
+                return;
+            };
+            effects.push_back(Effect::Log(Record::CodeRefused {
+                door: door.name.clone(),
+                source: knocked.source,
+                refusal,
+            }));
+        });
     }
 
     fn refresh_filter(&mut self) {

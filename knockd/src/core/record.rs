@@ -33,6 +33,46 @@ impl CommandOutcome {
     }
 }
 
+/// Why a complete knock on a TOTP door's port ranges opened nothing, when its code is not
+/// one of the window's (those are the matcher's: it opens, or logs [`Record::CodeUsed`]).
+///
+/// "Stale" and "future" mean the code is that of an earlier or later step within
+/// `knock_core::totp::DIAGNOSTIC_STEPS` beyond the window; a wrong code can be one of those
+/// by chance (one in 10^digits per step), so they are a hint (a clock off, a slow knocker),
+/// not a proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub(crate) enum CodeRefusal {
+    /// The code of a step before the window.
+    Stale {
+        /// How many steps before the current one.
+        steps: u64,
+        /// Its time-step counter.
+        code_step: u64,
+    },
+    /// The code of a step after the window.
+    Future {
+        /// How many steps after the current one.
+        steps: u64,
+        /// Its time-step counter.
+        code_step: u64,
+    },
+    /// No step near now has this code.
+    Wrong,
+}
+
+impl CodeRefusal {
+    /// `stale`, `future` or `wrong` (the JSON `reason`).
+    #[must_use]
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Stale { .. } => "stale",
+            Self::Future { .. } => "future",
+            Self::Wrong => "wrong",
+        }
+    }
+}
+
 /// Where a record goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Level {
@@ -109,6 +149,16 @@ pub(crate) enum Record {
         source: IpAddr,
         /// The code's time-step counter.
         code_step: u64,
+    },
+    /// A TOTP door's port ranges were knocked completely with a code outside the window:
+    /// nothing opens (the expected code is never logged).
+    CodeRefused {
+        /// The door's name.
+        door: String,
+        /// The knocker.
+        source: IpAddr,
+        /// Stale, future or wrong.
+        refusal: CodeRefusal,
     },
     /// At startup: a stop command from the state file, not due yet, is armed again.
     StopRestored {
@@ -272,7 +322,7 @@ impl Record {
             | Self::SpaRefused { .. }
             | Self::SpaGranted { .. } => Level::Event,
             Self::Invalidated { .. } => Level::Verbose,
-            Self::CodeUsed { .. } => Level::Event,
+            Self::CodeUsed { .. } | Self::CodeRefused { .. } => Level::Event,
             Self::OtsNext { .. } => Level::Debug,
             Self::StartRefused { .. }
             | Self::CommandKilled { .. }
@@ -302,6 +352,7 @@ impl Record {
             | Self::Timeout { source, .. }
             | Self::Invalidated { source, .. }
             | Self::CodeUsed { source, .. }
+            | Self::CodeRefused { source, .. }
             | Self::StopRestored { source, .. }
             | Self::StopOverdue { source, .. }
             | Self::CommandKilled { source, .. }
@@ -408,6 +459,26 @@ impl Record {
                     JsonValue::Int(i64::try_from(*code_step).unwrap_or(i64::MAX)),
                 )],
             ),
+            Self::CodeRefused {
+                door,
+                source,
+                refusal,
+            } => {
+                let mut fields = vec![("reason", JsonValue::Str(refusal.as_str()))];
+                let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                match *refusal {
+                    CodeRefusal::Stale { steps, code_step } => {
+                        fields.push(("offset", JsonValue::Int(-int(steps))));
+                        fields.push(("code_step", JsonValue::Int(int(code_step))));
+                    }
+                    CodeRefusal::Future { steps, code_step } => {
+                        fields.push(("offset", JsonValue::Int(int(steps))));
+                        fields.push(("code_step", JsonValue::Int(int(code_step))));
+                    }
+                    CodeRefusal::Wrong => {}
+                }
+                ("code_refused", door, *source, fields)
+            }
             Self::CommandFinished { job, outcome } => {
                 let mut fields = vec![
                     ("kind", JsonValue::Str(job.kind.as_str())),
@@ -558,6 +629,28 @@ impl fmt::Display for Line<'_> {
             ),
             Record::CodeUsed { door, source, .. } => {
                 write!(f, "{}: {door}: code already used", label(source))
+            }
+            Record::CodeRefused {
+                door,
+                source,
+                refusal,
+            } => {
+                let plural = |n: u64| if n == 1 { "" } else { "s" };
+                match *refusal {
+                    CodeRefusal::Stale { steps, .. } => write!(
+                        f,
+                        "{}: {door}: stale code ({steps} step{} old)",
+                        label(source),
+                        plural(steps)
+                    ),
+                    CodeRefusal::Future { steps, .. } => write!(
+                        f,
+                        "{}: {door}: future code ({steps} step{} ahead)",
+                        label(source),
+                        plural(steps)
+                    ),
+                    CodeRefusal::Wrong => write!(f, "{}: {door}: wrong code", label(source)),
+                }
             }
             Record::StopRestored {
                 door,

@@ -809,3 +809,155 @@ fn a_wall_clock_behind_the_boundary_reschedules_the_wake_up_instead_of_spinning(
         "the next wake-up is when the wall clock reaches the boundary"
     );
 }
+
+/// The TOTP refusals among `effects`.
+fn refusals(out: &[Effect]) -> Vec<&Record> {
+    out.iter()
+        .filter_map(|e| match e {
+            Effect::Log(r @ Record::CodeRefused { .. }) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Knocks `code` (not necessarily any step's) on [`TOTP_CONF`]'s bases from `source`.
+fn knock_value(
+    core: &mut Core,
+    time: Time,
+    source: IpAddr,
+    code: knock_core::totp::Code,
+) -> Vec<Effect> {
+    let bases = [Knock::tcp(40000), Knock::tcp(50000)];
+    for (n, knock) in knock_core::totp::code_to_sequence(code, &bases)
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let t = Time {
+            instant: time.instant + Duration::from_millis(n as u64),
+            ..time
+        };
+        core.handle_packet(t, &syn(t, source, knock.port));
+    }
+    effects(core)
+}
+
+#[test]
+fn stale_future_and_wrong_codes_are_logged_as_such_and_never_open() {
+    let (mut core, totp) = totp_core(Vec::new());
+    let now = totp.counter_at(UNIX0);
+    let time = jiff::Timestamp::from_second(1_795_000_000).unwrap();
+
+    // Three steps back (window 1): stale.
+    let out = knock_code(&mut core, &totp, at(100), ip(1), now - 3);
+    assert!(!opened(&out) && !code_used(&out), "{out:?}");
+    let refused = refusals(&out);
+    assert_eq!(refused.len(), 1, "{out:?}");
+    assert_eq!(
+        refused[0].to_string(),
+        "10.0.0.1: t: stale code (3 steps old)"
+    );
+    assert_eq!(refused[0].level(), Level::Event);
+    assert_eq!(
+        refused[0].json(time, None).unwrap().to_line(),
+        format!(
+            "{{\"code_step\":{},\"door\":\"t\",\"event\":\"code_refused\",\"offset\":-3,\
+             \"reason\":\"stale\",\"source\":\"10.0.0.1\",\"time\":\"2026-11-18T11:06:40Z\"}}\n",
+            now - 3
+        )
+    );
+    // Two steps ahead: future.
+    let out = knock_code(&mut core, &totp, at(200), ip(2), now + 2);
+    assert!(!opened(&out), "{out:?}");
+    let refused = refusals(&out);
+    assert_eq!(refused.len(), 1, "{out:?}");
+    assert_eq!(
+        refused[0].to_string(),
+        "10.0.0.2: t: future code (2 steps ahead)"
+    );
+    let json = refused[0].json(time, None).unwrap().to_line();
+    assert!(
+        json.contains("\"reason\":\"future\"") && json.contains("\"offset\":2"),
+        "{json}"
+    );
+    // A code no step near now has: wrong; neither the line nor the event shows any code.
+    let nearby: Vec<_> = (now - 12..=now + 12)
+        .map(|c| totp.code_for_counter(c))
+        .collect();
+    let wrong = (0..1_000_000)
+        .map(|v| knock_core::totp::Code::new(v, 6))
+        .find(|c| !nearby.contains(c))
+        .unwrap();
+    let out = knock_value(&mut core, at(300), ip(3), wrong);
+    assert!(!opened(&out), "{out:?}");
+    let refused = refusals(&out);
+    assert_eq!(refused.len(), 1, "{out:?}");
+    assert_eq!(refused[0].to_string(), "10.0.0.3: t: wrong code");
+    let json = refused[0].json(time, None).unwrap().to_line();
+    assert!(
+        json.contains("\"reason\":\"wrong\"") && !json.contains("offset"),
+        "{json}"
+    );
+    let current = totp.code_for_counter(now).to_string();
+    for text in [refused[0].to_string(), json] {
+        assert!(!text.contains(&current), "{text}");
+    }
+
+    // Codes of the window are the matcher's: it opens, then says the code was used; the
+    // tracker adds nothing (no line twice).
+    let out = knock_code(&mut core, &totp, at(400), ip(4), now);
+    assert!(opened(&out) && refusals(&out).is_empty(), "{out:?}");
+    let out = knock_code(&mut core, &totp, at(500), ip(5), now);
+    assert!(code_used(&out) && refusals(&out).is_empty(), "{out:?}");
+    let out = knock_code(&mut core, &totp, at(600), ip(6), now + 1);
+    assert!(opened(&out) && refusals(&out).is_empty(), "{out:?}");
+    // Beyond the classification range (window + 10 steps): wrong, whatever it once was.
+    let out = knock_code(&mut core, &totp, at(700), ip(7), now - 12);
+    assert_eq!(
+        lines(
+            &refusals(&out)
+                .into_iter()
+                .map(|r| Effect::Log(r.clone()))
+                .collect::<Vec<_>>()
+        ),
+        ["10.0.0.7: t: wrong code"]
+    );
+}
+
+#[test]
+fn a_stale_code_is_told_by_the_window_of_the_time_it_completes() {
+    let (mut core, totp) = totp_core(Vec::new());
+    let now = totp.counter_at(UNIX0);
+    let boundary_ms = (totp.next_step_boundary(UNIX0) - UNIX0) * 1000;
+    // The previous step's code opens now (window 1)…
+    let out = knock_code(&mut core, &totp, at(100), ip(1), now - 1);
+    assert!(opened(&out) && refusals(&out).is_empty(), "{out:?}");
+    // …and one step later it is stale (2 steps old), from another source.
+    let later = at(boundary_ms);
+    core.handle_timeout(later);
+    effects(&mut core);
+    let out = knock_code(&mut core, &totp, later, ip(2), now - 1);
+    assert_eq!(
+        refusals(&out)
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>(),
+        ["10.0.0.2: t: stale code (2 steps old)"]
+    );
+    // In a burst too.
+    let first = totp.sequence_for_counter(now - 1);
+    let burst: Vec<PacketEvent> = first
+        .iter()
+        .enumerate()
+        .map(|(n, k)| syn(at(boundary_ms + 10 + n as u64), ip(3), k.port))
+        .collect();
+    core.handle_packets(at(boundary_ms + 20), &burst);
+    let out = effects(&mut core);
+    assert_eq!(
+        refusals(&out)
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>(),
+        ["10.0.0.3: t: stale code (2 steps old)"]
+    );
+}
