@@ -200,6 +200,9 @@ pub(crate) struct Core {
     /// Each TOTP door's codes around the current step (by door index), computed at each
     /// step boundary: classifying a knock's code is a look-up, never an HMAC.
     code_tables: Vec<(usize, CodeTable)>,
+    /// The kernel filter last emitted ([`Effect::SetFilter`]), so an unchanged one is not
+    /// installed again.
+    filter: Option<String>,
 }
 
 impl Core {
@@ -231,6 +234,7 @@ impl Core {
             totp_boundary: None,
             code_tracker,
             code_tables: Vec::new(),
+            filter: None,
         }
     }
 
@@ -855,9 +859,15 @@ impl Core {
         });
     }
 
+    /// Emits [`Effect::SetFilter`] when the kernel filter changed (only then: reinstalling
+    /// a filter drops the packets that arrive meanwhile, and the local addresses are
+    /// reported again at startup and when an IPv6 address leaves its tentative state).
     fn refresh_filter(&mut self) {
         let filter = self.destinations.filter(&self.config.doors);
-        self.push(Effect::SetFilter(filter));
+        if self.filter.as_ref() != Some(&filter) {
+            self.filter = Some(filter.clone());
+            self.push(Effect::SetFilter(filter));
+        }
         self.refresh_payload_ports();
     }
 }

@@ -961,3 +961,24 @@ fn a_stale_code_is_told_by_the_window_of_the_time_it_completes() {
         ["10.0.0.3: t: stale code (2 steps old)"]
     );
 }
+
+#[test]
+fn an_unchanged_filter_is_not_installed_again() {
+    // Reinstalling a filter drops the packets that arrive meanwhile; the addresses are
+    // reported again at startup and when an IPv6 address stops being tentative.
+    let mut core = new_core("[d]\nsequence = 7000\ncommand = open %IP%\n");
+    core.handle_local_addresses(vec![ip(2)]);
+    assert!(matches!(&effects(&mut core)[..], [Effect::SetFilter(_)]));
+    core.handle_local_addresses(vec![ip(2)]);
+    assert_eq!(effects(&mut core), []);
+    let (running, _) = totp_running(TOTP_CONF);
+    core.handle_reload(at(0), running);
+    assert!(
+        effects(&mut core)
+            .iter()
+            .any(|e| matches!(e, Effect::SetFilter(f) if f.contains("40000-40999"))),
+        "a changed configuration changes the filter"
+    );
+    core.handle_local_addresses(vec![ip(2), ip(3)]);
+    assert!(matches!(&effects(&mut core)[..], [Effect::SetFilter(f)] if f.contains("10.0.0.3")));
+}
