@@ -481,6 +481,87 @@ impl Drop for Net {
     }
 }
 
+/// A further client namespace, joined to the server namespace by its own veth pair
+/// (`kvs<index>` on the server's side; knockd must be told to listen on it with `-i`), with
+/// its own /24. Its processes are killed and the namespace deleted on drop (declare it after
+/// its [`Net`], so that it is dropped first).
+pub(crate) struct ExtraClient {
+    /// The namespace.
+    pub(crate) ns: String,
+    /// The server-side interface (`kvs<index>`).
+    pub(crate) srv_if: String,
+    /// The server's IPv4 address on this pair.
+    pub(crate) srv4: String,
+    /// This client's IPv4 address.
+    pub(crate) cli4: String,
+}
+
+impl Net {
+    /// Creates client namespace number `index` (1 to 5) next to the first one: see
+    /// [`ExtraClient`].
+    pub(crate) fn add_client(&self, index: u8) -> ExtraClient {
+        assert!((1..=5).contains(&index), "client index {index}");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let a = self.net4.split('.').nth(1).expect("10.A.B");
+        // The first pair's /24 is 10.A.(1..=250): 251..=255 are free in these namespaces.
+        let net4 = format!("10.{a}.{}", 250 + u32::from(index));
+        let client = ExtraClient {
+            ns: format!("kne{}-{n}x", std::process::id()),
+            srv_if: format!("kvs{index}"),
+            srv4: format!("{net4}.2"),
+            cli4: format!("{net4}.1"),
+        };
+        ip(&["netns", "add", &client.ns]);
+        ip(&["-n", &client.ns, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &self.srv,
+            "link",
+            "add",
+            &client.srv_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            CLI_IF,
+            "netns",
+            &client.ns,
+        ]);
+        for (ns, ifname, v4) in [
+            (&self.srv, client.srv_if.as_str(), &client.srv4),
+            (&client.ns, CLI_IF, &client.cli4),
+        ] {
+            // No IPv6 link-local address (none is needed): its duplicate address detection
+            // would end a second or two later, a change of the server's addresses while the
+            // test knocks.
+            ip(&["-n", ns, "link", "set", ifname, "addrgenmode", "none"]);
+            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname]);
+            ip(&["-n", ns, "link", "set", ifname, "up"]);
+        }
+        client
+    }
+}
+
+impl Drop for ExtraClient {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.ns])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<u32>() {
+                    signal(pid, "KILL");
+                }
+            }
+        }
+        // Deleting the namespace deletes its end of the veth pair, hence the pair.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// A process whose stdout and stderr are collected in the background.
 pub(crate) struct Daemon {
     child: Child,

@@ -10,7 +10,9 @@
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::fixture::{Net, count, lines, run, wait_contains, wait_lines};
+use crate::fixture::{
+    DEADLINE, Net, SRV_IF, count, lines, run, wait_contains, wait_lines, wait_until,
+};
 
 const KNOCK_0_8: &str = "/usr/bin/knock";
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -221,4 +223,160 @@ fn allow_duplicates_tolerates_a_repeated_step_from_knock_0_8() {
         .args([&net.srv4, "7100", "7100", "8100", "9100"]));
     sync(&net, 1);
     assert_eq!(lines(&opened), [format!("dup {}", net.cli4)]);
+}
+
+/// The `code_refused` JSON events of `path`.
+fn refused_events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    crate::fixture::json_events(path)
+        .into_iter()
+        .filter(|v| v["event"] == "code_refused")
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn stale_future_and_wrong_codes_are_logged_as_such() {
+    away_from_a_boundary();
+    let knock = our_knock();
+    let net = Net::new();
+    let dir = net.dir_str();
+    let conf = net.write("client.conf", &config(&dir));
+    let events = net.path("events.json");
+    let _d = net.start_knockd(&config(&dir), &["--json-log", events.to_str().unwrap()]);
+    let log = net.path("log");
+    let now = unix_now();
+    let step = now / STEP;
+
+    // Three steps back (window 1), with oathtool and knock 0.8: stale.
+    knock_0_8(&net, &oathtool(now - 3 * STEP));
+    wait_contains(&log, &format!("{}: t: stale code (3 steps old)", net.cli4));
+    // Two steps ahead, with our client's --totp-time: future.
+    run(net.cmd_in(&net.cli, &knock).args([
+        "--door",
+        "t",
+        "-c",
+        conf.to_str().unwrap(),
+        "--totp-time",
+        &(now + 2 * STEP).to_string(),
+        &net.srv4,
+    ]));
+    wait_contains(
+        &log,
+        &format!("{}: t: future code (2 steps ahead)", net.cli4),
+    );
+    // A code no step within 11 of now has (oathtool -w lists steps T−11 … T+11): wrong.
+    let out = run(Command::new("oathtool").args([
+        "--totp",
+        "-b",
+        "-s",
+        &format!("{STEP}s"),
+        "-N",
+        &format!("@{}", now - 11 * STEP),
+        "-w",
+        "22",
+        SECRET,
+    ]));
+    let nearby = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(nearby.lines().count(), 23, "{nearby}");
+    let wrong = (0..1_000_000)
+        .map(|v| format!("{v:06}"))
+        .find(|c| !nearby.lines().any(|l| l.trim() == c))
+        .unwrap();
+    knock_0_8(&net, &wrong);
+    wait_contains(&log, &format!("{}: t: wrong code", net.cli4));
+    sync(&net, 1);
+
+    // Nothing opened; each knock logged once, as what it was.
+    assert!(
+        !net.path("opened").exists(),
+        "{}",
+        crate::fixture::read(&log)
+    );
+    let text = crate::fixture::read(&log);
+    for line in ["stale code", "future code", "wrong code"] {
+        assert_eq!(count(&log, line), 1, "{line}: {text}");
+    }
+    assert_eq!(count(&log, "code already used"), 0, "{text}");
+    // The JSON events say which, with the offset where known.
+    let refused = refused_events(&events);
+    let summary: Vec<(String, Option<i64>, Option<u64>)> = refused
+        .iter()
+        .map(|v| {
+            assert_eq!(v["source"], net.cli4.as_str());
+            assert_eq!(v["door"], "t");
+            (
+                v["reason"].as_str().unwrap().to_owned(),
+                v["offset"].as_i64(),
+                v["code_step"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("stale".to_owned(), Some(-3), Some(step - 3)),
+            ("future".to_owned(), Some(2), Some(step + 2)),
+            ("wrong".to_owned(), None, None),
+        ]
+    );
+    // The code that would open is written nowhere.
+    let current = oathtool(now);
+    let json = crate::fixture::read(&events);
+    assert!(
+        !text.contains(&current) && !json.contains(&current),
+        "{text}\n{json}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn two_sources_racing_the_same_code_open_once() {
+    away_from_a_boundary();
+    let net = Net::new();
+    let other = net.add_client(1);
+    let dir = net.dir_str();
+    let _d = net.start_knockd(&config(&dir), &["-i", &other.srv_if]);
+    let opened = net.path("opened");
+    let log = net.path("log");
+    // Both interfaces captured (the second may come up after the startup line).
+    let listening = format!("listening on {SRV_IF}, {}", other.srv_if);
+    let later = format!("listening on {}", other.srv_if);
+    assert!(
+        wait_until(DEADLINE, || {
+            let text = crate::fixture::read(&log);
+            (text.contains(&listening) || text.contains(&later)).then_some(())
+        })
+        .is_some(),
+        "{}",
+        crate::fixture::read(&log)
+    );
+    let [a, b] = ports(&oathtool(unix_now()));
+
+    // Both namespaces knock the same code at the same time.
+    let mut racers: Vec<std::process::Child> = [(&net.cli, &net.srv4), (&other.ns, &other.srv4)]
+        .into_iter()
+        .map(|(ns, srv)| {
+            net.cmd_in(ns, KNOCK_0_8)
+                .args([srv.as_str(), &a, &b])
+                .spawn()
+                .expect("spawn knock 0.8")
+        })
+        .collect();
+    for racer in &mut racers {
+        assert!(racer.wait().unwrap().success());
+    }
+    let winner = wait_lines(&opened, 1, "one of the racers");
+    wait_contains(&log, "t: code already used");
+    sync(&net, 1);
+
+    // Exactly one opened, and the other was told the code was used.
+    assert_eq!(lines(&opened).len(), 1, "{}", crate::fixture::read(&log));
+    let loser = if winner[0] == format!("t {}", net.cli4) {
+        &other.cli4
+    } else {
+        assert_eq!(winner[0], format!("t {}", other.cli4));
+        &net.cli4
+    };
+    assert_eq!(count(&log, "code already used"), 1);
+    wait_contains(&log, &format!("{loser}: t: code already used"));
 }
