@@ -755,6 +755,34 @@ impl Totp {
         }
     }
 
+    /// Moves `table` (made by [`table`](Self::table) of this `Totp`) to the step of
+    /// `unix_secs`, computing only the codes it did not hold: one HMAC when it moves by one
+    /// step (what a daemon does at each step boundary), the whole table when it jumps
+    /// further than its reach. The result equals `self.table(unix_secs)`.
+    pub fn advance_table(&self, table: &mut CodeTable, unix_secs: u64) {
+        let current = self.counter_at(unix_secs);
+        let window = u64::from(self.params.window);
+        let reach = window + DIAGNOSTIC_STEPS;
+        let first = current.saturating_sub(reach);
+        let last = current.saturating_add(reach);
+        let codes = (first..=last)
+            .map(|counter| {
+                table
+                    .code(counter)
+                    .unwrap_or_else(|| self.code_for_counter(counter))
+            })
+            .collect();
+        *table = CodeTable {
+            current,
+            window,
+            first,
+            codes,
+            bases: self.bases.clone(),
+            digits: self.params.digits,
+            valid_until: self.next_step_boundary(unix_secs),
+        };
+    }
+
     /// Which step, if any near `unix_secs`, has `code`: valid inside the window, stale or
     /// future within [`DIAGNOSTIC_STEPS`] beyond it, else wrong. Inside the window the
     /// current step is preferred, then the nearest. (Computes the codes each time; a matcher
@@ -1266,6 +1294,12 @@ mod tests {
             })
         );
         assert_eq!(table.check_sequence(&[Knock::tcp(1), Knock::udp(2)]), None);
+        // Moved step by step (one HMAC each) or by a jump, a table equals a fresh one.
+        let mut moving = totp.table(now);
+        for later in [now + 30, now + 60, now + 29 * 30, now + 400 * 30, 0, now] {
+            totp.advance_table(&mut moving, later);
+            assert_eq!(moving, totp.table(later), "at {later}");
+        }
         // Near the epoch nothing underflows.
         let early = totp.table(0);
         assert_eq!(early.window().len(), 2);

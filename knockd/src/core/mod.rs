@@ -45,8 +45,8 @@
 //! A complete knock whose code is not the window's never completes in the matcher; a
 //! [`CodeTracker`] fed with the same packets follows knocks on the doors' port ranges
 //! whatever their code, and its complete ones are looked up in each door's [`CodeTable`]
-//! (computed once per step: the window and `DIAGNOSTIC_STEPS` = 10 more steps on each side,
-//! no HMAC per packet): a stale, future or wrong code is logged as [`Record::CodeRefused`];
+//! (the window and `DIAGNOSTIC_STEPS` = 10 more steps on each side, moved along at each step
+//! boundary with one HMAC; none per packet): a stale, future or wrong code is logged as [`Record::CodeRefused`];
 //! a code of the window is left to the matcher (open, or [`Record::CodeUsed`]), so no knock
 //! is logged twice.
 //!
@@ -197,7 +197,7 @@ pub(crate) struct Core {
     /// Complete knocks on TOTP doors' port ranges, whatever their code (bounded: see
     /// [`CodeTracker`]), for telling stale, future and wrong codes apart.
     code_tracker: CodeTracker,
-    /// Each TOTP door's codes around the current step (by door index), computed at each
+    /// Each TOTP door's codes around the current step (by door index), moved along at each
     /// step boundary: classifying a knock's code is a look-up, never an HMAC.
     code_tables: Vec<(usize, CodeTable)>,
     /// The kernel filter last emitted ([`Effect::SetFilter`]), so an unchanged one is not
@@ -329,6 +329,8 @@ impl Core {
         self.totp = running.totp;
         self.matcher.replace_config(now.instant, &self.config);
         self.code_tracker.set_doors(&self.config);
+        // Another configuration may have other secrets: its tables are computed afresh.
+        self.code_tables.clear();
         self.totp_boundary = None;
         self.move_totp_windows(now);
         self.refresh_filter();
@@ -787,21 +789,29 @@ impl Core {
         }
         let mut next = u64::MAX;
         let mut keep = BTreeSet::new();
-        self.code_tables.clear();
+        let mut tables = Vec::with_capacity(self.totp.len());
         for run in &self.totp {
             let Some(door) = self.config.doors.get(run.door) else {
                 continue;
             };
             let window = run.totp.window_counters(now.unix_secs);
-            // The window's codes and those of DIAGNOSTIC_STEPS more steps on each side, once
-            // per step (at most 41 HMACs per door).
-            let table = run.totp.table(now.unix_secs);
+            // The window's codes and those of DIAGNOSTIC_STEPS more steps on each side:
+            // moved along from the previous step (one HMAC per door and step), computed in
+            // full (at most 41 HMACs per door) at start and after a reload.
+            let table = match self.code_tables.iter().position(|(d, _)| *d == run.door) {
+                Some(index) => {
+                    let (_, mut table) = self.code_tables.swap_remove(index);
+                    run.totp.advance_table(&mut table, now.unix_secs);
+                    table
+                }
+                None => run.totp.table(now.unix_secs),
+            };
             let candidates = table
                 .window()
                 .into_iter()
                 .map(|c| (c.counter, c.sequence))
                 .collect();
-            self.code_tables.push((run.door, table));
+            tables.push((run.door, table));
             self.matcher
                 .set_door_sequences(door_id(run.door), candidates);
             for spent in self.spent.iter().filter(|s| s.door == door.name) {
@@ -812,6 +822,7 @@ impl Core {
             }
             next = next.min(run.totp.next_step_boundary(now.unix_secs));
         }
+        self.code_tables = tables;
         if keep != self.spent {
             self.spent = keep;
             self.push(Effect::PersistSpentCodes(self.spent_list()));
