@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
-# shellcheck source=scripts/flood/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . scripts/flood/lib.sh
 KNOCKD=${KNOCKD:-$repo/target/release/knockd}
 KNOCK=${KNOCK:-$repo/target/release/knock}
