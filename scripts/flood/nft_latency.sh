@@ -52,14 +52,14 @@ sed -n -E 's/^knock→element (.*): ([0-9]+) knocks, p50 ([0-9.]+) ms, p90 ([0-9
 cat <<SECTION
 ## Knock to nftables element
 
-\`$command_line\`, which runs \`$test_cmd\` (load average $load_start at the start, $(loadavg) at
-the end). The example ruleset (\`examples/configs/nft-native.nft\`) is loaded in the server
+\`$command_line\` runs \`$test_cmd\`.
+The example ruleset (\`examples/configs/nft-native.nft\`) is loaded in the server
 namespace of a veth pair; the door is \`7113,9245:udp,8472\`. *Latency* is from just before the
 client (a thread in the client namespace, in the test process) sends the last knock to the
 moment a thread in the server namespace, dumping the set over netlink in a busy loop
 (\`NftSets::elements\`), first sees the knocker's address; both times are the test process's
 monotonic clock. The set is flushed between rounds; the test fails unless every knock of every
-row added the element.
+row added the element. Load average: $load_start at the start, $(loadavg) at the end.
 
 SECTION
 if [ "$status" -ne 0 ]; then

@@ -151,14 +151,15 @@ done
 cat <<SECTION
 ## Flood to an SPA port
 
-\`$command_line\` (release build; load average $load_start at the start, $(loadavg) at the
-end). An SPA door (\`SPA_Access = tcp/22\`, fresh random keys) listens on port $spa_port; the
+\`$command_line\` (release build).
+An SPA door (\`SPA_Access = tcp/22\`, fresh random keys) listens on port $spa_port; the
 client namespace sends $(thousands "$packets") 200-byte UDP datagrams from random sources
 (\`hping3 --rand-source -2 -d 200 -i u10\`) to that port, and one fwknop packet
 (\`fwknop -A tcp/22 --use-hmac\`) 200 ms into the flood (the +1 in *packets sent*). The counts
 come from knockd's \`SIGUSR1\` statistics line; *log lines* are the lines of its log besides that
 one; *CPU* is knockd's user+system time from the flood's start until it has worked through it;
-*peak RSS* is VmHWM just before the flood and after it.
+*peak RSS* is VmHWM just before the flood and after it. Load average: $load_start at the
+start, $(loadavg) at the end.
 
 | run | packets sent | flood time | counted as unauthenticated | kernel ring drops | queue drops | log lines | knockd CPU s | legitimate SPA opened | peak RSS before → after | server up |
 |---|---|---|---|---|---|---|---|---|---|---|

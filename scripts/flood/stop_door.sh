@@ -149,8 +149,8 @@ done
 cat <<SECTION
 ## Flood against a one-step door with a stop command
 
-\`$command_line\` (release build; load average $load_start at the start, $(loadavg) at the
-end). Every spoofed SYN (200 000 distinct sources from 10.0.0.0/8, looped, to port 6000) opens
+\`$command_line\` (release build).
+Every spoofed SYN (200 000 distinct sources from 10.0.0.0/8, looped, to port 6000) opens
 the one-step door \`[onestep]\` (\`start_command = true\`, \`cmd_timeout = 5\`,
 \`stop_command = true\`), so every packet asks for a start command and a pending-stop record; a
 legitimate \`7000,8000,9000\` knock on another door (\`command = date …\`) is sent halfway.
@@ -158,6 +158,7 @@ knockd runs under \`strace --seccomp-bpf\` tracing only \`rename*\` and \`fsync\
 state-file writes (each write is one rename and two fsyncs: the file and its directory). The
 window is from the flood's start to its end, ${duration} s per rate. *Capture drops* are the
 kernel ring's and the capture queue's, from knockd's \`SIGUSR1\` statistics line.
+Load average: $load_start at the start, $(loadavg) at the end.
 
 | target rate (pps) | achieved (pps) | packets sent | window (s) | opens logged | start commands run | state-file writes | fsyncs | capture drops (ring / queue) | legitimate knock opened | knock→command latency | server up |
 |---|---|---|---|---|---|---|---|---|---|---|---|
