@@ -24,6 +24,8 @@ NOT_MEASURED = "not measured"
 # over the whole row when the packet count is not known.
 NEAR_ZERO_US = 0.05
 NEAR_ZERO_S = 0.05
+# How a row or a table heading names the flood to a port that is not a knock port.
+NON_KNOCK = r"non[- ]?knock|not a knock|no door|not in any door|other port"
 
 
 def verdict(ok):
@@ -125,14 +127,17 @@ def flood_table(all_tables):
 
 
 def idle_table(all_tables):
-    for table in all_tables:
-        if re.search(r"idle", table["heading"], re.I) and column(table, r"p50") is not None:
+    """The idle table: under an "Idle" heading, with knocks opened or wake-ups (not the stage
+    table that may also sit under an idle heading)."""
+    idle = [t for t in all_tables if re.search(r"idle", t["heading"], re.I) and column(t, r"p50") is not None]
+    for table in idle:
+        if column(table, r"knocks opened") is not None or column(table, r"wake") is not None:
             return table
-    return None
+    return idle[0] if idle else None
 
 
 def is_non_knock(row):
-    return any(re.search(r"non[- ]knock|not a knock|no door", c, re.I) for c in row)
+    return any(re.search(NON_KNOCK, c, re.I) for c in row)
 
 
 def cpu_per_packet(table, row):
@@ -263,7 +268,7 @@ def flood_bullets(all_tables, out):
     non_knock = [r for r in table["rows"] if is_non_knock(r) and not is_08(r[0])]
     if not non_knock:
         for other in all_tables:
-            if other is not table and re.search(r"non[- ]knock|not a knock", other["heading"], re.I):
+            if other is not table and re.search(NON_KNOCK, other["heading"], re.I):
                 non_knock = [r for r in other["rows"] if not is_08(r[0])]
                 table = other
                 break
