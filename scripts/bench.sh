@@ -79,7 +79,7 @@ run_section() {
         local heading=yes
         grep -q '^## ' "$work/$name.md" && heading=no
         {
-            [ "$heading" = no ] || printf '## %s\n\n' "$title"
+            if [ "$heading" = yes ]; then printf '## %s\n\n' "$title"; else echo; fi
             printf '**%s failed (exit status %s).** Last lines of its progress output:\n\n' "$script" "$status"
             echo '```text'
             tail -n 15 "$work/$name.err"
