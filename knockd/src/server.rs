@@ -285,7 +285,10 @@ impl Server {
             max_waiting_starts: MAX_QUEUED_STARTS,
             state_file: state_path.clone(),
         };
-        let core = Core::new(loaded.running(), options);
+        let mut core = Core::new(loaded.running(), options);
+        // Stage times (capture, decision, spawn) read as wall-clock times, on the monotonic
+        // capture clock.
+        core.set_clock_epoch(unix_micros_now().saturating_sub(clock.now().as_micros()));
         let kill_after = (!cli.command_kill_timeout.is_zero()).then_some(cli.command_kill_timeout);
         let executor = Executor::new(cli.max_commands, kill_after);
         let metrics_file = cli
@@ -664,8 +667,9 @@ impl Server {
         let Some(first) = self.burst.first() else {
             return;
         };
+        // The decision time of the burst's opens (at least its first packet's time).
         let now = Time {
-            instant: first.timestamp,
+            instant: self.clock.now().max(first.timestamp),
             unix_secs: unix_now(),
         };
         self.core.handle_packets(now, &self.burst);
@@ -718,7 +722,8 @@ impl Server {
                             .map_err(|e| e.reason()),
                         None => Err("no netlink socket to nf_tables".to_owned()),
                     };
-                    self.core.handle_set_element_added(add, result);
+                    let written = self.clock.now();
+                    self.core.handle_set_element_added_at(add, result, written);
                 }
                 Effect::SetPayloadPorts(ports) => match &self.capture {
                     Some(capture) => capture.set_payload_ports(ports),
@@ -750,6 +755,11 @@ impl Server {
                 Level::Silent => {}
             }
         }
+        if self.logger.is_debug()
+            && let Some(line) = record.stage_times_line(host.as_deref())
+        {
+            self.logger.debug(&line);
+        }
         if self.logger.has_json()
             && let Some(event) = record.json(Timestamp::now(), host.as_deref())
         {
@@ -773,9 +783,15 @@ impl Server {
     fn flush_notices(&mut self) {
         for notice in std::mem::take(&mut self.notices) {
             match notice {
-                Notice::Started(job) => {
+                Notice::Started { job, pid, at } => {
                     self.logger
                         .event(&format!("{}: running command: {}", job.door, job.command));
+                    let spawned_us = self.core.unix_micros(self.clock.instant_at(at));
+                    self.log(&Record::CommandStarted {
+                        job,
+                        pid,
+                        spawned_us,
+                    });
                 }
                 Notice::StartSpawned { door, source, pid } => {
                     self.state.add_running(RunningStart {
@@ -1017,6 +1033,11 @@ impl Server {
         self.logger.flush();
         exit
     }
+}
+
+/// The wall clock in Unix microseconds.
+fn unix_micros_now() -> u64 {
+    Timestamp::now().as_microsecond().max(0).unsigned_abs()
 }
 
 /// The wall clock in Unix seconds.
