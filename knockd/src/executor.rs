@@ -104,6 +104,8 @@ pub(crate) enum Notice {
         pid: u32,
         /// When the spawn returned.
         at: Instant,
+        /// How long the spawn call took (`posix_spawn`: until the shell was executed).
+        call: Duration,
     },
     /// A start command was started as process group `pid` (recorded in the state file until
     /// it ends, so a restart can stop it before running its stop: issue 10 item 5).
@@ -274,6 +276,7 @@ impl Executor {
             if queue.is_empty() {
                 self.queues.remove(&key);
             }
+            let called = Instant::now();
             match spawn(&job) {
                 Ok(child) => {
                     let at = Instant::now();
@@ -290,6 +293,7 @@ impl Executor {
                         job: job.clone(),
                         pid,
                         at,
+                        call: at.saturating_duration_since(called),
                     });
                     if job.kind == CommandKind::Start {
                         notices.push(Notice::StartSpawned {

@@ -207,6 +207,9 @@ pub(crate) enum Record {
         pid: u32,
         /// When the spawn returned (Unix µs, the clock of [`OpenTimes`]).
         spawned_us: u64,
+        /// How long the spawn call took, in µs (`posix_spawn`, until the shell was
+        /// executed): the part of the decision→spawn stage that is the system's.
+        spawn_call_us: u64,
     },
     /// The address could not be added to the nftables set (the driver's reason, which does
     /// not repeat the set's name).
@@ -458,12 +461,14 @@ impl Record {
                 job,
                 pid,
                 spawned_us,
+                spawn_call_us,
             } => {
                 let mut fields = vec![
                     ("kind", JsonValue::Str(job.kind.as_str())),
                     ("command", JsonValue::Str(&job.command)),
                     ("pid", JsonValue::Int(i64::from(*pid))),
                     ("spawned_us", micros(*spawned_us)),
+                    ("spawn_call_us", micros(*spawn_call_us)),
                 ];
                 if let Some(times) = &job.opened {
                     fields.extend(times.json_fields());
@@ -697,10 +702,11 @@ impl fmt::Display for Line<'_> {
                 job,
                 pid,
                 spawned_us,
+                spawn_call_us,
             } => {
                 write!(
                     f,
-                    "{}: {}: {} command started (pid {pid}) at {}",
+                    "{}: {}: {} command started (pid {pid}) at {} (spawn call {spawn_call_us} µs)",
                     label(&job.source),
                     job.door,
                     job.kind.as_str(),

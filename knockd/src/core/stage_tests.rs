@@ -187,6 +187,7 @@ fn started_json_has_the_spawn_time_and_each_stage() {
         job: job.clone(),
         pid: 4242,
         spawned_us: EPOCH_US + 3_400,
+        spawn_call_us: 90,
     };
     assert_eq!(started.level(), Level::Debug);
     let time = "2026-11-21T04:50:33Z".parse().unwrap();
@@ -196,11 +197,11 @@ fn started_json_has_the_spawn_time_and_each_stage() {
          \"captured_us\":1795000000003000,\"command\":\"open 10.0.0.1\",\
          \"decided_us\":1795000000003250,\"decision_to_spawn_us\":150,\"door\":\"d\",\
          \"event\":\"started\",\"kind\":\"start\",\"pid\":4242,\"source\":\"10.0.0.1\",\
-         \"spawned_us\":1795000000003400,\"time\":\"2026-11-21T04:50:33Z\"}\n"
+         \"spawn_call_us\":90,\"spawned_us\":1795000000003400,\"time\":\"2026-11-21T04:50:33Z\"}\n"
     );
     assert_eq!(
         started.to_string(),
-        "10.0.0.1: d: start command started (pid 4242) at 1795000000.003400; captured \
+        "10.0.0.1: d: start command started (pid 4242) at 1795000000.003400 (spawn call 90 µs); captured \
          1795000000.003000, decided 1795000000.003250 (+250 µs), done +150 µs after the \
          decision, 400 µs after capture"
     );
@@ -213,13 +214,14 @@ fn started_json_has_the_spawn_time_and_each_stage() {
         },
         pid: 7,
         spawned_us: EPOCH_US,
+        spawn_call_us: 90,
     };
     let line = stop.json(time, None).unwrap().to_line();
     assert!(line.contains("\"spawned_us\":1795000000000000"), "{line}");
     assert!(!line.contains("captured_us"), "{line}");
     assert_eq!(
         stop.to_string(),
-        "10.0.0.1: d: stop command started (pid 7) at 1795000000.000000"
+        "10.0.0.1: d: stop command started (pid 7) at 1795000000.000000 (spawn call 90 µs)"
     );
 }
 
