@@ -338,7 +338,8 @@ stage_report() {
     echo "Capture: the capture thread read the packet; decision: the daemon core was given it;"
     echo "spawn: the command's \`/bin/sh\` was spawned (\`posix_spawn\` returned; the spawn call is the time"
     echo "spent in it, the shell's exec included). Client→command"
-    echo "also counts the client's own start and the shell running \`date\`."
+    echo "also counts the client's own start and the shell running \`date\`. The door has no stop"
+    echo "command; a door with one also waits for its stop to be written to the state file (fsync)."
 }
 
 # --- idle ---------------------------------------------------------------------------------------
