@@ -12,6 +12,7 @@
 # For each server it measures
 #   * at idle: knock-to-command latency over N knocks (client send -> the command's own
 #     high-resolution timestamp), CPU seconds and wakeups (context switches) over 10 s idle;
+#     for our knockd also each stage (capture -> decision -> spawn, p50/p99) from its JSON log;
 #   * under a flood of spoofed-source TCP SYNs to the door's first port, replayed with
 #     tcpreplay at each rate ("max" = --topspeed) for --duration seconds, with one legitimate
 #     knock (our `knock` client) sent halfway through: whether it opened the door, its latency,
@@ -189,6 +190,7 @@ ours_extra_args() {
     if grep -q -- '--state-file' <<<"$help"; then
         printf '%s\n' --state-file "$1/state"
     fi
+    stage_json_args "$1" "$help"
 }
 
 # start_server KIND DIR: creates DIR and starts the server in the server namespace; sets
@@ -280,13 +282,75 @@ reported_drops() {
 
 label() { if [ "$1" = ours ]; then echo "knockd (ours)"; else echo "knockd 0.8"; fi; }
 
+# --- stage latencies (issue 14) -----------------------------------------------------------------
+# In the idle run only (under a flood the JSON log would carry a line per spoofed packet), our
+# knockd writes a JSON log; each open's start command has a "started" event with the stage
+# times (capture -> decision -> spawn, in microseconds on one clock). stage_row turns them into a
+# table row with p50/p99 of each stage, next to the client -> command latencies measured here.
+stage_json=0
+stage_rows=()
+# stage_json_args DIR HELP: the --json-log argument, in the idle run, if the binary has it.
+stage_json_args() {
+    if [ "$stage_json" = 1 ] && grep -q -- '--json-log' <<<"$2"; then
+        printf '%s\n' --json-log "$1/events.json"
+    fi
+}
+# stage_row DIR CLIENT_LATENCIES_MS...: one Markdown row (server, opens, then p50 / p99 in ms of
+# capture->decision, decision->spawn, the spawn call within it, capture->spawn, client->command).
+stage_row() {
+    local dir=$1
+    shift
+    python3 - "$dir/events.json" "$@" <<'PY'
+import json, sys
+def pct(values, p):
+    if not values:
+        return "–"
+    values = sorted(values)
+    return "%.3f" % values[min(len(values) - 1, max(0, -(-len(values) * p // 100) - 1))]
+stages = {"capture_to_decision_us": [], "decision_to_spawn_us": [], "spawn_call_us": [],
+          "capture_to_spawn_us": []}
+try:
+    with open(sys.argv[1]) as f:
+        for line in f:
+            event = json.loads(line)
+            if event.get("event") == "started" and "captured_us" in event:
+                for key in stages:
+                    if key in event:
+                        stages[key].append(event[key] / 1000)
+except FileNotFoundError:
+    pass
+client = [float(v) for v in sys.argv[2:]]
+cells = [str(len(stages["capture_to_spawn_us"]))]
+for values in list(stages.values()) + [client]:
+    cells += [pct(values, 50), pct(values, 99)]
+print("| knockd (ours) | " + " | ".join(cells) + " |")
+PY
+}
+stage_report() {
+    [ ${#stage_rows[@]} -gt 0 ] || return 0
+    echo
+    echo "### Idle: knock-to-command stages (our knockd's JSON log)"
+    echo
+    echo "| server | opens | capture→decision p50 (ms) | p99 | decision→spawn p50 (ms) | p99 | of which spawn call p50 (ms) | p99 | capture→spawn p50 (ms) | p99 | client→command p50 (ms) | p99 |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${stage_rows[@]}"
+    echo
+    echo "Capture: the capture thread read the packet; decision: the daemon core was given it;"
+    echo "spawn: the command's \`/bin/sh\` was spawned (\`posix_spawn\` returned; the spawn call is the time"
+    echo "spent in it, the shell's exec included). Client→command"
+    echo "also counts the client's own start and the shell running \`date\`. The door has no stop"
+    echo "command; a door with one also waits for its stop to be written to the state file (fsync)."
+}
+
 # --- idle ---------------------------------------------------------------------------------------
 idle_rows=()
 tsv_rows=()
 for kind in $servers; do
     dir="$work/idle-$kind"
     say "$(label "$kind"): idle CPU over ${idle_seconds}s and $idle_knocks knocks"
+    stage_json=1
     if ! start_server "$kind" "$dir"; then
+        stage_json=0
         idle_rows+=("| $(label "$kind") | did not start | | | | | | |")
         tsv_rows+=("$(printf 'idle\t%s\tdid not start\t\t\t' "$kind")")
         continue
@@ -318,6 +382,8 @@ for kind in $servers; do
     fi
     rss=$(peak_rss_mib "$server_pid")
     stop_server
+    stage_json=0
+    if [ "$kind" = ours ]; then stage_rows+=("$(stage_row "$dir" "${latencies[@]}")"); fi
     idle_rows+=("| $(label "$kind") | $opened/$idle_knocks | $stats | $idle_cpu | $((w1 - w0)) | $rss |")
     tsv_rows+=("$(printf 'idle\t%s\t%s\t%s\t%s\t%s' "$kind" "$opened/$idle_knocks" "${stats%% |*}" "$idle_cpu" "$((w1 - w0))")")
     say "$(label "$kind"): idle done (exit status $stop_status)"
@@ -400,6 +466,7 @@ report() {
     echo "| server | target rate (pps) | achieved (pps) | packets sent | legitimate knock opened | knock→command latency | server CPU s | peak RSS (MiB) | interface rx / dropped | server up |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${flood_rows[@]}"
+    stage_report
 }
 if [ -n "$out" ]; then report | tee "$out"; else report; fi
 if [ -n "$tsv" ]; then printf '%s\n' "${tsv_rows[@]}" >"$tsv"; fi

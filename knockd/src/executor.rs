@@ -95,8 +95,18 @@ struct Running {
 /// Something the executor did that the caller should log.
 #[derive(Debug)]
 pub(crate) enum Notice {
-    /// A command was started.
-    Started(Job),
+    /// A command was started: as process `pid`, the spawn having returned at `at` (the
+    /// shell is running: `posix_spawn` returns once it is).
+    Started {
+        /// What runs.
+        job: Job,
+        /// The shell's process id.
+        pid: u32,
+        /// When the spawn returned.
+        at: Instant,
+        /// How long the spawn call took (`posix_spawn`: until the shell was executed).
+        call: Duration,
+    },
     /// A start command was started as process group `pid` (recorded in the state file until
     /// it ends, so a restart can stop it before running its stop: issue 10 item 5).
     StartSpawned {
@@ -266,8 +276,10 @@ impl Executor {
             if queue.is_empty() {
                 self.queues.remove(&key);
             }
+            let called = Instant::now();
             match spawn(&job) {
                 Ok(child) => {
+                    let at = Instant::now();
                     let pid = child.id();
                     self.running.insert(
                         key.clone(),
@@ -277,7 +289,12 @@ impl Executor {
                             killed: false,
                         },
                     );
-                    notices.push(Notice::Started(job.clone()));
+                    notices.push(Notice::Started {
+                        job: job.clone(),
+                        pid,
+                        at,
+                        call: at.saturating_duration_since(called),
+                    });
                     if job.kind == CommandKind::Start {
                         notices.push(Notice::StartSpawned {
                             door: job.door.clone(),
@@ -412,6 +429,7 @@ mod tests {
             kind,
             command: command.into(),
             stop: None,
+            opened: None,
         }
     }
 
@@ -434,7 +452,7 @@ mod tests {
         let mut executor = Executor::new(4, None);
         let mut notices = Vec::new();
         executor.submit(job("a", CommandKind::Start, "exit 3"), &mut notices);
-        assert!(matches!(notices[0], Notice::Started(_)));
+        assert!(matches!(notices[0], Notice::Started { .. }));
         let done = wait_all(&mut executor, 1);
         assert!(matches!(done[0].outcome, Outcome::Exited(3)));
         assert!(executor.is_idle());
@@ -522,7 +540,7 @@ mod tests {
         let started: Vec<CommandKind> = notices
             .iter()
             .filter_map(|n| match n {
-                Notice::Started(job) => Some(job.kind),
+                Notice::Started { job, .. } => Some(job.kind),
                 Notice::Killed { .. } | Notice::StartSpawned { .. } => None,
             })
             .collect();

@@ -245,6 +245,9 @@ struct Server {
     burst: Vec<PacketEvent>,
     /// Jobs held until the state file is written (end of the pass), in order.
     deferred_jobs: Vec<Job>,
+    /// Records of this `perform` not logged yet: logged after the job or nftables element
+    /// that follows them (see [`Server::perform`]).
+    held_records: Vec<Record>,
     /// (door, source) of the stops recorded since the last successful write: their start
     /// jobs wait for it (and are refused if it fails).
     unwritten_stops: Vec<(String, IpAddr)>,
@@ -285,7 +288,10 @@ impl Server {
             max_waiting_starts: MAX_QUEUED_STARTS,
             state_file: state_path.clone(),
         };
-        let core = Core::new(loaded.running(), options);
+        let mut core = Core::new(loaded.running(), options);
+        // Stage times (capture, decision, spawn) read as wall-clock times, on the monotonic
+        // capture clock.
+        core.set_clock_epoch(unix_micros_now().saturating_sub(clock.now().as_micros()));
         let kill_after = (!cli.command_kill_timeout.is_zero()).then_some(cli.command_kill_timeout);
         let executor = Executor::new(cli.max_commands, kill_after);
         let metrics_file = cli
@@ -333,6 +339,7 @@ impl Server {
             initial_payload_ports: Vec::new(),
             burst: Vec::with_capacity(PACKET_BATCH),
             deferred_jobs: Vec::new(),
+            held_records: Vec::new(),
             unwritten_stops: Vec::new(),
             interrupted: Vec::new(),
             lookup,
@@ -661,7 +668,8 @@ impl Server {
         let Some(first) = self.burst.first() else {
             return;
         };
-        let now = wall_time(first.timestamp);
+        // The decision time of the burst's opens (at least its first packet's time).
+        let now = wall_time(self.clock.now().max(first.timestamp));
         self.core.handle_packets(now, &self.burst);
         self.burst.clear();
         self.perform();
@@ -675,12 +683,27 @@ impl Server {
 
     // ----- effects ----------------------------------------------------------------------
 
-    /// Performs the core's effects, in order.
+    /// Performs the core's effects, in order, except that records are logged after the
+    /// command or nftables element that follows them (issue 14: formatting and writing log
+    /// lines is not on the path from a knock to its action); the lines keep their order.
     fn perform(&mut self) {
         while let Some(effect) = self.core.poll_effect() {
             self.status.touch();
+            if !matches!(
+                effect,
+                Effect::Log(_)
+                    | Effect::RunJob(_)
+                    | Effect::AddSetElement(_)
+                    | Effect::PersistStop { .. }
+                    | Effect::DropStop(_)
+                    | Effect::PersistSpentCodes(_)
+                    | Effect::PersistSpaReplay(_)
+            ) {
+                // Effects with output of their own (lines, files) come after the held lines.
+                self.log_held();
+            }
             match effect {
-                Effect::Log(record) => self.log(&record),
+                Effect::Log(record) => self.held_records.push(record),
                 Effect::PersistStop { id, stop } => {
                     self.unwritten_stops.push((stop.door.clone(), stop.source));
                     self.state.add(id, stop);
@@ -691,8 +714,10 @@ impl Server {
                     if !self.unwritten_stops.is_empty() || !self.deferred_jobs.is_empty() {
                         // Its stop is not on disk yet (or an earlier job waits for that).
                         self.deferred_jobs.push(job);
+                        self.log_held();
                     } else {
                         self.executor.submit(job, &mut self.notices);
+                        self.log_held();
                         // "running command" right after "OPEN SESAME", as in 0.8.
                         self.flush_notices();
                     }
@@ -712,7 +737,9 @@ impl Server {
                             .map_err(|e| e.reason()),
                         None => Err("no netlink socket to nf_tables".to_owned()),
                     };
-                    self.core.handle_set_element_added(add, result);
+                    let written = self.clock.now();
+                    self.core.handle_set_element_added_at(add, result, written);
+                    self.log_held();
                 }
                 Effect::SetPayloadPorts(ports) => match &self.capture {
                     Some(capture) => capture.set_payload_ports(ports),
@@ -721,6 +748,20 @@ impl Server {
                 Effect::PersistSpaReplay(text) => self.state.set_spa_replay(text),
             }
         }
+        self.log_held();
+    }
+
+    /// Logs the records [`perform`](Self::perform) held, in order.
+    fn log_held(&mut self) {
+        if self.held_records.is_empty() {
+            return;
+        }
+        let mut held = std::mem::take(&mut self.held_records);
+        for record in held.drain(..) {
+            self.log(&record);
+        }
+        // The buffer is kept (no allocation per pass).
+        self.held_records = held;
     }
 
     /// With `-l`, the knocker's host name if known (asks for it otherwise).
@@ -743,6 +784,11 @@ impl Server {
                 Level::Error => self.logger.error(&line),
                 Level::Silent => {}
             }
+        }
+        if self.logger.is_debug()
+            && let Some(line) = record.stage_times_line(host.as_deref())
+        {
+            self.logger.debug(&line);
         }
         if self.logger.has_json()
             && let Some(event) = record.json(Timestamp::now(), host.as_deref())
@@ -767,9 +813,16 @@ impl Server {
     fn flush_notices(&mut self) {
         for notice in std::mem::take(&mut self.notices) {
             match notice {
-                Notice::Started(job) => {
+                Notice::Started { job, pid, at, call } => {
                     self.logger
                         .event(&format!("{}: running command: {}", job.door, job.command));
+                    let spawned_us = self.core.unix_micros(self.clock.instant_at(at));
+                    self.log(&Record::CommandStarted {
+                        job,
+                        pid,
+                        spawned_us,
+                        spawn_call_us: u64::try_from(call.as_micros()).unwrap_or(u64::MAX),
+                    });
                 }
                 Notice::StartSpawned { door, source, pid } => {
                     self.state.add_running(RunningStart {
@@ -1030,6 +1083,11 @@ fn wall_time(instant: knock_core::Instant) -> Time {
         unix_secs,
         unix_nanos,
     }
+}
+
+/// The wall clock in Unix microseconds.
+fn unix_micros_now() -> u64 {
+    Timestamp::now().as_microsecond().max(0).unsigned_abs()
 }
 
 /// `-D`: the configuration as knockd runs it, one `config:` line per non-blank line.

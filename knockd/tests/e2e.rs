@@ -31,5 +31,7 @@ mod ops;
 mod replay;
 #[path = "e2e/spa.rs"]
 mod spa;
+#[path = "e2e/stages.rs"]
+mod stages;
 #[path = "e2e/totp.rs"]
 mod totp;

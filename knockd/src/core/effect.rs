@@ -58,6 +58,20 @@ pub(crate) struct Job {
     pub(crate) command: String,
     /// For stop jobs: the pending stop this runs (dropped once the job finished).
     pub(crate) stop: Option<StopId>,
+    /// For the start jobs of an open: when its packet was captured and decided on (the
+    /// driver stamps the spawn and logs the stage latencies).
+    pub(crate) opened: Option<OpenTimes>,
+}
+
+/// When an open's packet went through the first stages, in microseconds since the Unix
+/// epoch, on the driver's monotonic clock (see `Core::set_clock_epoch`): differences
+/// between them (and the spawn time the driver adds) are exact durations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OpenTimes {
+    /// When the capture thread read the packet (the packet's time stamp).
+    pub(crate) captured_us: u64,
+    /// When the core was given the packet and decided (the `now` of the input).
+    pub(crate) decided_us: u64,
 }
 
 /// Something the driver must do, in the order the core emits them.
@@ -129,4 +143,7 @@ pub(crate) struct SetElementAdd {
     pub(crate) address: IpAddr,
     /// The element's timeout: the door's `Cmd_Timeout`.
     pub(crate) timeout: Duration,
+    /// When the open's packet was captured and decided on (the driver logs when the element
+    /// was written, with the stage latencies).
+    pub(crate) opened: Option<OpenTimes>,
 }

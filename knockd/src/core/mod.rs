@@ -18,7 +18,7 @@
 //! Report what performing an effect gave back: a finished [`Effect::RunJob`] with
 //! [`Core::handle_command_finished`], a failed [`Effect::RewriteOts`] with
 //! [`Core::handle_ots_write_failed`] (before the next input), an
-//! [`Effect::AddSetElement`] with [`Core::handle_set_element_added`] (before the next
+//! [`Effect::AddSetElement`] with [`Core::handle_set_element_added_at`] (before the next
 //! [`Core::poll_effect`]).
 //!
 //! # Ordering rules (enforced here, tested in `tests.rs`)
@@ -72,6 +72,8 @@ mod nft_tests;
 mod record;
 mod spa;
 #[cfg(test)]
+mod stage_tests;
+#[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
@@ -88,7 +90,9 @@ use knock_core::{
     PacketEvent, ots,
 };
 
-pub(crate) use effect::{CommandKind, Effect, Job, PendingStop, SetElementAdd, SpentCode, StopId};
+pub(crate) use effect::{
+    CommandKind, Effect, Job, OpenTimes, PendingStop, SetElementAdd, SpentCode, StopId,
+};
 pub(crate) use record::{CodeRefusal, CommandOutcome, Level, Record};
 
 /// The time of an input: the monotonic instant the matcher runs on, and the wall clock in
@@ -203,6 +207,8 @@ pub(crate) struct Core {
     /// The kernel filter last emitted ([`Effect::SetFilter`]), so an unchanged one is not
     /// installed again.
     filter: Option<String>,
+    /// The Unix time in µs of [`Instant::ZERO`] (see [`Core::set_clock_epoch`]).
+    clock_epoch_us: u64,
 }
 
 impl Core {
@@ -235,7 +241,23 @@ impl Core {
             code_tracker,
             code_tables: Vec::new(),
             filter: None,
+            clock_epoch_us: 0,
         }
+    }
+
+    /// The Unix time, in microseconds, of [`Instant::ZERO`] on the clock of the packets'
+    /// time stamps and of [`Time::instant`]: the stage times of opens ([`OpenTimes`]) are
+    /// that plus the instants. 0 (the default) when instants already are Unix times (a
+    /// replay: pcap time stamps); a live driver sets the wall-clock time at its clock's
+    /// origin, so that stage times read as wall-clock times and their differences stay
+    /// exact (monotonic).
+    pub(crate) fn set_clock_epoch(&mut self, unix_micros: u64) {
+        self.clock_epoch_us = unix_micros;
+    }
+
+    /// `at` as Unix microseconds (see [`set_clock_epoch`](Self::set_clock_epoch)).
+    pub(crate) fn unix_micros(&self, at: Instant) -> u64 {
+        self.clock_epoch_us.saturating_add(at.as_micros())
     }
 
     /// The next effect to perform, or `None` when drained.
@@ -279,19 +301,19 @@ impl Core {
     pub(crate) fn handle_packet(&mut self, now: Time, packet: &PacketEvent) {
         self.move_totp_windows(now);
         self.matcher.handle_packet(packet);
-        self.drain(now);
+        self.drain_packets(now, std::slice::from_ref(packet));
         self.refuse_codes(packet);
     }
 
     /// A burst of packets, each at its own time stamp (`now`: when the burst is handled, for
-    /// the records' wall-clock times). Fed to [`Matcher::handle_packets`] at once (faster with many
+    /// the records' wall-clock times and the opens' decision time). Fed to [`Matcher::handle_packets`] at once (faster with many
     /// sources), or packet by packet while a one-time-sequence door exists, so that its
     /// sequence advances before the next packet.
     pub(crate) fn handle_packets(&mut self, now: Time, packets: &[PacketEvent]) {
         self.move_totp_windows(now);
         if self.ots.is_empty() {
             self.matcher.handle_packets(packets);
-            self.drain(now);
+            self.drain_packets(now, packets);
             if self.code_tracker.is_tracking() {
                 for packet in packets {
                     self.refuse_codes(packet);
@@ -379,6 +401,7 @@ impl Core {
                         kind: CommandKind::Stop,
                         command: stop.command,
                         stop: Some(id),
+                        opened: None,
                     });
                 }
             }
@@ -479,14 +502,37 @@ impl Core {
     /// is an error for that knock only; the door's start command still runs, and the daemon
     /// goes on). Call it before the next [`poll_effect`](Self::poll_effect): its record goes
     /// to the front of the queue, so it is logged right after the open and before that
-    /// open's start job.
+    /// open's start job. (The live driver calls
+    /// [`handle_set_element_added_at`](Self::handle_set_element_added_at).)
+    #[cfg(test)]
     pub(crate) fn handle_set_element_added(
         &mut self,
         add: SetElementAdd,
         result: Result<(), String>,
     ) {
+        self.set_element_result(add, result, None);
+    }
+
+    /// [`handle_set_element_added`](Self::handle_set_element_added), with the time the
+    /// element was written (logged with the open's stage times).
+    pub(crate) fn handle_set_element_added_at(
+        &mut self,
+        add: SetElementAdd,
+        result: Result<(), String>,
+        written: Instant,
+    ) {
+        let written_us = self.unix_micros(written);
+        self.set_element_result(add, result, Some(written_us));
+    }
+
+    fn set_element_result(
+        &mut self,
+        add: SetElementAdd,
+        result: Result<(), String>,
+        written_us: Option<u64>,
+    ) {
         let record = match result {
-            Ok(()) => Record::SetElementAdded { add },
+            Ok(()) => Record::SetElementAdded { add, written_us },
             Err(error) => Record::SetElementFailed { add, error },
         };
         self.effects.push_front(Effect::Log(record));
@@ -549,6 +595,14 @@ impl Core {
 
     /// Turns the matcher's actions into effects.
     fn drain(&mut self, now: Time) {
+        self.drain_packets(now, &[]);
+    }
+
+    /// Turns the matcher's actions into effects, after `packets` were fed (their capture
+    /// times go into the opens' [`OpenTimes`]).
+    fn drain_packets(&mut self, now: Time, packets: &[PacketEvent]) {
+        // Opens come in packet order: each one's packet is at or after the previous one's.
+        let mut cursor = 0;
         while let Some(view) = self.matcher.poll_action_ref() {
             let (kind, source, stage) = (view.kind, view.source, view.stage);
             let door = || settings(view.door).name.clone();
@@ -579,7 +633,11 @@ impl Core {
                         });
                         self.push(Effect::PersistSpentCodes(self.spent_list()));
                     }
-                    self.open(now, &door, source);
+                    let last = settings(&door).sequence.last().copied();
+                    let captured = opening_packet(packets, &mut cursor, source, last)
+                        .map_or(now.instant, |p| p.timestamp);
+                    let times = self.open_times(captured, now);
+                    self.open(now, &door, source, times);
                     continue;
                 }
                 ActionKind::CodeUsed => Record::CodeUsed {
@@ -646,11 +704,12 @@ impl Core {
     /// An open: the knocker's address goes into the door's nftables set (if it has one for
     /// that family), the stop is recorded, then the start command runs, then a one-time
     /// sequence advances.
-    fn open(&mut self, now: Time, door: &DoorRef, source: IpAddr) {
+    fn open(&mut self, now: Time, door: &DoorRef, source: IpAddr, times: OpenTimes) {
         let settings = settings(door);
         self.push(Effect::Log(Record::Open {
             door: settings.name.clone(),
             source,
+            times,
         }));
         // Before the start command: commands run after the element is in.
         if let Some(set) = settings.nft_set_for(source) {
@@ -659,6 +718,7 @@ impl Core {
                 set: set.clone(),
                 address: source,
                 timeout: settings.cmd_timeout,
+                opened: Some(times),
             }));
         }
         if settings.start_command_line(source).is_some()
@@ -690,6 +750,7 @@ impl Core {
                 kind: CommandKind::Start,
                 command: start,
                 stop: None,
+                opened: Some(times),
             });
         }
         self.advance_one_time_sequence(door_index(door), settings);
@@ -709,6 +770,7 @@ impl Core {
             kind: CommandKind::Stop,
             command,
             stop: Some(id),
+            opened: None,
         });
     }
 
@@ -870,6 +932,15 @@ impl Core {
         });
     }
 
+    /// The stage times of an open whose packet was captured at `captured` and decided on
+    /// at `now`.
+    fn open_times(&self, captured: Instant, now: Time) -> OpenTimes {
+        OpenTimes {
+            captured_us: self.unix_micros(captured),
+            decided_us: self.unix_micros(now.instant.max(captured)),
+        }
+    }
+
     /// Emits [`Effect::SetFilter`] when the kernel filter changed (only then: reinstalling
     /// a filter drops the packets that arrive meanwhile, and the local addresses are
     /// reported again at startup and when an IPv6 address leaves its tentative state).
@@ -881,6 +952,30 @@ impl Core {
         }
         self.refresh_payload_ports();
     }
+}
+
+/// The packet of `packets` that opened for `source`: the first one from `source` at or after
+/// `cursor` (the previous open's packet: opens come in packet order) that is the door's
+/// `last` knock (any packet from `source` if none is, or for a door without a fixed
+/// sequence), and `cursor` moves there. Exact for a burst of one packet (at idle, and with
+/// `-D`); in a longer burst, exact unless the source sent its door's last knock more than
+/// once in it. `None` when no packet is known (timeouts, SPA).
+fn opening_packet<'a>(
+    packets: &'a [PacketEvent],
+    cursor: &mut usize,
+    source: IpAddr,
+    last: Option<Knock>,
+) -> Option<&'a PacketEvent> {
+    let rest = packets.get(*cursor..)?;
+    let is_last = |p: &PacketEvent| {
+        last.is_some_and(|k| k.port == p.destination_port && k.protocol == p.protocol)
+    };
+    let offset = rest
+        .iter()
+        .position(|p| p.source == source && is_last(p))
+        .or_else(|| rest.iter().position(|p| p.source == source))?;
+    *cursor += offset;
+    packets.get(*cursor)
 }
 
 /// The longest wait before a stop command whose spawn failed is tried again.

@@ -168,8 +168,12 @@ fn set_records_are_events_and_errors_with_json() {
         set: set("ssh4"),
         address: v4(1),
         timeout: Duration::from_millis(1_500),
+        opened: None,
     };
-    let added = Record::SetElementAdded { add: add.clone() };
+    let added = Record::SetElementAdded {
+        add: add.clone(),
+        written_us: None,
+    };
     let failed = Record::SetElementFailed {
         add,
         error: "permission denied (CAP_NET_ADMIN is needed)".into(),

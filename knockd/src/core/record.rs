@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use knock_core::Knock;
 
-use super::effect::{CommandKind, Job, SetElementAdd};
+use super::effect::{CommandKind, Job, OpenTimes, SetElementAdd};
 use crate::logging::{JsonEvent, JsonValue};
 
 /// How a command ended, as the driver that ran it reports it.
@@ -108,6 +108,8 @@ pub(crate) enum Record {
         door: String,
         /// The knocker.
         source: IpAddr,
+        /// When its packet was captured and decided on.
+        times: OpenTimes,
     },
     /// `cmd_timeout` passed since the open: the stop command runs.
     Close {
@@ -242,6 +244,22 @@ pub(crate) enum Record {
     SetElementAdded {
         /// What was added.
         add: SetElementAdd,
+        /// When the element was written (Unix µs, the clock of [`OpenTimes`]), if the
+        /// driver said.
+        written_us: Option<u64>,
+    },
+    /// A command was spawned (reported by the driver): `-D` and the JSON `started` event,
+    /// with the stage latencies of the open it belongs to.
+    CommandStarted {
+        /// What runs.
+        job: Job,
+        /// The shell's process id.
+        pid: u32,
+        /// When the spawn returned (Unix µs, the clock of [`OpenTimes`]).
+        spawned_us: u64,
+        /// How long the spawn call took, in µs (`posix_spawn`, until the shell was
+        /// executed): the part of the decision→spawn stage that is the system's.
+        spawn_call_us: u64,
     },
     /// The address could not be added to the nftables set (the driver's reason, which does
     /// not repeat the set's name).
@@ -323,7 +341,7 @@ impl Record {
             | Self::SpaGranted { .. } => Level::Event,
             Self::Invalidated { .. } => Level::Verbose,
             Self::CodeUsed { .. } | Self::CodeRefused { .. } => Level::Event,
-            Self::OtsNext { .. } => Level::Debug,
+            Self::OtsNext { .. } | Self::CommandStarted { .. } => Level::Debug,
             Self::StartRefused { .. }
             | Self::CommandKilled { .. }
             | Self::OtsWriteFailed { .. }
@@ -360,7 +378,10 @@ impl Record {
             | Self::OpenNotDurable { source, .. }
             | Self::SpaRefused { source, .. }
             | Self::SpaGranted { source, .. } => Some(*source),
-            Self::SetElementAdded { add } | Self::SetElementFailed { add, .. } => Some(add.address),
+            Self::SetElementAdded { add, .. } | Self::SetElementFailed { add, .. } => {
+                Some(add.address)
+            }
+            Self::CommandStarted { job, .. } => Some(job.source),
             Self::StopsLeft { .. }
             | Self::StartRefused { .. }
             | Self::CommandFinished { .. }
@@ -398,7 +419,11 @@ impl Record {
                 source,
                 stage: n,
             } => ("stage", door, *source, stage(n)),
-            Self::Open { door, source } => ("open", door, *source, Vec::new()),
+            Self::Open {
+                door,
+                source,
+                times,
+            } => ("open", door, *source, times.json_fields()),
             Self::Close { door, source } | Self::ShutdownClose { door, source } => {
                 ("close", door, *source, Vec::new())
             }
@@ -503,7 +528,33 @@ impl Record {
                     fields,
                 });
             }
-            Self::SetElementAdded { add } | Self::SetElementFailed { add, .. } => {
+            Self::CommandStarted {
+                job,
+                pid,
+                spawned_us,
+                spawn_call_us,
+            } => {
+                let mut fields = vec![
+                    ("kind", JsonValue::Str(job.kind.as_str())),
+                    ("command", JsonValue::Str(&job.command)),
+                    ("pid", JsonValue::Int(i64::from(*pid))),
+                    ("spawned_us", micros(*spawned_us)),
+                    ("spawn_call_us", micros(*spawn_call_us)),
+                ];
+                if let Some(times) = &job.opened {
+                    fields.extend(times.json_fields());
+                    fields.extend(times.later_fields("spawn", *spawned_us));
+                }
+                return Some(JsonEvent {
+                    event: "started",
+                    time,
+                    door: &job.door,
+                    source: job.source,
+                    host,
+                    fields,
+                });
+            }
+            Self::SetElementAdded { add, .. } | Self::SetElementFailed { add, .. } => {
                 let mut fields = vec![
                     ("family", JsonValue::Str(add.set.family.as_str())),
                     ("table", JsonValue::Str(&add.set.table)),
@@ -517,6 +568,17 @@ impl Record {
                     Self::SetElementFailed { error, .. } => {
                         fields.push(("success", JsonValue::Bool(false)));
                         fields.push(("error", JsonValue::Str(error)));
+                    }
+                    Self::SetElementAdded {
+                        written_us: Some(written),
+                        ..
+                    } => {
+                        fields.push(("success", JsonValue::Bool(true)));
+                        fields.push(("written_us", micros(*written)));
+                        if let Some(times) = &add.opened {
+                            fields.extend(times.json_fields());
+                            fields.extend(times.later_fields("write", *written));
+                        }
                     }
                     _ => fields.push(("success", JsonValue::Bool(true))),
                 }
@@ -579,7 +641,9 @@ impl fmt::Display for Line<'_> {
                 source,
                 stage,
             } => write!(f, "{}: {door}: Stage {stage}", label(source)),
-            Record::Open { door, source } => write!(f, "{}: {door}: OPEN SESAME", label(source)),
+            Record::Open { door, source, .. } => {
+                write!(f, "{}: {door}: OPEN SESAME", label(source))
+            }
             Record::SpaGranted {
                 door,
                 source,
@@ -727,7 +791,26 @@ impl fmt::Display for Line<'_> {
                 f,
                 "error while disabling used one time sequence for door {door} --> disabling the door"
             ),
-            Record::SetElementAdded { add } => write!(
+            Record::CommandStarted {
+                job,
+                pid,
+                spawned_us,
+                spawn_call_us,
+            } => {
+                write!(
+                    f,
+                    "{}: {}: {} command started (pid {pid}) at {} (spawn call {spawn_call_us} µs)",
+                    label(&job.source),
+                    job.door,
+                    job.kind.as_str(),
+                    UnixMicros(*spawned_us)
+                )?;
+                match &job.opened {
+                    Some(times) => write!(f, "; {}", times.display(*spawned_us)),
+                    None => Ok(()),
+                }
+            }
+            Record::SetElementAdded { add, .. } => write!(
                 f,
                 "{}: {}: added to nftables set {} for {}",
                 label(&add.address),
@@ -767,6 +850,120 @@ impl fmt::Display for Line<'_> {
                 label(source),
                 state_file.display()
             ),
+        }
+    }
+}
+
+/// A JSON integer of microseconds (saturating).
+fn micros(us: u64) -> JsonValue<'static> {
+    JsonValue::Int(i64::try_from(us).unwrap_or(i64::MAX))
+}
+
+/// Unix microseconds as `SECONDS.MICROS` (the `-D` lines).
+struct UnixMicros(u64);
+
+impl fmt::Display for UnixMicros {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+/// The stage times of an open, as `-D` shows them.
+struct StageLine {
+    times: OpenTimes,
+    /// The spawn or write time, if done.
+    acted_us: Option<u64>,
+}
+
+impl fmt::Display for StageLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.times;
+        write!(
+            f,
+            "captured {}, decided {} (+{} µs)",
+            UnixMicros(t.captured_us),
+            UnixMicros(t.decided_us),
+            t.decided_us.saturating_sub(t.captured_us)
+        )?;
+        if let Some(acted) = self.acted_us {
+            write!(
+                f,
+                ", done +{} µs after the decision, {} µs after capture",
+                acted.saturating_sub(t.decided_us),
+                acted.saturating_sub(t.captured_us)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl OpenTimes {
+    /// `captured_us`, `decided_us` and `capture_to_decision_us`.
+    fn json_fields(&self) -> Vec<(&'static str, JsonValue<'static>)> {
+        vec![
+            ("captured_us", micros(self.captured_us)),
+            ("decided_us", micros(self.decided_us)),
+            (
+                "capture_to_decision_us",
+                micros(self.decided_us.saturating_sub(self.captured_us)),
+            ),
+        ]
+    }
+
+    /// `decision_to_STAGE_us` and `capture_to_STAGE_us` for a stage done at `at_us`
+    /// (`spawn`: the command spawned; `write`: the nftables element written).
+    fn later_fields(&self, stage: &str, at_us: u64) -> [(&'static str, JsonValue<'static>); 2] {
+        let (from_decision, from_capture) = match stage {
+            "spawn" => ("decision_to_spawn_us", "capture_to_spawn_us"),
+            _ => ("decision_to_write_us", "capture_to_write_us"),
+        };
+        [
+            (from_decision, micros(at_us.saturating_sub(self.decided_us))),
+            (from_capture, micros(at_us.saturating_sub(self.captured_us))),
+        ]
+    }
+
+    /// The `-D` text of these times, the stage done at `acted_us` included.
+    fn display(self, acted_us: u64) -> impl fmt::Display {
+        StageLine {
+            times: self,
+            acted_us: Some(acted_us),
+        }
+    }
+}
+
+impl Record {
+    /// The `-D` line of an open's stage times (capture, decision, and the nftables write),
+    /// for the records that have them besides their 0.8 text line ([`Record::Open`],
+    /// [`Record::SetElementAdded`]); `None` for the others.
+    #[must_use]
+    pub(crate) fn stage_times_line(&self, host: Option<&str>) -> Option<String> {
+        match self {
+            Self::Open {
+                door,
+                source,
+                times,
+            } => Some(format!(
+                "{}: {door}: open: {}",
+                Label(*source, host),
+                StageLine {
+                    times: *times,
+                    acted_us: None
+                }
+            )),
+            Self::SetElementAdded {
+                add,
+                written_us: Some(written),
+            } => add.opened.map(|times| {
+                format!(
+                    "{}: {}: nftables set element written at {}; {}",
+                    Label(add.address, host),
+                    add.door,
+                    UnixMicros(*written),
+                    times.display(*written)
+                )
+            }),
+            _ => None,
         }
     }
 }

@@ -32,8 +32,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knock_core::PacketEvent;
 use knock_core::spa::{Grant, Refusal, ReplayCache, SpaDoor};
+use knock_core::{Instant, PacketEvent};
 
 use super::{CommandKind, Core, Effect, Job, PendingStop, Record, SetElementAdd, Time, door_id};
 
@@ -103,7 +103,7 @@ impl Core {
                         ports: knock_core::spa::DisplayAccess(&grant.ports).to_string(),
                         username: grant.username.clone(),
                     }));
-                    self.spa_open(now, index, &grant);
+                    self.spa_open(now, index, &grant, packet.timestamp);
                     return;
                 }
                 Err(refusal) => {
@@ -179,12 +179,14 @@ impl Core {
 
     /// A grant: the open record, then per command line (one, or one per port) the stop
     /// recorded, its close armed, and the start job.
-    fn spa_open(&mut self, now: Time, index: usize, grant: &Grant) {
+    fn spa_open(&mut self, now: Time, index: usize, grant: &Grant, captured: Instant) {
         let door = self.config.doors[index].clone();
         let address = grant.address;
+        let times = self.open_times(captured, now);
         self.push(Effect::Log(Record::Open {
             door: door.name.clone(),
             source: address,
+            times,
         }));
         let timeout = match grant.client_timeout {
             Some(client) => door.cmd_timeout.min(Duration::from_secs(u64::from(client))),
@@ -198,6 +200,7 @@ impl Core {
                 set: set.clone(),
                 address,
                 timeout,
+                opened: Some(times),
             }));
         }
         let lines: Vec<(String, Option<String>)> = if door.commands_per_port(address) {
@@ -254,6 +257,7 @@ impl Core {
                 kind: CommandKind::Start,
                 command: start,
                 stop: None,
+                opened: Some(times),
             });
         }
         // A close the matcher emitted early (its pending-close bound) is performed now.

@@ -558,6 +558,7 @@ fn records_render_in_0_8_wording_and_json() {
         kind: CommandKind::Stop,
         command: "x".into(),
         stop: None,
+        opened: None,
     };
     let killed = Record::CommandFinished {
         job,

@@ -191,6 +191,20 @@ fn v4_and_v6_knocks_add_elements_that_open_port_22_until_the_kernel_expires_them
     assert_eq!(nft["success"], true);
     assert_eq!(nft["set"], "ssh4");
     assert_eq!(nft["timeout_ms"], 2000);
+    // Issue 14: the element's write time follows the open's capture and decision times.
+    let us = |key: &str| {
+        nft[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key:?} in {nft}"))
+    };
+    assert!(
+        us("captured_us") <= us("decided_us") && us("decided_us") <= us("written_us"),
+        "stages out of order: {nft}"
+    );
+    assert_eq!(
+        us("capture_to_write_us"),
+        us("written_us") - us("captured_us")
+    );
 
     // Nothing runs at Cmd_Timeout: the kernel removes the elements, and the port closes.
     t.wait_gone("ssh4", &cli4);
