@@ -106,6 +106,7 @@
 #![cfg_attr(not(fuzzing), warn(missing_docs))]
 
 mod addresses;
+mod batch;
 mod clock;
 mod datagram;
 mod decode;
@@ -119,9 +120,12 @@ mod live;
 #[cfg(feature = "libpcap")]
 mod offline;
 #[cfg(feature = "libpcap")]
+mod pacing;
+#[cfg(feature = "libpcap")]
 mod platform;
 
 pub use addresses::{ANY_INTERFACE, local_addresses};
+pub use batch::PacketBatch;
 pub use clock::{Clock, instant_from_timeval};
 pub use datagram::{Datagram, MAX_DATAGRAM_PAYLOAD};
 pub use decode::{AtomicIgnoredCounts, Ignored, IgnoredCounts, decode, decode_with_payload};
