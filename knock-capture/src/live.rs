@@ -56,11 +56,12 @@ pub struct CaptureConfig {
     /// offload): with libpcap's maximum, 262 144, the 4 MiB ring held 64 packets (seen on a
     /// veth pair: 8 MiB mapped for 64 slots of 128 KiB), 160 µs of a 400 000 packets/s
     /// flood, and most of a flood was dropped by the kernel, legitimate knocks included. At
-    /// 4 000 a slot fits in a page and the ring holds 1 024 packets.
+    /// 4 000 a slot fits in a page: the default 8 MiB ring holds 2 048 packets.
     pub snaplen: i32,
-    /// The kernel ring buffer size in bytes (default 4 MiB: 1 024 packets with the default
-    /// `snaplen`): what absorbs a burst before the kernel starts dropping (counted in
-    /// [`InterfaceStats::dropped`]).
+    /// The kernel ring buffer size in bytes (default 8 MiB: 2 048 packets with the default
+    /// `snaplen`, 5 ms of a 400 000 packets/s flood; the same memory libpcap mapped for a
+    /// 4 MiB request with the former 262 144-byte snap length): what absorbs a burst before
+    /// the kernel starts dropping (counted in [`InterfaceStats::dropped`]).
     pub buffer_size: i32,
     /// The capacity to give the event channel (used by [`CaptureConfig::channel`]; default
     /// 65 536 events, at most 64 bytes each: a 4 MiB bound). Packets that find it full are
@@ -97,12 +98,15 @@ pub struct CaptureConfig {
     /// [`InterfaceStats::channel_dropped`]. Dropping a [`PacketBatch`] gives its buffer back.
     pub max_batches_in_flight: usize,
     /// Flood pacing: while packets pour in (at least 16 in one read, or 16 in reads less than
-    /// 1 ms apart), the capture thread sleeps this long after emptying the ring instead of
-    /// waking for every packet, so that one wake-up reads (and, batched, sends) many. At
-    /// idle the first packet is still read at once; a packet arriving during a flood waits
-    /// at most this long; a read that finds nothing ends it. Stop, reload and stats requests
-    /// are answered after the pause. Default 1 ms, at most 10 ms; `Duration::ZERO`: never
-    /// pause (one wake-up per packet whatever the rate).
+    /// 1 ms apart), the capture thread sleeps after emptying the ring instead of waking for
+    /// every packet, so that one wake-up reads (and, batched, sends) many: as long as 128
+    /// packets take at the current rate, at least 50 µs and at most this. At idle the first
+    /// packet is still read at once; a packet arriving during a flood waits at most this
+    /// long; a read that finds nothing ends it. Stop, reload and stats requests are answered
+    /// after the pause. Default 4 ms (measured at 10 000 packets/s on a loaded 2-core VM:
+    /// 1 ms 6.7, 2 ms 4.7, 4 ms 3.8 µs of CPU per packet for the whole daemon, against 13
+    /// without pacing), at most 10 ms; `Duration::ZERO`: never pause (one wake-up per
+    /// packet whatever the rate).
     pub burst_pause: Duration,
 }
 
@@ -118,7 +122,7 @@ impl Default for CaptureConfig {
             immediate: true,
             block_timeout: Duration::from_millis(10),
             snaplen: 4_000,
-            buffer_size: 4 << 20,
+            buffer_size: 8 << 20,
             channel_capacity: 65_536,
             retry_interval: Duration::from_secs(1),
             address_netlink: true,
@@ -127,7 +131,7 @@ impl Default for CaptureConfig {
             max_datagrams_in_flight: 1024,
             packet_batch: 0,
             max_batches_in_flight: 256,
-            burst_pause: Duration::from_millis(1),
+            burst_pause: Duration::from_millis(4),
         }
     }
 }

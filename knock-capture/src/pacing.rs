@@ -17,6 +17,10 @@ pub(crate) const QUICK_GAP: Duration = Duration::from_millis(1);
 /// 256-packet batch.
 pub(crate) const TARGET_READ: u32 = 128;
 
+/// A read this large (4 × [`TARGET_READ`]) says the ring may have overflowed: the next
+/// pause is the shortest.
+pub(crate) const LATE_READ: usize = 4 * TARGET_READ as usize;
+
 /// The shortest pause (at rates beyond `TARGET_READ` per 50 µs, 2.5 M packets/s).
 pub(crate) const MIN_PAUSE: Duration = Duration::from_micros(50);
 
@@ -75,6 +79,11 @@ impl Pacer {
             if !self.busy {
                 return None;
             }
+        }
+        if read >= LATE_READ {
+            // The ring filled far beyond the aim (a burst, or this thread ran late): the rate
+            // is unknown (the ring may have overflowed), read again soon.
+            return Some(MIN_PAUSE.min(self.pause));
         }
         // `read` packets arrived in about `since_last` (the last pause and read).
         let count = u32::try_from(read).unwrap_or(u32::MAX);
@@ -146,20 +155,26 @@ mod tests {
         let t = Instant::now();
         let mut pacer = Pacer::new(PAUSE);
         assert_eq!(pacer.after_read(t, 300), Some(PAUSE));
-        // 600 packets in 600 µs (1 M/s): TARGET_READ packets take 128 µs.
+        // Far more than the aim: the shortest pause, whatever the time it took.
+        assert_eq!(pacer.after_read(at(t, 300), LATE_READ), Some(MIN_PAUSE));
+        // 300 packets in 300 µs (1 M/s): TARGET_READ packets take 128 µs.
         assert_eq!(
-            pacer.after_read(at(t, 600), 600),
+            pacer.after_read(at(t, 600), 300),
             Some(Duration::from_micros(u64::from(TARGET_READ)))
         );
         // 10 M/s: no shorter than MIN_PAUSE.
-        assert_eq!(pacer.after_read(at(t, 800), 2_000), Some(MIN_PAUSE));
+        assert_eq!(pacer.after_read(at(t, 620), 200), Some(MIN_PAUSE));
         // 100 000/s: 1.28 ms, capped at the configured pause.
-        assert_eq!(pacer.after_read(at(t, 1_800), 100), Some(PAUSE));
+        assert_eq!(pacer.after_read(at(t, 1_620), 100), Some(PAUSE));
         // A pause longer than the minimum is never cut below the configured one.
         let mut short = Pacer::new(Duration::from_micros(20));
-        assert_eq!(short.after_read(t, 1_000), Some(Duration::from_micros(20)));
+        assert_eq!(short.after_read(t, 100), Some(Duration::from_micros(20)));
         assert_eq!(
-            short.after_read(at(t, 100), 10_000),
+            short.after_read(at(t, 100), 500),
+            Some(Duration::from_micros(20))
+        );
+        assert_eq!(
+            short.after_read(at(t, 200), LATE_READ),
             Some(Duration::from_micros(20))
         );
     }
