@@ -75,8 +75,14 @@ verdict() {
             printf "* knockd 0.8 at 25 000 packets/s: legitimate knock opened: **%s**.\n", $5
         }
         $1 == "flood" && $2 == "ours" { rss = rss sep $3 " pps: " $7 " MiB"; sep = ", " }
+        $1 == "flood" && $2 == "ours" && $9 != "" {
+            printf "* CPU per flood packet of our knockd at %s packets/s: %s µs (bar: ≤ 1 µs) — **%s**.\n", $3, $9, ($9 + 0 <= 1) ? "met" : "not met"
+        }
+        $1 == "other-port" && $2 == "ours" {
+            printf "* Flood to a port no door uses at %s (%s packets/s achieved): our knockd spent %s CPU s (the kernel filter drops those packets).\n", $3, $4, $5
+        }
         END {
-            if (rss != "") printf "* Peak RSS of our knockd by flood rate (bounded by --max-sources, default 65 536 sources, plus the 4 MiB capture ring and the event queue): %s.\n", rss
+            if (rss != "") printf "* Peak RSS of our knockd by flood rate (bounded by --max-sources, default 65 536 sources, plus the 8 MiB capture ring and the event queue): %s.\n", rss
         }
     ' "$tsv"
     # The matcher's bar: >= 20 M events/s on one core, within 2x from 1 to 1 M sources; judged
@@ -134,6 +140,7 @@ verdict() {
     echo "flood start until it has worked through its backlog. *Peak RSS* is VmHWM. *Interface"
     echo "rx / dropped* are the server veth's counters (\`ip -s link\`); drops inside the capture"
     echo "ring are not visible there — where our knockd reports its own, they follow in brackets."
+    echo "*CPU µs/packet* is the CPU seconds over the packets the server's interface received."
     echo
     if [ "$build_ok" = no ]; then
         echo "**The release build of our knockd failed, so only knockd 0.8 was measured.**"
