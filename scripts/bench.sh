@@ -162,6 +162,7 @@ verdict() {
     echo "rx / dropped* are the server veth's counters (\`ip -s link\`); drops inside the capture"
     echo "ring are not visible there — where our knockd reports its own, they follow in brackets."
     echo "Load average: $flood_load_start at the start, $flood_load_end at the end."
+    echo "*CPU µs/packet* is the CPU seconds over the packets the server's interface received."
     echo
     if [ "$build_ok" = no ]; then
         echo "**The release build of our knockd failed, so only knockd 0.8 was measured.**"

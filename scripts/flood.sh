@@ -3,6 +3,7 @@
 #
 #   scripts/flood.sh [--rates "5000 25000 200000 max"] [--duration SECONDS] [--out FILE]
 #                    [--tsv FILE] [--servers "ours 0.8"] [--idle-knocks N] [--idle-seconds N]
+#                    [--other-port-rates "max"]
 #
 # Needs root (network namespaces). Everything happens inside two namespaces this script creates
 # (a "server" and a "client", joined by a veth pair, addresses in 10.231.0.0/24 only) and is torn
@@ -17,7 +18,11 @@
 #     tcpreplay at each rate ("max" = --topspeed) for --duration seconds, with one legitimate
 #     knock (our `knock` client) sent halfway through: whether it opened the door, its latency,
 #     the server's CPU seconds (utime+stime from /proc/PID/stat), peak RSS (VmHWM), packets the
-#     server's interface received and dropped (`ip -s link`), and whether the server survived.
+#     server's interface received and dropped (`ip -s link`), and whether the server survived;
+#     CPU per packet is the server's CPU seconds over the packets its interface received;
+#   * under a flood of the same SYNs to a port no door uses (7001), at each --other-port-rates
+#     rate (default "max"; "" skips it): the server's CPU, which must stay near zero because
+#     the kernel filter drops those packets before they are copied to the server.
 # and prints Markdown tables on stdout (and to --out FILE; --tsv FILE also writes the figures
 # tab-separated for scripts/bench.sh). Progress goes to stderr.
 #
@@ -36,6 +41,7 @@ idle_seconds=10
 settle=15
 out=""
 tsv=""
+other_port_rates="max"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rates) rates=$2; shift 2 ;;
@@ -45,6 +51,7 @@ while [ $# -gt 0 ]; do
         --idle-seconds) idle_seconds=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --tsv) tsv=$2; shift 2 ;;
+        --other-port-rates) other_port_rates=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "flood.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -342,6 +349,17 @@ stage_report() {
     echo "command; a door with one also waits for its stop to be written to the state file (fsync)."
 }
 
+# us_per_packet CPU_SECONDS PACKETS: microseconds of server CPU per packet ("–" without packets).
+us_per_packet() {
+    awk -v c="$1" -v n="$2" 'BEGIN { if (n + 0 > 0) printf "%.2f", c * 1e6 / n; else printf "–" }'
+}
+
+# died_output KIND DIR: the end of a server's output, on stderr, when it died under a flood.
+died_output() {
+    say "$(label "$1") died; the end of its output:"
+    tail -n 20 "$2/stderr" "$2/stdout" "$2/knockd.log" >&2 2>/dev/null || true
+}
+
 # --- idle ---------------------------------------------------------------------------------------
 idle_rows=()
 tsv_rows=()
@@ -396,7 +414,7 @@ for rate in $rates; do
         dir="$work/flood-$kind-$rate"
         say "$(label "$kind"): flood at $rate packets/s for ${duration}s"
         if ! start_server "$kind" "$dir"; then
-            flood_rows+=("| $(label "$kind") | $rate | | | did not start | | | | | |")
+            flood_rows+=("| $(label "$kind") | $rate | | | did not start | | | | | | |")
             tsv_rows+=("$(printf 'flood\t%s\t%s\t\tdid not start\t\t\tno' "$kind" "$rate")")
             continue
         fi
@@ -422,7 +440,7 @@ for rate in $rates; do
             previous=$now
             sleep 0.5
         done
-        if alive "$server_pid"; then up=yes; else up="**no** (died)"; fi
+        if alive "$server_pid"; then up=yes; else up="**no** (died)"; died_output "$kind" "$dir"; fi
         c1=$(cpu_seconds "$server_pid")
         rss=$(peak_rss_mib "$server_pid")
         rx=$(($(if_stat rx_packets) - rx0))
@@ -442,9 +460,55 @@ for rate in $rates; do
             opened="**no**"
             latency="–"
         fi
-        flood_rows+=("| $(label "$kind") | $rate | $pps | $sent | $opened | $latency | $cpu | $rss | $rx / $drops${extra:+ ($extra)} | $up |")
-        tsv_rows+=("$(printf 'flood\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$kind" "$rate" "$pps" "${opened//\*/}" "$cpu" "$rss" "${up%% *}")")
+        per_packet=$(us_per_packet "$cpu" "$rx")
+        flood_rows+=("| $(label "$kind") | $rate | $pps | $sent | $opened | $latency | $cpu | $per_packet | $rss | $rx / $drops${extra:+ ($extra)} | $up |")
+        tsv_rows+=("$(printf 'flood\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$kind" "$rate" "$pps" "${opened//\*/}" "$cpu" "$rss" "${up%% *}" "$per_packet")")
         say "$(label "$kind") @ $rate: opened=$opened latency=$latency cpu=$cpu rss=${rss}MiB"
+    done
+done
+
+# --- flood to a port no door uses ----------------------------------------------------------------
+# The kernel filter admits only the doors' ports (and destinations): these packets must never
+# reach the server, whose CPU stays near zero whatever the rate.
+other_rows=()
+if [ -n "$other_port_rates" ]; then
+    other_pcap="$work/flood-other-port.pcap"
+    say "generating $other_pcap"
+    python3 "$repo/scripts/flood/gen_syn_pcap.py" --out "$other_pcap" --count 100000 \
+        --src-mac "$cli_mac" --dst-mac "$srv_mac" --dst-ip "$srv_ip" --dport 7001 \
+        --avoid 10.231.0.0/16 --seed "$tag"
+fi
+for rate in $other_port_rates; do
+    for kind in $servers; do
+        dir="$work/other-$kind-$rate"
+        say "$(label "$kind"): flood to port 7001 (no door) at $rate packets/s for ${duration}s"
+        if ! start_server "$kind" "$dir"; then
+            other_rows+=("| $(label "$kind") | $rate | | | | | did not start |")
+            continue
+        fi
+        c0=$(cpu_seconds "$server_pid")
+        rx0=$(if_stat rx_packets)
+        if [ "$rate" = max ]; then pace=(--topspeed); else pace=(--pps="$rate"); fi
+        ip netns exec "$cli_ns" "${replay_cpu[@]}" tcpreplay -i "$cli_if" "${pace[@]}" --loop=0 \
+            --duration="$duration" --preload-pcap "$other_pcap" >"$dir/tcpreplay.out" 2>&1 &
+        replay_pid=$!
+        wait "$replay_pid" || true
+        replay_pid=""
+        sleep 1
+        if alive "$server_pid"; then up=yes; else up="**no** (died)"; died_output "$kind" "$dir"; fi
+        c1=$(cpu_seconds "$server_pid")
+        rx=$(($(if_stat rx_packets) - rx0))
+        extra=""
+        if [ "$kind" = ours ] && alive "$server_pid"; then extra=$(reported_drops "$dir"); fi
+        stop_server
+        if [ "$up" = yes ]; then up="yes (exit $stop_status)"; fi
+        cpu=$(awk -v a="$c0" -v b="${c1:-$c0}" 'BEGIN { printf "%.2f", b - a }')
+        pps=$(grep -o -E '[0-9.]+ pps' "$dir/tcpreplay.out" | head -n 1 | cut -d' ' -f1 || echo "?")
+        pps=$(awk -v p="${pps:-0}" 'BEGIN { printf "%.0f", p }')
+        per_packet=$(us_per_packet "$cpu" "$rx")
+        other_rows+=("| $(label "$kind") | $rate | $pps | $rx${extra:+ ($extra)} | $cpu | $per_packet | $up |")
+        tsv_rows+=("$(printf 'other-port\t%s\t%s\t%s\t%s\t%s\t%s' "$kind" "$rate" "$pps" "$cpu" "$per_packet" "${up%% *}")")
+        say "$(label "$kind") @ $rate to port 7001: cpu=$cpu (${per_packet} µs/packet)"
     done
 done
 
@@ -463,9 +527,17 @@ report() {
     echo
     echo "### Spoofed-source SYN flood"
     echo
-    echo "| server | target rate (pps) | achieved (pps) | packets sent | legitimate knock opened | knock→command latency | server CPU s | peak RSS (MiB) | interface rx / dropped | server up |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| server | target rate (pps) | achieved (pps) | packets sent | legitimate knock opened | knock→command latency | server CPU s | CPU µs/packet | peak RSS (MiB) | interface rx / dropped | server up |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${flood_rows[@]}"
+    if [ ${#other_rows[@]} -gt 0 ]; then
+        echo
+        echo "### The same flood to a port no door uses (7001)"
+        echo
+        echo "| server | target rate (pps) | achieved (pps) | interface rx | server CPU s | CPU µs/packet | server up |"
+        echo "|---|---|---|---|---|---|---|"
+        printf '%s\n' "${other_rows[@]}"
+    fi
     stage_report
 }
 if [ -n "$out" ]; then report | tee "$out"; else report; fi

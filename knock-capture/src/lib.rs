@@ -22,7 +22,10 @@
 //!   `pcap_breakloop`, which can swallow the packet being read); interfaces that are missing, down or that
 //!   disappear are waited for and reopened; address changes are seen through netlink on
 //!   Linux (no periodic wakeup), polled elsewhere, and reported; events flow into a bounded
-//!   crossbeam channel.
+//!   crossbeam channel. Under a flood a capture thread paces itself (it sleeps up to
+//!   [`CaptureConfig::burst_pause`] between reads, so one wake-up reads many packets) and,
+//!   with [`CaptureConfig::packet_batch`], sends what one read found as one
+//!   [`PacketBatch`] event.
 //! * [`OfflineCapture`] (feature `libpcap`): a savefile through the same decoder, stamped
 //!   with each packet's own time (the basis of `knockd --replay`).
 //!
@@ -99,6 +102,8 @@
 //! events with `try_send` into the caller's **bounded** channel and drops (and counts, per
 //! interface, in [`InterfaceStats::channel_dropped`]) what does not fit; the kernel ring buffer
 //! ([`CaptureConfig::buffer_size`]) drops the rest, counted in [`InterfaceStats::dropped`].
+//! Batched delivery is bounded by [`CaptureConfig::max_batches_in_flight`] buffers of
+//! [`CaptureConfig::packet_batch`] packets, recycled when the consumer drops a batch.
 //! Decoding is O(1) per frame with no allocation; the IPv6 extension walk and the VLAN tag walk
 //! are bounded.
 
@@ -106,6 +111,7 @@
 #![cfg_attr(not(fuzzing), warn(missing_docs))]
 
 mod addresses;
+mod batch;
 mod clock;
 mod datagram;
 mod decode;
@@ -119,9 +125,12 @@ mod live;
 #[cfg(feature = "libpcap")]
 mod offline;
 #[cfg(feature = "libpcap")]
+mod pacing;
+#[cfg(feature = "libpcap")]
 mod platform;
 
 pub use addresses::{ANY_INTERFACE, local_addresses};
+pub use batch::PacketBatch;
 pub use clock::{Clock, instant_from_timeval};
 pub use datagram::{Datagram, MAX_DATAGRAM_PAYLOAD};
 pub use decode::{AtomicIgnoredCounts, Ignored, IgnoredCounts, decode, decode_with_payload};

@@ -44,9 +44,18 @@ const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
 const LEFT_START_WAIT: Duration = Duration::from_secs(5);
 /// Least time between two attempts to write a state file whose last write failed.
 const STATE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
-/// Most capture events handled in one go (one loop pass) before timers and signals are looked
-/// at again; the packets among them go to the core as one burst.
+/// Most capture events (a batch counting as its packets) handled in one go (one loop pass)
+/// before timers and signals are looked at again; the packets among them go to the core as
+/// one burst. Also the most packets per capture batch (`CaptureConfig::packet_batch`).
 const PACKET_BATCH: usize = 256;
+
+/// What a capture event counts for against [`PACKET_BATCH`]: its packets (at least 1).
+fn event_weight(event: &CaptureEvent) -> usize {
+    match event {
+        CaptureEvent::Packets(batch) => batch.len().max(1),
+        _ => 1,
+    }
+}
 
 /// Runs the daemon until SIGINT/SIGTERM.
 ///
@@ -319,6 +328,8 @@ impl Server {
 
         let mut capture_config = CaptureConfig::new(settings.interfaces.clone(), String::new());
         capture_config.ipv4_only = cli.only_ipv4;
+        // Packets read together arrive as one event (bounded: see max_batches_in_flight).
+        capture_config.packet_batch = PACKET_BATCH;
         let (capture_tx, capture_rx) = capture_config.channel();
         let addresses = knock_capture::local_addresses(&settings.interfaces);
         let mut server = Self {
@@ -450,10 +461,14 @@ impl Server {
                     let Ok(event) = event else {
                         return Err(Error::CaptureStopped);
                     };
+                    let mut taken = event_weight(&event);
                     self.capture_event(event);
-                    for _ in 1..PACKET_BATCH {
+                    while taken < PACKET_BATCH {
                         match self.capture_rx.try_recv() {
-                            Ok(event) => self.capture_event(event),
+                            Ok(event) => {
+                                taken += event_weight(&event);
+                                self.capture_event(event);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -594,23 +609,24 @@ impl Server {
 
     fn capture_event(&mut self, event: CaptureEvent) {
         self.status.capture_event(&event);
-        if !matches!(event, CaptureEvent::Packet(_)) {
+        if !matches!(event, CaptureEvent::Packet(_) | CaptureEvent::Packets(_)) {
             // Packets before an interface or address change are matched before it.
             self.feed_burst();
         }
         match event {
-            CaptureEvent::Packet(packet) => {
+            CaptureEvent::Packet(packet) => self.capture_packet(packet),
+            // One channel send for many packets (the batch's buffer goes back to the capture
+            // when it is dropped, at the end of this arm).
+            CaptureEvent::Packets(batch) => {
                 if self.logger.is_debug() {
-                    // `-D`: each packet's line comes before what it caused.
-                    self.logger.debug(&format!(
-                        "{}: {}",
-                        debug_time(Timestamp::now()),
-                        debug_packet(&packet)
-                    ));
-                    self.burst.push(packet);
-                    self.feed_burst();
+                    for packet in batch.iter() {
+                        self.capture_packet(*packet);
+                    }
                 } else {
-                    self.burst.push(packet);
+                    self.burst.extend_from_slice(&batch);
+                    if self.burst.len() >= PACKET_BATCH {
+                        self.feed_burst();
+                    }
                 }
             }
             CaptureEvent::InterfaceUp { interface, link } => {
@@ -660,6 +676,22 @@ impl Server {
                 self.perform();
             }
             _ => {}
+        }
+    }
+
+    /// One captured packet: into the burst (and, with `-D`, logged and matched at once).
+    fn capture_packet(&mut self, packet: PacketEvent) {
+        if self.logger.is_debug() {
+            // `-D`: each packet's line comes before what it caused.
+            self.logger.debug(&format!(
+                "{}: {}",
+                debug_time(Timestamp::now()),
+                debug_packet(&packet)
+            ));
+            self.burst.push(packet);
+            self.feed_burst();
+        } else {
+            self.burst.push(packet);
         }
     }
 

@@ -306,7 +306,7 @@ def flood_bullets(all_tables, out):
     if rss:
         out.append(
             "* Peak RSS of our knockd by flood rate (bounded by --max-sources, default 65 536 sources, "
-            f"plus the 4 MiB capture ring and the event queue): {rss}."
+            f"plus the 8 MiB capture ring and the event queue): {rss}."
         )
 
 

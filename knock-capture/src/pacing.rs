@@ -1,0 +1,209 @@
+//! When a capture thread reads again after emptying the ring: at once on the next packet
+//! (idle, the default), or after a short pause while packets pour in (a flood), so that one
+//! wake-up reads many packets.
+
+use std::time::{Duration, Instant};
+
+/// Packets that, arriving in one read or in quick succession, mean a flood rather than a
+/// knock sequence (knock sequences are a handful of packets).
+pub(crate) const BURST_PACKETS: usize = 16;
+
+/// Reads closer together than this count as quick succession (packets faster than about
+/// 1 000 per second).
+pub(crate) const QUICK_GAP: Duration = Duration::from_millis(1);
+
+/// How many packets a paused read aims at: the pause is shortened as the rate grows so that
+/// a read stays well within the kernel ring (1 024 packets by default) and within one
+/// 256-packet batch.
+pub(crate) const TARGET_READ: u32 = 128;
+
+/// A read this large (4 × [`TARGET_READ`]) says the ring may have overflowed: the next
+/// pause is the shortest.
+pub(crate) const LATE_READ: usize = 4 * TARGET_READ as usize;
+
+/// The shortest pause (at rates beyond `TARGET_READ` per 50 µs, 2.5 M packets/s).
+pub(crate) const MIN_PAUSE: Duration = Duration::from_micros(50);
+
+/// The adaptive policy of one capture thread, a pure function of the times it is given.
+///
+/// *Idle* (at start): after the ring is emptied the thread sleeps until the next packet,
+/// which it reads at once: an isolated knock is delivered with no added delay.
+///
+/// *Busy*: entered when one read drains at least [`BURST_PACKETS`] packets, or when that
+/// many arrived in reads each less than [`QUICK_GAP`] after the previous one. After each
+/// read the thread pauses and lets the ring fill, so a flood costs one wake-up (and one
+/// channel send) per pause rather than per packet. The pause is what [`TARGET_READ`]
+/// packets take at the rate the last read saw, within [[`MIN_PAUSE`], `pause`]: a packet
+/// arriving during a flood waits at most `pause`. Left as soon as a read finds no packet.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    pause: Duration,
+    busy: bool,
+    /// Packets read in quick succession so far (idle only).
+    streak: usize,
+    /// When the last read that found packets began.
+    last_read: Option<Instant>,
+}
+
+impl Pacer {
+    /// A pacer that pauses `pause` between reads when busy (`Duration::ZERO`: never busy).
+    pub(crate) fn new(pause: Duration) -> Self {
+        Self {
+            pause,
+            busy: false,
+            streak: 0,
+            last_read: None,
+        }
+    }
+
+    /// The ring was just emptied by a read that began at `began` and found `read` packets:
+    /// how long to pause before reading again (`None`: sleep until a packet arrives).
+    pub(crate) fn after_read(&mut self, began: Instant, read: usize) -> Option<Duration> {
+        if self.pause.is_zero() {
+            return None;
+        }
+        if read == 0 {
+            // Woken for a control request, or a pause that saw nothing: the flood is over.
+            self.busy = false;
+            self.streak = 0;
+            return None;
+        }
+        let since_last = self
+            .last_read
+            .map(|last| began.saturating_duration_since(last));
+        self.last_read = Some(began);
+        if !self.busy {
+            let quick = since_last.is_some_and(|gap| gap < QUICK_GAP);
+            self.streak = if quick { self.streak + read } else { read };
+            self.busy = read >= BURST_PACKETS || self.streak >= BURST_PACKETS;
+            if !self.busy {
+                return None;
+            }
+        }
+        if read >= LATE_READ {
+            // The ring filled far beyond the aim (a burst, or this thread ran late): the rate
+            // is unknown (the ring may have overflowed), read again soon.
+            return Some(MIN_PAUSE.min(self.pause));
+        }
+        // `read` packets arrived in about `since_last` (the last pause and read).
+        let count = u32::try_from(read).unwrap_or(u32::MAX);
+        let pause = since_last.map_or(self.pause, |gap| gap.saturating_mul(TARGET_READ) / count);
+        Some(pause.clamp(MIN_PAUSE.min(self.pause), self.pause))
+    }
+
+    /// Whether the thread currently pauses between reads.
+    #[cfg(test)]
+    pub(crate) fn is_busy(&self) -> bool {
+        self.busy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAUSE: Duration = Duration::from_micros(500);
+
+    fn at(start: Instant, micros: u64) -> Instant {
+        start + Duration::from_micros(micros)
+    }
+
+    #[test]
+    fn isolated_packets_and_knock_sequences_never_wait() {
+        let t = Instant::now();
+        let mut pacer = Pacer::new(PAUSE);
+        // A knock sequence: a few packets 100 µs apart, one per read.
+        for i in 0..(BURST_PACKETS as u64 - 1) {
+            assert_eq!(pacer.after_read(at(t, i * 100), 1), None, "packet {i}");
+        }
+        // Then one packet a second, forever: each read at once.
+        for i in 0..100 {
+            assert_eq!(pacer.after_read(at(t, 10_000_000 + i * 1_000_000), 1), None);
+        }
+        assert!(!pacer.is_busy());
+    }
+
+    #[test]
+    fn a_big_read_or_a_sustained_stream_pauses_until_it_stops() {
+        let t = Instant::now();
+        let mut pacer = Pacer::new(PAUSE);
+        assert_eq!(pacer.after_read(t, BURST_PACKETS), Some(PAUSE));
+        // Busy: pauses while reads find packets, however few (slow: the longest pause).
+        assert_eq!(pacer.after_read(at(t, 600), 3), Some(PAUSE));
+        assert_eq!(pacer.after_read(at(t, 1_200), 1), Some(PAUSE));
+        // A read that finds nothing ends it: the next packet is read at once.
+        assert_eq!(pacer.after_read(at(t, 1_800), 0), None);
+        assert!(!pacer.is_busy());
+        assert_eq!(pacer.after_read(at(t, 900_000), 1), None);
+
+        // 10 000 packets/s, one per read: busy after BURST_PACKETS quick reads.
+        let mut pacer = Pacer::new(PAUSE);
+        let start = 5_000_000;
+        for i in 0..(BURST_PACKETS as u64 - 1) {
+            assert_eq!(
+                pacer.after_read(at(t, start + i * 100), 1),
+                None,
+                "read {i}"
+            );
+        }
+        let last = start + (BURST_PACKETS as u64 - 1) * 100;
+        assert_eq!(pacer.after_read(at(t, last), 1), Some(PAUSE));
+    }
+
+    #[test]
+    fn the_pause_shrinks_as_the_rate_grows() {
+        let t = Instant::now();
+        let mut pacer = Pacer::new(PAUSE);
+        assert_eq!(pacer.after_read(t, 300), Some(PAUSE));
+        // Far more than the aim: the shortest pause, whatever the time it took.
+        assert_eq!(pacer.after_read(at(t, 300), LATE_READ), Some(MIN_PAUSE));
+        // 300 packets in 300 µs (1 M/s): TARGET_READ packets take 128 µs.
+        assert_eq!(
+            pacer.after_read(at(t, 600), 300),
+            Some(Duration::from_micros(u64::from(TARGET_READ)))
+        );
+        // 10 M/s: no shorter than MIN_PAUSE.
+        assert_eq!(pacer.after_read(at(t, 620), 200), Some(MIN_PAUSE));
+        // 100 000/s: 1.28 ms, capped at the configured pause.
+        assert_eq!(pacer.after_read(at(t, 1_620), 100), Some(PAUSE));
+        // A pause longer than the minimum is never cut below the configured one.
+        let mut short = Pacer::new(Duration::from_micros(20));
+        assert_eq!(short.after_read(t, 100), Some(Duration::from_micros(20)));
+        assert_eq!(
+            short.after_read(at(t, 100), 500),
+            Some(Duration::from_micros(20))
+        );
+        assert_eq!(
+            short.after_read(at(t, 200), LATE_READ),
+            Some(Duration::from_micros(20))
+        );
+    }
+
+    #[test]
+    fn a_slow_gap_restarts_the_streak() {
+        let t = Instant::now();
+        let mut pacer = Pacer::new(PAUSE);
+        for i in 0..(BURST_PACKETS as u64 - 1) {
+            assert_eq!(pacer.after_read(at(t, i * 100), 1), None);
+        }
+        // 2 ms later: a new streak of one.
+        let later = (BURST_PACKETS as u64 - 2) * 100 + 2_000;
+        assert_eq!(pacer.after_read(at(t, later), 1), None);
+        assert_eq!(pacer.after_read(at(t, later + 100), 1), None);
+        // A control wake-up (no packet) also restarts it.
+        assert_eq!(pacer.after_read(at(t, later + 200), 0), None);
+        for i in 0..(BURST_PACKETS as u64 - 1) {
+            assert_eq!(pacer.after_read(at(t, later + 300 + i * 100), 1), None);
+        }
+        assert!(!pacer.is_busy());
+    }
+
+    #[test]
+    fn a_zero_pause_never_pauses() {
+        let t = Instant::now();
+        let mut pacer = Pacer::new(Duration::ZERO);
+        for i in 0..100 {
+            assert_eq!(pacer.after_read(at(t, i), 1_000), None);
+        }
+    }
+}
