@@ -236,6 +236,9 @@ pub(crate) struct Logger {
     /// Failed writes of the log file and of the JSON log (issue 10 item 15).
     file_failures: WriteFailures,
     json_failures: WriteFailures,
+    /// The time of the lines logged now, when the driver read the clock for a whole batch
+    /// of inputs ([`Logger::set_time`]); `None`: read per line.
+    time: Option<Timestamp>,
 }
 
 /// Failed writes of one log: the first of a run is reported (stderr, syslog), the others
@@ -360,6 +363,7 @@ impl Logger {
             journal: false,
             file_failures: WriteFailures::default(),
             json_failures: WriteFailures::default(),
+            time: None,
         };
         logger.open_files();
         logger
@@ -451,17 +455,74 @@ impl Logger {
             );
         }
         if self.file.is_some() {
-            let stamp = self.stamp.get(Timestamp::now());
+            let stamp = self.stamp.get(self.time.unwrap_or_else(Timestamp::now));
             self.file_pending.extend_from_slice(stamp.as_bytes());
             self.file_pending
                 .extend_from_slice(one_line(message).as_bytes());
-            self.file_pending.push(b'\n');
-            if self.file_pending.len() >= PENDING_LIMIT {
-                self.write_file();
-            }
+            self.end_file_line();
         }
         if let Some(syslog) = self.syslog.as_mut() {
             syslog.send(priority, &one_line(message));
+        }
+    }
+
+    /// Ends the log-file line being gathered (written at once if enough is pending).
+    fn end_file_line(&mut self) {
+        self.file_pending.push(b'\n');
+        if self.file_pending.len() >= PENDING_LIMIT {
+            self.write_file();
+        }
+    }
+
+    /// Stamps the lines logged from now on with `time` (the clock read once for a batch of
+    /// inputs: a flood logs a line per packet), or, with `None`, with the time each is logged.
+    pub(crate) fn set_time(&mut self, time: Option<Timestamp>) {
+        self.time = time;
+    }
+
+    /// [`event`](Self::event) for a line given as `Display` (a record's line): formatted
+    /// straight into the log file's pending buffer, with the same bytes as `event` of its
+    /// `to_string()`, when no other sink needs it as a string (no `-v`, syslog or journal):
+    /// no allocation per line in a flood.
+    pub(crate) fn event_display(&mut self, message: &dyn std::fmt::Display) {
+        if self.journal || self.options.verbose || self.syslog.is_some() {
+            self.event(&message.to_string());
+            return;
+        }
+        // What `event` does here: `verbose` prints nothing, `log_at` writes the file only.
+        if self.file.is_none() {
+            return;
+        }
+        let stamp = self.stamp.get(self.time.unwrap_or_else(Timestamp::now));
+        self.file_pending.extend_from_slice(stamp.as_bytes());
+        let start = self.file_pending.len();
+        // Writing to a Vec cannot fail; a Display impl that fails leaves what it wrote
+        // (`to_string` would panic).
+        let _ = write!(self.file_pending, "{message}");
+        if self.file_pending[start..]
+            .iter()
+            .any(|&b| b == b'\n' || b == b'\r')
+        {
+            // Rare (a door name with a line break): as `one_line`, on the text written.
+            let text = String::from_utf8_lossy(&self.file_pending[start..]).into_owned();
+            self.file_pending.truncate(start);
+            self.file_pending
+                .extend_from_slice(one_line(&text).as_bytes());
+        }
+        self.end_file_line();
+    }
+
+    /// [`verbose`](Self::verbose) for a line given as `Display`: formatted only with `-v`.
+    pub(crate) fn verbose_display(&mut self, message: &dyn std::fmt::Display) {
+        if self.options.verbose {
+            println_flushed(&message.to_string());
+        }
+    }
+
+    /// [`debug`](Self::debug) for a line given as `Display`: formatted only with `-D`.
+    pub(crate) fn debug_display(&mut self, message: &dyn std::fmt::Display) {
+        if self.options.debug {
+            println_flushed(&message.to_string());
         }
     }
 
@@ -930,5 +991,199 @@ mod tests {
                 .unwrap()
                 .ends_with("] after rotation\n")
         );
+    }
+
+    /// Every kind of record, with a plain door name and one needing `one_line`.
+    fn sample_records() -> Vec<crate::core::Record> {
+        use crate::core::SetElementAdd;
+        use crate::core::{CodeRefusal, CommandKind, CommandOutcome, Job, OpenTimes, Record};
+        use knock_core::{NftFamily, NftSetRef};
+        use std::time::Duration;
+        let source: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let mut records = Vec::new();
+        for door in ["openSSH", "two\nlines\r\n", "tail \n"] {
+            let job = Job {
+                door: door.to_owned(),
+                source,
+                kind: CommandKind::Start,
+                command: "echo hi\nthere".to_owned(),
+                stop: None,
+                opened: None,
+            };
+            let add = SetElementAdd {
+                door: door.to_owned(),
+                set: NftSetRef::new(NftFamily::Inet, "knockd", "ssh4"),
+                address: v6,
+                timeout: Duration::from_millis(1_500),
+                opened: None,
+            };
+            let times = OpenTimes {
+                captured_us: 1,
+                decided_us: 2,
+            };
+            records.extend([
+                Record::Stage {
+                    door: door.into(),
+                    source,
+                    stage: 1,
+                },
+                Record::Open {
+                    door: door.into(),
+                    source,
+                    times,
+                },
+                Record::Close {
+                    door: door.into(),
+                    source,
+                },
+                Record::ShutdownClose {
+                    door: door.into(),
+                    source,
+                },
+                Record::Timeout {
+                    door: door.into(),
+                    source,
+                    stage: 2,
+                },
+                Record::Invalidated {
+                    door: door.into(),
+                    source: v6,
+                    stage: 3,
+                },
+                Record::CodeUsed {
+                    door: door.into(),
+                    source,
+                    code_step: 7,
+                },
+                Record::CodeRefused {
+                    door: door.into(),
+                    source,
+                    refusal: CodeRefusal::Stale {
+                        steps: 2,
+                        code_step: 5,
+                    },
+                },
+                Record::StopRestored {
+                    door: door.into(),
+                    source,
+                    due_in: Duration::from_secs(3),
+                    state_file: "/var/lib/knockd/state".into(),
+                },
+                Record::StopOverdue {
+                    door: door.into(),
+                    source,
+                },
+                Record::StopsLeft {
+                    count: 2,
+                    state_file: "/tmp/s\nx".into(),
+                },
+                Record::StartRefused {
+                    door: door.into(),
+                    source,
+                    waiting: 3,
+                    refused: 4,
+                },
+                Record::CommandFinished {
+                    job: job.clone(),
+                    outcome: CommandOutcome::Exited(1),
+                },
+                Record::CommandKilled {
+                    door: door.into(),
+                    source,
+                    after: Duration::from_secs(5),
+                    pid: 42,
+                },
+                Record::OtsNext {
+                    door: door.into(),
+                    sequence: Vec::new(),
+                },
+                Record::OtsExhausted { door: door.into() },
+                Record::OtsWriteFailed {
+                    error: "full".into(),
+                },
+                Record::OtsDisabled { door: door.into() },
+                Record::SetElementAdded {
+                    add: add.clone(),
+                    written_us: Some(3),
+                },
+                Record::CommandStarted {
+                    job,
+                    pid: 42,
+                    spawned_us: 3,
+                    spawn_call_us: 1,
+                },
+                Record::SetElementFailed {
+                    add,
+                    error: "no\nway".into(),
+                },
+                Record::StopSpawnFailed {
+                    door: door.into(),
+                    source,
+                    error: "EAGAIN".into(),
+                    attempt: 2,
+                    retry_in: Duration::from_secs(4),
+                },
+                Record::OpenNotDurable {
+                    door: door.into(),
+                    source,
+                    state_file: "/state".into(),
+                    refused: 1,
+                },
+                Record::SpaGranted {
+                    door: door.into(),
+                    source,
+                    address: "10.0.0.1".into(),
+                    ports: "tcp/22".into(),
+                    username: "u\nv".into(),
+                },
+                Record::SpaRefused {
+                    door: door.into(),
+                    source,
+                    code: "replay",
+                    reason: "seen \n\r".into(),
+                },
+            ]);
+        }
+        records
+    }
+
+    #[test]
+    fn event_display_writes_the_bytes_of_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.log");
+        let new = dir.path().join("new.log");
+        let open = |path: &Path| {
+            Logger::open(LogOptions {
+                log_file: Some(path.to_owned()),
+                ..LogOptions::default()
+            })
+        };
+        let (mut by_string, mut by_display) = (open(&old), open(&new));
+        // One clock for both (the minute must not turn between them).
+        let time: Timestamp = "2026-11-21T04:50:33Z".parse().unwrap();
+        by_string.set_time(Some(time));
+        by_display.set_time(Some(time));
+        let records = sample_records();
+        for record in &records {
+            for host in [None, Some("host.example"), Some("bad\nhost")] {
+                let line = record.display(host);
+                by_string.event(&line.to_string());
+                by_display.event_display(&line);
+            }
+        }
+        by_string.flush();
+        by_display.flush();
+        let expected = std::fs::read(&old).unwrap();
+        assert_eq!(
+            expected.split(|&b| b == b'\n').count(),
+            records.len() * 3 + 1
+        );
+        assert!(String::from_utf8_lossy(&expected).contains("] 10.0.0.1: two lines  : Stage 1\n"));
+        assert_eq!(std::fs::read(&new).unwrap(), expected);
+        // Without a log file (and no other sink) nothing is written, as by `event`.
+        let mut silent = Logger::open(LogOptions::default());
+        silent.event_display(&records[0].display(None));
+        assert!(silent.file_pending.is_empty());
     }
 }

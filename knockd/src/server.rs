@@ -702,9 +702,12 @@ impl Server {
         };
         // The decision time of the burst's opens (at least its first packet's time).
         let now = wall_time(self.clock.now().max(first.timestamp));
+        // The burst's lines carry its time: the clock is read once per burst, not per line.
+        self.logger.set_time(log_time(now));
         self.core.handle_packets(now, &self.burst);
         self.burst.clear();
         self.perform();
+        self.logger.set_time(None);
     }
 
     fn mark_interrupted(&mut self, interface: String) {
@@ -808,12 +811,14 @@ impl Server {
         let host = record.labelled_source().and_then(|s| self.host(s));
         let level = record.level();
         if level != Level::Silent {
-            let line = record.display(host.as_deref()).to_string();
+            // Formatted where it goes (the log file's buffer), or not at all when no sink
+            // takes it: no line is made into a String in a flood.
+            let line = record.display(host.as_deref());
             match level {
-                Level::Event => self.logger.event(&line),
-                Level::Verbose => self.logger.verbose(&line),
-                Level::Debug => self.logger.debug(&line),
-                Level::Error => self.logger.error(&line),
+                Level::Event => self.logger.event_display(&line),
+                Level::Verbose => self.logger.verbose_display(&line),
+                Level::Debug => self.logger.debug_display(&line),
+                Level::Error => self.logger.error(&line.to_string()),
                 Level::Silent => {}
             }
         }
@@ -1115,6 +1120,15 @@ fn wall_time(instant: knock_core::Instant) -> Time {
         unix_secs,
         unix_nanos,
     }
+}
+
+/// The wall-clock time of `time`, for log lines.
+fn log_time(time: Time) -> Option<Timestamp> {
+    Timestamp::new(
+        i64::try_from(time.unix_secs).ok()?,
+        i32::try_from(time.unix_nanos).ok()?,
+    )
+    .ok()
 }
 
 /// The wall clock in Unix microseconds.

@@ -81,6 +81,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use knock_capture::Destinations;
@@ -209,6 +210,10 @@ pub(crate) struct Core {
     filter: Option<String>,
     /// The Unix time in µs of [`Instant::ZERO`] (see [`Core::set_clock_epoch`]).
     clock_epoch_us: u64,
+    /// The doors' names, by door index, shared by the per-packet records ([`Record::Stage`],
+    /// …) so that a flood allocates no name per packet (one entry per door of the largest
+    /// configuration seen; see [`shared_name`]).
+    door_names: Vec<Arc<str>>,
 }
 
 impl Core {
@@ -242,6 +247,7 @@ impl Core {
             code_tables: Vec::new(),
             filter: None,
             clock_epoch_us: 0,
+            door_names: Vec::new(),
         }
     }
 
@@ -605,7 +611,8 @@ impl Core {
         let mut cursor = 0;
         while let Some(view) = self.matcher.poll_action_ref() {
             let (kind, source, stage) = (view.kind, view.source, view.stage);
-            let door = || settings(view.door).name.clone();
+            let names = &mut self.door_names;
+            let mut door = || shared_name(names, view.door);
             let record = match kind {
                 ActionKind::Stage => Record::Stage {
                     door: door(),
@@ -641,7 +648,7 @@ impl Core {
                     continue;
                 }
                 ActionKind::CodeUsed => Record::CodeUsed {
-                    door: door(),
+                    door: door().to_string(),
                     source,
                     code_step: view.code_step.unwrap_or_default(),
                 },
@@ -1013,6 +1020,20 @@ fn door_index(door: &DoorRef) -> usize {
 
 fn settings(door: &DoorRef) -> &Door {
     door
+}
+
+/// `door`'s name, shared: the entry of `names` at its index, made (or replaced, after a
+/// reload renamed the door) when it is not that name; no allocation in the steady state.
+fn shared_name(names: &mut Vec<Arc<str>>, door: &DoorRef) -> Arc<str> {
+    let index = door_index(door);
+    let name = settings(door).name.as_str();
+    if names.len() <= index {
+        names.resize_with(index + 1, || Arc::from(""));
+    }
+    if *names[index] != *name {
+        names[index] = Arc::from(name);
+    }
+    Arc::clone(&names[index])
 }
 
 /// The pending-stop records, by id, with the not yet started ones indexed by (door, source).

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -88,15 +89,15 @@ pub(crate) enum Level {
     Silent,
 }
 
-/// Something to log. Plain data: door names and commands are copies, so a record outlives
-/// the configuration that produced it.
+/// Something to log. Plain data: door names and commands are copies (or shared `Arc<str>`
+/// names), so a record outlives the configuration that produced it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub(crate) enum Record {
     /// `source` completed step `stage` (1-based).
     Stage {
-        /// The door's name.
-        door: String,
+        /// The door's name (shared: one per door, not one per packet).
+        door: Arc<str>,
         /// The knocker.
         source: IpAddr,
         /// The step just completed.
@@ -127,8 +128,8 @@ pub(crate) enum Record {
     },
     /// The sequence was not completed within `seq_timeout`.
     Timeout {
-        /// The door's name.
-        door: String,
+        /// The door's name (shared: one per door, not one per packet).
+        door: Arc<str>,
         /// The knocker.
         source: IpAddr,
         /// Steps completed when it expired.
@@ -136,8 +137,8 @@ pub(crate) enum Record {
     },
     /// A wrong knock ended the attempt.
     Invalidated {
-        /// The door's name.
-        door: String,
+        /// The door's name (shared: one per door, not one per packet).
+        door: Arc<str>,
         /// The knocker.
         source: IpAddr,
         /// Steps completed before the wrong knock.
@@ -413,12 +414,12 @@ impl Record {
                 JsonValue::Int(i64::try_from(*stage).unwrap_or(i64::MAX)),
             )]
         };
-        let (event, door, source, fields) = match self {
+        let (event, door, source, fields): (&str, &str, IpAddr, Vec<_>) = match self {
             Self::Stage {
                 door,
                 source,
                 stage: n,
-            } => ("stage", door, *source, stage(n)),
+            } => ("stage", &**door, *source, stage(n)),
             Self::Open {
                 door,
                 source,
@@ -431,12 +432,12 @@ impl Record {
                 door,
                 source,
                 stage: n,
-            } => ("timeout", door, *source, stage(n)),
+            } => ("timeout", &**door, *source, stage(n)),
             Self::Invalidated {
                 door,
                 source,
                 stage: n,
-            } => ("invalidated", door, *source, stage(n)),
+            } => ("invalidated", &**door, *source, stage(n)),
             Self::SpaGranted {
                 door,
                 source,
