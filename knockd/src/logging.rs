@@ -76,6 +76,16 @@ fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A log line that can append its text to a buffer (faster than `Display` for the lines a
+/// flood logs); the bytes are those of its `Display`.
+pub(crate) trait LogLine: std::fmt::Display {
+    /// Appends the line's text (what `Display` writes) to `out`.
+    fn append_to(&self, out: &mut Vec<u8>) {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{self}");
+    }
+}
+
 /// The syslog priority (severity) of a log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Priority {
@@ -484,7 +494,7 @@ impl Logger {
     /// straight into the log file's pending buffer, with the same bytes as `event` of its
     /// `to_string()`, when no other sink needs it as a string (no `-v`, syslog or journal):
     /// no allocation per line in a flood.
-    pub(crate) fn event_display(&mut self, message: &dyn std::fmt::Display) {
+    pub(crate) fn event_display(&mut self, message: &dyn LogLine) {
         if self.journal || self.options.verbose || self.syslog.is_some() {
             self.event(&message.to_string());
             return;
@@ -496,9 +506,7 @@ impl Logger {
         let stamp = self.stamp.get(self.time.unwrap_or_else(Timestamp::now));
         self.file_pending.extend_from_slice(stamp.as_bytes());
         let start = self.file_pending.len();
-        // Writing to a Vec cannot fail; a Display impl that fails leaves what it wrote
-        // (`to_string` would panic).
-        let _ = write!(self.file_pending, "{message}");
+        message.append_to(&mut self.file_pending);
         if self.file_pending[start..]
             .iter()
             .any(|&b| b == b'\n' || b == b'\r')

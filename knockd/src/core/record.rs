@@ -621,6 +621,72 @@ pub(crate) struct Line<'a> {
     host: Option<&'a str>,
 }
 
+impl crate::logging::LogLine for Line<'_> {
+    /// The lines of a flood (a step, a timeout or a wrong knock of an IPv4 knocker) are
+    /// put together by hand, byte for byte what `Display` writes, without `core::fmt`; the
+    /// others through `Display`.
+    fn append_to(&self, out: &mut Vec<u8>) {
+        let (door, ip, stage, what): (&str, _, _, &[u8]) = match self.record {
+            Record::Stage {
+                door,
+                source: IpAddr::V4(ip),
+                stage,
+            } => (door, ip, stage, b": Stage "),
+            Record::Timeout {
+                door,
+                source: IpAddr::V4(ip),
+                stage,
+            } => (door, ip, stage, b": sequence timeout (stage "),
+            Record::Invalidated {
+                door,
+                source: IpAddr::V4(ip),
+                stage,
+            } => (door, ip, stage, b": knock invalidated (stage "),
+            _ => {
+                use std::io::Write as _;
+                // Writing to a Vec cannot fail.
+                let _ = write!(out, "{self}");
+                return;
+            }
+        };
+        let [a, b, c, d] = ip.octets();
+        for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+            if i > 0 {
+                out.push(b'.');
+            }
+            push_decimal(out, u64::from(octet));
+        }
+        if let Some(host) = self.host {
+            out.extend_from_slice(b" (");
+            out.extend_from_slice(host.as_bytes());
+            out.push(b')');
+        }
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(door.as_bytes());
+        out.extend_from_slice(what);
+        push_decimal(out, u64::try_from(*stage).unwrap_or(u64::MAX));
+        if what.ends_with(b"(stage ") {
+            out.push(b')');
+        }
+    }
+}
+
+/// `n` in decimal, as `Display` writes it.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // A digit: below 10.
+        digits[start] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
 /// `IP` or `IP (HOST)`: how 0.8 names a knocker in log lines.
 struct Label<'a>(IpAddr, Option<&'a str>);
 

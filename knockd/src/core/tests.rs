@@ -983,3 +983,57 @@ fn an_unchanged_filter_is_not_installed_again() {
     core.handle_local_addresses(vec![ip(2), ip(3)]);
     assert!(matches!(&effects(&mut core)[..], [Effect::SetFilter(f)] if f.contains("10.0.0.3")));
 }
+
+#[test]
+fn flood_lines_are_appended_with_the_bytes_of_display() {
+    use crate::logging::LogLine as _;
+    let sources: [IpAddr; 5] = [
+        "0.0.0.0".parse().unwrap(),
+        "255.255.255.255".parse().unwrap(),
+        "10.20.3.100".parse().unwrap(),
+        "1.0.99.9".parse().unwrap(),
+        "fd00::1".parse().unwrap(),
+    ];
+    let mut checked = 0;
+    for source in sources {
+        for stage in [0, 1, 9, 10, 99, 100, 123_456_789, usize::MAX] {
+            for door in ["openSSH", "", "two\nlines "] {
+                let records = [
+                    Record::Stage {
+                        door: door.into(),
+                        source,
+                        stage,
+                    },
+                    Record::Timeout {
+                        door: door.into(),
+                        source,
+                        stage,
+                    },
+                    Record::Invalidated {
+                        door: door.into(),
+                        source,
+                        stage,
+                    },
+                    Record::Close {
+                        door: door.into(),
+                        source,
+                    },
+                ];
+                for record in &records {
+                    for host in [None, Some("host.example"), Some("")] {
+                        let line = record.display(host);
+                        let mut out = b"before".to_vec();
+                        line.append_to(&mut out);
+                        assert_eq!(
+                            String::from_utf8(out).unwrap(),
+                            format!("before{line}"),
+                            "{record:?} {host:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 5 * 8 * 3 * 4 * 3);
+}
