@@ -303,12 +303,14 @@ impl WriteFailures {
         what: &str,
         path: Option<&Path>,
     ) -> Option<String> {
-        let path = path.map_or_else(String::new, |p| format!(" {}", p.display()));
+        // Made only for a message (not at every successful write).
+        let path = || path.map_or_else(String::new, |p| format!(" {}", p.display()));
         match result {
             Ok(()) if self.current > 0 => {
                 let lost = std::mem::take(&mut self.current);
                 Some(format!(
-                    "{what}{path} written again after {lost} failed writes (their lines are lost)"
+                    "{what}{} written again after {lost} failed writes (their lines are lost)",
+                    path()
                 ))
             }
             Ok(()) => None,
@@ -318,8 +320,9 @@ impl WriteFailures {
                 (self.current == 1).then(|| {
                     self.reports += 1;
                     format!(
-                        "error: cannot write {what}{path}: {}; further failures are counted, \
+                        "error: cannot write {what}{}: {}; further failures are counted, \
                          not reported",
+                        path(),
                         crate::io_reason(&e)
                     )
                 })

@@ -81,7 +81,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Duration;
 
 use knock_capture::Destinations;
@@ -213,7 +213,7 @@ pub(crate) struct Core {
     /// The doors' names, by door index, shared by the per-packet records ([`Record::Stage`],
     /// …) so that a flood allocates no name per packet (one entry per door of the largest
     /// configuration seen; see [`shared_name`]).
-    door_names: Vec<Arc<str>>,
+    door_names: Vec<Rc<str>>,
 }
 
 impl Core {
@@ -1024,16 +1024,16 @@ fn settings(door: &DoorRef) -> &Door {
 
 /// `door`'s name, shared: the entry of `names` at its index, made (or replaced, after a
 /// reload renamed the door) when it is not that name; no allocation in the steady state.
-fn shared_name(names: &mut Vec<Arc<str>>, door: &DoorRef) -> Arc<str> {
+fn shared_name(names: &mut Vec<Rc<str>>, door: &DoorRef) -> Rc<str> {
     let index = door_index(door);
     let name = settings(door).name.as_str();
     if names.len() <= index {
-        names.resize_with(index + 1, || Arc::from(""));
+        names.resize_with(index + 1, || Rc::from(""));
     }
     if *names[index] != *name {
-        names[index] = Arc::from(name);
+        names[index] = Rc::from(name);
     }
-    Arc::clone(&names[index])
+    Rc::clone(&names[index])
 }
 
 /// The pending-stop records, by id, with the not yet started ones indexed by (door, source).

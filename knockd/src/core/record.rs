@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -89,7 +89,7 @@ pub(crate) enum Level {
     Silent,
 }
 
-/// Something to log. Plain data: door names and commands are copies (or shared `Arc<str>`
+/// Something to log. Plain data: door names and commands are copies (or shared `Rc<str>`
 /// names), so a record outlives the configuration that produced it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -97,7 +97,7 @@ pub(crate) enum Record {
     /// `source` completed step `stage` (1-based).
     Stage {
         /// The door's name (shared: one per door, not one per packet).
-        door: Arc<str>,
+        door: Rc<str>,
         /// The knocker.
         source: IpAddr,
         /// The step just completed.
@@ -129,7 +129,7 @@ pub(crate) enum Record {
     /// The sequence was not completed within `seq_timeout`.
     Timeout {
         /// The door's name (shared: one per door, not one per packet).
-        door: Arc<str>,
+        door: Rc<str>,
         /// The knocker.
         source: IpAddr,
         /// Steps completed when it expired.
@@ -138,7 +138,7 @@ pub(crate) enum Record {
     /// A wrong knock ended the attempt.
     Invalidated {
         /// The door's name (shared: one per door, not one per packet).
-        door: Arc<str>,
+        door: Rc<str>,
         /// The knocker.
         source: IpAddr,
         /// Steps completed before the wrong knock.
@@ -649,6 +649,8 @@ impl crate::logging::LogLine for Line<'_> {
                 return;
             }
         };
+        // An IPv4 address, host, separators and a stage: one growth at most.
+        out.reserve(15 + self.host.map_or(0, |h| h.len() + 3) + door.len() + what.len() + 21);
         let [a, b, c, d] = ip.octets();
         for (i, octet) in [a, b, c, d].into_iter().enumerate() {
             if i > 0 {
@@ -673,6 +675,19 @@ impl crate::logging::LogLine for Line<'_> {
 
 /// `n` in decimal, as `Display` writes it.
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    // Octets and stages: up to three digits pushed one by one (no copy call).
+    if n < 1000 {
+        // Each below 10.
+        let digit = |d: u64| b'0' + u8::try_from(d % 10).unwrap_or(0);
+        if n >= 100 {
+            out.push(digit(n / 100));
+        }
+        if n >= 10 {
+            out.push(digit(n / 10));
+        }
+        out.push(digit(n));
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
