@@ -84,6 +84,12 @@ pub(crate) trait LogLine: std::fmt::Display {
         // Writing to a Vec cannot fail.
         let _ = write!(out, "{self}");
     }
+
+    /// Whether a flood logs one of these per packet (a knock's step, a timeout): such
+    /// lines may wait up to [`FLOOD_FLUSH_INTERVAL`] to be written with others.
+    fn is_flood_line(&self) -> bool {
+        false
+    }
 }
 
 /// The syslog priority (severity) of a log line.
@@ -249,6 +255,10 @@ pub(crate) struct Logger {
     /// The time of the lines logged now, when the driver read the clock for a whole batch
     /// of inputs ([`Logger::set_time`]); `None`: read per line.
     time: Option<Timestamp>,
+    /// Something other than flood lines is pending: [`Logger::end_pass`] writes at once.
+    urgent: bool,
+    /// When the pending lines were last written (see [`FLOOD_FLUSH_INTERVAL`]).
+    written_at: Option<std::time::Instant>,
 }
 
 /// Failed writes of one log: the first of a run is reported (stderr, syslog), the others
@@ -265,6 +275,12 @@ struct WriteFailures {
 
 /// Pending log bytes beyond which a line is written at once instead of at the next flush.
 const PENDING_LIMIT: usize = 64 * 1024;
+
+/// How long lines of a flood only (see [`LogLine::is_flood_line`]) may wait for the next
+/// write after the previous one, so that a flood costs tens of writes a second, not one
+/// per pass of the event loop. Any other line is written at the end of its pass, with
+/// everything before it.
+pub(crate) const FLOOD_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Default)]
 struct MinuteStamp {
@@ -377,6 +393,8 @@ impl Logger {
             file_failures: WriteFailures::default(),
             json_failures: WriteFailures::default(),
             time: None,
+            urgent: false,
+            written_at: None,
         };
         logger.open_files();
         logger
@@ -450,8 +468,9 @@ impl Logger {
 
     /// A message for the log file and syslog only (0.8's `logprint`).
     ///
-    /// Log-file lines are gathered and written by [`flush`](Self::flush), which the event
-    /// loop calls before it waits, so a line reaches the file within one pass of the loop.
+    /// Log-file lines are gathered and written by [`end_pass`](Self::end_pass), which the
+    /// event loop calls before it waits, so a line reaches the file within one pass of the
+    /// loop (a flood's lines within [`FLOOD_FLUSH_INTERVAL`]).
     /// Only whole lines are written, so readers (`tail -f`) never see half a line.
     pub(crate) fn log(&mut self, message: &str) {
         self.log_at(Priority::of(message, Priority::Notice), message);
@@ -459,6 +478,7 @@ impl Logger {
 
     /// [`log`](Self::log) at this priority (syslog and journal).
     fn log_at(&mut self, priority: Priority, message: &str) {
+        self.urgent = true;
         if self.journal {
             let _ = writeln!(
                 io::stderr().lock(),
@@ -502,6 +522,9 @@ impl Logger {
             self.event(&message.to_string());
             return;
         }
+        if !message.is_flood_line() {
+            self.urgent = true;
+        }
         // What `event` does here: `verbose` prints nothing, `log_at` writes the file only.
         if self.file.is_none() {
             return;
@@ -537,8 +560,46 @@ impl Logger {
         }
     }
 
+    /// The end of a pass of the event loop: the gathered lines are written, unless they are
+    /// only flood lines and the last write was less than [`FLOOD_FLUSH_INTERVAL`] ago (then
+    /// they wait for [`next_flush`](Self::next_flush), or for a line that is not a flood
+    /// line, or for [`PENDING_LIMIT`]).
+    pub(crate) fn end_pass(&mut self) {
+        self.end_pass_at(std::time::Instant::now());
+    }
+
+    /// [`end_pass`](Self::end_pass) at `now`.
+    fn end_pass_at(&mut self, now: std::time::Instant) {
+        if self.file_pending.is_empty() && self.json_pending.is_empty() {
+            return;
+        }
+        if !self.urgent
+            && let Some(written_at) = self.written_at
+            && now < written_at + FLOOD_FLUSH_INTERVAL
+        {
+            return;
+        }
+        self.flush();
+    }
+
+    /// When deferred flood lines must be written (`None`: nothing waits).
+    #[must_use]
+    pub(crate) fn next_flush(&self) -> Option<std::time::Instant> {
+        if self.file_pending.is_empty() && self.json_pending.is_empty() {
+            return None;
+        }
+        Some(
+            self.written_at
+                .map_or_else(std::time::Instant::now, |at| at + FLOOD_FLUSH_INTERVAL),
+        )
+    }
+
     /// Writes the gathered log-file and JSON lines.
     pub(crate) fn flush(&mut self) {
+        if !self.file_pending.is_empty() || !self.json_pending.is_empty() {
+            self.written_at = Some(std::time::Instant::now());
+        }
+        self.urgent = false;
         self.write_file();
         if let Some(result) = write_pending(self.json.as_mut(), &mut self.json_pending)
             && let Some(message) =
@@ -616,6 +677,9 @@ impl Logger {
     /// One JSON event line, if `--json-log` is on (see [`JsonEvent::write_line`]).
     pub(crate) fn json(&mut self, event: &JsonEvent<'_>) {
         if self.json.is_some() {
+            if !matches!(event.event, "stage" | "timeout" | "invalidated") {
+                self.urgent = true;
+            }
             event.write_line(&mut self.json_pending);
             if self.json_pending.len() >= PENDING_LIMIT {
                 write_pending(self.json.as_mut(), &mut self.json_pending);
@@ -1196,5 +1260,67 @@ mod tests {
         let mut silent = Logger::open(LogOptions::default());
         silent.event_display(&records[0].display(None));
         assert!(silent.file_pending.is_empty());
+    }
+
+    #[test]
+    fn flood_lines_wait_for_the_next_write_other_lines_do_not() {
+        use crate::core::Record;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("knockd.log");
+        let mut logger = Logger::open(LogOptions {
+            log_file: Some(path.clone()),
+            ..LogOptions::default()
+        });
+        let source: IpAddr = "10.0.0.1".parse().unwrap();
+        let stage = |n| Record::Stage {
+            door: "d".into(),
+            source,
+            stage: n,
+        };
+        let written = || std::fs::read_to_string(&path).unwrap();
+        assert_eq!(logger.next_flush(), None, "nothing waits at idle");
+        // The first line after a quiet time is written at the end of its pass.
+        logger.event_display(&stage(1).display(None));
+        logger.end_pass();
+        assert!(written().ends_with("] 10.0.0.1: d: Stage 1\n"));
+        let first = logger.written_at.unwrap();
+        // A flood line right after waits (with a wake-up for it) …
+        logger.event_display(&stage(2).display(None));
+        logger.end_pass_at(first + FLOOD_FLUSH_INTERVAL / 2);
+        assert_eq!(written().lines().count(), 1);
+        assert_eq!(logger.next_flush(), Some(first + FLOOD_FLUSH_INTERVAL));
+        // … until its time.
+        logger.end_pass_at(first + FLOOD_FLUSH_INTERVAL);
+        assert!(written().ends_with("] 10.0.0.1: d: Stage 2\n"));
+        assert_eq!(logger.next_flush(), None);
+        // Another line takes the waiting flood lines with it at the end of its pass.
+        let second = logger.written_at.unwrap();
+        logger.event_display(&stage(3).display(None));
+        logger.end_pass_at(second);
+        assert_eq!(written().lines().count(), 2);
+        let open = Record::Close {
+            door: "d".into(),
+            source,
+        };
+        logger.event_display(&open.display(None));
+        logger.end_pass_at(second);
+        assert!(
+            written().contains("] 10.0.0.1: d: Stage 3\n[")
+                && written().ends_with("] 10.0.0.1: d: command timeout\n"),
+            "{}",
+            written()
+        );
+        // So does any plain message.
+        let third = logger.written_at.unwrap();
+        logger.event_display(&stage(4).display(None));
+        logger.log("starting up");
+        logger.end_pass_at(third);
+        assert!(
+            written().contains("] 10.0.0.1: d: Stage 4\n[")
+                && written().ends_with("] starting up\n"),
+            "{}",
+            written()
+        );
+        assert_eq!(written().lines().count(), 6);
     }
 }

@@ -519,7 +519,7 @@ impl Server {
             if !force && self.state_write_due().is_some() {
                 // Written soon (the loop wakes for it); held jobs wait until then.
                 self.flush_notices();
-                self.logger.flush();
+                self.logger.end_pass();
                 return;
             }
             let written = self.state.save_if_dirty();
@@ -541,7 +541,7 @@ impl Server {
             self.executor.submit(job, &mut self.notices);
         }
         self.flush_notices();
-        self.logger.flush();
+        self.logger.end_pass();
     }
 
     /// Drops the held start jobs (their stops could not be written), reporting each to the
@@ -596,7 +596,9 @@ impl Server {
             .flatten();
         let status = self.status.next_write();
         let watchdog = self.notify.next_ping();
-        let deadline = [core, kill, state, status, watchdog]
+        // Flood lines waiting for their write (nothing at idle).
+        let log = self.logger.next_flush();
+        let deadline = [core, kill, state, status, watchdog, log]
             .into_iter()
             .flatten()
             .min();

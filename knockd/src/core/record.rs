@@ -622,6 +622,13 @@ pub(crate) struct Line<'a> {
 }
 
 impl crate::logging::LogLine for Line<'_> {
+    fn is_flood_line(&self) -> bool {
+        matches!(
+            self.record,
+            Record::Stage { .. } | Record::Timeout { .. } | Record::Invalidated { .. }
+        )
+    }
+
     /// The lines of a flood (a step, a timeout or a wrong knock of an IPv4 knocker) are
     /// put together by hand, byte for byte what `Display` writes, without `core::fmt`; the
     /// others through `Display`.
