@@ -360,8 +360,8 @@ impl Matcher {
         self.handle_packet_hashed(packet, None);
     }
 
-    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source if
-    /// already computed.
+    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source and the
+    /// slot it was found in (a hint: checked) if already looked up.
     #[inline]
     fn handle_packet_hashed(&mut self, packet: &PacketEvent, hint: Option<(u64, usize)>) {
         let now = self.advance_to(packet.timestamp);
