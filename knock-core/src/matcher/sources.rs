@@ -65,12 +65,12 @@ pub(super) struct SourceState {
 /// themselves (one 64-byte slot each, `None` when free), at most half full, keyed by the
 /// address hashed with hashbrown's default hasher (foldhash, seeded per process).
 ///
-/// Why not a `hashbrown` table: a look-up there reads a control-byte group, then the entry,
-/// two dependent cache misses with a million sources; here the entry's home slot follows
-/// from the hash alone, so a look-up usually costs one miss, and
-/// [`prefetch`](Self::prefetch) can touch the home slots of a whole burst in a tight loop of
-/// independent loads. Removal shifts the following entries of the run back (no tombstones),
-/// so probe runs stay as short as the load factor makes them.
+/// Why not a `hashbrown` table: a look-up there reads a control-byte group, then the entry
+/// (two memory accesses, the second depending on the first); here the entry's home slot
+/// follows from the hash alone, so a look-up usually reads one cache line, and
+/// [`prefetch`](Self::prefetch) can start loading the home slots of a whole burst at once.
+/// Removal shifts the following entries of the run back (no tombstones), so probe runs stay
+/// as short as the load factor makes them.
 ///
 /// DoS: the slot is chosen by a keyed hash (a per-process random seed), so spoofed
 /// addresses cannot be picked to pile up in one run; an unkeyed hash (such as FxHash) would
@@ -147,11 +147,15 @@ impl SourceMap {
             .and_then(|index| self.slots[index].as_ref())
     }
 
-    /// Looks up the first `N` of `keys` ahead of their packets: their hashes first, then
-    /// the look-ups proper in a tight loop whose loads are independent of one another, so
-    /// that many cache misses are in flight at once. Gives back, per key, its hash and
-    /// the slot it was found in (`usize::MAX` when absent) as hints for
-    /// [`get_mut_hinted`](Self::get_mut_hinted). Returns how many keys there were.
+    /// Looks up the first `N` of `keys` ahead of their packets: first their hashes, each
+    /// with a software prefetch of its home slot and the next one (where a displaced
+    /// entry usually is; a prefetch neither waits for memory nor can fault), then the
+    /// look-ups proper, which find those slots in the cache or on their way. Gives back,
+    /// per key, its hash and the slot it was found in (`usize::MAX` when absent) as hints
+    /// for [`get_mut_hinted`](Self::get_mut_hinted). Returns how many keys there were.
+    ///
+    /// The prefetch is `prefetch_index`'s (a safe wrapper of the SSE `prefetcht0`; a no-op
+    /// where there is none): this crate forbids unsafe code.
     #[inline]
     pub(super) fn prefetch<const N: usize>(
         &self,
@@ -161,6 +165,9 @@ impl SourceMap {
         let mut count = 0;
         for (hint, key) in hints.iter_mut().zip(keys.clone()) {
             hint.0 = self.hash(key);
+            let home = self.home(hint.0);
+            prefetch_index::prefetch_index(&self.slots, home);
+            prefetch_index::prefetch_index(&self.slots, (home + 1) & self.mask);
             count += 1;
         }
         for (hint, key) in hints.iter_mut().zip(keys) {
