@@ -98,7 +98,7 @@
 //! with a knock in progress (default 65 536; beyond it the source tracked longest is evicted
 //! and counted, sparing those past a first step, which a spoofed flood never is) and at most [`Limits::max_pending_closes`] pending stop commands (beyond
 //! it the first due closes early: a hole never stays open). At most
-//! [`Matcher::BYTES_PER_SOURCE`] bytes per source of the cap (a worst case: about 41 MB at the
+//! [`Matcher::BYTES_PER_SOURCE`] bytes per source of the cap (a worst case: about 44 MB at the
 //! default cap, typically under half that).
 //! Each packet costs O(1) whatever the number of sources (hash maps with a per-process
 //! random seed, so colliding addresses cannot be chosen) and allocates nothing once the

@@ -120,20 +120,19 @@ use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
 ///
 /// # Cost and memory bound (DoS)
 ///
-/// Per packet: two look-ups (the (protocol, port) index and the source table) and work
+/// Per packet: two hash look-ups (the (protocol, port) index and the source table) and work
 /// proportional to the doors sharing that port, whatever the number of sources; no
-/// allocation once the tables have grown to their working size. The source table (open
-/// addressing, at most half full) and the hash maps use hashbrown's default hasher
-/// (foldhash, seeded per process), so spoofed addresses cannot be chosen to collide or to
-/// pile up in one probe run (an unkeyed hash such as FxHash would allow that).
+/// allocation once the tables have grown to their working size. Hash maps use hashbrown's
+/// default hasher (foldhash, seeded per process), so spoofed addresses cannot be chosen to
+/// collide.
 ///
 /// State is bounded by [`Limits`]: at most `max_sources` sources are tracked (a source is
 /// tracked while it has an attempt in progress); a new source beyond that evicts the one
 /// tracked longest among those at their first step (the others only when there are none
 /// of those), and at most `max_pending_closes` stop commands wait. The per-source state
 /// (table, eviction FIFOs, deadline queue) takes at most
-/// [`Matcher::BYTES_PER_SOURCE`] (624) bytes per source of the cap plus
-/// [`Matcher::TRACKING_OVERHEAD`]: at most about 41 MB for the default 65 536 sources
+/// [`Matcher::BYTES_PER_SOURCE`] (666) bytes per source of the cap plus
+/// [`Matcher::TRACKING_OVERHEAD`]: at most about 44 MB for the default 65 536 sources
 /// (typically 200–300 bytes per source, 13–20 MB), checked by
 /// [`tracking_memory`](Self::tracking_memory) in the tests; about 100 bytes more per
 /// pending close. A source with attempts for more than two doors at once (only possible
@@ -150,9 +149,8 @@ use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
 /// [`poll_action`](Self::poll_action) clones the door's `Arc` for every action (two atomic
 /// operations per packet); [`poll_action_ref`](Self::poll_action_ref) does not, so a hot
 /// loop should drain with it. Beyond the CPU caches each packet waits for its source's entry
-/// in main memory (usually one 64-byte line, found from the hash alone):
-/// [`handle_packets`](Self::handle_packets) overlaps those waits for a burst, so a daemon
-/// should feed bursts that way. Measured throughput (packets
+/// in main memory (one 64-byte line): [`handle_packets`](Self::handle_packets) overlaps those
+/// waits for a burst, so a daemon should feed bursts that way. Measured throughput (packets
 /// per second by number of tracked sources, for each of these ways of calling) is in the
 /// workspace's `BENCHMARKS.md` (`cargo bench -p knock-benches --bench matcher`).
 #[derive(Debug)]
@@ -190,9 +188,11 @@ impl Matcher {
     /// (see [`tracking_memory`](Self::tracking_memory) for what it covers and
     /// [`TRACKING_OVERHEAD`](Self::TRACKING_OVERHEAD) for the constant part):
     ///
-    /// * the source table: one 64-byte slot per entry, at most half of the slots used and
-    ///   their number a power of two (deletions leave no tombstones), so `N` sources need
-    ///   at most `next_power_of_two(2N) < 4N` slots: 256 bytes per source;
+    /// * the source table: 65 bytes per bucket (a 64-byte entry and a control byte); at most
+    ///   7/8 of the buckets are used and their number is a power of two, so `N` sources may
+    ///   need up to `2 × 8N/7` buckets; and when deletions have left tombstones while more
+    ///   than half of that capacity is in use, hashbrown grows the table once more instead of
+    ///   cleaning it in place: at most `4 × 8N/7` buckets, about 297 bytes per source;
     /// * the eviction FIFOs (24-byte entries): compacted once they hold more than `2N + 64`
     ///   entries, the advanced one can gain up to `N` more between compactions, and a
     ///   buffer's capacity is up to twice the most it held: `2 × (2N + 3N)` entries, 240
@@ -200,14 +200,15 @@ impl Matcher {
     /// * the deadline queue (32-byte entries): compacted beyond twice the live attempts
     ///   plus 64, buffer up to twice that: `4N` entries, 128 bytes per source.
     ///
-    /// A worst case, not the usual one: typically a table at 25–50 % load and queues about
+    /// A worst case, not the usual one: typically a table at 44–88 % load and queues about
     /// half as large (about 170–300 bytes per source in the tests and benches). Growing the
     /// table also briefly holds the old and the new table at once (at most half as much
     /// again). More than one seq_timeout value adds a deadline queue per value, and more
     /// than two attempts at once per source (more than two doors sharing a first step) add
     /// 16 bytes per extra attempt on the heap.
     pub const BYTES_PER_SOURCE: usize = {
-        let table = 4 * size_of::<Option<SourceState>>();
+        let bucket = size_of::<SourceState>() + 1;
+        let table = (4 * 8 * bucket).div_ceil(7);
         let fifos = 10 * size_of::<FifoEntry>();
         let deadlines = 4 * size_of::<DeadlineEntry>();
         table + fifos + deadlines
@@ -215,7 +216,8 @@ impl Matcher {
 
     /// The constant part of the bound on [`tracking_memory`](Self::tracking_memory) that
     /// [`BYTES_PER_SOURCE`](Self::BYTES_PER_SOURCE) leaves out: the compaction slack (64
-    /// stale entries per queue, with room to double) and the small initial sizes, in bytes.
+    /// stale entries per queue, with room to double), the table's trailing control bytes
+    /// and the small initial sizes, in bytes.
     pub const TRACKING_OVERHEAD: usize = 64 * 1024;
 
     /// Heap bytes the per-source state holds now, by capacity: the source table, the
@@ -360,10 +362,10 @@ impl Matcher {
         self.handle_packet_hashed(packet, None);
     }
 
-    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source and the
-    /// slot it was found in (a hint: checked) if already looked up.
+    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source if
+    /// already computed.
     #[inline]
-    fn handle_packet_hashed(&mut self, packet: &PacketEvent, hint: Option<(u64, usize)>) {
+    fn handle_packet_hashed(&mut self, packet: &PacketEvent, hash: Option<u64>) {
         let now = self.advance_to(packet.timestamp);
         let probe = Probe {
             packet,
@@ -393,9 +395,8 @@ impl Matcher {
         self.inner.out.counters.admitted += 1;
 
         let source = packet.source;
-        let hint = hint.unwrap_or_else(|| (self.sources.map.hash(source), usize::MAX));
-        let hash = hint.0;
-        if let Some(state) = self.sources.map.get_mut_hinted(hint, source) {
+        let hash = hash.unwrap_or_else(|| self.sources.map.hash(source));
+        if let Some(state) = self.sources.map.find_mut(hash, source) {
             let (progress, removed) = self.inner.advance_attempts(state, source, &probe, now);
             if progress.relevant {
                 if !progress.changed {
@@ -430,14 +431,14 @@ impl Matcher {
         /// Packets looked up ahead: enough to cover main-memory latency, few enough that
         /// their entries are still cached when processed.
         const LOOKAHEAD: usize = 64;
-        let mut hints = [(0, 0); LOOKAHEAD];
+        let mut hashes = [0; LOOKAHEAD];
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() > LOOKAHEAD {
                 self.sources
                     .map
-                    .prefetch(chunk.iter().map(|p| p.source), &mut hints);
-                for (packet, hint) in chunk.iter().zip(hints) {
-                    self.handle_packet_hashed(packet, Some(hint));
+                    .prefetch(chunk.iter().map(|p| p.source), &mut hashes);
+                for (packet, hash) in chunk.iter().zip(hashes) {
+                    self.handle_packet_hashed(packet, Some(hash));
                 }
             } else {
                 for packet in chunk {

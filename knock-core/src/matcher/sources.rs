@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use hashbrown::DefaultHashBuilder;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::attempts::AttemptList;
 use super::limits::COMPACTION_SLACK;
@@ -61,47 +61,28 @@ pub(super) struct SourceState {
     pub(super) attempts: AttemptList,
 }
 
-/// The source table: open addressing with linear probing over the [`SourceState`]s
-/// themselves (one 64-byte slot each, `None` when free), at most half full, keyed by the
-/// address hashed with hashbrown's default hasher (foldhash, seeded per process).
+/// The source table: a hashbrown `HashTable` of [`SourceState`]s keyed by their address,
+/// hashed with hashbrown's default hasher (foldhash, seeded per process).
 ///
-/// Why not a `hashbrown` table: a look-up there reads a control-byte group, then the entry
-/// (two memory accesses, the second depending on the first); here the entry's home slot
-/// follows from the hash alone, so a look-up usually reads one cache line, and
-/// [`prefetch`](Self::prefetch) can start loading the home slots of a whole burst at once.
-/// Removal shifts the following entries of the run back (no tombstones), so probe runs stay
-/// as short as the load factor makes them.
+/// DoS: the source address is chosen by whoever sends the packet (spoofed at will), so the
+/// hash is keyed (a per-process random seed): addresses cannot be picked to collide and
+/// make every look-up walk a long probe sequence, as an unkeyed hash (such as FxHash) would
+/// allow.
 ///
-/// DoS: the slot is chosen by a keyed hash (a per-process random seed), so spoofed
-/// addresses cannot be picked to pile up in one run; an unkeyed hash (such as FxHash) would
-/// let an attacker make every look-up walk a long run. The table is never more than half
-/// full (expected probe run about 1.5 slots for a hit, 2.5 for a miss).
+/// Each packet's source is hashed once: the `*_hashed` methods take the hash, and
+/// [`prefetch`](Self::prefetch) hashes a whole burst and looks it up ahead.
 #[derive(Debug)]
 pub(super) struct SourceMap {
-    slots: Vec<Option<SourceState>>,
-    /// `slots.len() - 1` (the length is a power of two).
-    mask: usize,
-    len: usize,
+    table: HashTable<SourceState>,
     hasher: DefaultHashBuilder,
 }
 
 impl SourceMap {
     pub(super) fn with_capacity(capacity: usize) -> Self {
-        let slots = Self::slots_for(capacity);
         Self {
-            mask: slots.len() - 1,
-            slots,
-            len: 0,
+            table: HashTable::with_capacity(capacity),
             hasher: DefaultHashBuilder::default(),
         }
-    }
-
-    /// Free slots for `capacity` entries at most half full (a power of two, at least 2).
-    fn slots_for(capacity: usize) -> Vec<Option<SourceState>> {
-        let count = capacity.saturating_mul(2).max(2).next_power_of_two();
-        let mut slots = Vec::with_capacity(count);
-        slots.resize_with(count, || None);
-        slots
     }
 
     /// The key's hash.
@@ -110,31 +91,13 @@ impl SourceMap {
         self.hasher.hash_one(SourceKey(key))
     }
 
-    #[inline]
-    fn home(&self, hash: u64) -> usize {
-        hash as usize & self.mask
-    }
-
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.table.len()
     }
 
-    /// Bytes of the slot array.
+    /// Bytes of the table's allocation.
     pub(super) fn allocation_size(&self) -> usize {
-        self.slots.capacity() * size_of::<Option<SourceState>>()
-    }
-
-    /// The slot holding `key` (whose hash is `hash`), if any.
-    #[inline]
-    fn index_of(&self, hash: u64, key: IpAddr) -> Option<usize> {
-        let mut index = self.home(hash);
-        loop {
-            match &self.slots[index] {
-                None => return None,
-                Some(state) if state.key == key => return Some(index),
-                Some(_) => index = (index + 1) & self.mask,
-            }
-        }
+        self.table.allocation_size()
     }
 
     pub(super) fn get(&self, key: IpAddr) -> Option<&SourceState> {
@@ -142,64 +105,44 @@ impl SourceMap {
     }
 
     /// [`get`](Self::get) with the hash already computed.
+    #[inline]
     pub(super) fn find(&self, hash: u64, key: IpAddr) -> Option<&SourceState> {
-        self.index_of(hash, key)
-            .and_then(|index| self.slots[index].as_ref())
+        self.table.find(hash, |s| s.key == key)
     }
 
-    /// Looks up the first `N` of `keys` ahead of their packets: first their hashes, each
-    /// with a software prefetch of its home slot and the next one (where a displaced
-    /// entry usually is; a prefetch neither waits for memory nor can fault), then the
-    /// look-ups proper, which find those slots in the cache or on their way. Gives back,
-    /// per key, its hash and the slot it was found in (`usize::MAX` when absent) as hints
-    /// for [`get_mut_hinted`](Self::get_mut_hinted). Returns how many keys there were.
-    ///
-    /// The prefetch is `prefetch_index`'s (a safe wrapper of the SSE `prefetcht0`; a no-op
-    /// where there is none): this crate forbids unsafe code.
+    /// Hashes the first `N` of `keys` into `hashes`, then looks each up (read-only) for its
+    /// side effect of pulling the entry's control bytes and line into the cache: a tight
+    /// loop of independent loads keeps many misses in flight at once, so that the packets'
+    /// own look-ups (with these hashes) then mostly hit the cache. Returns how many keys
+    /// there were.
     #[inline]
     pub(super) fn prefetch<const N: usize>(
         &self,
         keys: impl Iterator<Item = IpAddr> + Clone,
-        hints: &mut [(u64, usize); N],
+        hashes: &mut [u64; N],
     ) -> usize {
         let mut count = 0;
-        for (hint, key) in hints.iter_mut().zip(keys.clone()) {
-            hint.0 = self.hash(key);
-            let home = self.home(hint.0);
-            prefetch_index::prefetch_index(&self.slots, home);
-            prefetch_index::prefetch_index(&self.slots, (home + 1) & self.mask);
+        for (hash, key) in hashes.iter_mut().zip(keys.clone()) {
+            *hash = self.hash(key);
             count += 1;
         }
-        for (hint, key) in hints.iter_mut().zip(keys) {
-            hint.1 = self.index_of(hint.0, key).unwrap_or(usize::MAX);
+        let mut found = 0_usize;
+        for (hash, key) in hashes.iter().zip(keys) {
+            found += usize::from(self.find(*hash, key).is_some());
         }
+        // Keeps the look-ups (whose point is to pull the entries into the cache).
+        core::hint::black_box(found);
         count
     }
 
-    /// The entry of `key` (whose hash is `hash`), looked for first in slot `hint` (from
-    /// [`prefetch`](Self::prefetch); entries may have moved since).
-    #[inline]
-    pub(super) fn get_mut_hinted(
-        &mut self,
-        (hash, hint): (u64, usize),
-        key: IpAddr,
-    ) -> Option<&mut SourceState> {
-        let index = match self.slots.get(hint) {
-            Some(Some(state)) if state.key == key => hint,
-            _ => self.index_of(hash, key)?,
-        };
-        self.slots[index].as_mut()
-    }
-
     pub(super) fn get_mut(&mut self, key: IpAddr) -> Option<&mut SourceState> {
-        self.get_mut_hashed(self.hash(key), key)
+        self.find_mut(self.hash(key), key)
     }
 
     /// [`get_mut`](Self::get_mut) with the hash already computed.
     #[inline]
-    pub(super) fn get_mut_hashed(&mut self, hash: u64, key: IpAddr) -> Option<&mut SourceState> {
-        let index = self.index_of(hash, key)?;
-        self.slots[index].as_mut()
+    pub(super) fn find_mut(&mut self, hash: u64, key: IpAddr) -> Option<&mut SourceState> {
+        self.table.find_mut(hash, |s| s.key == key)
     }
 
     pub(super) fn remove(&mut self, key: IpAddr) -> Option<SourceState> {
@@ -208,35 +151,10 @@ impl SourceMap {
 
     /// [`remove`](Self::remove) with the hash already computed.
     pub(super) fn remove_hashed(&mut self, hash: u64, key: IpAddr) -> Option<SourceState> {
-        let index = self.index_of(hash, key)?;
-        Some(self.remove_at(index))
-    }
-
-    /// Empties slot `hole` and shifts back the entries after it in its run that would
-    /// otherwise no longer be found from their home slot (backward-shift deletion).
-    fn remove_at(&mut self, mut hole: usize) -> SourceState {
-        let removed = self.slots[hole].take();
-        self.len -= 1;
-        let mut index = hole;
-        loop {
-            index = (index + 1) & self.mask;
-            let Some(state) = &self.slots[index] else {
-                break;
-            };
-            let home = self.home(self.hash(state.key));
-            // The entry may move to the hole unless its home lies cyclically in
-            // (hole, index]: then the hole is not on its probe path.
-            let stays = if hole <= index {
-                hole < home && home <= index
-            } else {
-                hole < home || home <= index
-            };
-            if !stays {
-                self.slots[hole] = self.slots[index].take();
-                hole = index;
-            }
+        match self.table.find_entry(hash, |s| s.key == key) {
+            Ok(entry) => Some(entry.remove().0),
+            Err(_) => None,
         }
-        removed.unwrap_or_else(|| unreachable!("remove_at is called on an occupied slot"))
     }
 
     /// The entry of `key` (whose hash is `hash`), created by `make` if there is none.
@@ -246,80 +164,23 @@ impl SourceMap {
         key: IpAddr,
         make: impl FnOnce() -> SourceState,
     ) -> &mut SourceState {
-        let index = match self.index_of(hash, key) {
-            Some(index) => index,
-            None => {
-                if 2 * (self.len + 1) > self.slots.len() {
-                    self.grow();
-                }
-                let index = self.free_slot(hash);
-                self.slots[index] = Some(make());
-                self.len += 1;
-                index
-            }
-        };
-        self.slots[index]
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("the slot was just found or filled"))
+        let hasher = &self.hasher;
+        self.table
+            .entry(
+                hash,
+                |s| s.key == key,
+                |s| hasher.hash_one(SourceKey(s.key)),
+            )
+            .or_insert_with(make)
+            .into_mut()
     }
 
-    /// The first free slot of the run starting at `hash`'s home.
-    fn free_slot(&self, hash: u64) -> usize {
-        let mut index = self.home(hash);
-        while self.slots[index].is_some() {
-            index = (index + 1) & self.mask;
-        }
-        index
-    }
-
-    /// Doubles the slots and moves every entry over (allocates; only while the table grows
-    /// to its working size, at most `max_sources`).
-    fn grow(&mut self) {
-        let doubled = Self::slots_for(self.slots.len());
-        let old = core::mem::replace(&mut self.slots, doubled);
-        self.mask = self.slots.len() - 1;
-        for state in old.into_iter().flatten() {
-            let index = self.free_slot(self.hash(state.key));
-            self.slots[index] = Some(state);
-        }
-    }
-
-    /// Keeps the entries for which `keep` returns true (it may modify them). Not for the
-    /// packet path: one pass, then the entries left are re-placed so that every one is
-    /// found again from its home slot.
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(&mut SourceState) -> bool) {
-        // A slot free before the pass: runs never wrap past it (the table is at most half
-        // full, so there is one).
-        let Some(start) = self.slots.iter().position(Option::is_none) else {
-            return;
-        };
-        let mut removed = 0;
-        for slot in &mut self.slots {
-            if let Some(state) = slot
-                && !keep(state)
-            {
-                *slot = None;
-                removed += 1;
-            }
-        }
-        if removed == 0 {
-            return;
-        }
-        self.len -= removed;
-        // Re-place the entries in run order from that free slot: each lands at the first
-        // free slot from its home, which is at or before where it was.
-        for offset in 1..self.slots.len() {
-            let index = (start + offset) & self.mask;
-            if let Some(state) = self.slots[index].take() {
-                let target = self.free_slot(self.hash(state.key));
-                self.slots[target] = Some(state);
-            }
-        }
+    pub(super) fn retain(&mut self, keep: impl FnMut(&mut SourceState) -> bool) {
+        self.table.retain(keep);
     }
 
     pub(super) fn clear(&mut self) {
-        self.slots.fill_with(|| None);
-        self.len = 0;
+        self.table.clear();
     }
 }
 
@@ -412,10 +273,10 @@ pub(super) fn compact<T: Copy>(
     let mut start = 0;
     while start < len {
         let end = (start + BLOCK).min(len);
-        let mut hints = [(0, 0); BLOCK];
+        let mut hashes = [0; BLOCK];
         map.prefetch(
             (start..end).map(|index| source_of(&queue[index])),
-            &mut hints,
+            &mut hashes,
         );
         for index in start..end {
             let entry = queue[index];
@@ -450,9 +311,9 @@ mod tests {
         }
     }
 
-    /// Every entry is found again from its home slot after any mix of inserts, removals
-    /// (backward shifts), growth and `retain`, checked against a `HashMap` on a small key
-    /// space (long probe runs, wrap-around at the end of the slots).
+    /// The map with hashes passed in (computed once per key) agrees with a `HashMap` after
+    /// any mix of inserts, removals, growth (which rehashes with the map's own hasher: it
+    /// must give the same hashes as [`SourceMap::hash`]), `retain` and batched look-ups.
     #[test]
     fn the_table_agrees_with_a_hash_map() {
         let mut map = SourceMap::with_capacity(1);
@@ -485,21 +346,23 @@ mod tests {
                 }
                 _ => {
                     assert_eq!(map.get(key).map(|s| s.generation), model.get(&key).copied());
-                    let hint = (map.hash(key), (r >> 40) as usize % 1024);
+                    let hash = map.hash(key);
                     assert_eq!(
-                        map.get_mut_hinted(hint, key).map(|s| s.generation),
+                        map.find_mut(hash, key).map(|s| s.generation),
                         model.get(&key).copied()
                     );
+                    let keys = [key, IpAddr::V4(Ipv4Addr::from(step % 300))];
+                    let mut hashes = [0; 4];
+                    assert_eq!(map.prefetch(keys.iter().copied(), &mut hashes), 2);
+                    assert_eq!(hashes[..2], [hash, map.hash(keys[1])]);
                 }
             }
             assert_eq!(map.len(), model.len());
-            assert!(2 * map.len() <= map.slots.len());
         }
         for (key, generation) in &model {
             assert_eq!(map.get(*key).map(|s| s.generation), Some(*generation));
         }
-        let occupied = map.slots.iter().filter(|s| s.is_some()).count();
-        assert_eq!(occupied, model.len());
+        assert_eq!(map.table.iter().count(), model.len());
         map.clear();
         assert_eq!(map.len(), 0);
         assert!(model.keys().all(|key| map.get(*key).is_none()));
