@@ -93,6 +93,7 @@ impl AttemptList {
 
     /// Keeps the attempts for which `keep` returns true (it may modify them, but not set
     /// their stage to 0), preserving order. Returns how many were removed.
+    #[inline]
     pub(crate) fn retain_mut(&mut self, mut keep: impl FnMut(&mut Attempt) -> bool) -> usize {
         let inline_len = self.inline_len();
         let mut kept = 0;
@@ -121,7 +122,12 @@ impl AttemptList {
                 self.spill = None;
             }
         }
-        for slot in &mut self.inline[kept.min(INLINE_ATTEMPTS)..] {
+        // Slots from `inline_len` on are empty already: only those vacated are cleared
+        // (none when nothing was removed).
+        for slot in self.inline[..inline_len]
+            .iter_mut()
+            .skip(kept.min(INLINE_ATTEMPTS))
+        {
             *slot = EMPTY;
         }
         removed

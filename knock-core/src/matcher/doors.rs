@@ -122,6 +122,7 @@ pub(super) fn knock_key(knock: Knock) -> u32 {
 }
 
 impl KnockIndex {
+    #[inline]
     pub(super) fn get(&self, knock: Knock) -> Option<KnockDoors> {
         if self.many.is_empty() {
             let key = knock_key(knock);
@@ -347,11 +348,13 @@ impl DoorTable {
         found
     }
 
+    #[inline]
     pub(super) fn range(&self, (start, len): (u32, u32)) -> &[u32] {
         let start = start as usize;
         &self.lists[start..start + len as usize]
     }
 
+    #[inline]
     pub(super) fn accepts_destination(&self, slot: &DoorSlot, destination: IpAddr) -> bool {
         match slot.target {
             Some(target) => target == destination,
@@ -361,6 +364,7 @@ impl DoorTable {
 
     /// Whether door `index` would take part in handling the probe: destination, and flags
     /// for TCP (its steps are checked by the caller through the index).
+    #[inline]
     pub(super) fn accepts(&self, index: u32, probe: &Probe<'_>) -> bool {
         let slot = &self.slots[index as usize];
         self.accepts_destination(slot, probe.packet.destination)

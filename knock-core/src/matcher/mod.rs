@@ -359,6 +359,13 @@ impl Matcher {
     /// Feeds one packet, which arrived at its [`PacketEvent::timestamp`] (see the calling
     /// contract on [`Matcher`]).
     pub fn handle_packet(&mut self, packet: &PacketEvent) {
+        self.handle_packet_hashed(packet, None);
+    }
+
+    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source if
+    /// already computed.
+    #[inline]
+    fn handle_packet_hashed(&mut self, packet: &PacketEvent, hash: Option<u64>) {
         let now = self.advance_to(packet.timestamp);
         let probe = Probe {
             packet,
@@ -388,7 +395,8 @@ impl Matcher {
         self.inner.out.counters.admitted += 1;
 
         let source = packet.source;
-        if let Some(state) = self.sources.map.get_mut(source) {
+        let hash = hash.unwrap_or_else(|| self.sources.map.hash(source));
+        if let Some(state) = self.sources.map.find_mut(hash, source) {
             let (progress, removed) = self.inner.advance_attempts(state, source, &probe, now);
             if progress.relevant {
                 if !progress.changed {
@@ -400,14 +408,14 @@ impl Matcher {
                 if removed > 0 {
                     self.sources.live_attempts -= removed;
                     if state.attempts.is_empty() {
-                        self.sources.map.remove(source);
+                        self.sources.map.remove_hashed(hash, source);
                     }
                     self.drop_stale_fronts_of(source);
                 }
                 return;
             }
         }
-        self.start_attempts(now, source, knock_doors.starting, &probe);
+        self.start_attempts(now, (source, hash), knock_doors.starting, &probe);
     }
 
     /// Feeds several packets in order, each at its own [`PacketEvent::timestamp`]: the same
@@ -423,14 +431,19 @@ impl Matcher {
         /// Packets looked up ahead: enough to cover main-memory latency, few enough that
         /// their entries are still cached when processed.
         const LOOKAHEAD: usize = 64;
+        let mut hashes = [0; LOOKAHEAD];
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() > LOOKAHEAD {
                 self.sources
                     .map
-                    .prefetch::<LOOKAHEAD>(chunk.iter().map(|p| p.source));
-            }
-            for packet in chunk {
-                self.handle_packet(packet);
+                    .prefetch(chunk.iter().map(|p| p.source), &mut hashes);
+                for (packet, hash) in chunk.iter().zip(hashes) {
+                    self.handle_packet_hashed(packet, Some(hash));
+                }
+            } else {
+                for packet in chunk {
+                    self.handle_packet_hashed(packet, None);
+                }
             }
         }
     }
@@ -454,6 +467,7 @@ impl Matcher {
     /// `Arc` for each action. Use it in a hot loop that only logs or counts most actions;
     /// [`ActionView::to_action`] gives the owned action when one must be kept.
     #[must_use]
+    #[inline]
     pub fn poll_action_ref(&mut self) -> Option<ActionView<'_>> {
         let queued = self.inner.out.next_entry()?;
         Some(ActionView {
@@ -546,7 +560,7 @@ impl Matcher {
     }
 
     /// Moves the clock to `now` (never backwards) and processes every deadline up to it.
-    #[inline]
+    #[inline(always)]
     fn advance_to(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         self.now = now;
@@ -559,6 +573,7 @@ impl Matcher {
     }
 
     /// Processes every deadline up to `now`, earliest first.
+    #[inline(never)]
     fn run_deadlines(&mut self, now: Instant) {
         loop {
             let attempt = self.deadlines.earliest().filter(|(at, _)| *at <= now);
@@ -636,7 +651,7 @@ impl Matcher {
     fn start_attempts(
         &mut self,
         now: Instant,
-        source: IpAddr,
+        (source, hash): (IpAddr, u64),
         starting: (u32, u32),
         probe: &Probe<'_>,
     ) {
@@ -671,7 +686,7 @@ impl Matcher {
             let class = slot.class;
             let deadline = now + slot.door.seq_timeout;
             let token = self.sources.token();
-            self.track(source).attempts.push(Attempt {
+            self.track(source, hash).attempts.push(Attempt {
                 door: door_index,
                 stage: 1,
                 token,
@@ -703,10 +718,11 @@ impl Matcher {
         }
     }
 
-    /// The state of `source`, created (evicting the oldest source at the cap) if needed.
-    fn track(&mut self, source: IpAddr) -> &mut SourceState {
+    /// The state of `source` (whose hash is `hash`), created (evicting the oldest source at
+    /// the cap) if needed.
+    fn track(&mut self, source: IpAddr, hash: u64) -> &mut SourceState {
         if self.sources.map.len() >= self.inner.limits.max_sources
-            && !self.sources.map.contains_key(source)
+            && self.sources.map.find(hash, source).is_none()
         {
             self.evict_oldest();
         }
@@ -716,7 +732,7 @@ impl Matcher {
             next_token,
             ..
         } = &mut self.sources;
-        map.get_or_insert_with(source, || {
+        map.get_or_insert_hashed(hash, source, || {
             let generation = *next_token;
             *next_token = generation.wrapping_add(1);
             fifo.push_back(FifoEntry {

@@ -305,6 +305,7 @@ impl Output {
         QueuedDoor::Owned(u32::try_from(self.owned.len() - 1).unwrap_or(u32::MAX))
     }
 
+    #[inline]
     pub(super) fn emit(&mut self, kind: ActionKind, door: u32, source: IpAddr, stage: usize) {
         self.actions.push(Queued {
             kind,
@@ -356,6 +357,7 @@ impl Output {
         }
     }
 
+    #[inline]
     pub(super) fn door<'a>(&'a self, doors: &'a DoorTable, door: QueuedDoor) -> &'a DoorRef {
         match door {
             QueuedDoor::Current(index) => &doors.slots[index as usize].door,

@@ -62,11 +62,19 @@ pub(super) struct SourceState {
 }
 
 /// The source table: a hashbrown `HashTable` of [`SourceState`]s keyed by their address,
-/// hashed with hashbrown's default (per-process seeded foldhash) hasher.
+/// hashed with hashbrown's default hasher (foldhash, seeded per process).
+///
+/// DoS: the source address is chosen by whoever sends the packet (spoofed at will), so the
+/// hash is keyed (a per-process random seed): addresses cannot be picked to collide and
+/// make every look-up walk a long probe sequence, as an unkeyed hash (such as FxHash) would
+/// allow.
+///
+/// Each packet's source is hashed once: the `*_hashed` methods take the hash, and
+/// [`prefetch`](Self::prefetch) hashes a whole burst and looks it up ahead.
 #[derive(Debug)]
 pub(super) struct SourceMap {
-    pub(super) table: HashTable<SourceState>,
-    pub(super) hasher: DefaultHashBuilder,
+    table: HashTable<SourceState>,
+    hasher: DefaultHashBuilder,
 }
 
 impl SourceMap {
@@ -77,7 +85,9 @@ impl SourceMap {
         }
     }
 
-    fn hash(&self, key: IpAddr) -> u64 {
+    /// The key's hash.
+    #[inline]
+    pub(super) fn hash(&self, key: IpAddr) -> u64 {
         self.hasher.hash_one(SourceKey(key))
     }
 
@@ -85,23 +95,36 @@ impl SourceMap {
         self.table.len()
     }
 
+    /// Bytes of the table's allocation.
+    pub(super) fn allocation_size(&self) -> usize {
+        self.table.allocation_size()
+    }
+
     pub(super) fn get(&self, key: IpAddr) -> Option<&SourceState> {
         self.find(self.hash(key), key)
     }
 
     /// [`get`](Self::get) with the hash already computed.
+    #[inline]
     pub(super) fn find(&self, hash: u64, key: IpAddr) -> Option<&SourceState> {
         self.table.find(hash, |s| s.key == key)
     }
 
-    /// Looks up the first `N` of `keys` for their side effect of pulling the entries into
-    /// the cache: hashes first, then the look-ups from them, so that a tight loop of
-    /// independent loads keeps many of the misses in flight at once.
+    /// Hashes the first `N` of `keys` into `hashes`, then looks each up (read-only) for its
+    /// side effect of pulling the entry's control bytes and line into the cache: a tight
+    /// loop of independent loads keeps many misses in flight at once, so that the packets'
+    /// own look-ups (with these hashes) then mostly hit the cache. Returns how many keys
+    /// there were.
     #[inline]
-    pub(super) fn prefetch<const N: usize>(&self, keys: impl Iterator<Item = IpAddr> + Clone) {
-        let mut hashes = [0_u64; N];
+    pub(super) fn prefetch<const N: usize>(
+        &self,
+        keys: impl Iterator<Item = IpAddr> + Clone,
+        hashes: &mut [u64; N],
+    ) -> usize {
+        let mut count = 0;
         for (hash, key) in hashes.iter_mut().zip(keys.clone()) {
             *hash = self.hash(key);
+            count += 1;
         }
         let mut found = 0_usize;
         for (hash, key) in hashes.iter().zip(keys) {
@@ -109,31 +132,38 @@ impl SourceMap {
         }
         // Keeps the look-ups (whose point is to pull the entries into the cache).
         core::hint::black_box(found);
+        count
     }
 
     pub(super) fn get_mut(&mut self, key: IpAddr) -> Option<&mut SourceState> {
-        let hash = self.hash(key);
+        self.find_mut(self.hash(key), key)
+    }
+
+    /// [`get_mut`](Self::get_mut) with the hash already computed.
+    #[inline]
+    pub(super) fn find_mut(&mut self, hash: u64, key: IpAddr) -> Option<&mut SourceState> {
         self.table.find_mut(hash, |s| s.key == key)
     }
 
-    pub(super) fn contains_key(&self, key: IpAddr) -> bool {
-        self.get(key).is_some()
+    pub(super) fn remove(&mut self, key: IpAddr) -> Option<SourceState> {
+        self.remove_hashed(self.hash(key), key)
     }
 
-    pub(super) fn remove(&mut self, key: IpAddr) -> Option<SourceState> {
-        let hash = self.hash(key);
+    /// [`remove`](Self::remove) with the hash already computed.
+    pub(super) fn remove_hashed(&mut self, hash: u64, key: IpAddr) -> Option<SourceState> {
         match self.table.find_entry(hash, |s| s.key == key) {
             Ok(entry) => Some(entry.remove().0),
             Err(_) => None,
         }
     }
 
-    pub(super) fn get_or_insert_with(
+    /// The entry of `key` (whose hash is `hash`), created by `make` if there is none.
+    pub(super) fn get_or_insert_hashed(
         &mut self,
+        hash: u64,
         key: IpAddr,
         make: impl FnOnce() -> SourceState,
     ) -> &mut SourceState {
-        let hash = self.hash(key);
         let hasher = &self.hasher;
         self.table
             .entry(
@@ -177,7 +207,7 @@ impl SourceTable {
     /// Heap bytes held now (by capacity): the table's allocation and both FIFOs' buffers.
     /// Spilled attempt lists (more than two per source) are not counted.
     pub(super) fn heap_bytes(&self) -> usize {
-        self.map.table.allocation_size()
+        self.map.allocation_size()
             + (self.fifo.capacity() + self.fifo_advanced.capacity()) * size_of::<FifoEntry>()
     }
 
@@ -243,7 +273,11 @@ pub(super) fn compact<T: Copy>(
     let mut start = 0;
     while start < len {
         let end = (start + BLOCK).min(len);
-        map.prefetch::<BLOCK>((start..end).map(|index| source_of(&queue[index])));
+        let mut hashes = [0; BLOCK];
+        map.prefetch(
+            (start..end).map(|index| source_of(&queue[index])),
+            &mut hashes,
+        );
         for index in start..end {
             let entry = queue[index];
             if keep(&entry) {
@@ -259,4 +293,78 @@ pub(super) fn compact<T: Copy>(
 pub(super) fn is_current(map: &SourceMap, entry: &FifoEntry) -> bool {
     map.get(entry.source)
         .is_some_and(|s| s.generation == entry.generation && s.advanced == entry.advanced)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn state(key: IpAddr, generation: u32) -> SourceState {
+        SourceState {
+            key,
+            generation,
+            advanced: false,
+            attempts: AttemptList::default(),
+        }
+    }
+
+    /// The map with hashes passed in (computed once per key) agrees with a `HashMap` after
+    /// any mix of inserts, removals, growth (which rehashes with the map's own hasher: it
+    /// must give the same hashes as [`SourceMap::hash`]), `retain` and batched look-ups.
+    #[test]
+    fn the_table_agrees_with_a_hash_map() {
+        let mut map = SourceMap::with_capacity(1);
+        let mut model: HashMap<IpAddr, u32> = HashMap::new();
+        // A small deterministic generator (xorshift).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for step in 0..40_000_u32 {
+            let r = next();
+            let key = IpAddr::V4(Ipv4Addr::from((r % 300) as u32));
+            match (r >> 32) % 8 {
+                0..=3 => {
+                    let hash = map.hash(key);
+                    let generation = map
+                        .get_or_insert_hashed(hash, key, || state(key, step))
+                        .generation;
+                    assert_eq!(generation, *model.entry(key).or_insert(step));
+                }
+                4..=5 => {
+                    assert_eq!(map.remove(key).map(|s| s.generation), model.remove(&key));
+                }
+                6 if step % 97 == 0 => {
+                    map.retain(|s| s.generation % 3 != 0);
+                    model.retain(|_, g| *g % 3 != 0);
+                }
+                _ => {
+                    assert_eq!(map.get(key).map(|s| s.generation), model.get(&key).copied());
+                    let hash = map.hash(key);
+                    assert_eq!(
+                        map.find_mut(hash, key).map(|s| s.generation),
+                        model.get(&key).copied()
+                    );
+                    let keys = [key, IpAddr::V4(Ipv4Addr::from(step % 300))];
+                    let mut hashes = [0; 4];
+                    assert_eq!(map.prefetch(keys.iter().copied(), &mut hashes), 2);
+                    assert_eq!(hashes[..2], [hash, map.hash(keys[1])]);
+                }
+            }
+            assert_eq!(map.len(), model.len());
+        }
+        for (key, generation) in &model {
+            assert_eq!(map.get(*key).map(|s| s.generation), Some(*generation));
+        }
+        assert_eq!(map.table.iter().count(), model.len());
+        map.clear();
+        assert_eq!(map.len(), 0);
+        assert!(model.keys().all(|key| map.get(*key).is_none()));
+    }
 }
