@@ -95,8 +95,9 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "FILE.pcap")]
     pub(crate) replay: Option<PathBuf>,
 
-    /// Also write every event (stage, open, close, timeout, invalidated, command result) as
-    /// one JSON object per line to this file.
+    /// Also write every event (stage, open, close, timeout, invalidated, command started and
+    /// finished, nftables element, SPA and TOTP outcomes, with each open's stage times) as one
+    /// JSON object per line to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) json_log: Option<PathBuf>,
 

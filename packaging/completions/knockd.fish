@@ -3,7 +3,7 @@ complete -c knockd -s c -l config -d 'Configuration file' -r -F
 complete -c knockd -s p -l pidfile -d 'Pid file written in daemon mode; overrides `PidFile` [default: /var/run/knockd.pid]' -r -F
 complete -c knockd -s g -l logfile -d 'Log file; overrides `LogFile`' -r -F
 complete -c knockd -l replay -d 'Run a pcap capture file through the configuration and print what would have happened, with the packets\' times; runs no command' -r -F
-complete -c knockd -l json-log -d 'Also write every event (stage, open, close, timeout, invalidated, command result) as one JSON object per line to this file' -r -F
+complete -c knockd -l json-log -d 'Also write every event (stage, open, close, timeout, invalidated, command started and finished, nftables element, SPA and TOTP outcomes, with each open\'s stage times) as one JSON object per line to this file' -r -F
 complete -c knockd -l state-file -d 'Where pending stop commands are recorded, so that they run after a crash or restart' -r -F
 complete -c knockd -l syslog-facility -d 'Syslog facility used when `UseSyslog` is set (daemon, user, local0…local7, …)' -r -f -a "daemon\t''
 user\t''
