@@ -94,7 +94,6 @@ if [ ! -x "$KNOCK" ]; then
     KNOCK=/usr/bin/knock
     client_name="0.8 (/usr/bin/knock)"
 fi
-clk_tck=$(getconf CLK_TCK)
 # With two or more CPUs the server runs on CPU 0 and tcpreplay on the last one, so the flood
 # generator (and the kernel work of delivering its packets, done on the sending CPU for a
 # veth) does not compete with the server for the same core.
@@ -109,13 +108,9 @@ else
 fi
 
 # --- namespaces, veth, cleanup ------------------------------------------------------------------
+# shellcheck source=scripts/flood/lib.sh
+. "$repo/scripts/flood/lib.sh"
 tag=$$
-srv_ns="knflood-$tag-srv"
-cli_ns="knflood-$tag-cli"
-srv_if="kfs$tag"
-cli_if="kfc$tag"
-srv_ip=10.231.0.2
-cli_ip=10.231.0.1
 work=$(mktemp -d /tmp/knock-flood.XXXXXX)
 # The processes we started and have not reaped yet (reaped ones are cleared, so a reused pid is
 # never signalled).
@@ -134,19 +129,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ip netns add "$srv_ns"
-ip netns add "$cli_ns"
-ip link add "$srv_if" netns "$srv_ns" type veth peer name "$cli_if" netns "$cli_ns"
-ip -n "$srv_ns" addr add "$srv_ip/24" dev "$srv_if"
-ip -n "$cli_ns" addr add "$cli_ip/24" dev "$cli_if"
-ip -n "$srv_ns" link set lo up
-ip -n "$cli_ns" link set lo up
-ip -n "$srv_ns" link set "$srv_if" up
-ip -n "$cli_ns" link set "$cli_if" up
-srv_mac=$(ip netns exec "$srv_ns" cat "/sys/class/net/$srv_if/address")
-cli_mac=$(ip netns exec "$cli_ns" cat "/sys/class/net/$cli_if/address")
-# A permanent neighbour entry, so the legitimate knock never waits for ARP.
-ip -n "$cli_ns" neigh replace "$srv_ip" lladdr "$srv_mac" dev "$cli_if" nud permanent
+# Namespaces "knfl-PID-srv"/"knfl-PID-cli", 10.231.0.2 (server) and .1 (client); the client
+# knows the server's MAC, so the legitimate knock never waits for ARP.
+netpair_up fl 10.231.0
 
 # 500 000 distinct spoofed sources; tcpreplay loops over them when the rate needs more.
 pcap="$work/flood.pcap"
@@ -156,24 +141,13 @@ python3 "$repo/scripts/flood/gen_syn_pcap.py" --out "$pcap" --count 500000 \
     --avoid 10.231.0.0/16 --seed "$tag"
 
 # --- helpers ------------------------------------------------------------------------------------
-# CPU seconds (user+system, all threads) of a live process.
-cpu_seconds() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo ""; return; }
-    stat=${stat##*) }
-    # Fields after "(comm) ": state is $1, so utime/stime (fields 14/15) are $12/$13.
-    awk -v t="$clk_tck" '{ printf "%.2f", ($12 + $13) / t }' <<<"$stat"
-}
+# cpu_seconds, peak_rss_mib and alive come from scripts/flood/lib.sh.
 # Context switches of every thread: how often the process woke up.
 wakeups() {
     cat /proc/"$1"/task/*/status 2>/dev/null |
         awk '/^(voluntary|nonvoluntary)_ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
-peak_rss_mib() {
-    awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true
-}
 if_stat() { ip netns exec "$srv_ns" cat "/sys/class/net/$srv_if/statistics/$1"; }
-alive() { kill -0 "$1" 2>/dev/null; }
 
 # Writes the configuration for a run into $1 (the run directory).
 write_config() {
