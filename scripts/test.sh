@@ -64,6 +64,10 @@ for crate in "${published[@]}"; do
         grep -qx "$file" <<<"$listing" || { echo "$crate: $file is not in its package" >&2; exit 1; }
     done
 done
+# cargo extracts the temporary registry's crates under $CARGO_HOME/registry/src/, in a directory
+# named after the registry's path, and never extracts a version again: a second run from the same
+# checkout would verify against the first run's sources. Remove those extractions first.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/knock-{core,capture,server,client}-[0-9]*/
 cargo package --allow-dirty --locked "${package_args[@]}"
 
 # The Debian package: built with cargo-deb (installed on first use), then installed for real
