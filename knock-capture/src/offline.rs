@@ -7,7 +7,7 @@ use pcap::{Capture, Offline};
 
 use crate::clock::instant_from_timeval;
 use crate::datagram::Datagram;
-use crate::decode::{Ignored, IgnoredCounts, decode, decode_with_payload};
+use crate::decode::{Ignored, IgnoredCounts, decode_with_payload};
 use crate::error::CaptureError;
 use crate::link::LinkType;
 
@@ -105,6 +105,29 @@ impl OfflineCapture {
     /// The next frame, decoded like [`next_event`](Self::next_event), datagrams to the
     /// payload ports with their data; `None` at the end of the file or after a read error.
     pub fn next_frame(&mut self) -> Option<Result<OfflineFrame, Ignored>> {
+        self.read_frame(|payload_ports, event, data| {
+            if event.protocol == knock_core::Protocol::Udp
+                && payload_ports.contains(&event.destination_port)
+            {
+                OfflineFrame::Datagram(Datagram::new(event, data))
+            } else {
+                OfflineFrame::Packet(event)
+            }
+        })
+    }
+
+    /// The next frame, decoded; `None` at the end of the file or after a read error.
+    pub fn next_event(&mut self) -> Option<Result<PacketEvent, Ignored>> {
+        self.read_frame(|_, event, _| event)
+    }
+
+    /// Reads and decodes the next frame, counting the ignored ones, and gives `make` the
+    /// payload ports, the packet and its UDP data; `None` at the end of the file or after a
+    /// read error (kept for [`take_error`](Self::take_error)).
+    fn read_frame<T>(
+        &mut self,
+        make: impl FnOnce(&[u16], PacketEvent, &[u8]) -> T,
+    ) -> Option<Result<T, Ignored>> {
         if self.error.is_some() {
             return None;
         }
@@ -113,44 +136,12 @@ impl OfflineCapture {
                 let ts = packet.header.ts;
                 let timestamp = instant_from_timeval(ts.tv_sec, ts.tv_usec);
                 match decode_with_payload(self.link, timestamp, packet.data, packet.header.len) {
-                    Ok((event, data))
-                        if event.protocol == knock_core::Protocol::Udp
-                            && self.payload_ports.contains(&event.destination_port) =>
-                    {
-                        Some(Ok(OfflineFrame::Datagram(Datagram::new(event, data))))
-                    }
-                    Ok((event, _)) => Some(Ok(OfflineFrame::Packet(event))),
+                    Ok((event, data)) => Some(Ok(make(&self.payload_ports, event, data))),
                     Err(reason) => {
                         self.ignored.record(reason);
                         Some(Err(reason))
                     }
                 }
-            }
-            Err(pcap::Error::NoMorePackets) => None,
-            Err(source) => {
-                self.error = Some(CaptureError::File {
-                    path: self.path.clone(),
-                    source,
-                });
-                None
-            }
-        }
-    }
-
-    /// The next frame, decoded; `None` at the end of the file or after a read error.
-    pub fn next_event(&mut self) -> Option<Result<PacketEvent, Ignored>> {
-        if self.error.is_some() {
-            return None;
-        }
-        match self.capture.next_packet() {
-            Ok(packet) => {
-                let ts = packet.header.ts;
-                let timestamp = instant_from_timeval(ts.tv_sec, ts.tv_usec);
-                let result = decode(self.link, timestamp, packet.data, packet.header.len);
-                if let Err(reason) = result {
-                    self.ignored.record(reason);
-                }
-                Some(result)
             }
             Err(pcap::Error::NoMorePackets) => None,
             Err(source) => {
