@@ -579,15 +579,13 @@ impl Server {
         (due > std::time::Instant::now()).then_some(due)
     }
 
-    /// How long the loop may sleep: until the core's next deadline or a command's kill
-    /// deadline (an hour when there is none; nothing happens then, the loop just sleeps
-    /// again).
+    /// How long the loop may sleep: until the core's next deadline (its sequence timeouts
+    /// on [`EXPIRY_TICK`](crate::core::EXPIRY_TICK) boundaries, see
+    /// [`Core::poll_wakeup`](crate::core::Core::poll_wakeup)) or a command's kill deadline
+    /// (an hour when there is none; nothing happens then, the loop just sleeps again).
     fn next_wakeup(&self) -> Duration {
         let now = std::time::Instant::now();
-        let core = self
-            .core
-            .poll_timeout()
-            .and_then(|at| self.clock.to_std(at));
+        let core = self.core.poll_wakeup().and_then(|at| self.clock.to_std(at));
         let kill = self.executor.next_deadline();
         let state = self
             .state

@@ -37,6 +37,10 @@ mod tests;
 
 use attempts::{Attempt, AttemptList};
 use deadlines::{Closes, DeadlineEntry, Deadlines, is_live};
+
+/// Expiries looked up ahead together (see `Matcher::expire_chunk`): enough to keep many
+/// cache misses in flight, small enough for the hashes to stay on the stack.
+const EXPIRY_CHUNK: usize = 32;
 pub use doors::{DoorId, DoorRef, LocalAddresses};
 use doors::{DoorSlot, DoorTable, Probe};
 use limits::COMPACTION_SLACK;
@@ -484,12 +488,28 @@ impl Matcher {
     /// deadline; read it after draining [`poll_action`](Self::poll_action).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let attempt = self.deadlines.earliest().map(|(at, _)| at);
-        let close = self.inner.closes.heap.peek().map(|c| c.at);
-        match (attempt, close) {
+        match (self.poll_expiry_timeout(), self.poll_close_timeout()) {
             (Some(a), Some(c)) => Some(a.min(c)),
             (a, c) => a.or(c),
         }
+    }
+
+    /// The earliest `seq_timeout` expiry alone (one part of
+    /// [`poll_timeout`](Self::poll_timeout)). An expiry only emits [`ActionKind::Timeout`]
+    /// and frees the attempt's memory: a packet arriving after it is refused whenever
+    /// [`handle_timeout`](Self::handle_timeout) runs, so a caller may process expiries late
+    /// and many at once (a daemon under a spoofed-source flood has one expiry per flood
+    /// packet, and waking for each would cost a wake-up per packet).
+    #[must_use]
+    pub fn poll_expiry_timeout(&self) -> Option<Instant> {
+        self.deadlines.earliest().map(|(at, _)| at)
+    }
+
+    /// The earliest stop-command deadline alone (the other part of
+    /// [`poll_timeout`](Self::poll_timeout)): due on time, since it closes an open door.
+    #[must_use]
+    pub fn poll_close_timeout(&self) -> Option<Instant> {
+        self.inner.closes.heap.peek().map(|c| c.at)
     }
 
     /// Arms a stop command for `source` on `door` at `at` (e.g. one restored from a state
@@ -586,7 +606,7 @@ impl Matcher {
                 .filter(|at| *at <= now);
             match (attempt, close) {
                 (Some((at, class)), close) if close.is_none_or(|c| at <= c) => {
-                    self.expire_front(class, now);
+                    self.expire_chunk(class, now, close);
                 }
                 (_, Some(_)) => {
                     if let Some(due) = self.inner.closes.heap.pop() {
@@ -600,13 +620,46 @@ impl Matcher {
         self.deadlines.wake_at = self.deadlines.earliest().map_or(Instant::MAX, |(at, _)| at);
     }
 
-    /// Pops the front deadline of `class` and expires its source's attempts that are due.
-    fn expire_front(&mut self, class: usize, now: Instant) {
+    /// Expires the front deadlines of `class` that are due (at most [`EXPIRY_CHUNK`]),
+    /// exactly those that the one-at-a-time loop of [`run_deadlines`](Self::run_deadlines)
+    /// would take next: due by `now` and before the earliest stop command (`close`) and the
+    /// other classes' fronts (ties go to the lower class, as in
+    /// [`Deadlines::earliest`]). Their sources are looked up ahead in one tight loop, so
+    /// that the cache misses of a flood's expiries (each a source last touched
+    /// `seq_timeout` ago) overlap instead of coming one after the other.
+    fn expire_chunk(&mut self, class: usize, now: Instant, close: Option<Instant>) {
+        let mut before = Instant::MAX; // exclusive bound
+        let mut until = close.map_or(now, |c| c.min(now)); // inclusive bound
+        for (other, queue) in self.deadlines.classes.iter().enumerate() {
+            match queue.front() {
+                Some(front) if other < class => before = before.min(front.deadline),
+                Some(front) if other > class => until = until.min(front.deadline),
+                _ => {}
+            }
+        }
+        let queue = &self.deadlines.classes[class];
+        let due = queue
+            .iter()
+            .take(EXPIRY_CHUNK)
+            .take_while(|e| e.deadline <= until && e.deadline < before)
+            .count();
+        let mut hashes = [0_u64; EXPIRY_CHUNK];
+        self.sources
+            .map
+            .prefetch(queue.iter().take(due).map(|e| e.source), &mut hashes);
+        for &hash in &hashes[..due] {
+            self.expire_front(class, now, hash);
+        }
+    }
+
+    /// Pops the front deadline of `class` and expires its source's attempts that are due
+    /// (`hash`: the hash of the entry's source).
+    fn expire_front(&mut self, class: usize, now: Instant, hash: u64) {
         let Some(entry) = self.deadlines.classes[class].pop_front() else {
             return;
         };
         self.deadlines.entries -= 1;
-        let Some(state) = self.sources.map.get_mut(entry.source) else {
+        let Some(state) = self.sources.map.find_mut(hash, entry.source) else {
             return;
         };
         let out = &mut self.inner.out;
@@ -627,7 +680,7 @@ impl Matcher {
         });
         self.sources.live_attempts -= expired;
         if state.attempts.is_empty() {
-            self.sources.map.remove(entry.source);
+            self.sources.map.remove_hashed(hash, entry.source);
         }
     }
 

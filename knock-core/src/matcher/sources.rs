@@ -135,11 +135,7 @@ impl SourceMap {
         count
     }
 
-    pub(super) fn get_mut(&mut self, key: IpAddr) -> Option<&mut SourceState> {
-        self.find_mut(self.hash(key), key)
-    }
-
-    /// [`get_mut`](Self::get_mut) with the hash already computed.
+    /// The entry of `key`, whose hash is `hash`, for changes.
     #[inline]
     pub(super) fn find_mut(&mut self, hash: u64, key: IpAddr) -> Option<&mut SourceState> {
         self.table.find_mut(hash, |s| s.key == key)

@@ -1448,3 +1448,49 @@ mod totp {
         assert_eq!(timeouts, ["timeout t 10.0.0.2 1"], "{out:?}");
     }
 }
+
+/// A late `handle_timeout` (a daemon that batches its expiries) expires a backlog of more
+/// attempts than one look-ahead chunk holds, over two `seq_timeout` classes and a stop
+/// command, in exactly the order of their deadlines (an attempt before a stop command due at
+/// the same instant), as if it had been called at each deadline.
+#[test]
+fn a_late_timeout_expires_a_backlog_in_deadline_order() {
+    let a = with_timeout(door("a", "7000,8000"), Duration::from_secs(5));
+    let b = with_timeout(door("b", "6000,8000"), Duration::from_secs(3));
+    let c = with_commands(door("c", "9000"), Duration::from_millis(4_050));
+    let mut d = Driver::new(vec![a, b, c]);
+    let us = Instant::from_micros;
+    let mut expected = Vec::new();
+    // Class a: deadlines 5 000 ms + i ms; class b: 0.5 ms after each of them.
+    for i in 0..100_u8 {
+        let source = IpAddr::from([10, 1, 0, i]);
+        d.syn(ms(u64::from(i)), source, 7000);
+        expected.push((
+            us(5_000_000 + u64::from(i) * 1000),
+            format!("timeout a {source} 1"),
+        ));
+    }
+    // The stop command comes due at 5 050 ms, with a's 51st attempt: the attempt goes first.
+    d.syn(ms(1000), v4(1), 9000);
+    expected.push((ms(5_050), "close c 10.0.0.1".to_owned()));
+    for i in 0..100_u8 {
+        let source = IpAddr::from([10, 2, 0, i]);
+        d.syn(us(2_000_500 + u64::from(i) * 1000), source, 6000);
+        expected.push((
+            us(5_000_500 + u64::from(i) * 1000),
+            format!("timeout b {source} 1"),
+        ));
+    }
+    expected.sort_by_key(|(at, line)| (*at, line.starts_with("close")));
+    assert_eq!(d.matcher.poll_expiry_timeout(), Some(ms(5_000)));
+    assert_eq!(d.matcher.poll_close_timeout(), Some(ms(5_050)));
+    assert_eq!(d.matcher.poll_timeout(), Some(ms(5_000)));
+
+    d.matcher.handle_timeout(ms(10_000));
+    let lines = d.drain();
+    let expected: Vec<String> = expected.into_iter().map(|(_, line)| line).collect();
+    assert_eq!(lines, expected);
+    assert_eq!(d.counters().attempts_expired, 200);
+    assert_eq!(d.matcher.tracked_sources(), 0);
+    assert_eq!(d.matcher.poll_timeout(), None);
+}

@@ -282,6 +282,28 @@ impl Core {
             .min()
     }
 
+    /// When a live daemon should call [`handle_timeout`](Self::handle_timeout) next: like
+    /// [`poll_timeout`](Self::poll_timeout), except that `seq_timeout` expiries are rounded up
+    /// to the next multiple of [`EXPIRY_TICK`] on the core's clock. Expiries only log
+    /// `sequence timeout` and free memory (a knock after its `seq_timeout` is refused whenever
+    /// they run), and under a spoofed-source flood there is one per flood packet: rounded,
+    /// they cost a few wake-ups a second instead of one every packet or so, and are expired
+    /// many at once. Stop commands, command retries and TOTP step boundaries stay on time.
+    #[must_use]
+    pub(crate) fn poll_wakeup(&self) -> Option<Instant> {
+        let tick = u64::try_from(EXPIRY_TICK.as_micros()).unwrap_or(u64::MAX);
+        let expiry = self
+            .matcher
+            .poll_expiry_timeout()
+            .map(|at| Instant::from_micros(at.as_micros().div_ceil(tick).saturating_mul(tick)));
+        let retry = self.retries.keys().next().map(|(at, _)| *at);
+        let boundary = self.totp_boundary.map(|(_, at)| at);
+        [expiry, self.matcher.poll_close_timeout(), retry, boundary]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// The earliest deadline with work pending (sequence timeouts, stop commands): like
     /// [`poll_timeout`](Self::poll_timeout) without the TOTP step boundaries, which never
     /// end. What a replay drains after its last packet.
@@ -984,6 +1006,10 @@ fn opening_packet<'a>(
     *cursor += offset;
     packets.get(*cursor)
 }
+
+/// The granularity of `seq_timeout` expiries in a live daemon (see [`Core::poll_wakeup`]):
+/// a `sequence timeout` line comes at most this late.
+pub(crate) const EXPIRY_TICK: Duration = Duration::from_millis(100);
 
 /// The longest wait before a stop command whose spawn failed is tried again.
 pub(crate) const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);

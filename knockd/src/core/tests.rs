@@ -1037,3 +1037,45 @@ fn flood_lines_are_appended_with_the_bytes_of_display() {
     }
     assert_eq!(checked, 5 * 8 * 3 * 4 * 3);
 }
+
+/// A live daemon wakes for `seq_timeout` expiries on `EXPIRY_TICK` boundaries (under a
+/// flood, many expire at once), for a stop command on time; the late expiry is still logged
+/// and a knock completed after its `seq_timeout` still does not open.
+#[test]
+fn the_wakeup_rounds_expiries_up_to_the_tick_but_not_stop_commands() {
+    let conf = "[flood]\nsequence = 7000,8000\nseq_timeout = 5\ncommand = open %IP%\n\n\
+                [one]\nsequence = 9000\ncmd_timeout = 3\nstart_command = open %IP%\n\
+                stop_command = close %IP%\n";
+    let mut core = new_core(conf);
+    core.handle_packet(at(1_234), &syn(at(1_234), ip(1), 7000));
+    assert_eq!(lines(&effects(&mut core)), ["10.0.0.1: flood: Stage 1"]);
+    assert_eq!(core.poll_timeout(), Some(Instant::from_millis(6_234)));
+    assert_eq!(core.poll_wakeup(), Some(Instant::from_millis(6_300)));
+
+    core.handle_packet(at(2_001), &syn(at(2_001), ip(2), 9000));
+    assert_eq!(jobs(&effects(&mut core)).len(), 1);
+    assert_eq!(core.poll_wakeup(), Some(Instant::from_millis(5_001)));
+    core.handle_timeout(at(5_001));
+    assert_eq!(
+        lines(&effects(&mut core)),
+        ["10.0.0.2: one: command timeout"]
+    );
+    assert_eq!(core.poll_wakeup(), Some(Instant::from_millis(6_300)));
+
+    // The second step comes after the seq_timeout, before the rounded wake-up: refused.
+    core.handle_packet(at(6_250), &syn(at(6_250), ip(1), 8000));
+    let out = effects(&mut core);
+    assert!(jobs(&out).is_empty(), "{out:?}");
+    assert_eq!(lines(&out), ["10.0.0.1: flood: sequence timeout (stage 1)"]);
+    assert_eq!(core.poll_wakeup(), None);
+
+    // Alone, the expiry is logged at the tick.
+    core.handle_packet(at(7_010), &syn(at(7_010), ip(3), 7000));
+    effects(&mut core);
+    assert_eq!(core.poll_wakeup(), Some(Instant::from_millis(12_100)));
+    core.handle_timeout(at(12_100));
+    assert_eq!(
+        lines(&effects(&mut core)),
+        ["10.0.0.3: flood: sequence timeout (stage 1)"]
+    );
+}
