@@ -437,6 +437,10 @@ impl Matcher {
         const LOOKAHEAD: usize = 64;
         let mut hashes = [0; LOOKAHEAD];
         for chunk in packets.chunks(LOOKAHEAD) {
+            if self.sources.map.len() + chunk.len() > self.inner.limits.max_sources {
+                // At the cap each new source evicts the oldest: look those up ahead too.
+                self.sources.prefetch_oldest::<LOOKAHEAD>(chunk.len());
+            }
             if self.sources.map.len() > LOOKAHEAD {
                 self.sources
                     .map
@@ -684,6 +688,20 @@ impl Matcher {
         }
     }
 
+    /// Drops the stale entries at the deadline queues' fronts (at least one look-up per
+    /// class: the first live front's source, in a flood the next to be evicted).
+    fn drop_stale_fronts(&mut self) {
+        for class in &mut self.deadlines.classes {
+            while let Some(front) = class.front() {
+                if is_live(&self.sources.map, front) {
+                    break;
+                }
+                class.pop_front();
+                self.deadlines.entries -= 1;
+            }
+        }
+    }
+
     /// After `source`'s attempts ended otherwise than by expiry: drops the deadline entries
     /// of those attempts that sit at a queue front, so that [`poll_timeout`] stays exact for
     /// the common case of a single knocker (no wake-up for an attempt that already ended).
@@ -821,8 +839,12 @@ impl Matcher {
                 self.inner.out.counters.sources_evicted += 1;
             }
             // In a flood the evicted source is the oldest, so its deadline entries are
-            // usually at the queue fronts: drop them now rather than by a compaction pass.
-            self.drop_stale_fronts_of(entry.source);
+            // usually at the queue fronts: drop them now rather than by a compaction pass,
+            // with any other stale entry that reached a front (an attempt that ended while
+            // deep in its queue, such as a knock that opened during the flood). Left there,
+            // one such entry would hold every later entry back, and the queue would be
+            // compacted (a look-up per entry) every few tens of thousands of packets.
+            self.drop_stale_fronts();
             return;
         }
     }

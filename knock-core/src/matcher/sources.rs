@@ -213,6 +213,15 @@ impl SourceTable {
         token
     }
 
+    /// Looks up ahead (see [`SourceMap::prefetch`]) the sources of the first `count` (at most
+    /// `N`) entries of the first-step FIFO: the sources that the next `count` new sources
+    /// evict at the cap (entries gone stale are skipped at eviction, so this is a guess).
+    pub(super) fn prefetch_oldest<const N: usize>(&self, count: usize) {
+        let mut hashes = [0; N];
+        self.map
+            .prefetch(self.fifo.iter().take(count).map(|e| e.source), &mut hashes);
+    }
+
     pub(super) fn compact_fifo_if_needed(&mut self) {
         if self.fifo.len() + self.fifo_advanced.len() > 2 * self.map.len() + COMPACTION_SLACK {
             let map = &self.map;

@@ -1494,3 +1494,46 @@ fn a_late_timeout_expires_a_backlog_in_deadline_order() {
     assert_eq!(d.matcher.tracked_sources(), 0);
     assert_eq!(d.matcher.poll_timeout(), None);
 }
+
+/// A knock that opens in the middle of a spoofed-source flood at the source cap leaves a
+/// stale deadline entry deep in the queue; when it reaches the front, the next eviction
+/// drops it, so the queue keeps one entry per live attempt (no compaction pass, which
+/// would look every entry up, is ever needed).
+#[test]
+fn a_stale_deadline_entry_does_not_hold_the_queue_back_in_a_flood() {
+    let mut d = Driver::with_limits(
+        vec![door("a", "7000,8000")],
+        Limits::default().with_max_sources(1000),
+    );
+    let mut flood = 0_u32;
+    let mut spoof = |d: &mut Driver, count: u32| {
+        for _ in 0..count {
+            let source = IpAddr::from((0x0a01_0000 + flood).to_be_bytes());
+            flood += 1;
+            d.matcher.handle_packet(&PacketEvent::tcp(
+                ms(0),
+                source,
+                server(),
+                7000,
+                TcpFlags::SYN,
+            ));
+            while d.matcher.poll_action().is_some() {}
+        }
+    };
+    spoof(&mut d, 1500);
+    d.knock(ms(0), v4(1), &[7000]);
+    spoof(&mut d, 10);
+    d.knock(ms(0), v4(1), &[8000]);
+    assert_eq!(d.opened(), ["open a 10.0.0.1"]);
+    spoof(&mut d, 1200);
+    for _ in 0..3000 {
+        spoof(&mut d, 1);
+        let live = d.matcher.attempts_in_progress();
+        assert_eq!(live, 1000);
+        assert!(
+            d.matcher.deadlines.entries <= live + 1,
+            "{}",
+            d.matcher.deadlines.entries
+        );
+    }
+}
