@@ -1160,7 +1160,7 @@ mod tests {
                     refused: 4,
                 },
                 Record::CommandFinished {
-                    job: job.clone(),
+                    job: Box::new(job.clone()),
                     outcome: CommandOutcome::Exited(1),
                 },
                 Record::CommandKilled {
@@ -1179,17 +1179,17 @@ mod tests {
                 },
                 Record::OtsDisabled { door: door.into() },
                 Record::SetElementAdded {
-                    add: add.clone(),
+                    add: Box::new(add.clone()),
                     written_us: Some(3),
                 },
                 Record::CommandStarted {
-                    job,
+                    job: Box::new(job),
                     pid: 42,
                     spawned_us: 3,
                     spawn_call_us: 1,
                 },
                 Record::SetElementFailed {
-                    add,
+                    add: Box::new(add),
                     error: "no\nway".into(),
                 },
                 Record::StopSpawnFailed {

@@ -855,7 +855,7 @@ impl Server {
                         .event(&format!("{}: running command: {}", job.door, job.command));
                     let spawned_us = self.core.unix_micros(self.clock.instant_at(at));
                     self.log(&Record::CommandStarted {
-                        job,
+                        job: Box::new(job),
                         pid,
                         spawned_us,
                         spawn_call_us: u64::try_from(call.as_micros()).unwrap_or(u64::MAX),

@@ -123,7 +123,7 @@ pub(crate) enum Effect {
     /// (its record is then logged before that start job's). No stop and no pending record go
     /// with it: the kernel removes the element when the timeout expires, whatever happens to
     /// knockd.
-    AddSetElement(SetElementAdd),
+    AddSetElement(Box<SetElementAdd>),
     /// Deliver the data of UDP datagrams to these ports (the SPA doors' `SPA_Port`s) with
     /// `Core::handle_datagram` rather than as plain packets.
     SetPayloadPorts(Vec<u16>),

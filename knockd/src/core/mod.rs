@@ -462,7 +462,7 @@ impl Core {
             }
         }
         self.push(Effect::Log(Record::CommandFinished {
-            job: job.clone(),
+            job: Box::new(job.clone()),
             outcome,
         }));
         // Forgotten once it ran, whatever its status: a failing stop command would fail
@@ -535,7 +535,7 @@ impl Core {
     #[cfg(test)]
     pub(crate) fn handle_set_element_added(
         &mut self,
-        add: SetElementAdd,
+        add: Box<SetElementAdd>,
         result: Result<(), String>,
     ) {
         self.set_element_result(add, result, None);
@@ -545,7 +545,7 @@ impl Core {
     /// element was written (logged with the open's stage times).
     pub(crate) fn handle_set_element_added_at(
         &mut self,
-        add: SetElementAdd,
+        add: Box<SetElementAdd>,
         result: Result<(), String>,
         written: Instant,
     ) {
@@ -555,7 +555,7 @@ impl Core {
 
     fn set_element_result(
         &mut self,
-        add: SetElementAdd,
+        add: Box<SetElementAdd>,
         result: Result<(), String>,
         written_us: Option<u64>,
     ) {
@@ -742,13 +742,13 @@ impl Core {
         }));
         // Before the start command: commands run after the element is in.
         if let Some(set) = settings.nft_set_for(source) {
-            self.push(Effect::AddSetElement(SetElementAdd {
+            self.push(Effect::AddSetElement(Box::new(SetElementAdd {
                 door: settings.name.clone(),
                 set: set.clone(),
                 address: source,
                 timeout: settings.cmd_timeout,
                 opened: Some(times),
-            }));
+            })));
         }
         if settings.start_command_line(source).is_some()
             && !self.stops_durable

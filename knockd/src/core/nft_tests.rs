@@ -171,11 +171,11 @@ fn set_records_are_events_and_errors_with_json() {
         opened: None,
     };
     let added = Record::SetElementAdded {
-        add: add.clone(),
+        add: Box::new(add.clone()),
         written_us: None,
     };
     let failed = Record::SetElementFailed {
-        add,
+        add: Box::new(add),
         error: "permission denied (CAP_NET_ADMIN is needed)".into(),
     };
     assert_eq!(added.level(), Level::Event);

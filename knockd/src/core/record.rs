@@ -202,8 +202,9 @@ pub(crate) enum Record {
     },
     /// A command finished.
     CommandFinished {
-        /// What ran.
-        job: Job,
+        /// What ran (boxed: a `Job` is large, and every record, the flood's `Stage` lines
+        /// included, is as large as the largest variant).
+        job: Box<Job>,
         /// How it ended.
         outcome: CommandOutcome,
     },
@@ -243,8 +244,8 @@ pub(crate) enum Record {
     },
     /// The knocker's address is in the door's nftables set, with the door's timeout.
     SetElementAdded {
-        /// What was added.
-        add: SetElementAdd,
+        /// What was added (boxed, as below: records stay small enough to move cheaply).
+        add: Box<SetElementAdd>,
         /// When the element was written (Unix µs, the clock of [`OpenTimes`]), if the
         /// driver said.
         written_us: Option<u64>,
@@ -253,7 +254,7 @@ pub(crate) enum Record {
     /// with the stage latencies of the open it belongs to.
     CommandStarted {
         /// What runs.
-        job: Job,
+        job: Box<Job>,
         /// The shell's process id.
         pid: u32,
         /// When the spawn returned (Unix µs, the clock of [`OpenTimes`]).
@@ -266,7 +267,7 @@ pub(crate) enum Record {
     /// not repeat the set's name).
     SetElementFailed {
         /// What was to be added.
-        add: SetElementAdd,
+        add: Box<SetElementAdd>,
         /// Why it failed.
         error: String,
     },

@@ -195,13 +195,13 @@ impl Core {
         // A native nftables door: the granted address goes into the set first (the kernel
         // expires it), then the commands run, as for sequence doors.
         if let Some(set) = door.nft_set_for(address) {
-            self.push(Effect::AddSetElement(SetElementAdd {
+            self.push(Effect::AddSetElement(Box::new(SetElementAdd {
                 door: door.name.clone(),
                 set: set.clone(),
                 address,
                 timeout,
                 opened: Some(times),
-            }));
+            })));
         }
         let lines: Vec<(String, Option<String>)> = if door.commands_per_port(address) {
             grant

@@ -185,7 +185,7 @@ fn started_json_has_the_spawn_time_and_each_stage() {
         opened: Some(times(3_000, 3_250)),
     };
     let started = Record::CommandStarted {
-        job: job.clone(),
+        job: Box::new(job.clone()),
         pid: 4242,
         spawned_us: EPOCH_US + 3_400,
         spawn_call_us: 90,
@@ -208,11 +208,11 @@ fn started_json_has_the_spawn_time_and_each_stage() {
     );
     // A stop command (no open): the spawn time only.
     let stop = Record::CommandStarted {
-        job: Job {
+        job: Box::new(Job {
             kind: CommandKind::Stop,
             opened: None,
             ..job
-        },
+        }),
         pid: 7,
         spawned_us: EPOCH_US,
         spawn_call_us: 90,

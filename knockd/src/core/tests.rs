@@ -561,7 +561,7 @@ fn records_render_in_0_8_wording_and_json() {
         opened: None,
     };
     let killed = Record::CommandFinished {
-        job,
+        job: Box::new(job),
         outcome: CommandOutcome::Signaled(9),
     };
     assert_eq!(killed.level(), Level::Error);
