@@ -110,6 +110,9 @@ pub struct CaptureConfig {
     pub burst_pause: Duration,
 }
 
+/// Packets of one read that share a clock reading (see `capture_thread`).
+const CLOCK_EVERY: usize = 16;
+
 /// The longest [`CaptureConfig::burst_pause`] honoured (control requests wait for it).
 const MAX_BURST_PAUSE: Duration = Duration::from_millis(10);
 
@@ -864,6 +867,12 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
     // how many frames it found.
     let mut read_began = std::time::Instant::now();
     let mut read_count = 0usize;
+    // The time given to the packets: read for the first packet of a read and then every
+    // CLOCK_EVERY packets, not for each one. A flood read of hundreds of packets then costs a
+    // few clock reads instead of one per packet (a third of this thread's time at 100 000
+    // packets/s); the packets of one read all arrived before it began, and their times stay
+    // within CLOCK_EVERY packets' processing of when each was read.
+    let mut now = shared.clock.now();
     loop {
         let generation = shared.payload_generation.load(Ordering::Relaxed);
         if generation != payload_generation {
@@ -904,7 +913,9 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
         }
         match capture.next_packet() {
             Ok(packet) => {
-                let now = shared.clock.now();
+                if read_count.is_multiple_of(CLOCK_EVERY) {
+                    now = shared.clock.now();
+                }
                 bump(&interface.read);
                 read_count += 1;
                 match decode_with_payload(link, now, packet.data, packet.header.len) {
