@@ -25,7 +25,8 @@
 //!   crossbeam channel. Under a flood a capture thread paces itself (it sleeps up to
 //!   [`CaptureConfig::burst_pause`] between reads, so one wake-up reads many packets) and,
 //!   with [`CaptureConfig::packet_batch`], sends what one read found as one
-//!   [`PacketBatch`] event.
+//!   [`PacketBatch`] event. Packets are stamped with the [`Clock`] when read: the first of
+//!   each read afresh, the others of a long read sharing one reading per 16 packets.
 //! * [`OfflineCapture`] (feature `libpcap`): a savefile through the same decoder, stamped
 //!   with each packet's own time (the basis of `knockd --replay`).
 //!
