@@ -148,6 +148,22 @@ wakeups() {
         awk '/^(voluntary|nonvoluntary)_ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
 if_stat() { ip netns exec "$srv_ns" cat "/sys/class/net/$srv_if/statistics/$1"; }
+# thread_cpu PID: "MAIN_NS MAIN_SLICES CAPTURE_NS CAPTURE_SLICES": CPU nanoseconds and times
+# scheduled in (wake-ups, near enough) so far of the process's main thread and of its capture
+# threads (named "capture IF"), from /proc/PID/task/*/schedstat (nanosecond resolution).
+thread_cpu() {
+    local task comm ns slices main=0 main_n=0 capture=0 capture_n=0
+    for task in /proc/"$1"/task/*; do
+        comm=$(cat "$task/comm" 2>/dev/null) || continue
+        read -r ns _ slices <"$task/schedstat" 2>/dev/null || continue
+        if [ "${task##*/}" = "$1" ]; then
+            main=$((main + ns)) main_n=$((main_n + slices))
+        elif [[ "$comm" == capture* ]]; then
+            capture=$((capture + ns)) capture_n=$((capture_n + slices))
+        fi
+    done
+    echo "$main $main_n $capture $capture_n"
+}
 
 # Writes the configuration for a run into $1 (the run directory).
 write_config() {
@@ -383,6 +399,22 @@ done
 
 # --- flood --------------------------------------------------------------------------------------
 flood_rows=()
+thread_rows=()
+# thread_row RATE CPU_S PACKETS "THREADS0" "THREADS1": our knockd's CPU per packet by thread (the
+# main thread: matcher, logging, commands; the capture threads: reading and decoding) and how
+# many packets each wake-up of a thread handled, over the same window as the flood row.
+thread_row() {
+    awk -v rate="$1" -v cpu="$2" -v n="$3" -v a="$4" -v b="$5" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        main = (y[1] - x[1]) / 1000; main_n = y[2] - x[2]
+        capture = (y[3] - x[3]) / 1000; capture_n = y[4] - x[4]
+        if (n + 0 == 0) { printf "| %s | – | – | – | – | – | – | – | – |", rate; exit }
+        other = cpu * 1e6 - main - capture; if (other < 0) other = 0
+        printf "| %s | %.2f | %.2f | %.2f | %.2f | %d | %.0f | %d | %.0f |", rate, cpu * 1e6 / n,
+            main / n, capture / n, other / n, main_n, (main_n ? n / main_n : 0),
+            capture_n, (capture_n ? n / capture_n : 0)
+    }'
+}
 for rate in $rates; do
     for kind in $servers; do
         dir="$work/flood-$kind-$rate"
@@ -393,6 +425,7 @@ for rate in $rates; do
             continue
         fi
         c0=$(cpu_seconds "$server_pid")
+        threads0=$(thread_cpu "$server_pid")
         rx0=$(if_stat rx_packets)
         drop0=$(if_stat rx_dropped)
         if [ "$rate" = max ]; then pace=(--topspeed); else pace=(--pps="$rate"); fi
@@ -416,6 +449,7 @@ for rate in $rates; do
         done
         if alive "$server_pid"; then up=yes; else up="**no** (died)"; died_output "$kind" "$dir"; fi
         c1=$(cpu_seconds "$server_pid")
+        threads1=$(thread_cpu "$server_pid")
         rss=$(peak_rss_mib "$server_pid")
         rx=$(($(if_stat rx_packets) - rx0))
         drops=$(($(if_stat rx_dropped) - drop0))
@@ -435,6 +469,9 @@ for rate in $rates; do
             latency="–"
         fi
         per_packet=$(us_per_packet "$cpu" "$rx")
+        if [ "$kind" = ours ]; then
+            thread_rows+=("$(thread_row "$rate" "$cpu" "$rx" "$threads0" "$threads1")")
+        fi
         flood_rows+=("| $(label "$kind") | $rate | $pps | $sent | $opened | $latency | $cpu | $per_packet | $rss | $rx / $drops${extra:+ ($extra)} | $up |")
         tsv_rows+=("$(printf 'flood\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$kind" "$rate" "$pps" "${opened//\*/}" "$cpu" "$rss" "${up%% *}" "$per_packet")")
         say "$(label "$kind") @ $rate: opened=$opened latency=$latency cpu=$cpu rss=${rss}MiB"
@@ -504,6 +541,20 @@ report() {
     echo "| server | target rate (pps) | achieved (pps) | packets sent | legitimate knock opened | knock→command latency | server CPU s | CPU µs/packet | peak RSS (MiB) | interface rx / dropped | server up |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${flood_rows[@]}"
+    if [ ${#thread_rows[@]} -gt 0 ]; then
+        echo
+        echo "### Where our knockd's CPU goes under the flood"
+        echo
+        echo "Per packet the interface received, by thread (\`/proc/PID/task/*/schedstat\`, same window as"
+        echo "above): the main thread (matcher, logging, commands) and the capture thread (reading the"
+        echo "ring, decoding, batching); *other* is the rest of the process total (threads that ended, such"
+        echo "as command reapers, and rounding of the total's 10 ms ticks). Wake-ups: times each thread was"
+        echo "scheduled in."
+        echo
+        echo "| rate (pps) | total µs/packet | main thread µs/packet | capture µs/packet | other µs/packet | main wake-ups | packets per main wake-up | capture wake-ups | packets per capture wake-up |"
+        echo "|---|---|---|---|---|---|---|---|---|"
+        printf '%s\n' "${thread_rows[@]}"
+    fi
     if [ ${#other_rows[@]} -gt 0 ]; then
         echo
         echo "### The same flood to a port no door uses (7001)"
