@@ -24,6 +24,10 @@ pub(crate) const LATE_READ: usize = 4 * TARGET_READ as usize;
 /// The shortest pause (at rates beyond `TARGET_READ` per 50 µs, 2.5 M packets/s).
 pub(crate) const MIN_PAUSE: Duration = Duration::from_micros(50);
 
+/// The first pause of a busy spell (or the configured pause, if shorter): from there the pause
+/// follows the rate, but grows by at most half of itself per read.
+pub(crate) const FIRST_PAUSE: Duration = Duration::from_millis(4);
+
 /// The adaptive policy of one capture thread, a pure function of the times it is given.
 ///
 /// *Idle* (at start): after the ring is emptied the thread sleeps until the next packet,
@@ -34,7 +38,10 @@ pub(crate) const MIN_PAUSE: Duration = Duration::from_micros(50);
 /// read the thread pauses and lets the ring fill, so a flood costs one wake-up (and one
 /// channel send) per pause rather than per packet. The pause is what [`TARGET_READ`]
 /// packets take at the rate the last read saw, within [[`MIN_PAUSE`], `pause`]: a packet
-/// arriving during a flood waits at most `pause`. Left as soon as a read finds no packet.
+/// arriving during a flood waits at most `pause`. The first pause is [`FIRST_PAUSE`], and a
+/// pause is at most 1.5 times the one before: a read that finds few packets in a fast but
+/// bursty flood (the sender paused) must not make the thread sleep through more packets
+/// than the kernel ring holds. Left as soon as a read finds no packet.
 #[derive(Debug)]
 pub(crate) struct Pacer {
     pause: Duration,
@@ -43,6 +50,8 @@ pub(crate) struct Pacer {
     streak: usize,
     /// When the last read that found packets began.
     last_read: Option<Instant>,
+    /// The pause given after the last read (while busy).
+    last_pause: Duration,
 }
 
 impl Pacer {
@@ -53,6 +62,7 @@ impl Pacer {
             busy: false,
             streak: 0,
             last_read: None,
+            last_pause: Duration::ZERO,
         }
     }
 
@@ -72,23 +82,31 @@ impl Pacer {
             .last_read
             .map(|last| began.saturating_duration_since(last));
         self.last_read = Some(began);
-        if !self.busy {
+        // The longest pause now: the spell's first, or half as long again as the last one.
+        let most = if self.busy {
+            self.last_pause.saturating_add(self.last_pause / 2)
+        } else {
             let quick = since_last.is_some_and(|gap| gap < QUICK_GAP);
             self.streak = if quick { self.streak + read } else { read };
             self.busy = read >= BURST_PACKETS || self.streak >= BURST_PACKETS;
             if !self.busy {
                 return None;
             }
-        }
-        if read >= LATE_READ {
+            FIRST_PAUSE
+        };
+        let shortest = MIN_PAUSE.min(self.pause);
+        let pause = if read >= LATE_READ {
             // The ring filled far beyond the aim (a burst, or this thread ran late): the rate
             // is unknown (the ring may have overflowed), read again soon.
-            return Some(MIN_PAUSE.min(self.pause));
-        }
-        // `read` packets arrived in about `since_last` (the last pause and read).
-        let count = u32::try_from(read).unwrap_or(u32::MAX);
-        let pause = since_last.map_or(self.pause, |gap| gap.saturating_mul(TARGET_READ) / count);
-        Some(pause.clamp(MIN_PAUSE.min(self.pause), self.pause))
+            shortest
+        } else {
+            // `read` packets arrived in about `since_last` (the last pause and read).
+            let count = u32::try_from(read).unwrap_or(u32::MAX);
+            let aim = since_last.map_or(self.pause, |gap| gap.saturating_mul(TARGET_READ) / count);
+            aim.min(most).clamp(shortest, self.pause)
+        };
+        self.last_pause = pause;
+        Some(pause)
     }
 
     /// Whether the thread currently pauses between reads.
@@ -157,15 +175,30 @@ mod tests {
         assert_eq!(pacer.after_read(t, 300), Some(PAUSE));
         // Far more than the aim: the shortest pause, whatever the time it took.
         assert_eq!(pacer.after_read(at(t, 300), LATE_READ), Some(MIN_PAUSE));
-        // 300 packets in 300 µs (1 M/s): TARGET_READ packets take 128 µs.
+        // 300 packets in 300 µs (1 M/s): TARGET_READ packets take 128 µs, but a pause grows
+        // by half of itself at most: 75 µs, then 112 µs, then 128 µs.
         assert_eq!(
             pacer.after_read(at(t, 600), 300),
+            Some(Duration::from_micros(75))
+        );
+        assert_eq!(
+            pacer.after_read(at(t, 900), 300),
+            Some(Duration::from_nanos(112_500))
+        );
+        assert_eq!(
+            pacer.after_read(at(t, 1_200), 300),
             Some(Duration::from_micros(u64::from(TARGET_READ)))
         );
         // 10 M/s: no shorter than MIN_PAUSE.
-        assert_eq!(pacer.after_read(at(t, 620), 200), Some(MIN_PAUSE));
-        // 100 000/s: 1.28 ms, capped at the configured pause.
-        assert_eq!(pacer.after_read(at(t, 1_620), 100), Some(PAUSE));
+        assert_eq!(pacer.after_read(at(t, 1_220), 200), Some(MIN_PAUSE));
+        // 100 000/s: 1.28 ms, capped at the configured pause, reached by steps of 1.5.
+        let mut read_at = 2_220;
+        let mut pauses = Vec::new();
+        for _ in 0..8 {
+            pauses.push(pacer.after_read(at(t, read_at), 100).unwrap().as_micros());
+            read_at += 1_000;
+        }
+        assert_eq!(pauses, [75, 112, 168, 253, 379, 500, 500, 500]);
         // A pause longer than the minimum is never cut below the configured one.
         let mut short = Pacer::new(Duration::from_micros(20));
         assert_eq!(short.after_read(t, 100), Some(Duration::from_micros(20)));
@@ -176,6 +209,34 @@ mod tests {
         assert_eq!(
             short.after_read(at(t, 200), LATE_READ),
             Some(Duration::from_micros(20))
+        );
+    }
+
+    /// At half a million packets a second, a read that finds few packets (the sender paused)
+    /// does not make the thread sleep through more than the ring holds: the pause grows by
+    /// half of itself at most, and the first pause of a spell follows the rate too.
+    #[test]
+    fn a_sparse_read_in_a_fast_flood_does_not_overflow_the_ring() {
+        let t = Instant::now();
+        let mut pacer = Pacer::new(Duration::from_millis(16));
+        // 64 packets read at once: busy, the first pause at most FIRST_PAUSE.
+        assert_eq!(pacer.after_read(t, 64), Some(FIRST_PAUSE));
+        // 500 000/s: 128 packets every 256 µs.
+        let mut read_at = 4_000;
+        let mut pause = Duration::ZERO;
+        for _ in 0..20 {
+            let read = usize::try_from(pause.as_micros() / 2).unwrap_or(0).max(128);
+            pause = pacer.after_read(at(t, read_at), read).unwrap();
+            read_at += u64::try_from(pause.as_micros()).unwrap();
+        }
+        assert!(pause <= Duration::from_micros(400), "{pause:?}");
+        // The sender stops for 1 ms: the next read finds 8 packets in 1.3 ms.
+        let sparse = pacer.after_read(at(t, read_at + 1_000), 8).unwrap();
+        assert!(sparse <= pause.mul_f32(1.5), "{sparse:?} after {pause:?}");
+        // 500 000/s for the whole pause stays well within a 2 048-packet ring.
+        assert!(
+            sparse.as_micros() * 500_000 / 1_000_000 < 1_024,
+            "{sparse:?}"
         );
     }
 

@@ -86,7 +86,7 @@ pub(crate) trait LogLine: std::fmt::Display {
     }
 
     /// Whether a flood logs one of these per packet (a knock's step, a timeout): such
-    /// lines may wait up to [`FLOOD_FLUSH_INTERVAL`] to be written with others.
+    /// lines may wait to be written with others (see [`FLOOD_FLUSH_INTERVAL`]).
     fn is_flood_line(&self) -> bool {
         false
     }
@@ -282,6 +282,13 @@ const PENDING_LIMIT: usize = 64 * 1024;
 /// everything before it.
 pub(crate) const FLOOD_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// How long waiting flood lines may wait at most: the wake-up [`Logger::next_flush`] asks
+/// for. Under a flood the event loop wakes for the capture's batches anyway (at least every
+/// few milliseconds), and their passes write the lines once [`FLOOD_FLUSH_INTERVAL`] has
+/// passed; this later deadline only writes the last lines when the flood stops, so the log
+/// costs the loop no wake-ups of its own.
+pub(crate) const FLOOD_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(100);
+
 #[derive(Default)]
 struct MinuteStamp {
     minute: Option<i64>,
@@ -470,7 +477,7 @@ impl Logger {
     ///
     /// Log-file lines are gathered and written by [`end_pass`](Self::end_pass), which the
     /// event loop calls before it waits, so a line reaches the file within one pass of the
-    /// loop (a flood's lines within [`FLOOD_FLUSH_INTERVAL`]).
+    /// loop (a flood's lines within [`FLOOD_FLUSH_DEADLINE`]).
     /// Only whole lines are written, so readers (`tail -f`) never see half a line.
     pub(crate) fn log(&mut self, message: &str) {
         self.log_at(Priority::of(message, Priority::Notice), message);
@@ -582,7 +589,8 @@ impl Logger {
         self.flush();
     }
 
-    /// When deferred flood lines must be written (`None`: nothing waits).
+    /// When deferred flood lines must be written ([`FLOOD_FLUSH_DEADLINE`] after the last
+    /// write; `None`: nothing waits).
     #[must_use]
     pub(crate) fn next_flush(&self) -> Option<std::time::Instant> {
         if self.file_pending.is_empty() && self.json_pending.is_empty() {
@@ -590,7 +598,7 @@ impl Logger {
         }
         Some(
             self.written_at
-                .map_or_else(std::time::Instant::now, |at| at + FLOOD_FLUSH_INTERVAL),
+                .map_or_else(std::time::Instant::now, |at| at + FLOOD_FLUSH_DEADLINE),
         )
     }
 
@@ -1284,12 +1292,12 @@ mod tests {
         logger.end_pass();
         assert!(written().ends_with("] 10.0.0.1: d: Stage 1\n"));
         let first = logger.written_at.unwrap();
-        // A flood line right after waits (with a wake-up for it) …
+        // A flood line right after waits (with a wake-up for it at the later deadline) …
         logger.event_display(&stage(2).display(None));
         logger.end_pass_at(first + FLOOD_FLUSH_INTERVAL / 2);
         assert_eq!(written().lines().count(), 1);
-        assert_eq!(logger.next_flush(), Some(first + FLOOD_FLUSH_INTERVAL));
-        // … until its time.
+        assert_eq!(logger.next_flush(), Some(first + FLOOD_FLUSH_DEADLINE));
+        // … and goes with the first pass after the interval (a flood's next batch).
         logger.end_pass_at(first + FLOOD_FLUSH_INTERVAL);
         assert!(written().ends_with("] 10.0.0.1: d: Stage 2\n"));
         assert_eq!(logger.next_flush(), None);
