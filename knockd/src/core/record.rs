@@ -660,11 +660,10 @@ impl crate::logging::LogLine for Line<'_> {
         // An IPv4 address, host, separators and a stage: one growth at most.
         out.reserve(15 + self.host.map_or(0, |h| h.len() + 3) + door.len() + what.len() + 21);
         let [a, b, c, d] = ip.octets();
-        for (i, octet) in [a, b, c, d].into_iter().enumerate() {
-            if i > 0 {
-                out.push(b'.');
-            }
-            push_decimal(out, u64::from(octet));
+        out.extend_from_slice(decimal_octet(a));
+        for octet in [b, c, d] {
+            out.push(b'.');
+            out.extend_from_slice(decimal_octet(octet));
         }
         if let Some(host) = self.host {
             out.extend_from_slice(b" (");
@@ -679,6 +678,33 @@ impl crate::logging::LogLine for Line<'_> {
             out.push(b')');
         }
     }
+}
+
+/// Every byte in decimal, as `Display` writes it (one to three digits), built at compile time:
+/// the four octets of an address are then four copies, not twelve divisions and pushes.
+const DECIMAL_OCTETS: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut n = 0;
+    while n < 256 {
+        // Each digit is below 10 (`as` cannot truncate).
+        #[allow(clippy::cast_possible_truncation)]
+        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = if n >= 100 {
+            ([b'0' + hundreds, b'0' + tens, b'0' + ones], 3)
+        } else if n >= 10 {
+            ([b'0' + tens, b'0' + ones, 0], 2)
+        } else {
+            ([b'0' + ones, 0, 0], 1)
+        };
+        n += 1;
+    }
+    table
+};
+
+/// `octet` in decimal.
+fn decimal_octet(octet: u8) -> &'static [u8] {
+    let (digits, len) = &DECIMAL_OCTETS[usize::from(octet)];
+    &digits[..usize::from(*len)]
 }
 
 /// `n` in decimal, as `Display` writes it.
@@ -1066,6 +1092,41 @@ impl CommandKind {
         match self {
             Self::Start => "start",
             Self::Stop => "stop",
+        }
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+    use crate::logging::LogLine as _;
+
+    /// The hand-built flood lines are byte for byte what `Display` writes, for every octet
+    /// value (one, two and three digits) and stage.
+    #[test]
+    fn flood_lines_match_display_for_every_octet() {
+        for n in 0..=255_u8 {
+            assert_eq!(decimal_octet(n), n.to_string().as_bytes());
+            let source = IpAddr::from([n, 255 - n, n / 10, 7]);
+            for record in [
+                Record::Stage {
+                    door: "door".into(),
+                    source,
+                    stage: usize::from(n),
+                },
+                Record::Timeout {
+                    door: "d".into(),
+                    source,
+                    stage: 1000 + usize::from(n),
+                },
+            ] {
+                for host in [None, Some("h.example")] {
+                    let line = record.display(host);
+                    let mut bytes = Vec::new();
+                    line.append_to(&mut bytes);
+                    assert_eq!(String::from_utf8(bytes).unwrap(), line.to_string());
+                }
+            }
         }
     }
 }
