@@ -43,7 +43,7 @@ use limits::COMPACTION_SLACK;
 pub use limits::{Counters, DEFAULT_MAX_PENDING_CLOSES, DEFAULT_MAX_SOURCES, Limits};
 use output::Output;
 pub use output::{Action, ActionKind, ActionView};
-use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
+use sources::{FifoEntry, NOT_FOUND, SourceState, SourceTable, compact, is_current};
 
 /// The knock-sequence matcher: knockd's state machine without any I/O.
 ///
@@ -362,10 +362,10 @@ impl Matcher {
         self.handle_packet_hashed(packet, None);
     }
 
-    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source if
-    /// already computed.
+    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source and the
+    /// bucket where it was found (`NOT_FOUND` if not), if already looked up.
     #[inline]
-    fn handle_packet_hashed(&mut self, packet: &PacketEvent, hash: Option<u64>) {
+    fn handle_packet_hashed(&mut self, packet: &PacketEvent, lookup: Option<(u64, usize)>) {
         let now = self.advance_to(packet.timestamp);
         let probe = Probe {
             packet,
@@ -395,8 +395,8 @@ impl Matcher {
         self.inner.out.counters.admitted += 1;
 
         let source = packet.source;
-        let hash = hash.unwrap_or_else(|| self.sources.map.hash(source));
-        if let Some(state) = self.sources.map.find_mut(hash, source) {
+        let (hash, bucket) = lookup.unwrap_or_else(|| (self.sources.map.hash(source), NOT_FOUND));
+        if let Some(state) = self.sources.map.find_mut_at(hash, bucket, source) {
             let (progress, removed) = self.inner.advance_attempts(state, source, &probe, now);
             if progress.relevant {
                 if !progress.changed {
@@ -432,13 +432,16 @@ impl Matcher {
         /// their entries are still cached when processed.
         const LOOKAHEAD: usize = 64;
         let mut hashes = [0; LOOKAHEAD];
+        let mut buckets = [NOT_FOUND; LOOKAHEAD];
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() > LOOKAHEAD {
-                self.sources
-                    .map
-                    .prefetch(chunk.iter().map(|p| p.source), &mut hashes);
-                for (packet, hash) in chunk.iter().zip(hashes) {
-                    self.handle_packet_hashed(packet, Some(hash));
+                self.sources.map.prefetch(
+                    chunk.iter().map(|p| p.source),
+                    &mut hashes,
+                    &mut buckets,
+                );
+                for ((packet, hash), bucket) in chunk.iter().zip(hashes).zip(buckets) {
+                    self.handle_packet_hashed(packet, Some((hash, bucket)));
                 }
             } else {
                 for packet in chunk {
