@@ -73,6 +73,15 @@ impl AttemptList {
         self.inline[0].stage == 0
     }
 
+    /// The attempt, if there is exactly one.
+    #[inline]
+    pub(crate) fn only_mut(&mut self) -> Option<&mut Attempt> {
+        // The spill is used only once the inline slots are full: with the second slot
+        // empty there is none.
+        let [first, rest @ ..] = &mut self.inline;
+        (first.stage != 0 && rest.iter().all(|a| a.stage == 0)).then_some(first)
+    }
+
     /// The attempts in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Attempt> + '_ {
         self.inline[..self.inline_len()]
@@ -150,6 +159,22 @@ mod tests {
             token: u32::from(door),
             deadline: Instant::from_secs(u64::from(door)),
         }
+    }
+
+    #[test]
+    fn only_mut_is_the_single_attempt() {
+        let mut list = AttemptList::default();
+        assert!(list.only_mut().is_none());
+        list.push(attempt(3));
+        assert_eq!(list.only_mut().map(|a| a.door), Some(3));
+        list.push(attempt(4));
+        assert!(list.only_mut().is_none());
+        list.push(attempt(5)); // spilled
+        assert!(list.only_mut().is_none());
+        assert_eq!(list.retain_mut(|a| a.door == 5), 2);
+        assert_eq!(list.only_mut().map(|a| a.door), Some(5));
+        assert_eq!(list.retain_mut(|_| false), 1);
+        assert!(list.only_mut().is_none());
     }
 
     #[test]

@@ -397,6 +397,12 @@ impl Matcher {
         let source = packet.source;
         let (hash, bucket) = lookup.unwrap_or_else(|| (self.sources.map.hash(source), NOT_FOUND));
         if let Some(state) = self.sources.map.find_mut_at(hash, bucket, source) {
+            if let Some(stage) = self.inner.advance_only_attempt(state, source, &probe) {
+                if stage == 2 {
+                    SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
+                }
+                return;
+            }
             let (progress, removed) = self.inner.advance_attempts(state, source, &probe, now);
             if progress.relevant {
                 if !progress.changed {
@@ -434,19 +440,17 @@ impl Matcher {
         let mut hashes = [0; LOOKAHEAD];
         let mut buckets = [NOT_FOUND; LOOKAHEAD];
         for chunk in packets.chunks(LOOKAHEAD) {
-            if self.sources.map.len() > LOOKAHEAD {
+            let ahead = self.sources.map.len() > LOOKAHEAD;
+            if ahead {
                 self.sources.map.prefetch(
                     chunk.iter().map(|p| p.source),
                     &mut hashes,
                     &mut buckets,
                 );
-                for ((packet, hash), bucket) in chunk.iter().zip(hashes).zip(buckets) {
-                    self.handle_packet_hashed(packet, Some((hash, bucket)));
-                }
-            } else {
-                for packet in chunk {
-                    self.handle_packet_hashed(packet, None);
-                }
+            }
+            for (index, packet) in chunk.iter().enumerate() {
+                let lookup = ahead.then(|| (hashes[index], buckets[index]));
+                self.handle_packet_hashed(packet, lookup);
             }
         }
     }
@@ -807,6 +811,41 @@ impl MatcherInner {
             let at = now + door.cmd_timeout;
             closes.schedule(out, limits.max_pending_closes, door.clone(), source, at);
         }
+    }
+
+    /// The common case of [`advance_attempts`](Self::advance_attempts), done with less work:
+    /// `state` has a single attempt, on a door without TOTP candidates, whose door accepts
+    /// the packet and whose next step (not the last) it is. Advances it and emits the
+    /// `Stage`, exactly as `advance_attempts` would, and returns the new stage; in any other
+    /// case changes nothing and returns `None` (the caller then takes the general path).
+    #[inline(always)]
+    fn advance_only_attempt(
+        &mut self,
+        state: &mut SourceState,
+        source: IpAddr,
+        probe: &Probe<'_>,
+    ) -> Option<usize> {
+        if self.doors.has_candidates() {
+            return None;
+        }
+        let attempt = state.attempts.only_mut()?;
+        let slot = self.doors.slots.get(usize::from(attempt.door))?;
+        if !self
+            .doors
+            .accepts_destination(slot, probe.packet.destination)
+            || probe.tcp_flags.is_some_and(|f| !slot.flags.accepts(f))
+        {
+            return None;
+        }
+        let stage = usize::from(attempt.stage);
+        if stage + 1 >= slot.sequence.len() || slot.sequence.get(stage) != Some(&probe.knock) {
+            return None;
+        }
+        attempt.stage += 1;
+        self.out.counters.attempts_advanced += 1;
+        self.out
+            .emit(ActionKind::Stage, slot.parent, source, stage + 1);
+        Some(stage + 1)
     }
 
     /// Applies a packet to the attempts of `state` (of `source`) whose door accepts its
