@@ -378,6 +378,20 @@ impl Matcher {
                 Protocol::Udp => None,
             },
         };
+        let source = packet.source;
+        if let Some((hash, bucket)) = lookup
+            && let Some(state) = self.sources.map.find_mut_at(hash, bucket, source)
+            && let Some(stage) = self.inner.advance_only_attempt(state, source, &probe)
+        {
+            // The look-ahead found the source already (so trying this before the checks
+            // below costs no extra look-up), and the common case applied: the knock is the
+            // next step of a door that accepts the packet, so it is admitted.
+            self.inner.out.counters.admitted += 1;
+            if stage == 2 {
+                SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
+            }
+            return;
+        }
         let Some(knock_doors) = self.inner.doors.by_knock.get(probe.knock) else {
             self.inner.out.counters.ignored_unknown_port += 1;
             return;
@@ -394,7 +408,6 @@ impl Matcher {
         }
         self.inner.out.counters.admitted += 1;
 
-        let source = packet.source;
         let (hash, bucket) = lookup.unwrap_or_else(|| (self.sources.map.hash(source), NOT_FOUND));
         if let Some(state) = self.sources.map.find_mut_at(hash, bucket, source) {
             if let Some(stage) = self.inner.advance_only_attempt(state, source, &probe) {
