@@ -462,8 +462,14 @@ impl Matcher {
                 );
             }
             for (index, packet) in chunk.iter().enumerate() {
-                let lookup = ahead.then(|| (hashes[index], buckets[index]));
-                self.handle_packet_hashed(packet, lookup);
+                // A small table is in the cache: its look-up is done here, so that the
+                // packet still takes the batch's fast path.
+                let lookup = if ahead {
+                    (hashes[index], buckets[index])
+                } else {
+                    (self.sources.map.hash(packet.source), NOT_FOUND)
+                };
+                self.handle_packet_hashed(packet, Some(lookup));
             }
         }
     }
