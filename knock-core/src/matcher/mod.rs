@@ -362,12 +362,10 @@ impl Matcher {
         self.handle_packet_hashed(packet, None);
     }
 
-    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source and the
-    /// bucket where it was found (`NOT_FOUND` if not), if already looked up.
-    #[inline]
-    fn handle_packet_hashed(&mut self, packet: &PacketEvent, lookup: Option<(u64, usize)>) {
-        let now = self.advance_to(packet.timestamp);
-        let probe = Probe {
+    /// The packet's probe: its step and, for TCP, its flags.
+    #[inline(always)]
+    fn probe(packet: &PacketEvent) -> Probe<'_> {
+        Probe {
             packet,
             knock: Knock {
                 port: packet.destination_port,
@@ -377,21 +375,39 @@ impl Matcher {
                 Protocol::Tcp => Some(packet.tcp_flags),
                 Protocol::Udp => None,
             },
-        };
+        }
+    }
+
+    /// A packet of a batch, whose source was looked up already (hash, and the bucket where
+    /// it was found or `NOT_FOUND`): the common case (see
+    /// [`MatcherInner::advance_only_attempt`]) inline, anything else through
+    /// [`handle_packet_hashed`](Self::handle_packet_hashed). Trying the common case
+    /// before the door index and the admission scan costs no extra look-up here, and a knock
+    /// that is the next step of a door accepting the packet is admitted by construction.
+    #[inline(always)]
+    fn handle_looked_up_packet(&mut self, packet: &PacketEvent, (hash, bucket): (u64, usize)) {
+        self.advance_to(packet.timestamp);
+        let probe = Self::probe(packet);
         let source = packet.source;
-        if let Some((hash, bucket)) = lookup
-            && let Some(state) = self.sources.map.find_mut_at(hash, bucket, source)
+        if let Some(state) = self.sources.map.find_mut_at(hash, bucket, source)
             && let Some(stage) = self.inner.advance_only_attempt(state, source, &probe)
         {
-            // The look-ahead found the source already (so trying this before the checks
-            // below costs no extra look-up), and the common case applied: the knock is the
-            // next step of a door that accepts the packet, so it is admitted.
             self.inner.out.counters.admitted += 1;
             if stage == 2 {
                 SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
             }
             return;
         }
+        self.handle_packet_hashed(packet, Some((hash, bucket)));
+    }
+
+    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source and the
+    /// bucket where it was found (`NOT_FOUND` if not), if already looked up.
+    #[inline(never)]
+    fn handle_packet_hashed(&mut self, packet: &PacketEvent, lookup: Option<(u64, usize)>) {
+        let now = self.advance_to(packet.timestamp);
+        let probe = Self::probe(packet);
+        let source = packet.source;
         let Some(knock_doors) = self.inner.doors.by_knock.get(probe.knock) else {
             self.inner.out.counters.ignored_unknown_port += 1;
             return;
@@ -469,7 +485,7 @@ impl Matcher {
                 } else {
                     (self.sources.map.hash(packet.source), NOT_FOUND)
                 };
-                self.handle_packet_hashed(packet, Some(lookup));
+                self.handle_looked_up_packet(packet, lookup);
             }
         }
     }
