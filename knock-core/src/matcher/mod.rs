@@ -150,7 +150,8 @@ use sources::{FifoEntry, NOT_FOUND, SourceState, SourceTable, compact, is_curren
 /// operations per packet); [`poll_action_ref`](Self::poll_action_ref) does not, so a hot
 /// loop should drain with it. Beyond the CPU caches each packet waits for its source's entry
 /// in main memory (one 64-byte line): [`handle_packets`](Self::handle_packets) overlaps those
-/// waits for a burst, so a daemon should feed bursts that way. Measured throughput (packets
+/// waits for a burst (and handles the common packet on a shorter path, whatever the number
+/// of sources), so a daemon should feed bursts that way. Measured throughput (packets
 /// per second by number of tracked sources, for each of these ways of calling) is in the
 /// workspace's `BENCHMARKS.md` (`cargo bench -p knock-benches --bench matcher`).
 #[derive(Debug)]
@@ -454,14 +455,17 @@ impl Matcher {
     }
 
     /// Feeds several packets in order, each at its own [`PacketEvent::timestamp`]: the same
-    /// as calling [`handle_packet`](Self::handle_packet) for each, only faster with many
-    /// tracked sources.
+    /// as calling [`handle_packet`](Self::handle_packet) for each (same actions, same
+    /// counters), only faster, most of all with many tracked sources.
     ///
     /// Why faster: with many sources the table outgrows the CPU caches and each packet waits
     /// for one source entry from main memory. This method first looks up the sources of a
     /// few packets ahead in a tight loop, so those memory accesses overlap instead of
     /// queueing behind the one before; the packets are then processed from the cache.
-    /// A daemon that takes packets off a channel in bursts should feed them this way.
+    /// With the source already at hand, the common packet (the next step, not the last, of
+    /// the source's only attempt, on a door without TOTP candidates) is handled on a short
+    /// path that skips the door index and the admission scan. A daemon that takes packets
+    /// off a channel in bursts should feed them this way.
     pub fn handle_packets(&mut self, packets: &[PacketEvent]) {
         /// Packets looked up ahead: enough to cover main-memory latency, few enough that
         /// their entries are still cached when processed.
