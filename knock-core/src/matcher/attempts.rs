@@ -73,6 +73,15 @@ impl AttemptList {
         self.inline[0].stage == 0
     }
 
+    /// The attempt, if there is exactly one.
+    #[inline]
+    pub(crate) fn only_mut(&mut self) -> Option<&mut Attempt> {
+        // The spill is used only once the inline slots are full: with the second slot
+        // empty there is none.
+        let [first, rest @ ..] = &mut self.inline;
+        (first.stage != 0 && rest.iter().all(|a| a.stage == 0)).then_some(first)
+    }
+
     /// The attempts in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Attempt> + '_ {
         self.inline[..self.inline_len()]
@@ -91,46 +100,51 @@ impl AttemptList {
         }
     }
 
+    /// The attempt at `index` in list order (inline slots first, then the spill).
+    #[inline]
+    fn get_mut(&mut self, index: usize) -> Option<&mut Attempt> {
+        match index.checked_sub(INLINE_ATTEMPTS) {
+            None => self.inline.get_mut(index),
+            Some(spilled) => self.spill.as_deref_mut()?.get_mut(spilled),
+        }
+    }
+
     /// Keeps the attempts for which `keep` returns true (it may modify them, but not set
     /// their stage to 0), preserving order. Returns how many were removed.
+    ///
+    /// `keep` is called from one loop over the inline slots and the spill (which is used
+    /// only once the inline slots are full), so that it is inlined once and its captured
+    /// state stays in registers.
     #[inline]
     pub(crate) fn retain_mut(&mut self, mut keep: impl FnMut(&mut Attempt) -> bool) -> usize {
-        let inline_len = self.inline_len();
+        let len = self.len();
         let mut kept = 0;
-        for index in 0..inline_len {
-            let mut attempt = self.inline[index];
-            if keep(&mut attempt) {
-                self.inline[kept] = attempt;
+        for index in 0..len {
+            let Some(attempt) = self.get_mut(index) else {
+                break;
+            };
+            if keep(attempt) {
+                if kept != index {
+                    let attempt = *attempt;
+                    if let Some(slot) = self.get_mut(kept) {
+                        *slot = attempt;
+                    }
+                }
                 kept += 1;
             }
         }
-        let mut removed = inline_len - kept;
-        if let Some(spill) = self.spill.as_deref_mut() {
-            let before = spill.len();
-            spill.retain_mut(|a| keep(a));
-            removed += before - spill.len();
-            // Refill the inline part from the front of the spill, keeping the order.
-            let moved = (INLINE_ATTEMPTS - kept).min(spill.len());
-            for (slot, attempt) in self.inline[kept..kept + moved]
-                .iter_mut()
-                .zip(spill.drain(..moved))
-            {
-                *slot = attempt;
-            }
-            kept += moved;
-            if spill.is_empty() {
+        if kept < len {
+            if kept <= INLINE_ATTEMPTS {
                 self.spill = None;
+                // Slots from `len` on are empty already: only those vacated are cleared.
+                for slot in self.inline[kept..len.min(INLINE_ATTEMPTS)].iter_mut() {
+                    *slot = EMPTY;
+                }
+            } else if let Some(spill) = self.spill.as_deref_mut() {
+                spill.truncate(kept - INLINE_ATTEMPTS);
             }
         }
-        // Slots from `inline_len` on are empty already: only those vacated are cleared
-        // (none when nothing was removed).
-        for slot in self.inline[..inline_len]
-            .iter_mut()
-            .skip(kept.min(INLINE_ATTEMPTS))
-        {
-            *slot = EMPTY;
-        }
-        removed
+        len - kept
     }
 }
 
@@ -145,6 +159,22 @@ mod tests {
             token: u32::from(door),
             deadline: Instant::from_secs(u64::from(door)),
         }
+    }
+
+    #[test]
+    fn only_mut_is_the_single_attempt() {
+        let mut list = AttemptList::default();
+        assert!(list.only_mut().is_none());
+        list.push(attempt(3));
+        assert_eq!(list.only_mut().map(|a| a.door), Some(3));
+        list.push(attempt(4));
+        assert!(list.only_mut().is_none());
+        list.push(attempt(5)); // spilled
+        assert!(list.only_mut().is_none());
+        assert_eq!(list.retain_mut(|a| a.door == 5), 2);
+        assert_eq!(list.only_mut().map(|a| a.door), Some(5));
+        assert_eq!(list.retain_mut(|_| false), 1);
+        assert!(list.only_mut().is_none());
     }
 
     #[test]

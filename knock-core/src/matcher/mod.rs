@@ -47,7 +47,7 @@ use limits::COMPACTION_SLACK;
 pub use limits::{Counters, DEFAULT_MAX_PENDING_CLOSES, DEFAULT_MAX_SOURCES, Limits};
 use output::Output;
 pub use output::{Action, ActionKind, ActionView};
-use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
+use sources::{FifoEntry, NOT_FOUND, SourceState, SourceTable, compact, is_current};
 
 /// The knock-sequence matcher: knockd's state machine without any I/O.
 ///
@@ -154,7 +154,8 @@ use sources::{FifoEntry, SourceState, SourceTable, compact, is_current};
 /// operations per packet); [`poll_action_ref`](Self::poll_action_ref) does not, so a hot
 /// loop should drain with it. Beyond the CPU caches each packet waits for its source's entry
 /// in main memory (one 64-byte line): [`handle_packets`](Self::handle_packets) overlaps those
-/// waits for a burst, so a daemon should feed bursts that way. Measured throughput (packets
+/// waits for a burst (and handles the common packet on a shorter path, whatever the number
+/// of sources), so a daemon should feed bursts that way. Measured throughput (packets
 /// per second by number of tracked sources, for each of these ways of calling) is in the
 /// workspace's `BENCHMARKS.md` (`cargo bench -p knock-benches --bench matcher`).
 #[derive(Debug)]
@@ -366,12 +367,10 @@ impl Matcher {
         self.handle_packet_hashed(packet, None);
     }
 
-    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source if
-    /// already computed.
-    #[inline]
-    fn handle_packet_hashed(&mut self, packet: &PacketEvent, hash: Option<u64>) {
-        let now = self.advance_to(packet.timestamp);
-        let probe = Probe {
+    /// The packet's probe: its step and, for TCP, its flags.
+    #[inline(always)]
+    fn probe(packet: &PacketEvent) -> Probe<'_> {
+        Probe {
             packet,
             knock: Knock {
                 port: packet.destination_port,
@@ -381,7 +380,39 @@ impl Matcher {
                 Protocol::Tcp => Some(packet.tcp_flags),
                 Protocol::Udp => None,
             },
-        };
+        }
+    }
+
+    /// A packet of a batch, whose source was looked up already (hash, and the bucket where
+    /// it was found or `NOT_FOUND`): the common case (see
+    /// [`MatcherInner::advance_only_attempt`]) inline, anything else through
+    /// [`handle_packet_hashed`](Self::handle_packet_hashed). Trying the common case
+    /// before the door index and the admission scan costs no extra look-up here, and a knock
+    /// that is the next step of a door accepting the packet is admitted by construction.
+    #[inline(always)]
+    fn handle_looked_up_packet(&mut self, packet: &PacketEvent, (hash, bucket): (u64, usize)) {
+        self.advance_to(packet.timestamp);
+        let probe = Self::probe(packet);
+        let source = packet.source;
+        if let Some(state) = self.sources.map.find_mut_at(hash, bucket, source)
+            && let Some(stage) = self.inner.advance_only_attempt(state, source, &probe)
+        {
+            self.inner.out.counters.admitted += 1;
+            if stage == 2 {
+                SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
+            }
+            return;
+        }
+        self.handle_packet_hashed(packet, Some((hash, bucket)));
+    }
+
+    /// [`handle_packet`](Self::handle_packet), with the hash of the packet's source and the
+    /// bucket where it was found (`NOT_FOUND` if not), if already looked up.
+    #[inline(never)]
+    fn handle_packet_hashed(&mut self, packet: &PacketEvent, lookup: Option<(u64, usize)>) {
+        let now = self.advance_to(packet.timestamp);
+        let probe = Self::probe(packet);
+        let source = packet.source;
         let Some(knock_doors) = self.inner.doors.by_knock.get(probe.knock) else {
             self.inner.out.counters.ignored_unknown_port += 1;
             return;
@@ -398,9 +429,14 @@ impl Matcher {
         }
         self.inner.out.counters.admitted += 1;
 
-        let source = packet.source;
-        let hash = hash.unwrap_or_else(|| self.sources.map.hash(source));
-        if let Some(state) = self.sources.map.find_mut(hash, source) {
+        let (hash, bucket) = lookup.unwrap_or_else(|| (self.sources.map.hash(source), NOT_FOUND));
+        if let Some(state) = self.sources.map.find_mut_at(hash, bucket, source) {
+            if let Some(stage) = self.inner.advance_only_attempt(state, source, &probe) {
+                if stage == 2 {
+                    SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
+                }
+                return;
+            }
             let (progress, removed) = self.inner.advance_attempts(state, source, &probe, now);
             if progress.relevant {
                 if !progress.changed {
@@ -423,35 +459,45 @@ impl Matcher {
     }
 
     /// Feeds several packets in order, each at its own [`PacketEvent::timestamp`]: the same
-    /// as calling [`handle_packet`](Self::handle_packet) for each, only faster with many
-    /// tracked sources.
+    /// as calling [`handle_packet`](Self::handle_packet) for each (same actions, same
+    /// counters), only faster, most of all with many tracked sources.
     ///
     /// Why faster: with many sources the table outgrows the CPU caches and each packet waits
     /// for one source entry from main memory. This method first looks up the sources of a
     /// few packets ahead in a tight loop, so those memory accesses overlap instead of
     /// queueing behind the one before; the packets are then processed from the cache.
-    /// A daemon that takes packets off a channel in bursts should feed them this way.
+    /// With the source already at hand, the common packet (the next step, not the last, of
+    /// the source's only attempt, on a door without TOTP candidates) is handled on a short
+    /// path that skips the door index and the admission scan. A daemon that takes packets
+    /// off a channel in bursts should feed them this way.
     pub fn handle_packets(&mut self, packets: &[PacketEvent]) {
         /// Packets looked up ahead: enough to cover main-memory latency, few enough that
         /// their entries are still cached when processed.
         const LOOKAHEAD: usize = 64;
         let mut hashes = [0; LOOKAHEAD];
+        let mut buckets = [NOT_FOUND; LOOKAHEAD];
         for chunk in packets.chunks(LOOKAHEAD) {
             if self.sources.map.len() + chunk.len() > self.inner.limits.max_sources {
                 // At the cap each new source evicts the oldest: look those up ahead too.
                 self.sources.prefetch_oldest::<LOOKAHEAD>(chunk.len());
             }
-            if self.sources.map.len() > LOOKAHEAD {
-                self.sources
-                    .map
-                    .prefetch(chunk.iter().map(|p| p.source), &mut hashes);
-                for (packet, hash) in chunk.iter().zip(hashes) {
-                    self.handle_packet_hashed(packet, Some(hash));
-                }
-            } else {
-                for packet in chunk {
-                    self.handle_packet_hashed(packet, None);
-                }
+            let ahead = self.sources.map.len() > LOOKAHEAD;
+            if ahead {
+                self.sources.map.prefetch(
+                    chunk.iter().map(|p| p.source),
+                    &mut hashes,
+                    &mut buckets,
+                );
+            }
+            for (index, packet) in chunk.iter().enumerate() {
+                // A small table is in the cache: its look-up is done here, so that the
+                // packet still takes the batch's fast path.
+                let lookup = if ahead {
+                    (hashes[index], buckets[index])
+                } else {
+                    (self.sources.map.hash(packet.source), NOT_FOUND)
+                };
+                self.handle_looked_up_packet(packet, lookup);
             }
         }
     }
@@ -648,22 +694,25 @@ impl Matcher {
             .take_while(|e| e.deadline <= until && e.deadline < before)
             .count();
         let mut hashes = [0_u64; EXPIRY_CHUNK];
-        self.sources
-            .map
-            .prefetch(queue.iter().take(due).map(|e| e.source), &mut hashes);
-        for &hash in &hashes[..due] {
-            self.expire_front(class, now, hash);
+        let mut buckets = [NOT_FOUND; EXPIRY_CHUNK];
+        self.sources.map.prefetch(
+            queue.iter().take(due).map(|e| e.source),
+            &mut hashes,
+            &mut buckets,
+        );
+        for (&hash, &bucket) in hashes.iter().zip(&buckets).take(due) {
+            self.expire_front(class, now, (hash, bucket));
         }
     }
 
     /// Pops the front deadline of `class` and expires its source's attempts that are due
-    /// (`hash`: the hash of the entry's source).
-    fn expire_front(&mut self, class: usize, now: Instant, hash: u64) {
+    /// (`hash` and `bucket`: the entry's source's hash and where the look-ahead found it).
+    fn expire_front(&mut self, class: usize, now: Instant, (hash, bucket): (u64, usize)) {
         let Some(entry) = self.deadlines.classes[class].pop_front() else {
             return;
         };
         self.deadlines.entries -= 1;
-        let Some(state) = self.sources.map.find_mut(hash, entry.source) else {
+        let Some(state) = self.sources.map.find_mut_at(hash, bucket, entry.source) else {
             return;
         };
         let out = &mut self.inner.out;
@@ -879,6 +928,41 @@ impl MatcherInner {
             let at = now + door.cmd_timeout;
             closes.schedule(out, limits.max_pending_closes, door.clone(), source, at);
         }
+    }
+
+    /// The common case of [`advance_attempts`](Self::advance_attempts), done with less work:
+    /// `state` has a single attempt, on a door without TOTP candidates, whose door accepts
+    /// the packet and whose next step (not the last) it is. Advances it and emits the
+    /// `Stage`, exactly as `advance_attempts` would, and returns the new stage; in any other
+    /// case changes nothing and returns `None` (the caller then takes the general path).
+    #[inline(always)]
+    fn advance_only_attempt(
+        &mut self,
+        state: &mut SourceState,
+        source: IpAddr,
+        probe: &Probe<'_>,
+    ) -> Option<usize> {
+        if self.doors.has_candidates() {
+            return None;
+        }
+        let attempt = state.attempts.only_mut()?;
+        let slot = self.doors.slots.get(usize::from(attempt.door))?;
+        if !self
+            .doors
+            .accepts_destination(slot, probe.packet.destination)
+            || probe.tcp_flags.is_some_and(|f| !slot.flags.accepts(f))
+        {
+            return None;
+        }
+        let stage = usize::from(attempt.stage);
+        if stage + 1 >= slot.sequence.len() || slot.sequence.get(stage) != Some(&probe.knock) {
+            return None;
+        }
+        attempt.stage += 1;
+        self.out.counters.attempts_advanced += 1;
+        self.out
+            .emit(ActionKind::Stage, slot.parent, source, stage + 1);
+        Some(stage + 1)
     }
 
     /// Applies a packet to the attempts of `state` (of `source`) whose door accepts its

@@ -13,6 +13,9 @@ use super::limits::COMPACTION_SLACK;
 #[cfg(doc)]
 use super::Matcher;
 
+/// A bucket index no table has: the key was not found.
+pub(super) const NOT_FOUND: usize = usize::MAX;
+
 /// Initial room in the source table and its queues; they grow geometrically up to the limit.
 pub(super) const INITIAL_SOURCE_CAPACITY: usize = 1024;
 
@@ -110,29 +113,63 @@ impl SourceMap {
         self.table.find(hash, |s| s.key == key)
     }
 
-    /// Hashes the first `N` of `keys` into `hashes`, then looks each up (read-only) for its
-    /// side effect of pulling the entry's control bytes and line into the cache: a tight
-    /// loop of independent loads keeps many misses in flight at once, so that the packets'
-    /// own look-ups (with these hashes) then mostly hit the cache. Returns how many keys
-    /// there were.
+    /// Hashes the first `N` of `keys` into `hashes`, then looks each up (read-only),
+    /// noting in `buckets` where it was found ([`NOT_FOUND`] if not): a tight loop of
+    /// independent loads keeps many misses in flight at once, so that the packets' own
+    /// look-ups ([`find_mut_at`](Self::find_mut_at) with these hashes and buckets) then
+    /// hit the cache. Returns how many keys there were.
     #[inline]
     pub(super) fn prefetch<const N: usize>(
         &self,
         keys: impl Iterator<Item = IpAddr> + Clone,
         hashes: &mut [u64; N],
+        buckets: &mut [usize; N],
     ) -> usize {
         let mut count = 0;
         for (hash, key) in hashes.iter_mut().zip(keys.clone()) {
             *hash = self.hash(key);
             count += 1;
         }
-        let mut found = 0_usize;
-        for (hash, key) in hashes.iter().zip(keys) {
-            found += usize::from(self.find(*hash, key).is_some());
+        // First each key's home bucket (where its probe starts, and where most keys sit at
+        // the table's load): its control byte and, the branch on it being predicted, its
+        // entry are loaded at once, so those two misses overlap instead of the entry's
+        // waiting for the control byte as in a search (measured at 1 M sources: best runs
+        // about 36-40 ns per batched event instead of 45). Keys found there need no search
+        // (their bucket is noted without a branch on it); the others are searched after.
+        // (hashbrown starts a probe at `hash & mask`; were that to change, the guess would
+        // only miss and cost the loads: a bucket is checked against the key where used.)
+        let mask = self.table.num_buckets().wrapping_sub(1);
+        for ((bucket, hash), key) in buckets.iter_mut().zip(hashes.iter()).zip(keys.clone()) {
+            let home = *hash as usize & mask;
+            let at_home = self.table.get_bucket(home).is_some_and(|s| s.key == key);
+            *bucket = if at_home { home } else { NOT_FOUND };
         }
-        // Keeps the look-ups (whose point is to pull the entries into the cache).
-        core::hint::black_box(found);
+        for ((bucket, hash), key) in buckets.iter_mut().zip(hashes.iter()).zip(keys) {
+            if *bucket == NOT_FOUND {
+                *bucket = self
+                    .table
+                    .find_bucket_index(*hash, |s| s.key == key)
+                    .unwrap_or(NOT_FOUND);
+            }
+        }
         count
+    }
+
+    /// [`find_mut`](Self::find_mut), given the bucket where [`prefetch`](Self::prefetch)
+    /// found the key (or [`NOT_FOUND`]): checked there first (the table may have changed
+    /// since: then, or when it was not found, searched as usual).
+    #[inline]
+    pub(super) fn find_mut_at(
+        &mut self,
+        hash: u64,
+        bucket: usize,
+        key: IpAddr,
+    ) -> Option<&mut SourceState> {
+        if self.table.get_bucket(bucket).is_some_and(|s| s.key == key) {
+            self.table.get_bucket_mut(bucket)
+        } else {
+            self.find_mut(hash, key)
+        }
     }
 
     /// The entry of `key`, whose hash is `hash`, for changes.
@@ -218,8 +255,12 @@ impl SourceTable {
     /// evict at the cap (entries gone stale are skipped at eviction, so this is a guess).
     pub(super) fn prefetch_oldest<const N: usize>(&self, count: usize) {
         let mut hashes = [0; N];
-        self.map
-            .prefetch(self.fifo.iter().take(count).map(|e| e.source), &mut hashes);
+        let mut buckets = [NOT_FOUND; N];
+        self.map.prefetch(
+            self.fifo.iter().take(count).map(|e| e.source),
+            &mut hashes,
+            &mut buckets,
+        );
     }
 
     pub(super) fn compact_fifo_if_needed(&mut self) {
@@ -279,9 +320,11 @@ pub(super) fn compact<T: Copy>(
     while start < len {
         let end = (start + BLOCK).min(len);
         let mut hashes = [0; BLOCK];
+        let mut buckets = [NOT_FOUND; BLOCK];
         map.prefetch(
             (start..end).map(|index| source_of(&queue[index])),
             &mut hashes,
+            &mut buckets,
         );
         for index in start..end {
             let entry = queue[index];
@@ -358,8 +401,21 @@ mod tests {
                     );
                     let keys = [key, IpAddr::V4(Ipv4Addr::from(step % 300))];
                     let mut hashes = [0; 4];
-                    assert_eq!(map.prefetch(keys.iter().copied(), &mut hashes), 2);
+                    let mut buckets = [0; 4];
+                    assert_eq!(
+                        map.prefetch(keys.iter().copied(), &mut hashes, &mut buckets),
+                        2
+                    );
                     assert_eq!(hashes[..2], [hash, map.hash(keys[1])]);
+                    for (index, key) in keys.iter().enumerate() {
+                        let expected = model.get(key).copied();
+                        assert_eq!(buckets[index] == NOT_FOUND, expected.is_none());
+                        let found = map.find_mut_at(hashes[index], buckets[index], *key);
+                        assert_eq!(found.map(|s| s.generation), expected);
+                        // A stale bucket (another key's, or none) falls back to a search.
+                        let found = map.find_mut_at(hashes[index], (step as usize) % 512, *key);
+                        assert_eq!(found.map(|s| s.generation), expected);
+                    }
                 }
             }
             assert_eq!(map.len(), model.len());

@@ -1152,6 +1152,58 @@ fn batched_packets_match_single_packets() {
     assert_eq!(single.counters(), batched.counters());
 }
 
+/// `handle_packets` looks a chunk's sources up before processing it; packets of the chunk
+/// that create sources can grow the table (moving every entry) or evict sources at the cap,
+/// so the buckets noted for the later packets are stale by then. They must still be
+/// handled exactly as one at a time: same actions, same counters.
+#[test]
+fn batched_packets_match_single_packets_across_growth_and_eviction() {
+    for max_sources in [300, 100_000] {
+        let doors = || vec![door("a", "7000,8000,9000,6000")];
+        let limits = Limits::default().with_max_sources(max_sources);
+        let mut single = Matcher::with_limits(&config(doors()), limits);
+        let mut batched = Matcher::with_limits(&config(doors()), limits);
+        let ports = [7000, 8000, 9000, 6000];
+        let mut batch = Vec::new();
+        let mut fresh = 0_u32;
+        for round in 0..30_u64 {
+            let now = ms(round);
+            batch.clear();
+            for n in 0..400_u32 {
+                // Old sources (knocking on) interleaved with new ones (first knocks).
+                let (source, port) = if n % 2 == 0 {
+                    let old = (n / 2 + 37 * round as u32) % 2_000;
+                    let port = ports[((old as u64 + round) % ports.len() as u64) as usize];
+                    (IpAddr::from([10, 3, (old >> 8) as u8, old as u8]), port)
+                } else {
+                    fresh += 1;
+                    (IpAddr::from([10, 4, (fresh >> 8) as u8, fresh as u8]), 7000)
+                };
+                batch.push(PacketEvent::tcp(now, source, server(), port, TcpFlags::SYN));
+            }
+            for packet in &batch {
+                single.handle_packet(packet);
+            }
+            batched.handle_packets(&batch);
+            let a: Vec<String> = std::iter::from_fn(|| single.poll_action())
+                .map(|x| render(&x))
+                .collect();
+            let b: Vec<String> = std::iter::from_fn(|| batched.poll_action())
+                .map(|x| render(&x))
+                .collect();
+            assert_eq!(a, b, "round {round}, cap {max_sources}");
+        }
+        assert_eq!(single.counters(), batched.counters());
+        assert_eq!(single.tracked_sources(), batched.tracked_sources());
+        if max_sources == 300 {
+            assert!(batched.counters().sources_evicted > 1_000);
+        } else {
+            // Grown past the initial capacity (1 024) while batches were in flight.
+            assert!(batched.tracked_sources() > 4 * sources::INITIAL_SOURCE_CAPACITY);
+        }
+    }
+}
+
 /// A flood of first knocks from spoofed sources evicts sources at their first step, never a
 /// knocker already past one; only when every tracked source is past its first step does the
 /// one promoted longest ago go.
