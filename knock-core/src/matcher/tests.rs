@@ -1135,21 +1135,33 @@ fn batched_packets_match_single_packets() {
             batch.push(PacketEvent::tcp(now, source, server(), port, TcpFlags::SYN));
         }
         single.handle_timeout(now);
-        for packet in &batch {
-            single.handle_packet(packet);
-        }
-        batched.handle_packets(&batch);
-        let a: Vec<String> = std::iter::from_fn(|| single.poll_action())
-            .map(|x| render(&x))
-            .collect();
-        let b: Vec<String> = std::iter::from_fn(|| batched.poll_action())
-            .map(|x| render(&x))
-            .collect();
-        assert_eq!(a, b, "round {round}");
-        assert!(!a.is_empty());
+        let actions = feed_both(&mut single, &mut batched, &batch, &format!("round {round}"));
+        assert!(!actions.is_empty());
     }
     assert!(batched.tracked_sources() > 64);
     assert_eq!(single.counters(), batched.counters());
+}
+
+/// Feeds `batch` to `single` one packet at a time and to `batched` with `handle_packets`;
+/// both must emit the same actions, which are returned (rendered).
+fn feed_both(
+    single: &mut Matcher,
+    batched: &mut Matcher,
+    batch: &[PacketEvent],
+    context: &str,
+) -> Vec<String> {
+    for packet in batch {
+        single.handle_packet(packet);
+    }
+    batched.handle_packets(batch);
+    let one_by_one: Vec<String> = std::iter::from_fn(|| single.poll_action())
+        .map(|x| render(&x))
+        .collect();
+    let in_batch: Vec<String> = std::iter::from_fn(|| batched.poll_action())
+        .map(|x| render(&x))
+        .collect();
+    assert_eq!(one_by_one, in_batch, "{context}");
+    one_by_one
 }
 
 /// `handle_packets` looks a chunk's sources up before processing it; packets of the chunk
@@ -1181,17 +1193,8 @@ fn batched_packets_match_single_packets_across_growth_and_eviction() {
                 };
                 batch.push(PacketEvent::tcp(now, source, server(), port, TcpFlags::SYN));
             }
-            for packet in &batch {
-                single.handle_packet(packet);
-            }
-            batched.handle_packets(&batch);
-            let a: Vec<String> = std::iter::from_fn(|| single.poll_action())
-                .map(|x| render(&x))
-                .collect();
-            let b: Vec<String> = std::iter::from_fn(|| batched.poll_action())
-                .map(|x| render(&x))
-                .collect();
-            assert_eq!(a, b, "round {round}, cap {max_sources}");
+            let context = format!("round {round}, cap {max_sources}");
+            feed_both(&mut single, &mut batched, &batch, &context);
         }
         assert_eq!(single.counters(), batched.counters());
         assert_eq!(single.tracked_sources(), batched.tracked_sources());
@@ -1562,14 +1565,7 @@ fn a_stale_deadline_entry_does_not_hold_the_queue_back_in_a_flood() {
         for _ in 0..count {
             let source = IpAddr::from((0x0a01_0000 + flood).to_be_bytes());
             flood += 1;
-            d.matcher.handle_packet(&PacketEvent::tcp(
-                ms(0),
-                source,
-                server(),
-                7000,
-                TcpFlags::SYN,
-            ));
-            while d.matcher.poll_action().is_some() {}
+            d.syn(ms(0), source, 7000);
         }
     };
     spoof(&mut d, 1500);
