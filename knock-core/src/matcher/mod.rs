@@ -450,7 +450,7 @@ impl Matcher {
                     if state.attempts.is_empty() {
                         self.sources.map.remove_hashed(hash, source);
                     }
-                    self.drop_stale_fronts_of(source);
+                    self.drop_stale_fronts(Some(source));
                 }
                 return;
             }
@@ -737,27 +737,17 @@ impl Matcher {
         }
     }
 
-    /// Drops the stale entries at the deadline queues' fronts (at least one look-up per
-    /// class: the first live front's source, in a flood the next to be evicted).
-    fn drop_stale_fronts(&mut self) {
+    /// Drops the stale entries at the deadline queues' fronts.
+    ///
+    /// With `Some(source)`, after its attempts ended otherwise than by expiry: only that
+    /// source's entries (no look-up unless a front is one of them), so that [`poll_timeout`](Self::poll_timeout)
+    /// stays exact for the common case of a single knocker (no wake-up for an attempt that
+    /// already ended). With `None`, after an eviction: any (at least one look-up per class,
+    /// the first live front's source, in a flood the next to be evicted).
+    fn drop_stale_fronts(&mut self, source: Option<IpAddr>) {
         for class in &mut self.deadlines.classes {
             while let Some(front) = class.front() {
-                if is_live(&self.sources.map, front) {
-                    break;
-                }
-                class.pop_front();
-                self.deadlines.entries -= 1;
-            }
-        }
-    }
-
-    /// After `source`'s attempts ended otherwise than by expiry: drops the deadline entries
-    /// of those attempts that sit at a queue front, so that [`poll_timeout`] stays exact for
-    /// the common case of a single knocker (no wake-up for an attempt that already ended).
-    fn drop_stale_fronts_of(&mut self, source: IpAddr) {
-        for class in &mut self.deadlines.classes {
-            while let Some(front) = class.front() {
-                if front.source != source || is_live(&self.sources.map, front) {
+                if source.is_some_and(|s| front.source != s) || is_live(&self.sources.map, front) {
                     break;
                 }
                 class.pop_front();
@@ -893,7 +883,7 @@ impl Matcher {
             // deep in its queue, such as a knock that opened during the flood). Left there,
             // one such entry would hold every later entry back, and the queue would be
             // compacted (a look-up per entry) every few tens of thousands of packets.
-            self.drop_stale_fronts();
+            self.drop_stale_fronts(None);
             return;
         }
     }

@@ -274,9 +274,15 @@ impl Core {
     /// When to call [`handle_timeout`](Self::handle_timeout) next (`None`: no deadline).
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.earliest_deadline(self.matcher.poll_expiry_timeout())
+    }
+
+    /// The earliest of `expiry` (the next `seq_timeout` expiry, exact or rounded), the next
+    /// stop command, command retry and TOTP step boundary.
+    fn earliest_deadline(&self, expiry: Option<Instant>) -> Option<Instant> {
         let retry = self.retries.keys().next().map(|(at, _)| *at);
         let boundary = self.totp_boundary.map(|(_, at)| at);
-        [self.matcher.poll_timeout(), retry, boundary]
+        [expiry, self.matcher.poll_close_timeout(), retry, boundary]
             .into_iter()
             .flatten()
             .min()
@@ -296,12 +302,7 @@ impl Core {
             .matcher
             .poll_expiry_timeout()
             .map(|at| Instant::from_micros(at.as_micros().div_ceil(tick).saturating_mul(tick)));
-        let retry = self.retries.keys().next().map(|(at, _)| *at);
-        let boundary = self.totp_boundary.map(|(_, at)| at);
-        [expiry, self.matcher.poll_close_timeout(), retry, boundary]
-            .into_iter()
-            .flatten()
-            .min()
+        self.earliest_deadline(expiry)
     }
 
     /// The earliest deadline with work pending (sequence timeouts, stop commands): like
