@@ -13,13 +13,16 @@ pub(crate) const BURST_PACKETS: usize = 16;
 pub(crate) const QUICK_GAP: Duration = Duration::from_millis(1);
 
 /// How many packets a paused read aims at: the pause is shortened as the rate grows so that
-/// a read stays well within the kernel ring (1 024 packets by default) and within one
-/// 256-packet batch.
-pub(crate) const TARGET_READ: u32 = 128;
+/// a read stays well within the kernel ring (2 048 packets by default: a quarter of it). Not
+/// fewer, because each wake-up of the capture thread and of its consumer has a fixed cost
+/// (caches cold after sleeping): at 100 000 packets/s, 512 packets per wake-up cost the
+/// whole daemon 1.16-1.19 µs of CPU per packet where 128 cost 1.39, and at the generator's
+/// top speed 0.84 against 1.12 (`scripts/flood.sh`, alternated runs on a 2-core VM).
+pub(crate) const TARGET_READ: u32 = 512;
 
-/// A read this large (4 × [`TARGET_READ`]) says the ring may have overflowed: the next
-/// pause is the shortest.
-pub(crate) const LATE_READ: usize = 4 * TARGET_READ as usize;
+/// A read this large (2 × [`TARGET_READ`], half the default ring) says the ring may have
+/// overflowed: the next pause is the shortest.
+pub(crate) const LATE_READ: usize = 2 * TARGET_READ as usize;
 
 /// The shortest pause (at rates beyond `TARGET_READ` per 50 µs, 2.5 M packets/s).
 pub(crate) const MIN_PAUSE: Duration = Duration::from_micros(50);
@@ -175,8 +178,10 @@ mod tests {
         assert_eq!(pacer.after_read(t, 300), Some(PAUSE));
         // Far more than the aim: the shortest pause, whatever the time it took.
         assert_eq!(pacer.after_read(at(t, 300), LATE_READ), Some(MIN_PAUSE));
-        // 300 packets in 300 µs (1 M/s): TARGET_READ packets take 128 µs, but a pause grows
-        // by half of itself at most: 75 µs, then 112 µs, then 128 µs.
+        // 1 000 packets in 50 µs (20 M/s): no shorter than MIN_PAUSE.
+        assert_eq!(pacer.after_read(at(t, 350), 1_000), Some(MIN_PAUSE));
+        // 300 packets in 300 µs (1 M/s): TARGET_READ packets take 512 µs, but a pause grows
+        // by half of itself at most: 75 µs, then 112 µs, then 168 µs, …, capped at PAUSE.
         assert_eq!(
             pacer.after_read(at(t, 600), 300),
             Some(Duration::from_micros(75))
@@ -187,18 +192,24 @@ mod tests {
         );
         assert_eq!(
             pacer.after_read(at(t, 1_200), 300),
-            Some(Duration::from_micros(u64::from(TARGET_READ)))
+            Some(Duration::from_nanos(168_750))
         );
-        // 10 M/s: no shorter than MIN_PAUSE.
-        assert_eq!(pacer.after_read(at(t, 1_220), 200), Some(MIN_PAUSE));
-        // 100 000/s: 1.28 ms, capped at the configured pause, reached by steps of 1.5.
-        let mut read_at = 2_220;
+        // 600 packets in 468 µs (1.28 M/s): TARGET_READ packets take 400 µs, more than the
+        // growth allows (253 µs); then 400 packets in 253 µs: the aim (324 µs) is reached.
+        assert_eq!(
+            pacer.after_read(at(t, 1_668), 600),
+            Some(Duration::from_nanos(253_125))
+        );
+        let aim = pacer.after_read(at(t, 1_921), 400).unwrap();
+        assert_eq!(aim, Duration::from_micros(253) * TARGET_READ / 400);
+        // 100 000/s: 5.12 ms, capped at the configured pause, reached by steps of 1.5.
+        let mut read_at = 2_245;
         let mut pauses = Vec::new();
-        for _ in 0..8 {
+        for _ in 0..4 {
             pauses.push(pacer.after_read(at(t, read_at), 100).unwrap().as_micros());
             read_at += 1_000;
         }
-        assert_eq!(pauses, [75, 112, 168, 253, 379, 500, 500, 500]);
+        assert_eq!(pauses, [485, 500, 500, 500]);
         // A pause longer than the minimum is never cut below the configured one.
         let mut short = Pacer::new(Duration::from_micros(20));
         assert_eq!(short.after_read(t, 100), Some(Duration::from_micros(20)));
@@ -221,16 +232,18 @@ mod tests {
         let mut pacer = Pacer::new(Duration::from_millis(16));
         // 64 packets read at once: busy, the first pause at most FIRST_PAUSE.
         assert_eq!(pacer.after_read(t, 64), Some(FIRST_PAUSE));
-        // 500 000/s: 128 packets every 256 µs.
+        // 500 000/s: TARGET_READ packets every 1 024 µs.
         let mut read_at = 4_000;
         let mut pause = Duration::ZERO;
         for _ in 0..20 {
-            let read = usize::try_from(pause.as_micros() / 2).unwrap_or(0).max(128);
+            let read = usize::try_from(pause.as_micros() / 2)
+                .unwrap_or(0)
+                .max(TARGET_READ as usize);
             pause = pacer.after_read(at(t, read_at), read).unwrap();
             read_at += u64::try_from(pause.as_micros()).unwrap();
         }
-        assert!(pause <= Duration::from_micros(400), "{pause:?}");
-        // The sender stops for 1 ms: the next read finds 8 packets in 1.3 ms.
+        assert!(pause <= Duration::from_micros(1_100), "{pause:?}");
+        // The sender stops for 1 ms: the next read finds 8 packets in about 2 ms.
         let sparse = pacer.after_read(at(t, read_at + 1_000), 8).unwrap();
         assert!(sparse <= pause.mul_f32(1.5), "{sparse:?} after {pause:?}");
         // 500 000/s for the whole pause stays well within a 2 048-packet ring.
