@@ -448,7 +448,7 @@ impl Matcher {
                 if removed > 0 {
                     self.sources.live_attempts -= removed;
                     if state.attempts.is_empty() {
-                        self.sources.map.remove_hashed(hash, source);
+                        self.sources.remove_source(hash, source);
                     }
                     self.drop_stale_fronts(Some(source));
                 }
@@ -733,7 +733,7 @@ impl Matcher {
         });
         self.sources.live_attempts -= expired;
         if state.attempts.is_empty() {
-            self.sources.map.remove_hashed(hash, entry.source);
+            self.sources.remove_source(hash, entry.source);
         }
     }
 
