@@ -3,7 +3,7 @@
 //! `knockd` sees knocks only through this crate; other programs can embed it to get knock
 //! events from an interface or a pcap savefile.
 //!
-//! * [`decode`]: one captured frame → a [`PacketEvent`](knock_core::PacketEvent) (source,
+//! * [`decode`](fn@decode): one captured frame → a [`PacketEvent`](knock_core::PacketEvent) (source,
 //!   destination, protocol, ports, TCP flags, the caller's timestamp) or the [`Ignored`]
 //!   reason. Pure, allocation-free, never panics; Ethernet (with 802.1Q/QinQ tags), Linux
 //!   cooked SLL/SLL2 (`-i any`, PPP), raw IP (tun, WireGuard), BSD NULL/LOOP; IPv4 and IPv6

@@ -136,7 +136,7 @@ impl KnockIndex {
 #[derive(Debug)]
 pub(super) struct DoorSlot {
     pub(super) door: DoorRef,
-    /// Index of the door's `seq_timeout` in [`Deadlines::classes`].
+    /// Index of the door's `seq_timeout` in [`Deadlines::classes`](super::deadlines::Deadlines::classes).
     pub(super) class: usize,
     // Copies of the settings read for every packet, one indirection closer than `door`.
     pub(super) target: Option<IpAddr>,

@@ -542,7 +542,7 @@ impl Core {
         self.set_element_result(add, result, None);
     }
 
-    /// [`handle_set_element_added`](Self::handle_set_element_added), with the time the
+    /// `handle_set_element_added` (used by tests), with the time the
     /// element was written (logged with the open's stage times).
     pub(crate) fn handle_set_element_added_at(
         &mut self,
