@@ -477,11 +477,12 @@ impl Matcher {
         let mut hashes = [0; LOOKAHEAD];
         let mut buckets = [NOT_FOUND; LOOKAHEAD];
         for chunk in packets.chunks(LOOKAHEAD) {
-            if self.sources.map.len() + chunk.len() > self.inner.limits.max_sources {
+            // A table this small is in the cache: nothing to look up ahead.
+            let ahead = self.sources.map.len() > LOOKAHEAD;
+            if ahead && self.sources.map.len() + chunk.len() > self.inner.limits.max_sources {
                 // At the cap each new source evicts the oldest: look those up ahead too.
                 self.sources.prefetch_oldest::<LOOKAHEAD>(chunk.len());
             }
-            let ahead = self.sources.map.len() > LOOKAHEAD;
             if ahead {
                 self.sources.map.prefetch(
                     chunk.iter().map(|p| p.source),

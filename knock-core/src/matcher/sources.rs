@@ -263,24 +263,26 @@ impl SourceTable {
         );
     }
 
-    /// Removes `key` (whose hash is `hash`) from the table, and its FIFO entry too if that
-    /// is at the front of its FIFO. In a flood of spoofed sources that time out, sources
-    /// leave in the order they came, so their entries leave the FIFO as they do instead of
-    /// piling up for a compaction pass (a look-up per entry).
+    /// Removes `key` (whose hash is `hash`) from the table, and its FIFO entries too where
+    /// they are at the front of their FIFO. In a flood of spoofed sources that time out,
+    /// sources leave in the order they came, so their entries leave the FIFOs as they do
+    /// instead of piling up for a compaction pass (a look-up per entry).
     pub(super) fn remove_source(&mut self, hash: u64, key: IpAddr) {
         let Some(removed) = self.map.remove_hashed(hash, key) else {
             return;
         };
-        let fifo = if removed.advanced {
-            &mut self.fifo_advanced
-        } else {
-            &mut self.fifo
-        };
-        if fifo
-            .front()
-            .is_some_and(|e| e.source == key && e.generation == removed.generation)
-        {
-            fifo.pop_front();
+        // A promoted source has an entry in each FIFO (its first-step one is stale).
+        let fifos = [
+            Some(&mut self.fifo),
+            removed.advanced.then_some(&mut self.fifo_advanced),
+        ];
+        for fifo in fifos.into_iter().flatten() {
+            if fifo
+                .front()
+                .is_some_and(|e| e.source == key && e.generation == removed.generation)
+            {
+                fifo.pop_front();
+            }
         }
     }
 

@@ -927,8 +927,8 @@ fn early_timeouts_are_no_ops_and_time_never_goes_back() {
 /// Deadline and eviction queues stay within 2× their live entries under churn at one
 /// instant (a replayed flood with identical timestamps), so memory is bounded.
 /// A flood of spoofed sources that time out (below the source cap): each source leaves the
-/// FIFO when it times out, as it leaves the table, so the FIFO holds exactly the live
-/// sources and is never compacted (which looks every entry up).
+/// FIFOs when it times out, as it leaves the table, so they hold exactly the live sources
+/// and are never compacted (which looks every entry up).
 #[test]
 fn sources_that_time_out_leave_the_fifo_at_once() {
     let mut d = Driver::new(vec![with_timeout(
@@ -948,6 +948,29 @@ fn sources_that_time_out_leave_the_fifo_at_once() {
         let sources = d.matcher.tracked_sources();
         assert_eq!(d.matcher.sources.fifo.len(), sources, "after packet {n}");
         assert_eq!(d.matcher.deadlines.entries, sources, "after packet {n}");
+    }
+    assert_eq!(d.counters().attempts_expired, 1_900);
+
+    // Sources past a first step (promoted: an entry in each FIFO) leave both.
+    let mut d = Driver::new(vec![with_timeout(
+        door("a", "7000,8000,9000"),
+        Duration::from_millis(100),
+    )]);
+    for n in 0..2_000_u16 {
+        let source = IpAddr::from([10, 3, (n >> 8) as u8, n as u8]);
+        for port in [7000, 8000] {
+            d.matcher.handle_packet(&PacketEvent::tcp(
+                ms(u64::from(n)),
+                source,
+                server(),
+                port,
+                TcpFlags::SYN,
+            ));
+        }
+        while d.matcher.poll_action().is_some() {}
+        let sources = d.matcher.tracked_sources();
+        assert_eq!(d.matcher.sources.fifo.len(), sources, "after source {n}");
+        assert_eq!(d.matcher.sources.fifo_advanced.len(), sources);
     }
     assert_eq!(d.counters().attempts_expired, 1_900);
 }
