@@ -38,9 +38,6 @@ mod tests;
 use attempts::{Attempt, AttemptList};
 use deadlines::{Closes, DeadlineEntry, Deadlines, is_live};
 
-/// Expiries looked up ahead together (see `Matcher::expire_chunk`): enough to keep many
-/// cache misses in flight, small enough for the hashes to stay on the stack.
-const EXPIRY_CHUNK: usize = 32;
 pub use doors::{DoorId, DoorRef, LocalAddresses};
 use doors::{DoorSlot, DoorTable, Probe};
 use limits::COMPACTION_SLACK;
@@ -48,6 +45,10 @@ pub use limits::{Counters, DEFAULT_MAX_PENDING_CLOSES, DEFAULT_MAX_SOURCES, Limi
 use output::Output;
 pub use output::{Action, ActionKind, ActionView};
 use sources::{FifoEntry, NOT_FOUND, SourceState, SourceTable, compact, is_current};
+
+/// Expiries looked up ahead together (see `Matcher::expire_chunk`): enough to keep many
+/// cache misses in flight, small enough for the hashes to stay on the stack.
+const EXPIRY_CHUNK: usize = 32;
 
 /// The knock-sequence matcher: knockd's state machine without any I/O.
 ///
