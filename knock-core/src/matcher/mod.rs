@@ -19,6 +19,7 @@
 //! at once is then a plain split borrow of two fields (smoltcp's `Interface` /
 //! `InterfaceInner`).
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -396,12 +397,14 @@ impl Matcher {
         let probe = Self::probe(packet);
         let source = packet.source;
         if let Some(state) = self.sources.map.find_mut_at(hash, bucket, source)
-            && let Some(stage) = self.inner.advance_only_attempt(state, source, &probe)
+            && self.inner.advance_only_attempt(
+                &mut self.sources.fifo_advanced,
+                state,
+                source,
+                &probe,
+            )
         {
             self.inner.out.counters.admitted += 1;
-            if stage == 2 {
-                SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
-            }
             return;
         }
         self.handle_packet_hashed(packet, Some((hash, bucket)));
@@ -432,10 +435,12 @@ impl Matcher {
 
         let (hash, bucket) = lookup.unwrap_or_else(|| (self.sources.map.hash(source), NOT_FOUND));
         if let Some(state) = self.sources.map.find_mut_at(hash, bucket, source) {
-            if let Some(stage) = self.inner.advance_only_attempt(state, source, &probe) {
-                if stage == 2 {
-                    SourceTable::promote(&mut self.sources.fifo_advanced, state, source);
-                }
+            if self.inner.advance_only_attempt(
+                &mut self.sources.fifo_advanced,
+                state,
+                source,
+                &probe,
+            ) {
                 return;
             }
             let (progress, removed) = self.inner.advance_attempts(state, source, &probe, now);
@@ -924,37 +929,46 @@ impl MatcherInner {
 
     /// The common case of [`advance_attempts`](Self::advance_attempts), done with less work:
     /// `state` has a single attempt, on a door without TOTP candidates, whose door accepts
-    /// the packet and whose next step (not the last) it is. Advances it and emits the
-    /// `Stage`, exactly as `advance_attempts` would, and returns the new stage; in any other
-    /// case changes nothing and returns `None` (the caller then takes the general path).
+    /// the packet and whose next step (not the last) it is. Advances it, emits the `Stage`
+    /// and, past the first step, promotes the source to `fifo_advanced`, exactly as the
+    /// general path would, and returns `true`; in any other case changes nothing and returns
+    /// `false` (the caller then takes the general path).
     #[inline(always)]
     fn advance_only_attempt(
         &mut self,
+        fifo_advanced: &mut VecDeque<FifoEntry>,
         state: &mut SourceState,
         source: IpAddr,
         probe: &Probe<'_>,
-    ) -> Option<usize> {
+    ) -> bool {
         if self.doors.has_candidates() {
-            return None;
+            return false;
         }
-        let attempt = state.attempts.only_mut()?;
-        let slot = self.doors.slots.get(usize::from(attempt.door))?;
+        let Some(attempt) = state.attempts.only_mut() else {
+            return false;
+        };
+        let Some(slot) = self.doors.slots.get(usize::from(attempt.door)) else {
+            return false;
+        };
         if !self
             .doors
             .accepts_destination(slot, probe.packet.destination)
             || probe.tcp_flags.is_some_and(|f| !slot.flags.accepts(f))
         {
-            return None;
+            return false;
         }
         let stage = usize::from(attempt.stage);
         if stage + 1 >= slot.sequence.len() || slot.sequence.get(stage) != Some(&probe.knock) {
-            return None;
+            return false;
         }
         attempt.stage += 1;
         self.out.counters.attempts_advanced += 1;
         self.out
             .emit(ActionKind::Stage, slot.parent, source, stage + 1);
-        Some(stage + 1)
+        if stage + 1 == 2 {
+            SourceTable::promote(fifo_advanced, state, source);
+        }
+        true
     }
 
     /// Applies a packet to the attempts of `state` (of `source`) whose door accepts its
