@@ -3,12 +3,12 @@
 //! `knockd` sees knocks only through this crate; other programs can embed it to get knock
 //! events from an interface or a pcap savefile.
 //!
-//! * [`decode`](fn@decode): one captured frame → a [`PacketEvent`](knock_core::PacketEvent) (source,
-//!   destination, protocol, ports, TCP flags, the caller's timestamp) or the [`Ignored`]
-//!   reason. Pure, allocation-free, never panics; Ethernet (with 802.1Q/QinQ tags), Linux
-//!   cooked SLL/SLL2 (`-i any`, PPP), raw IP (tun, WireGuard), BSD NULL/LOOP; IPv4 and IPv6
-//!   (extension headers walked) on all of them; lax about frames cut by the snap length.
-//!   Needs no libpcap.
+//! * [`decode`](fn@decode): one captured frame → a
+//!   [`PacketEvent`](knock_core::PacketEvent) (source, destination, protocol, ports, TCP
+//!   flags, the caller's timestamp) or the [`Ignored`] reason. Pure, allocation-free,
+//!   never panics; Ethernet (with 802.1Q/QinQ tags), Linux cooked SLL/SLL2 (`-i any`,
+//!   PPP), raw IP (tun, WireGuard), BSD NULL/LOOP; IPv4 and IPv6 (extension headers walked)
+//!   on all of them; lax about frames cut by the snap length. Needs no libpcap.
 //! * [`filter_expression`]: the kernel (BPF) filter text for a set of doors: a superset of
 //!   what knock-core admits (protocols, destination ports, destination hosts). Needs no
 //!   libpcap either. [`Destinations`] keeps the local addresses (IPv4 only with `-4`) and

@@ -100,9 +100,9 @@ pub struct CaptureConfig {
     /// Flood pacing: while packets pour in (at least 16 in one read, or 16 in reads less than
     /// 1 ms apart), the capture thread sleeps after emptying the ring instead of waking for
     /// every packet, so that one wake-up reads (and, batched, sends) many: as long as 512
-    /// packets take at the current rate (a quarter of the default ring), at least 50 µs and at most this (starting from 4 ms
-    /// and growing by half at most per read, so a lull in a fast flood cannot make the thread
-    /// sleep through more than the ring holds). At idle the first packet is still read at
+    /// packets take at the current rate (a quarter of the default ring), at least 50 µs and
+    /// at most this (starting from 4 ms and growing by half at most per read, so a lull in a
+    /// fast flood cannot make the thread sleep through more than the ring holds). At idle the first packet is still read at
     /// once; a packet arriving during a flood waits at most this long; a read that finds
     /// nothing ends it. Stop, reload and stats requests are answered after the pause.
     /// Default 16 ms, at most 20 ms; `Duration::ZERO`: never pause (one wake-up per packet
@@ -114,7 +114,7 @@ pub struct CaptureConfig {
     pub burst_pause: Duration,
 }
 
-/// Packets of one read that share a clock reading (see `capture_thread`).
+/// Packets of one read that share a clock reading (see `run`).
 const CLOCK_EVERY: usize = 16;
 
 /// The longest [`CaptureConfig::burst_pause`] honoured (control requests wait for it).

@@ -284,9 +284,9 @@ pub(crate) const FLOOD_FLUSH_INTERVAL: std::time::Duration = std::time::Duration
 
 /// How long waiting flood lines may wait at most: the wake-up [`Logger::next_flush`] asks
 /// for. Under a flood the event loop wakes for the capture's batches anyway (after each
-/// capture pause, at most 16 ms by default), and their passes write the lines once [`FLOOD_FLUSH_INTERVAL`] has
-/// passed; this later deadline only writes the last lines when the flood stops, so the log
-/// costs the loop no wake-ups of its own.
+/// capture pause, at most 16 ms by default), and their passes write the lines once
+/// [`FLOOD_FLUSH_INTERVAL`] has passed; this later deadline only writes the last lines when
+/// the flood stops, so the log costs the loop no wake-ups of its own.
 pub(crate) const FLOOD_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Default)]

@@ -747,10 +747,11 @@ impl Matcher {
     /// Drops the stale entries at the deadline queues' fronts.
     ///
     /// With `Some(source)`, after its attempts ended otherwise than by expiry: only that
-    /// source's entries (no look-up unless a front is one of them), so that [`poll_timeout`](Self::poll_timeout)
-    /// stays exact for the common case of a single knocker (no wake-up for an attempt that
-    /// already ended). With `None`, after an eviction: any (at least one look-up per class,
-    /// the first live front's source, in a flood the next to be evicted).
+    /// source's entries (no look-up unless a front is one of them), so that
+    /// [`poll_timeout`](Self::poll_timeout) stays exact for the common case of a single
+    /// knocker (no wake-up for an attempt that already ended). With `None`, after an
+    /// eviction: any (at least one look-up per class, the first live front's source, in a
+    /// flood the next to be evicted).
     fn drop_stale_fronts(&mut self, source: Option<IpAddr>) {
         for class in &mut self.deadlines.classes {
             while let Some(front) = class.front() {

@@ -709,7 +709,7 @@ fn decimal_octet(octet: u8) -> &'static [u8] {
 
 /// `n` in decimal, as `Display` writes it.
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    // Octets and stages: up to three digits pushed one by one (no copy call).
+    // Stages: up to three digits pushed one by one (no copy call).
     if n < 1000 {
         // Each below 10.
         let digit = |d: u64| b'0' + u8::try_from(d % 10).unwrap_or(0);
