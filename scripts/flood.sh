@@ -106,6 +106,22 @@ else
     replay_cpu=()
     pinning="one CPU: server and tcpreplay share it"
 fi
+# Each server runs at the priority its packaged systemd unit gives it: ours with the unit's
+# Nice= and, with CPUSchedulingResetOnFork=yes, only its event loop raised (its other threads
+# and its commands start at nice 0); knockd 0.8's Debian unit sets neither.
+unit="$repo/packaging/systemd/knockd.service"
+unit_nice=$(sed -n 's/^Nice=//p' "$unit")
+ours_sched=()
+priority="both at nice 0"
+if [ -n "$unit_nice" ]; then
+    ours_sched=(nice -n "$unit_nice")
+    priority="ours at nice $unit_nice as its systemd unit runs it"
+    if grep -qx 'CPUSchedulingResetOnFork=yes' "$unit"; then
+        ours_sched+=(chrt --reset-on-fork --other 0)
+        priority+=" (event loop only; its commands at 0)"
+    fi
+    priority+=", 0.8 at nice 0 as Debian's unit runs it"
+fi
 
 # --- namespaces, veth, cleanup ------------------------------------------------------------------
 # shellcheck source=scripts/flood/lib.sh
@@ -199,7 +215,7 @@ start_server() {
     : >"$dir/opened"
     if [ "$kind" = ours ]; then
         mapfile -t args < <(ours_extra_args "$dir")
-        ip netns exec "$srv_ns" "${server_cpu[@]}" "$KNOCKD" -i "$srv_if" -c "$dir/knockd.conf" "${args[@]}" \
+        ip netns exec "$srv_ns" "${server_cpu[@]}" "${ours_sched[@]}" "$KNOCKD" -i "$srv_if" -c "$dir/knockd.conf" "${args[@]}" \
             >"$dir/stdout" 2>"$dir/stderr" &
     else
         ip netns exec "$srv_ns" "${server_cpu[@]}" "$KNOCKD08" -i "$srv_if" -c "$dir/knockd.conf" \
@@ -528,7 +544,7 @@ report() {
     echo "Client for the legitimate knocks: $client_name. Door: \`7000,8000,9000\`, \`tcpflags = syn\`,"
     echo "\`seq_timeout = 5\`, command \`date +%s.%N >> FILE\`; flood: spoofed sources from 10.0.0.0/8"
     echo "(500 000 distinct, looped) to port 7000, ${duration} s per rate, the knock sent halfway;"
-    echo "$pinning."
+    echo "$pinning; $priority."
     echo
     echo "### Idle"
     echo

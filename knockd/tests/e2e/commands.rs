@@ -3,7 +3,9 @@
 
 use std::fs;
 
-use crate::fixture::{DEADLINE, Net, read, wait_contains, wait_lines, wait_until};
+use std::collections::BTreeMap;
+
+use crate::fixture::{DEADLINE, Daemon, KNOCKD, Net, read, wait_contains, wait_lines, wait_until};
 
 #[test]
 #[ignore = "needs root"]
@@ -158,4 +160,95 @@ fn signals_to_a_command_do_not_reach_the_daemon_or_lose_the_stop() {
     let text = read(&log);
     assert!(!text.contains("shutting down"), "{text}");
     assert!(!text.contains("re-reading config file"), "{text}");
+}
+
+/// The niceness of each thread of process `pid`, by thread id (`/proc/PID/task/TID/stat`).
+fn thread_niceness(pid: u32) -> BTreeMap<u32, i32> {
+    let mut threads = BTreeMap::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).expect("read the task list") {
+        let task = task.expect("task entry");
+        let tid: u32 = task
+            .file_name()
+            .to_string_lossy()
+            .parse()
+            .expect("thread id");
+        let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // The fields after the command name (which may hold spaces) start at field 3, state;
+        // field 19 is the niceness.
+        let after_name = &stat[stat.rfind(')').expect("stat has (comm)") + 1..];
+        let nice = after_name.split_whitespace().nth(16).expect("field 19");
+        threads.insert(tid, nice.parse().expect("niceness"));
+    }
+    threads
+}
+
+/// Run as the packaged systemd unit runs it (`Nice=` below 0 and
+/// `CPUSchedulingResetOnFork=yes`, see the unit's comment), knockd's first thread, the event
+/// loop that spawns the commands, keeps the raised priority, while its other threads and the
+/// commands start at nice 0: a command cannot take the CPU from the loop that spawned it, and
+/// neither it nor the capture thread gets more CPU than any other process.
+#[test]
+#[ignore = "needs root"]
+fn under_the_units_priority_only_the_event_loop_is_raised() {
+    let unit = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../packaging/systemd/knockd.service"
+    ))
+    .expect("read the packaged unit");
+    let nice: i32 = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("Nice="))
+        .expect("the unit sets Nice=")
+        .parse()
+        .expect("Nice= is a number");
+    assert!(nice < 0, "the unit's Nice={nice} raises nothing");
+    assert!(
+        unit.lines()
+            .any(|line| line == "CPUSchedulingResetOnFork=yes"),
+        "without CPUSchedulingResetOnFork the commands would inherit Nice={nice}"
+    );
+
+    let net = Net::new();
+    let dir = net.dir_str();
+    net.write(
+        "knockd.conf",
+        &format!("[d]\nsequence = 7000,8000\ncommand = nice > {dir}/niceness\n"),
+    );
+    // What systemd does for those two settings, done by nice(1) and chrt(1).
+    let mut command = net.cmd_in(&net.srv, "nice");
+    command
+        .args([
+            "-n",
+            &nice.to_string(),
+            "chrt",
+            "--reset-on-fork",
+            "--other",
+            "0",
+        ])
+        .arg(KNOCKD)
+        .args(net.knockd_args(&[]));
+    let daemon = Daemon::spawn(command);
+    daemon.wait_listening(&net.path("log"), 0);
+
+    let threads = thread_niceness(daemon.pid);
+    assert_eq!(
+        threads.get(&daemon.pid),
+        Some(&nice),
+        "threads: {threads:?}"
+    );
+    assert!(
+        threads.len() >= 2,
+        "knockd has a capture thread: {threads:?}"
+    );
+    for (tid, niceness) in &threads {
+        if *tid != daemon.pid {
+            assert_eq!(*niceness, 0, "thread {tid} is raised: {threads:?}");
+        }
+    }
+
+    net.knock(&net.srv4, "7000,8000");
+    wait_contains(&net.path("niceness"), "\n");
+    assert_eq!(read(&net.path("niceness")).trim(), "0");
 }
