@@ -45,7 +45,7 @@ use limits::COMPACTION_SLACK;
 pub use limits::{Counters, DEFAULT_MAX_PENDING_CLOSES, DEFAULT_MAX_SOURCES, Limits};
 use output::Output;
 pub use output::{Action, ActionKind, ActionView};
-use sources::{FifoEntry, NOT_FOUND, SourceState, SourceTable, compact, is_current};
+use sources::{FifoEntry, NOT_FOUND, SourceState, SourceTable, compact};
 
 /// Expiries looked up ahead together (see `Matcher::expire_chunk`): enough to keep many
 /// cache misses in flight, small enough for the hashes to stay on the stack.
@@ -456,7 +456,7 @@ impl Matcher {
                     if state.attempts.is_empty() {
                         self.sources.remove_source(hash, source);
                     }
-                    self.drop_stale_fronts(Some(source));
+                    self.drop_stale_fronts(source, false);
                 }
                 return;
             }
@@ -744,18 +744,24 @@ impl Matcher {
         }
     }
 
-    /// Drops the stale entries at the deadline queues' fronts.
+    /// Drops the stale entries at the deadline queues' fronts, after attempts of `source`
+    /// ended otherwise than by expiry.
     ///
-    /// With `Some(source)`, after its attempts ended otherwise than by expiry: only that
-    /// source's entries (no look-up unless a front is one of them), so that
-    /// [`poll_timeout`](Self::poll_timeout) stays exact for the common case of a single
-    /// knocker (no wake-up for an attempt that already ended). With `None`, after an
-    /// eviction: any (at least one look-up per class, the first live front's source, in a
-    /// flood the next to be evicted).
-    fn drop_stale_fronts(&mut self, source: Option<IpAddr>) {
+    /// When the source is still tracked (`evicted` false): only its entries (no look-up
+    /// unless a front is one of them), so that [`poll_timeout`](Self::poll_timeout) stays
+    /// exact for the common case of a single knocker (no wake-up for an attempt that already
+    /// ended). When it was just evicted: its entries with no look-up (none of them can be
+    /// live), then any other stale front (a look-up each, and one for the first live front,
+    /// in a flood the next source to be evicted).
+    fn drop_stale_fronts(&mut self, source: IpAddr, evicted: bool) {
         for class in &mut self.deadlines.classes {
             while let Some(front) = class.front() {
-                if source.is_some_and(|s| front.source != s) || is_live(&self.sources.map, front) {
+                let stale = if front.source == source {
+                    evicted || !is_live(&self.sources.map, front)
+                } else {
+                    evicted && !is_live(&self.sources.map, front)
+                };
+                if !stale {
                     break;
                 }
                 class.pop_front();
@@ -876,22 +882,24 @@ impl Matcher {
             .pop_front()
             .or_else(|| self.sources.fifo_advanced.pop_front())
         {
-            if !is_current(&self.sources.map, &entry) {
-                continue;
-            }
-            if let Some(state) = self.sources.map.remove(entry.source) {
-                let attempts = state.attempts.len();
-                self.sources.live_attempts -= attempts;
-                self.inner.out.counters.attempts_evicted += attempts as u64;
-                self.inner.out.counters.sources_evicted += 1;
-            }
+            let Some(state) = self
+                .sources
+                .map
+                .remove_if(entry.source, |s| entry.is_entry_of(s))
+            else {
+                continue; // a stale entry
+            };
+            let attempts = state.attempts.len();
+            self.sources.live_attempts -= attempts;
+            self.inner.out.counters.attempts_evicted += attempts as u64;
+            self.inner.out.counters.sources_evicted += 1;
             // In a flood the evicted source is the oldest, so its deadline entries are
             // usually at the queue fronts: drop them now rather than by a compaction pass,
             // with any other stale entry that reached a front (an attempt that ended while
             // deep in its queue, such as a knock that opened during the flood). Left there,
             // one such entry would hold every later entry back, and the queue would be
             // compacted (a look-up per entry) every few tens of thousands of packets.
-            self.drop_stale_fronts(None);
+            self.drop_stale_fronts(entry.source, true);
             return;
         }
     }

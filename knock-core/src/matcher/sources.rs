@@ -178,15 +178,23 @@ impl SourceMap {
         self.table.find_mut(hash, |s| s.key == key)
     }
 
-    pub(super) fn remove(&mut self, key: IpAddr) -> Option<SourceState> {
-        self.remove_hashed(self.hash(key), key)
-    }
-
-    /// [`remove`](Self::remove) with the hash already computed.
+    /// Removes the entry of `key`, whose hash is `hash`.
     pub(super) fn remove_hashed(&mut self, hash: u64, key: IpAddr) -> Option<SourceState> {
         match self.table.find_entry(hash, |s| s.key == key) {
             Ok(entry) => Some(entry.remove().0),
             Err(_) => None,
+        }
+    }
+
+    /// Removes the entry of `key` if `evict` holds for it (one search).
+    pub(super) fn remove_if(
+        &mut self,
+        key: IpAddr,
+        evict: impl FnOnce(&SourceState) -> bool,
+    ) -> Option<SourceState> {
+        match self.table.find_entry(self.hash(key), |s| s.key == key) {
+            Ok(entry) if evict(entry.get()) => Some(entry.remove().0),
+            _ => None,
         }
     }
 
@@ -362,8 +370,15 @@ pub(super) fn compact<T: Copy>(
 }
 
 pub(super) fn is_current(map: &SourceMap, entry: &FifoEntry) -> bool {
-    map.get(entry.source)
-        .is_some_and(|s| s.generation == entry.generation && s.advanced == entry.advanced)
+    map.get(entry.source).is_some_and(|s| entry.is_entry_of(s))
+}
+
+impl FifoEntry {
+    /// Whether this entry stands for `state` (of the entry's source) as it is now: the same
+    /// generation, and in the FIFO that matches its stage.
+    pub(super) fn is_entry_of(&self, state: &SourceState) -> bool {
+        state.generation == self.generation && state.advanced == self.advanced
+    }
 }
 
 #[cfg(test)]
@@ -408,8 +423,16 @@ mod tests {
                         .generation;
                     assert_eq!(generation, *model.entry(key).or_insert(step));
                 }
-                4..=5 => {
-                    assert_eq!(map.remove(key).map(|s| s.generation), model.remove(&key));
+                4 => {
+                    // A refused removal leaves the entry as it was.
+                    assert!(map.remove_if(key, |_| false).is_none());
+                    assert_eq!(map.get(key).map(|s| s.generation), model.get(&key).copied());
+                    let removed = map.remove_if(key, |s| s.key == key);
+                    assert_eq!(removed.map(|s| s.generation), model.remove(&key));
+                }
+                5 => {
+                    let removed = map.remove_hashed(map.hash(key), key);
+                    assert_eq!(removed.map(|s| s.generation), model.remove(&key));
                 }
                 6 if step % 97 == 0 => {
                     map.retain(|s| s.generation % 3 != 0);
