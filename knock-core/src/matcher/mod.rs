@@ -751,21 +751,29 @@ impl Matcher {
     /// unless a front is one of them), so that [`poll_timeout`](Self::poll_timeout) stays
     /// exact for the common case of a single knocker (no wake-up for an attempt that already
     /// ended). When it was just evicted: its entries with no look-up (none of them can be
-    /// live), then any other stale front (a look-up each, and one for the first live front,
-    /// in a flood the next source to be evicted).
+    /// live), then, if any entry anywhere is stale, the other stale fronts (a look-up each,
+    /// and one for the first live front). Every attempt in progress has exactly one entry,
+    /// so there is a stale entry exactly when there are more entries than attempts: in a
+    /// flood of new sources there is none, and an eviction costs no look-up here.
     fn drop_stale_fronts(&mut self, source: IpAddr, evicted: bool) {
-        for class in &mut self.deadlines.classes {
+        let Deadlines {
+            classes, entries, ..
+        } = &mut self.deadlines;
+        debug_assert!(*entries >= self.sources.live_attempts);
+        for class in classes {
             while let Some(front) = class.front() {
                 let stale = if front.source == source {
                     evicted || !is_live(&self.sources.map, front)
                 } else {
-                    evicted && !is_live(&self.sources.map, front)
+                    evicted
+                        && *entries > self.sources.live_attempts
+                        && !is_live(&self.sources.map, front)
                 };
                 if !stale {
                     break;
                 }
                 class.pop_front();
-                self.deadlines.entries -= 1;
+                *entries -= 1;
             }
         }
     }
