@@ -853,6 +853,11 @@ fn wait_to_retry(shared: &Shared, interface: &Interface) -> bool {
 /// How many frames between two refreshes of the libpcap counters under load.
 const STATS_EVERY: u32 = 4096;
 
+/// The most frames one `pcap_dispatch` call hands over: control requests (stop, reload,
+/// stats) are checked between calls, so a flood that keeps the ring full delays them by at
+/// most this many frames' work.
+const DISPATCH_MAX: usize = 64;
+
 fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let Opened {
@@ -861,7 +866,6 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
         mut filter_generation,
         ifindex,
     } = opened;
-    let ipv4_only = shared.config.ipv4_only;
     let mut since_stats = 0u32;
     let mut payload_generation = u64::MAX;
     let mut payload_ports: Vec<u16> = Vec::new();
@@ -915,54 +919,39 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
         {
             interface.refresh_pcap_stats(&mut capture);
         }
-        match capture.next_packet() {
-            Ok(packet) => {
-                if read_count.is_multiple_of(CLOCK_EVERY) {
-                    now = shared.clock.now();
+        // Up to DISPATCH_MAX frames in one libpcap call, handed over in place in the ring
+        // (pcap_next_ex would copy each frame out first and cost a call per frame).
+        let mut receiver_gone = false;
+        let read = capture.dispatch(Some(DISPATCH_MAX), |packet| {
+            if receiver_gone {
+                return;
+            }
+            if read_count.is_multiple_of(CLOCK_EVERY) {
+                now = shared.clock.now();
+            }
+            bump(&interface.read);
+            read_count += 1;
+            since_stats += 1;
+            let frame = Frame {
+                link,
+                now,
+                data: packet.data,
+                wire_length: packet.header.len,
+            };
+            receiver_gone = !deliver(shared, interface, &mut pending, &payload_ports, frame);
+        });
+        match read {
+            Ok(frames) if frames > 0 => {
+                if receiver_gone {
+                    return Exit::Stopped;
                 }
-                bump(&interface.read);
-                read_count += 1;
-                match decode_with_payload(link, now, packet.data, packet.header.len) {
-                    Ok((event, _)) if ipv4_only && event.source.is_ipv6() => {}
-                    Ok((event, data))
-                        if event.protocol == knock_core::Protocol::Udp
-                            && payload_ports.contains(&event.destination_port) =>
-                    {
-                        // Packets read before it are delivered before it.
-                        if !pending.flush() {
-                            return Exit::Stopped;
-                        }
-                        let datagram = Datagram::bounded(
-                            event,
-                            data,
-                            &shared.datagrams_in_flight,
-                            shared.config.max_datagrams_in_flight,
-                        );
-                        let sent = datagram
-                            .map(|d| shared.events.try_send(CaptureEvent::Datagram(Box::new(d))));
-                        match sent {
-                            Some(Ok(())) => bump(&interface.sent),
-                            None | Some(Err(TrySendError::Full(_))) => {
-                                bump(&interface.channel_dropped);
-                            }
-                            Some(Err(TrySendError::Disconnected(_))) => return Exit::Stopped,
-                        }
-                    }
-                    Ok((event, _)) => {
-                        if !pending.push(event) {
-                            return Exit::Stopped;
-                        }
-                    }
-                    Err(reason) => interface.ignored.record(reason),
-                }
-                since_stats += 1;
                 if since_stats >= STATS_EVERY {
                     since_stats = 0;
                     interface.refresh_pcap_stats(&mut capture);
                 }
             }
             // Non-blocking: the ring is empty. Sleep until a frame or a wakeup arrives.
-            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {
+            Ok(_) => {
                 // Whatever was read goes now: no packet waits for a batch to fill.
                 if !pending.flush() {
                     return Exit::Stopped;
@@ -1004,6 +993,59 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
                 interface.refresh_pcap_stats(&mut capture);
                 return Exit::Lost(error.to_string());
             }
+        }
+    }
+}
+
+/// One frame read from the ring.
+struct Frame<'a> {
+    link: LinkType,
+    /// The time given to it (see `run`).
+    now: knock_core::Instant,
+    data: &'a [u8],
+    /// Its length on the wire (`data` may be cut short by the snap length).
+    wire_length: u32,
+}
+
+/// Decodes one frame and queues it (a knock candidate) or sends it at once (a datagram to a
+/// payload port, after the packets queued before it); a frame that is not a knock candidate
+/// is counted by reason. `false` if the receiver is gone.
+fn deliver(
+    shared: &Shared,
+    interface: &Interface,
+    pending: &mut Pending<'_>,
+    payload_ports: &[u16],
+    frame: Frame<'_>,
+) -> bool {
+    match decode_with_payload(frame.link, frame.now, frame.data, frame.wire_length) {
+        Ok((event, _)) if shared.config.ipv4_only && event.source.is_ipv6() => true,
+        Ok((event, data))
+            if event.protocol == knock_core::Protocol::Udp
+                && payload_ports.contains(&event.destination_port) =>
+        {
+            // Packets read before it are delivered before it.
+            if !pending.flush() {
+                return false;
+            }
+            let datagram = Datagram::bounded(
+                event,
+                data,
+                &shared.datagrams_in_flight,
+                shared.config.max_datagrams_in_flight,
+            );
+            let sent =
+                datagram.map(|d| shared.events.try_send(CaptureEvent::Datagram(Box::new(d))));
+            match sent {
+                Some(Ok(())) => bump(&interface.sent),
+                None | Some(Err(TrySendError::Full(_))) => bump(&interface.channel_dropped),
+                Some(Err(TrySendError::Disconnected(_))) => return false,
+            }
+            true
+        }
+        Ok((event, _)) => pending.push(event),
+        Err(reason) => {
+            interface.ignored.record(reason);
+            true
         }
     }
 }
