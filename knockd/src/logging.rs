@@ -540,10 +540,9 @@ impl Logger {
         self.file_pending.extend_from_slice(stamp.as_bytes());
         let start = self.file_pending.len();
         message.append_to(&mut self.file_pending);
-        if self.file_pending[start..]
-            .iter()
-            .any(|&b| b == b'\n' || b == b'\r')
-        {
+        // memchr2: a vectorised search (a byte loop here was most of this function's time
+        // in a flood, one line per packet).
+        if memchr::memchr2(b'\n', b'\r', &self.file_pending[start..]).is_some() {
             // Rare (a door name with a line break): as `one_line`, on the text written.
             let text = String::from_utf8_lossy(&self.file_pending[start..]).into_owned();
             self.file_pending.truncate(start);
