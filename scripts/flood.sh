@@ -352,7 +352,8 @@ stage_report() {
     echo "spawn: the command's \`/bin/sh\` was spawned (\`posix_spawn\` returned; the spawn call is the time"
     echo "spent in it, the shell's exec included). Client→command"
     echo "also counts the client's own start and the shell running \`date\`. The door has no stop"
-    echo "command; a door with one also waits for its stop to be written to the state file (fsync)."
+    echo "command; a door with one also waits for its stop to be written to the state file and renamed"
+    echo "into place (not for the disk: the file is synced after the spawn)."
 }
 
 # us_per_packet CPU_SECONDS PACKETS: microseconds of server CPU per packet ("–" without packets).

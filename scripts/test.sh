@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 # root tests (namespaces, the knockd 0.8 reference for interoperability, a packet sniffer to
 # check what the client sends, nft to load rulesets and read sets back in the nftables tests,
 # fwknop's client and server for the SPA interoperability tests, oathtool to cross-check TOTP
-# codes).
+# codes, strace to check the order of knockd's system calls).
 packages=(libpcap-dev iproute2 knockd tcpdump hping3 python3 dpkg-dev nftables fwknop-client
-    fwknop-server oathtool e2fsprogs)
+    fwknop-server oathtool e2fsprogs strace)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

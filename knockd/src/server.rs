@@ -512,9 +512,18 @@ impl Server {
 
     /// The end of a loop pass: the state file is written if it changed (once, however many
     /// opens the pass had, and at most once per [`STATE_WRITE_INTERVAL`] unless `force`), then
-    /// the jobs held for it run, then the logs reach their files.
+    /// the jobs held for it run, then the file is synced to the disk, then the logs reach
+    /// their files.
+    ///
+    /// Why the jobs run before the sync (issue 14): once written and renamed into place, the
+    /// pending stops are what a knockd restarted after a crash or `kill -9` reads (the page
+    /// cache keeps them); the sync (two fsyncs, about a millisecond on the bench VM) only
+    /// guards against an operating-system crash, which also resets the firewall rules a
+    /// start command adds. Waiting for it put the disk's latency between a knock and its
+    /// command.
     fn end_pass(&mut self, force: bool) {
         self.perform();
+        let mut unsynced = None;
         if self.state.is_dirty() {
             if !force && self.state_write_due().is_some() {
                 // Written soon (the loop wakes for it); held jobs wait until then.
@@ -522,23 +531,36 @@ impl Server {
                 self.logger.end_pass();
                 return;
             }
-            let written = self.state.save_if_dirty();
+            let written = self.state.write_if_dirty();
             self.state_written_at = Some(std::time::Instant::now());
-            let durable = written.is_ok();
-            self.core.handle_state_durable(durable);
-            self.state_written(written);
-            if durable {
-                self.unwritten_stops.clear();
-            } else {
-                // Tried again later (STATE_RETRY_INTERVAL).
-                self.state.mark_dirty();
-                // Issue 10 item 11: the start commands whose stop is not on disk do not run
-                // (their stops stay in memory and run at their time, harmlessly).
-                self.refuse_deferred_starts();
+            match written {
+                Ok(file) => {
+                    self.unwritten_stops.clear();
+                    unsynced = file;
+                }
+                Err(e) => {
+                    self.core.handle_state_durable(false);
+                    self.state_written(Err(e));
+                    // Tried again later (STATE_RETRY_INTERVAL).
+                    self.state.mark_dirty();
+                    // Issue 10 item 11: the start commands whose stop is not on disk do not
+                    // run (their stops stay in memory and run at their time, harmlessly).
+                    self.refuse_deferred_starts();
+                }
             }
         }
         for job in std::mem::take(&mut self.deferred_jobs) {
             self.executor.submit(job, &mut self.notices);
+        }
+        if let Some(file) = unsynced {
+            let synced = file.sync();
+            let durable = synced.is_ok();
+            self.core.handle_state_durable(durable);
+            self.state_written(synced);
+            if !durable {
+                // Written again later; until then doors with a stop command do not open.
+                self.state.mark_dirty();
+            }
         }
         self.flush_notices();
         self.logger.end_pass();

@@ -4,8 +4,10 @@
 //! The daemon core owns the records and tells the driver what changed
 //! (`Effect::PersistStop`, `Effect::DropStop`); this mirror applies the changes in memory and
 //! is written at most once per pass of the event loop, so a flood of opens does not turn into
-//! one fsync per open. Format (JSON, one document, rewritten atomically — temporary file in
-//! the same directory, fsync, rename, fsync of the directory):
+//! one fsync per open. The file is rewritten whole: a temporary file in the same directory,
+//! renamed over it (from then on a knockd restarted after a crash or `kill -9` reads it), then
+//! synced, file and directory, once the start commands that waited for their stops are
+//! spawned (see `Server::end_pass`). Format (JSON, one document):
 //!
 //! ```json
 //! {"version":1,"pending_stops":[
@@ -314,7 +316,7 @@ impl StateFile {
         }
     }
 
-    /// Records a pending stop (in memory; see [`save_if_dirty`](Self::save_if_dirty)).
+    /// Records a pending stop (in memory; see [`write_if_dirty`](Self::write_if_dirty)).
     pub(crate) fn add(&mut self, id: StopId, stop: PendingStop) {
         self.entries.insert(id, stop);
         self.dirty = true;
@@ -363,7 +365,7 @@ impl StateFile {
         }
     }
 
-    /// Makes the next [`save_if_dirty`](Self::save_if_dirty) write (to retry a failed
+    /// Makes the next [`write_if_dirty`](Self::write_if_dirty) write (to retry a failed
     /// write).
     pub(crate) fn mark_dirty(&mut self) {
         self.dirty = true;
@@ -375,18 +377,23 @@ impl StateFile {
         self.dirty
     }
 
-    /// Writes the file if it changed since the last successful write; it stays dirty when
-    /// the write fails (tried again at the next call).
+    /// Writes the file if it changed since the last successful write, and renames it into
+    /// place: what a reader (a knockd restarted after a crash or `kill -9`) finds from then
+    /// on. It is on the disk once the returned [`Unsynced`] is synced (`None`: nothing was
+    /// written). It stays dirty when the write fails (tried again at the next call).
     ///
     /// # Errors
     /// See [`save`](Self::save).
-    pub(crate) fn save_if_dirty(&mut self) -> io::Result<()> {
+    pub(crate) fn write_if_dirty(&mut self) -> io::Result<Option<Unsynced>> {
         if !self.dirty {
-            return Ok(());
+            return Ok(None);
         }
-        self.save()?;
+        if let Some(why) = &self.frozen {
+            return Err(frozen_error(why));
+        }
+        let unsynced = write_visible(&self.path, self.to_text().as_bytes())?;
         self.dirty = false;
-        Ok(())
+        Ok(Some(unsynced))
     }
 
     /// The document as written to disk.
@@ -445,12 +452,16 @@ impl StateFile {
     /// Creating the directory, writing, syncing or renaming failed.
     pub(crate) fn save(&self) -> io::Result<()> {
         if let Some(why) = &self.frozen {
-            return Err(io::Error::other(format!(
-                "not overwriting it ({why}): move it away and restart knockd"
-            )));
+            return Err(frozen_error(why));
         }
         write_atomically(&self.path, self.to_text().as_bytes())
     }
+}
+
+fn frozen_error(why: &str) -> io::Error {
+    io::Error::other(format!(
+        "not overwriting it ({why}): move it away and restart knockd"
+    ))
 }
 
 /// Where a corrupt state file is moved: `PATH.corrupt` (appended: `pending-stops.json`
@@ -481,6 +492,58 @@ fn is_safe(meta: &std::fs::Metadata) -> bool {
 /// # Errors
 /// Any step failed; `path` is then unchanged.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (temp, dir) = temporary_with(path, bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    sync_directory(dir);
+    Ok(())
+}
+
+/// Replaces `path` with `bytes` as [`write_atomically`] does, except that nothing waits for
+/// the disk: the whole new content is what every reader sees from the return on (it is in
+/// the page cache, so a crash of this process does not lose it), and [`Unsynced::sync`]
+/// then puts it on the disk. Until then an operating-system crash could lose the new
+/// content, or on a file system that does not order a rename after the renamed file's data
+/// (ext4 and btrfs do), leave an empty file.
+///
+/// # Errors
+/// Any step failed; `path` is then unchanged.
+pub(crate) fn write_visible(path: &Path, bytes: &[u8]) -> io::Result<Unsynced> {
+    let (temp, dir) = temporary_with(path, bytes)?;
+    let file = temp.persist(path).map_err(|e| e.error)?;
+    Ok(Unsynced {
+        file,
+        dir: dir.to_owned(),
+    })
+}
+
+/// A file [`write_visible`] renamed into place, not yet on the disk.
+#[must_use = "the file is not on the disk until synced"]
+#[derive(Debug)]
+pub(crate) struct Unsynced {
+    file: std::fs::File,
+    dir: PathBuf,
+}
+
+impl Unsynced {
+    /// Puts the file on the disk, then its directory entry (the rename).
+    ///
+    /// # Errors
+    /// Syncing the file failed (a failure to sync the directory is not reported, as in
+    /// [`write_atomically`]).
+    pub(crate) fn sync(self) -> io::Result<()> {
+        self.file.sync_all()?;
+        sync_directory(&self.dir);
+        Ok(())
+    }
+}
+
+/// A temporary file in `path`'s directory (created if needed) holding `bytes`, with the
+/// permissions of the file it is to replace, and that directory.
+fn temporary_with<'p>(
+    path: &'p Path,
+    bytes: &[u8],
+) -> io::Result<(tempfile::NamedTempFile, &'p Path)> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -501,17 +564,26 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .set_permissions(std::fs::Permissions::from_mode(mode));
     }
     temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
+    Ok((temp, dir))
+}
+
+/// Syncs a directory (a rename in it); failures are ignored (some file systems refuse).
+fn sync_directory(dir: &Path) {
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Syncs what `write_if_dirty` wrote, if anything.
+    fn sync(unsynced: Option<Unsynced>) {
+        if let Some(unsynced) = unsynced {
+            unsynced.sync().unwrap();
+        }
+    }
 
     fn stop(door: &str, source: &str, due_unix: u64, command: &str) -> PendingStop {
         PendingStop {
@@ -537,15 +609,15 @@ mod tests {
         let b = stop("door 2", "fd00::1", 1_795_000_100, "ip6tables -D y fd00::1");
         state.add(StopId(7), a.clone());
         state.add(StopId(9), b.clone());
-        assert!(!path.exists(), "nothing written before save_if_dirty");
+        assert!(!path.exists(), "nothing written before write_if_dirty");
         assert!(state.is_dirty());
-        state.save_if_dirty().unwrap();
+        sync(state.write_if_dirty().unwrap());
         assert!(!state.is_dirty());
         let loaded = StateFile::load(path.clone()).unwrap();
         assert_eq!(loaded.entries(), [(StopId(1), a), (StopId(2), b.clone())]);
 
         state.remove(StopId(7));
-        state.save_if_dirty().unwrap();
+        sync(state.write_if_dirty().unwrap());
         let loaded = StateFile::load(path.clone()).unwrap();
         assert_eq!(loaded.entries(), [(StopId(1), b)]);
         // No temporary files left behind.
@@ -554,6 +626,36 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    /// Issue 14: a written record is what a reader finds before the sync (the start command
+    /// runs in between), and the sync then leaves the file clean.
+    #[test]
+    fn a_write_is_visible_before_its_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pending-stops");
+        let mut state = StateFile::load(path.clone()).unwrap();
+        let a = stop(
+            "openSSH",
+            "10.0.0.1",
+            1_795_000_000,
+            "iptables -D x 10.0.0.1",
+        );
+        state.add(StopId(3), a.clone());
+        let unsynced = state.write_if_dirty().unwrap().expect("dirty: written");
+        assert!(!state.is_dirty());
+        let loaded = StateFile::load(path.clone()).unwrap();
+        assert_eq!(loaded.entries(), [(StopId(1), a)]);
+        unsynced.sync().unwrap();
+        assert!(
+            state.write_if_dirty().unwrap().is_none(),
+            "clean: nothing written"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
     }
 
     /// Issue 10 item 5: running start commands survive a write and a load.
@@ -569,11 +671,11 @@ mod tests {
             identity: Some(("boot".into(), 99)),
         };
         state.add_running(start.clone());
-        state.save_if_dirty().unwrap();
+        sync(state.write_if_dirty().unwrap());
         let mut loaded = StateFile::load(path.clone()).unwrap();
         assert_eq!(loaded.take_running(), std::slice::from_ref(&start));
         state.remove_running("d", start.source);
-        state.save_if_dirty().unwrap();
+        sync(state.write_if_dirty().unwrap());
         assert!(
             !std::fs::read_to_string(&path)
                 .unwrap()
@@ -596,7 +698,7 @@ mod tests {
         let text = format!("{} 1795000120\n", "ab".repeat(32));
         state.set_spa_replay(text.clone());
         assert!(state.is_dirty());
-        state.save_if_dirty().unwrap();
+        sync(state.write_if_dirty().unwrap());
         state.set_spa_replay(text.clone());
         assert!(!state.is_dirty(), "an unchanged cache is not written again");
         let loaded = StateFile::load(path.clone()).unwrap();
@@ -644,7 +746,7 @@ mod tests {
         assert!(message.unwrap().contains("not overwritten"));
         assert!(state.entries().is_empty());
         state.add(StopId(1), stop("d", "10.0.0.2", 2, "true"));
-        let err = state.save_if_dirty().unwrap_err();
+        let err = state.write_if_dirty().unwrap_err();
         assert!(err.to_string().contains("not overwriting it"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 
@@ -662,7 +764,7 @@ mod tests {
         );
         assert!(!path.exists());
         state.add(StopId(1), stop("d", "10.0.0.2", 2, "true"));
-        state.save_if_dirty().unwrap();
+        sync(state.write_if_dirty().unwrap());
         assert_eq!(StateFile::load(path).unwrap().entries().len(), 1);
     }
 
@@ -673,7 +775,7 @@ mod tests {
         let path = dir.path().join("s");
         let mut state = StateFile::empty(path.clone());
         state.add(StopId(1), stop("d", "10.0.0.1", 1, "true"));
-        state.save_if_dirty().unwrap();
+        sync(state.write_if_dirty().unwrap());
         assert_eq!(StateFile::load(path.clone()).unwrap().entries().len(), 1);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert!(matches!(
@@ -696,7 +798,7 @@ mod tests {
         }];
         state.set_spent_codes(spent.clone());
         assert!(state.is_dirty());
-        state.save_if_dirty().unwrap();
+        sync(state.write_if_dirty().unwrap());
         assert!(
             std::fs::read_to_string(&path)
                 .unwrap()

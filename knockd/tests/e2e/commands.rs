@@ -252,3 +252,74 @@ fn under_the_units_priority_only_the_event_loop_is_raised() {
     wait_contains(&net.path("niceness"), "\n");
     assert_eq!(read(&net.path("niceness")).trim(), "0");
 }
+
+/// Issue 14: the start command of a door with a stop command runs once its stop is written to
+/// the state file and renamed into place (what a knockd restarted after a crash or `kill -9`
+/// reads), without waiting for the file to be synced to the disk; the sync follows. Seen in
+/// the order of knockd's system calls, traced by strace.
+#[test]
+#[ignore = "needs root"]
+fn a_start_command_waits_for_its_stop_record_but_not_for_the_disk() {
+    let net = Net::new();
+    let dir = net.dir_str();
+    net.write(
+        "knockd.conf",
+        &format!(
+            "[d]\n\
+             sequence = 7000,8000\n\
+             start_command = echo started > {dir}/started\n\
+             cmd_timeout = 600\n\
+             stop_command = true\n"
+        ),
+    );
+    let trace = net.path("trace");
+    let mut command = net.cmd_in(&net.srv, "strace");
+    command
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=rename,renameat,renameat2,fsync,execve",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(KNOCKD)
+        .args(net.knockd_args(&[]));
+    let daemon = Daemon::spawn(command);
+    daemon.wait_listening(&net.path("log"), 0);
+    net.knock(&net.srv4, "7000,8000");
+    wait_contains(&net.path("started"), "started");
+
+    let state = net.path("state").display().to_string();
+    // The start command's shell, then the first fsync after it (the loop's sync).
+    let synced_after_start = |lines: &[String]| {
+        let start = lines
+            .iter()
+            .position(|l| l.contains("execve(\"/bin/sh\"") && l.contains("started"))?;
+        lines[start..]
+            .iter()
+            .position(|l| l.contains("fsync("))
+            .map(|sync| (start, start + sync))
+    };
+    let lines = wait_until(DEADLINE, || {
+        let lines: Vec<String> = read(&trace).lines().map(str::to_owned).collect();
+        synced_after_start(&lines).is_some().then_some(lines)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no start command then fsync in the trace:\n{}",
+            read(&trace)
+        )
+    });
+    let (start, sync) = synced_after_start(&lines).expect("found above");
+    let renamed = lines[..start]
+        .iter()
+        .rposition(|l| l.contains("rename") && l.contains(&format!("\"{state}\"")))
+        .unwrap_or_else(|| panic!("the state file was not renamed before the start:\n{lines:#?}"));
+    let between = &lines[renamed + 1..start];
+    assert!(
+        !between.iter().any(|l| l.contains("fsync(")),
+        "the start command waited for an fsync of the state file:\n{:#?}",
+        &lines[renamed..=sync]
+    );
+}
