@@ -871,7 +871,7 @@ fn run(shared: &Shared, interface: &Interface, opened: Opened) -> Exit {
     let mut payload_ports: Vec<u16> = Vec::new();
     let mut pending = Pending::new(shared, interface);
     let mut pacer = Pacer::new(shared.config.burst_pause.min(MAX_BURST_PAUSE));
-    // When the current read (a run of next_packet calls until the ring is empty) began, and
+    // When the current read (dispatch calls until the ring is empty) began, and
     // how many frames it found.
     let mut read_began = std::time::Instant::now();
     let mut read_count = 0usize;
