@@ -106,26 +106,14 @@ else
     replay_cpu=()
     pinning="one CPU: server and tcpreplay share it"
 fi
-# Each server runs at the priority its packaged systemd unit gives it: ours with the unit's
-# Nice= and, with CPUSchedulingResetOnFork=yes, only its event loop raised (its other threads
-# and its commands start at nice 0); knockd 0.8's Debian unit sets neither.
-unit="$repo/packaging/systemd/knockd.service"
-unit_nice=$(sed -n 's/^Nice=//p' "$unit")
-ours_sched=()
-priority="both at nice 0"
-if [ -n "$unit_nice" ]; then
-    ours_sched=(nice -n "$unit_nice")
-    priority="ours at nice $unit_nice as its systemd unit runs it"
-    if grep -qx 'CPUSchedulingResetOnFork=yes' "$unit"; then
-        ours_sched+=(chrt --reset-on-fork --other 0)
-        priority+=" (event loop only; its commands at 0)"
-    fi
-    priority+=", 0.8 at nice 0 as Debian's unit runs it"
-fi
 
 # --- namespaces, veth, cleanup ------------------------------------------------------------------
 # shellcheck source=scripts/flood/lib.sh
 . "$repo/scripts/flood/lib.sh"
+# Each server runs at the priority its packaged systemd unit gives it (see unit_priority);
+# knockd 0.8's Debian unit sets none.
+unit_priority
+[ ${#ours_sched[@]} -eq 0 ] || priority+=", 0.8 at nice 0 as Debian's unit runs it"
 tag=$$
 work=$(mktemp -d /tmp/knock-flood.XXXXXX)
 # The processes we started and have not reaped yet (reaped ones are cleared, so a reused pid is

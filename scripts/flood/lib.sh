@@ -69,6 +69,25 @@ need_tools() {
     done
 }
 
+# unit_priority: sets ours_sched, the command prefix that runs our knockd at the priority its
+# packaged systemd unit gives it (the unit's Nice= and, with CPUSchedulingResetOnFork=yes, only
+# the event loop raised: the threads and commands it creates start at nice 0), and priority,
+# a phrase that says so. Both empty/"at nice 0" when the unit sets no Nice=.
+unit_priority() {
+    local unit nice
+    unit="$repo/packaging/systemd/knockd.service"
+    nice=$(sed -n 's/^Nice=//p' "$unit")
+    ours_sched=()
+    priority="both at nice 0"
+    [ -n "$nice" ] || return 0
+    ours_sched=(nice -n "$nice")
+    priority="ours at nice $nice as its systemd unit runs it"
+    if grep -qx 'CPUSchedulingResetOnFork=yes' "$unit"; then
+        ours_sched+=(chrt --reset-on-fork --other 0)
+        priority+=" (event loop only; its commands at 0)"
+    fi
+}
+
 # CPU seconds (user+system, all threads) of a live process, or nothing.
 cpu_seconds() {
     local stat

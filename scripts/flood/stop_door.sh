@@ -39,6 +39,8 @@ done
 case "$duration" in '' | *[!0-9]*) echo "stop_door.sh: --duration must be whole seconds" >&2; exit 2 ;; esac
 if [ "$(id -u)" -ne 0 ]; then echo "stop_door.sh: needs root" >&2; exit 1; fi
 need_tools strace tcpreplay python3 ip
+# knockd runs at the priority its systemd unit gives it (sets ours_sched and priority).
+unit_priority
 ensure_release_binaries
 say() { echo "stop_door: $*" >&2; }
 
@@ -75,7 +77,7 @@ run_rate() {
 CONF
     : >"$dir/opened"
     ip netns exec "$srv_ns" strace -f --seccomp-bpf -ttt -e trace=rename,renameat,renameat2,fsync \
-        -o "$dir/trace" "$KNOCKD" -i "$srv_if" -c "$dir/knockd.conf" --state-file "$dir/state" \
+        -o "$dir/trace" "${ours_sched[@]}" "$KNOCKD" -i "$srv_if" -c "$dir/knockd.conf" --state-file "$dir/state" \
         >"$dir/stdout" 2>"$dir/stderr" &
     trace_pid=$!
     bench_pids+=" $trace_pid"
@@ -157,7 +159,8 @@ legitimate \`7000,8000,9000\` knock on another door (\`command = date …\`) is 
 knockd runs under \`strace --seccomp-bpf\` tracing only \`rename*\` and \`fsync\`, which counts the
 state-file writes (each write is one rename and two fsyncs: the file and its directory). The
 window is from the flood's start to its end, ${duration} s per rate. *Capture drops* are the
-kernel ring's and the capture queue's, from knockd's \`SIGUSR1\` statistics line.
+kernel ring's and the capture queue's, from knockd's \`SIGUSR1\` statistics line. Priority:
+${priority}.
 Load average: $load_start at the start, $(loadavg) at the end.
 
 | target rate (pps) | achieved (pps) | packets sent | window (s) | opens logged | start commands run | state-file writes | fsyncs | capture drops (ring / queue) | legitimate knock opened | knock→command latency | server up |
