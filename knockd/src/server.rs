@@ -40,6 +40,25 @@ pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
 /// Least time between two writes of the state file: under a flood of opens it is written at
 /// most this often (the start commands waiting for it run right after), at idle at once.
 const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
+/// A write of the state file is followed by at least this many times its own duration
+/// without one (up to [`STATE_RETRY_INTERVAL`]), so that writing it takes at most a tenth
+/// of the event loop's time however many pending stops it holds (a flood that opens a door
+/// with a stop command: thousands).
+const STATE_WRITE_SPACING: u32 = 9;
+/// The least time from a write of the state file (or a failed try) to the next: see
+/// [`STATE_RETRY_INTERVAL`], [`STATE_WRITE_INTERVAL`] and [`STATE_WRITE_SPACING`]. `took`:
+/// how long the last write took, its sync included.
+fn write_interval(failing: bool, took: Duration) -> Duration {
+    if failing {
+        STATE_RETRY_INTERVAL
+    } else {
+        // At most a second apart all the same (a very slow disk).
+        STATE_WRITE_INTERVAL
+            .max(took.saturating_mul(STATE_WRITE_SPACING))
+            .min(STATE_RETRY_INTERVAL)
+    }
+}
+
 /// How long startup waits for a killed start command's process group to disappear.
 const LEFT_START_WAIT: Duration = Duration::from_secs(5);
 /// Least time between two attempts to write a state file whose last write failed.
@@ -268,6 +287,8 @@ struct Server {
     state_failing: bool,
     /// When the state file was last written (or tried).
     state_written_at: Option<std::time::Instant>,
+    /// How long that write took (with its sync).
+    state_write_took: Duration,
     /// systemd notifications (nothing without systemd).
     notify: Notifier,
     /// The status and metrics files.
@@ -357,6 +378,7 @@ impl Server {
             notices: Vec::new(),
             state_failing: false,
             state_written_at: None,
+            state_write_took: Duration::ZERO,
             notify: Notifier::from_env(),
             status,
             nft: None,
@@ -511,7 +533,8 @@ impl Server {
     }
 
     /// The end of a loop pass: the state file is written if it changed (once, however many
-    /// opens the pass had, and at most once per [`STATE_WRITE_INTERVAL`] unless `force`), then
+    /// opens the pass had, and at most once per [`STATE_WRITE_INTERVAL`], or per
+    /// [`STATE_WRITE_SPACING`] times the last write's duration if longer, unless `force`), then
     /// the jobs held for it run, then the file is synced to the disk, then the logs reach
     /// their files.
     ///
@@ -524,6 +547,7 @@ impl Server {
     fn end_pass(&mut self, force: bool) {
         self.perform();
         let mut unsynced = None;
+        let mut write_took = Duration::ZERO;
         if self.state.is_dirty() {
             if !force && self.state_write_due().is_some() {
                 // Written soon (the loop wakes for it); held jobs wait until then.
@@ -531,8 +555,12 @@ impl Server {
                 self.logger.end_pass();
                 return;
             }
+            let began = std::time::Instant::now();
             let written = self.state.write_if_dirty();
-            self.state_written_at = Some(std::time::Instant::now());
+            let now = std::time::Instant::now();
+            self.state_written_at = Some(now);
+            write_took = now - began;
+            self.state_write_took = write_took;
             match written {
                 Ok(file) => {
                     self.unwritten_stops.clear();
@@ -553,7 +581,9 @@ impl Server {
             self.executor.submit(job, &mut self.notices);
         }
         if let Some(file) = unsynced {
+            let began = std::time::Instant::now();
             let synced = file.sync();
+            self.state_write_took = write_took + began.elapsed();
             let durable = synced.is_ok();
             self.core.handle_state_durable(durable);
             self.state_written(synced);
@@ -592,12 +622,8 @@ impl Server {
     fn state_write_due(&self) -> Option<std::time::Instant> {
         // While writes fail, tried again once a second (doors with a stop command open again
         // once one succeeds).
-        let interval = if self.state_failing {
-            STATE_RETRY_INTERVAL
-        } else {
-            STATE_WRITE_INTERVAL
-        };
-        let due = self.state_written_at? + interval;
+        let due =
+            self.state_written_at? + write_interval(self.state_failing, self.state_write_took);
         (due > std::time::Instant::now()).then_some(due)
     }
 
@@ -1167,5 +1193,24 @@ fn debug_config(logger: &mut Logger, config: &Config) {
         if !line.trim().is_empty() {
             logger.debug(&format!("config: {line}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fast write keeps the 10 ms floor; a slow one (a file of thousands of pending stops)
+    /// is followed by nine times its duration without a write, up to a second; a failing one
+    /// by a second.
+    #[test]
+    fn state_writes_are_spaced_by_their_own_cost() {
+        let ms = Duration::from_millis;
+        assert_eq!(write_interval(false, Duration::ZERO), STATE_WRITE_INTERVAL);
+        assert_eq!(write_interval(false, ms(1)), STATE_WRITE_INTERVAL);
+        assert_eq!(write_interval(false, ms(4)), ms(36));
+        assert_eq!(write_interval(false, ms(500)), STATE_RETRY_INTERVAL);
+        assert_eq!(write_interval(false, Duration::MAX), STATE_RETRY_INTERVAL);
+        assert_eq!(write_interval(true, ms(4)), STATE_RETRY_INTERVAL);
     }
 }

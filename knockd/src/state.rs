@@ -86,11 +86,41 @@ pub(crate) struct RunningStart {
     pub(crate) identity: Option<(String, u64)>,
 }
 
+/// A pending stop and its entry in the file's `pending_stops` list, made once when it is
+/// recorded: every write of the file (up to a hundred a second while a flood opens a door
+/// with a stop command, with thousands of pending stops) then copies the entries instead of
+/// formatting and escaping each again.
+#[derive(Debug)]
+struct Recorded {
+    stop: PendingStop,
+    json: Box<str>,
+}
+
+impl Recorded {
+    fn new(stop: PendingStop) -> Self {
+        let mut out = Vec::with_capacity(64 + stop.command.len() + stop.door.len());
+        out.extend_from_slice(b"{\"command\":");
+        push_json_string(&mut out, &stop.command);
+        out.extend_from_slice(b",\"door\":");
+        push_json_string(&mut out, &stop.door);
+        // Keys in the order a serde_json `Value` writes them (sorted). An address has nothing
+        // to escape. Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            ",\"due\":{},\"source\":\"{}\"}}",
+            stop.due_unix, stop.source
+        );
+        // Only JSON text and UTF-8 strings went in.
+        let json = String::from_utf8(out).unwrap_or_default().into_boxed_str();
+        Self { stop, json }
+    }
+}
+
 /// The pending stops and the file that records them.
 #[derive(Debug)]
 pub(crate) struct StateFile {
     path: PathBuf,
-    entries: BTreeMap<StopId, PendingStop>,
+    entries: BTreeMap<StopId, Recorded>,
     /// The SPA replay cache's text (empty: none).
     spa_replay: String,
     spent: Vec<SpentCode>,
@@ -219,12 +249,12 @@ impl StateFile {
                 .ok_or_else(|| corrupt("\"command\" is not a string".into()))?;
             entries.insert(
                 StopId(index),
-                PendingStop {
+                Recorded::new(PendingStop {
                     door: door.to_owned(),
                     source,
                     due_unix,
                     command: command.to_owned(),
-                },
+                }),
             );
         }
         let mut spent = Vec::new();
@@ -298,7 +328,7 @@ impl StateFile {
     pub(crate) fn entries(&self) -> Vec<(StopId, PendingStop)> {
         self.entries
             .iter()
-            .map(|(id, stop)| (*id, stop.clone()))
+            .map(|(id, recorded)| (*id, recorded.stop.clone()))
             .collect()
     }
 
@@ -318,7 +348,7 @@ impl StateFile {
 
     /// Records a pending stop (in memory; see [`write_if_dirty`](Self::write_if_dirty)).
     pub(crate) fn add(&mut self, id: StopId, stop: PendingStop) {
-        self.entries.insert(id, stop);
+        self.entries.insert(id, Recorded::new(stop));
         self.dirty = true;
     }
 
@@ -397,21 +427,23 @@ impl StateFile {
     }
 
     /// The document as written to disk.
+    ///
+    /// The pending stops' entries are made once each (see `Recorded`) and copied here: a
+    /// flood that opens a door with a stop command keeps thousands of them, and building a
+    /// `serde_json::Value` of them for every write took most of the event loop's time. The
+    /// keys come in the order the `Value` wrote them (sorted), so the text is the same.
     #[must_use]
     pub(crate) fn to_text(&self) -> String {
-        let list: Vec<Value> = self
-            .entries
-            .values()
-            .map(|e| {
-                json!({
-                    "door": e.door,
-                    "source": e.source.to_string(),
-                    "due": e.due_unix,
-                    "command": e.command,
-                })
-            })
-            .collect();
-        let mut doc = json!({ "version": 1, "pending_stops": list });
+        let size: usize = self.entries.values().map(|r| r.json.len() + 1).sum();
+        let mut out = Vec::with_capacity(64 + size);
+        out.extend_from_slice(b"{\"pending_stops\":[");
+        for (index, recorded) in self.entries.values().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(recorded.json.as_bytes());
+        }
+        out.push(b']');
         if !self.running.is_empty() {
             let running: Vec<Value> = self
                 .running
@@ -429,21 +461,25 @@ impl StateFile {
                     v
                 })
                 .collect();
-            doc["running_starts"] = Value::Array(running);
+            out.extend_from_slice(b",\"running_starts\":");
+            push_json_array(&mut out, &running);
         }
         if !self.spa_replay.is_empty() {
-            doc["spa_replay_cache"] = Value::String(self.spa_replay.clone());
+            out.extend_from_slice(b",\"spa_replay_cache\":");
+            push_json_string(&mut out, &self.spa_replay);
         }
         if !self.spent.is_empty() {
-            doc["spent_codes"] = self
+            let spent: Vec<Value> = self
                 .spent
                 .iter()
                 .map(|s| json!({ "door": s.door, "step": s.code_step }))
                 .collect();
+            out.extend_from_slice(b",\"spent_codes\":");
+            push_json_array(&mut out, &spent);
         }
-        let mut text = doc.to_string();
-        text.push('\n');
-        text
+        out.extend_from_slice(b",\"version\":1}\n");
+        // Only JSON text and UTF-8 strings went in.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Writes the file atomically.
@@ -456,6 +492,18 @@ impl StateFile {
         }
         write_atomically(&self.path, self.to_text().as_bytes())
     }
+}
+
+/// Appends `text` as a JSON string (escaped as JSON requires).
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing to a Vec cannot fail, nor can serialising a string.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// Appends `values` as a JSON array.
+fn push_json_array(out: &mut Vec<u8>, values: &[Value]) {
+    // Writing to a Vec cannot fail, nor can serialising `Value`s.
+    let _ = serde_json::to_writer(&mut *out, values);
 }
 
 fn frozen_error(why: &str) -> io::Error {
@@ -626,6 +674,99 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    /// The document as a `serde_json::Value`, serialised (how `to_text` wrote it before it
+    /// wrote the pending stops by hand).
+    fn text_through_a_value(state: &StateFile) -> String {
+        let list: Vec<Value> = state
+            .entries
+            .values()
+            .map(|r| &r.stop)
+            .map(|e| {
+                json!({
+                    "door": e.door,
+                    "source": e.source.to_string(),
+                    "due": e.due_unix,
+                    "command": e.command,
+                })
+            })
+            .collect();
+        let mut doc = json!({ "version": 1, "pending_stops": list });
+        if !state.running.is_empty() {
+            let running: Vec<Value> = state
+                .running
+                .values()
+                .map(|r| {
+                    let mut v =
+                        json!({"door": r.door, "source": r.source.to_string(), "pgid": r.pgid});
+                    if let Some((boot, ticks)) = &r.identity {
+                        v["boot_id"] = json!(boot);
+                        v["start_ticks"] = json!(ticks);
+                    }
+                    v
+                })
+                .collect();
+            doc["running_starts"] = Value::Array(running);
+        }
+        if !state.spa_replay.is_empty() {
+            doc["spa_replay_cache"] = Value::String(state.spa_replay.clone());
+        }
+        if !state.spent.is_empty() {
+            doc["spent_codes"] = state
+                .spent
+                .iter()
+                .map(|s| json!({ "door": s.door, "step": s.code_step }))
+                .collect();
+        }
+        let mut text = doc.to_string();
+        text.push('\n');
+        text
+    }
+
+    /// Issue 14: the pending stops written by hand give the same text as the whole document
+    /// serialised through a `Value`, with strings that need escaping, with and without the
+    /// optional lists, and with no pending stop at all.
+    #[test]
+    fn the_text_is_what_a_json_value_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = StateFile::load(dir.path().join("pending-stops")).unwrap();
+        assert_eq!(state.to_text(), text_through_a_value(&state));
+        state.add(
+            StopId(1),
+            stop(
+                "door \"one\"\\",
+                "10.0.0.1",
+                1_795_000_000,
+                "iptables -D x \"10.0.0.1\"\t\u{1}é",
+            ),
+        );
+        state.add(
+            StopId(2),
+            stop("d\n2", "fd00::1", 0, "ip6tables -D y fd00::1"),
+        );
+        assert_eq!(state.to_text(), text_through_a_value(&state));
+        state.add_running(RunningStart {
+            door: "r\"".into(),
+            source: "10.0.0.2".parse().unwrap(),
+            pgid: 42,
+            identity: Some(("boot-id".into(), 123)),
+        });
+        state.add_running(RunningStart {
+            door: "s".into(),
+            source: "fd00::2".parse().unwrap(),
+            pgid: 43,
+            identity: None,
+        });
+        assert_eq!(state.to_text(), text_through_a_value(&state));
+        state.set_spa_replay("abc 1\ndef 2\n".into());
+        state.set_spent_codes(vec![SpentCode {
+            door: "totp".into(),
+            code_step: 59_999_999,
+        }]);
+        let text = state.to_text();
+        assert_eq!(text, text_through_a_value(&state));
+        assert!(serde_json::from_str::<Value>(&text).is_ok());
     }
 
     /// Issue 14: a written record is what a reader finds before the sync (the start command
