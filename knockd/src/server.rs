@@ -540,10 +540,10 @@ impl Server {
     ///
     /// Why the jobs run before the sync (issue 14): once written and renamed into place, the
     /// pending stops are what a knockd restarted after a crash or `kill -9` reads (the page
-    /// cache keeps them); the sync (two fsyncs, about a millisecond on the bench VM) only
-    /// guards against an operating-system crash, which also resets the firewall rules a
-    /// start command adds. Waiting for it put the disk's latency between a knock and its
-    /// command.
+    /// cache keeps them); the sync (two fsyncs: 0.1-0.3 ms on the bench VM's disk, far more on
+    /// a busy or slow one) only guards against an operating-system crash, which also resets
+    /// the firewall rules a start command adds. Waiting for it put the disk's latency between
+    /// a knock and its command.
     fn end_pass(&mut self, force: bool) {
         self.perform();
         let mut unsynced = None;
