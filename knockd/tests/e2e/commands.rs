@@ -1,11 +1,10 @@
 //! How commands run: start before stop for the same door and source, no descriptors of the
 //! daemon leaking into them (0.8 bug B11), and no zombies left behind.
 
+use std::collections::BTreeMap;
 use std::fs;
 
-use std::collections::BTreeMap;
-
-use crate::fixture::{DEADLINE, Daemon, KNOCKD, Net, read, wait_contains, wait_lines, wait_until};
+use crate::fixture::{DEADLINE, Net, read, wait_contains, wait_lines, wait_until};
 
 #[test]
 #[ignore = "needs root"]
@@ -212,25 +211,20 @@ fn under_the_units_priority_only_the_event_loop_is_raised() {
 
     let net = Net::new();
     let dir = net.dir_str();
-    net.write(
-        "knockd.conf",
-        &format!("[d]\nsequence = 7000,8000\ncommand = nice > {dir}/niceness\n"),
-    );
     // What systemd does for those two settings, done by nice(1) and chrt(1).
-    let mut command = net.cmd_in(&net.srv, "nice");
-    command
-        .args([
+    let nice_arg = nice.to_string();
+    let daemon = net.start_knockd_under(
+        &format!("[d]\nsequence = 7000,8000\ncommand = nice > {dir}/niceness\n"),
+        &[
+            "nice",
             "-n",
-            &nice.to_string(),
+            &nice_arg,
             "chrt",
             "--reset-on-fork",
             "--other",
             "0",
-        ])
-        .arg(KNOCKD)
-        .args(net.knockd_args(&[]));
-    let daemon = Daemon::spawn(command);
-    daemon.wait_listening(&net.path("log"), 0);
+        ],
+    );
 
     let threads = thread_niceness(daemon.pid);
     assert_eq!(
@@ -262,31 +256,25 @@ fn under_the_units_priority_only_the_event_loop_is_raised() {
 fn a_start_command_waits_for_its_stop_record_but_not_for_the_disk() {
     let net = Net::new();
     let dir = net.dir_str();
-    net.write(
-        "knockd.conf",
-        &format!(
-            "[d]\n\
-             sequence = 7000,8000\n\
-             start_command = echo started > {dir}/started\n\
-             cmd_timeout = 600\n\
-             stop_command = true\n"
-        ),
-    );
     let trace = net.path("trace");
-    let mut command = net.cmd_in(&net.srv, "strace");
-    command
-        .args([
-            "-f",
-            "-qq",
-            "-e",
-            "trace=rename,renameat,renameat2,fsync,execve",
-            "-o",
-        ])
-        .arg(&trace)
-        .arg(KNOCKD)
-        .args(net.knockd_args(&[]));
-    let daemon = Daemon::spawn(command);
-    daemon.wait_listening(&net.path("log"), 0);
+    let config = format!(
+        "[d]\n\
+         sequence = 7000,8000\n\
+         start_command = echo started > {dir}/started\n\
+         cmd_timeout = 600\n\
+         stop_command = true\n"
+    );
+    let trace_arg = trace.display().to_string();
+    let strace = [
+        "strace",
+        "-f",
+        "-qq",
+        "-e",
+        "trace=rename,renameat,renameat2,fsync,execve",
+        "-o",
+        &trace_arg,
+    ];
+    let _daemon = net.start_knockd_under(&config, &strace);
     net.knock(&net.srv4, "7000,8000");
     wait_contains(&net.path("started"), "started");
 

@@ -446,6 +446,21 @@ impl Net {
         d
     }
 
+    /// [`start_knockd`](Self::start_knockd) without extra arguments, with knockd run by
+    /// `wrapper` (a program and its arguments, such as `strace -o FILE`, that runs the rest of
+    /// its command line).
+    pub(crate) fn start_knockd_under(&self, config: &str, wrapper: &[&str]) -> Daemon {
+        self.write("knockd.conf", config);
+        let log = self.path("log");
+        let earlier = count(&log, "listening on");
+        let (program, wrapper_args) = wrapper.split_first().expect("a wrapper program");
+        let mut c = self.cmd_in(&self.srv, program);
+        c.args(wrapper_args).arg(KNOCKD).args(self.knockd_args(&[]));
+        let d = Daemon::spawn(c);
+        d.wait_listening(&log, earlier);
+        d
+    }
+
     /// Starts knockd in the server namespace with exactly `args` (does not wait).
     pub(crate) fn spawn_knockd(&self, args: &[String]) -> Daemon {
         let mut c = self.cmd_in(&self.srv, KNOCKD);
