@@ -102,9 +102,9 @@ pub struct CaptureConfig {
     /// every packet, so that one wake-up reads (and, batched, sends) many: as long as 512
     /// packets take at the current rate (a quarter of the default ring), at least 50 µs and
     /// at most this (starting from 4 ms and growing by half at most per read, so a lull in a
-    /// fast flood cannot make the thread sleep through more than the ring holds). At idle the first packet is still read at
-    /// once; a packet arriving during a flood waits at most this long; a read that finds
-    /// nothing ends it. Stop, reload and stats requests are answered after the pause.
+    /// fast flood cannot make the thread sleep through more than the ring holds). At idle the
+    /// first packet is still read at once; a packet arriving during a flood waits at most this
+    /// long; a read that finds nothing ends it. Stop, reload and stats requests are answered after the pause.
     /// Default 16 ms, at most 20 ms; `Duration::ZERO`: never pause (one wake-up per packet
     /// whatever the rate). Each wake-up of a capture thread and of its consumer has a fixed
     /// cost (on a 2-core VM about 100 µs for the two, caches cold after sleeping), so below

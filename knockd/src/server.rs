@@ -45,6 +45,15 @@ const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// of the event loop's time however many pending stops it holds (a flood that opens a door
 /// with a stop command: thousands).
 const STATE_WRITE_SPACING: u32 = 9;
+/// How long startup waits for a killed start command's process group to disappear.
+const LEFT_START_WAIT: Duration = Duration::from_secs(5);
+/// Least time between two attempts to write a state file whose last write failed.
+const STATE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Most capture events (a batch counting as its packets) handled in one go (one loop pass)
+/// before timers and signals are looked at again; the packets among them go to the core as
+/// one burst. Also the most packets per capture batch (`CaptureConfig::packet_batch`).
+const PACKET_BATCH: usize = 256;
+
 /// The least time from a write of the state file (or a failed try) to the next: see
 /// [`STATE_RETRY_INTERVAL`], [`STATE_WRITE_INTERVAL`] and [`STATE_WRITE_SPACING`]. `took`:
 /// how long the last write took, its sync included.
@@ -58,15 +67,6 @@ fn write_interval(failing: bool, took: Duration) -> Duration {
             .min(STATE_RETRY_INTERVAL)
     }
 }
-
-/// How long startup waits for a killed start command's process group to disappear.
-const LEFT_START_WAIT: Duration = Duration::from_secs(5);
-/// Least time between two attempts to write a state file whose last write failed.
-const STATE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
-/// Most capture events (a batch counting as its packets) handled in one go (one loop pass)
-/// before timers and signals are looked at again; the packets among them go to the core as
-/// one burst. Also the most packets per capture batch (`CaptureConfig::packet_batch`).
-const PACKET_BATCH: usize = 256;
 
 /// What a capture event counts for against [`PACKET_BATCH`]: its packets (at least 1).
 fn event_weight(event: &CaptureEvent) -> usize {

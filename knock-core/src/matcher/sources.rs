@@ -233,6 +233,14 @@ pub(super) struct FifoEntry {
     pub(super) advanced: bool,
 }
 
+impl FifoEntry {
+    /// Whether this entry stands for `state` (of the entry's source) as it is now: the same
+    /// generation, and in the FIFO that matches its stage.
+    pub(super) fn is_entry_of(&self, state: &SourceState) -> bool {
+        state.generation == self.generation && state.advanced == self.advanced
+    }
+}
+
 impl SourceTable {
     pub(super) fn new(max_sources: usize) -> Self {
         let capacity = max_sources.min(INITIAL_SOURCE_CAPACITY);
@@ -371,14 +379,6 @@ pub(super) fn compact<T: Copy>(
 
 pub(super) fn is_current(map: &SourceMap, entry: &FifoEntry) -> bool {
     map.get(entry.source).is_some_and(|s| entry.is_entry_of(s))
-}
-
-impl FifoEntry {
-    /// Whether this entry stands for `state` (of the entry's source) as it is now: the same
-    /// generation, and in the FIFO that matches its stage.
-    pub(super) fn is_entry_of(&self, state: &SourceState) -> bool {
-        state.generation == self.generation && state.advanced == self.advanced
-    }
 }
 
 #[cfg(test)]
