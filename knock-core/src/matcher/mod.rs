@@ -485,16 +485,24 @@ impl Matcher {
         for chunk in packets.chunks(LOOKAHEAD) {
             // A table this small is in the cache: nothing to look up ahead.
             let ahead = self.sources.map.len() > LOOKAHEAD;
-            if ahead && self.sources.map.len() + chunk.len() > self.inner.limits.max_sources {
-                // At the cap each new source evicts the oldest: look those up ahead too.
-                self.sources.prefetch_oldest::<LOOKAHEAD>(chunk.len());
-            }
             if ahead {
                 self.sources.map.prefetch(
                     chunk.iter().map(|p| p.source),
                     &mut hashes,
                     &mut buckets,
                 );
+                // Each source not found is new and, beyond the room left under the cap,
+                // evicts the oldest: look as many of those up ahead. Only as many: packets
+                // of tracked sources at the cap evict nothing, and looking up the oldest for
+                // them would double the misses per packet.
+                let new = buckets[..chunk.len()]
+                    .iter()
+                    .filter(|&&bucket| bucket == NOT_FOUND)
+                    .count();
+                let room = (self.inner.limits.max_sources).saturating_sub(self.sources.map.len());
+                if new > room {
+                    self.sources.prefetch_oldest::<LOOKAHEAD>(new - room);
+                }
             }
             for (index, packet) in chunk.iter().enumerate() {
                 // A small table is in the cache: its look-up is done here, so that the
