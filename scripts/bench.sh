@@ -184,7 +184,9 @@ verdict() {
     echo "## Micro-benchmarks (criterion)"
     echo
     echo "\`cargo bench -p knock-benches\`: the matcher (events per second, by number of tracked"
-    echo "sources), the configuration parser, and the frame decoder (per link type). Load average:"
+    echo "sources), the configuration parser, the frame decoder (per link type), and this machine's"
+    echo "random memory reads in the matcher's pattern at 1 M sources (\`machine/random_reads\`: the"
+    echo "ceiling its figure there is read against). Load average:"
     echo "$bench_load_start at the start, $bench_load_end at the end."
     echo
     if [ "$bench_status" -ne 0 ]; then
