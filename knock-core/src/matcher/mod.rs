@@ -499,7 +499,8 @@ impl Matcher {
                     .iter()
                     .filter(|&&bucket| bucket == NOT_FOUND)
                     .count();
-                let room = (self.inner.limits.max_sources).saturating_sub(self.sources.map.len());
+                let cap = self.inner.limits.max_sources;
+                let room = cap.saturating_sub(self.sources.map.len());
                 if new > room {
                     self.sources.prefetch_oldest::<LOOKAHEAD>(new - room);
                 }
