@@ -1,8 +1,8 @@
 //! The machine's own limit for the matcher's memory accesses with a million tracked sources,
 //! so that `matcher/steady_batched/1000000_sources` can be read against it: that figure
-//! follows the host's memory and page-walk latency (the matcher of commit `ae6a52c` ran at
-//! 19 M events/s there on 2026-11-21 and at 7.5-11 M/s on the same VM on 2026-11-30), which
-//! these two measure without the matcher.
+//! follows the host's memory and page-walk latency (the matcher of commit `ae6a52c` did
+//! 19 M events/s in it on 2026-11-21, and 7.5-11 M/s on the same bench VM on 2026-11-30),
+//! which these two measure without the matcher.
 //!
 //! With 1 M sources the source table has 2 M buckets: 2 MiB of control bytes and 128 MiB of
 //! 64-byte entries, each look-up reading one of each at a random place.
