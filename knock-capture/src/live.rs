@@ -104,13 +104,13 @@ pub struct CaptureConfig {
     /// at most this (starting from 4 ms and growing by half at most per read, so a lull in a
     /// fast flood cannot make the thread sleep through more than the ring holds). At idle the
     /// first packet is still read at once; a packet arriving during a flood waits at most this
-    /// long; a read that finds nothing ends it. Stop, reload and stats requests are answered after the pause.
-    /// Default 16 ms, at most 20 ms; `Duration::ZERO`: never pause (one wake-up per packet
-    /// whatever the rate). Each wake-up of a capture thread and of its consumer has a fixed
-    /// cost (on a 2-core VM about 100 µs for the two, caches cold after sleeping), so below
-    /// 32 000 packets/s (512 packets per 16 ms) the longer pause is what amortises it: at
-    /// 10 000 packets/s, 4 ms gave 3.25–3.6 µs of CPU per packet for the whole daemon and
-    /// 16 ms 2.9 (with the log's timer kept off the flood's path, see knockd).
+    /// long; a read that finds nothing ends it. Stop, reload and stats requests are answered
+    /// after the pause. Default 16 ms, at most 20 ms; `Duration::ZERO`: never pause (one
+    /// wake-up per packet whatever the rate). Each wake-up of a capture thread and of its
+    /// consumer has a fixed cost (on a 2-core VM about 100 µs for the two, caches cold after
+    /// sleeping), so below 32 000 packets/s (512 packets per 16 ms) the longer pause is what
+    /// amortises it: at 10 000 packets/s, 4 ms gave 3.25–3.6 µs of CPU per packet for the
+    /// whole daemon and 16 ms 2.9 (with the log's timer kept off the flood's path, see knockd).
     pub burst_pause: Duration,
 }
 

@@ -43,7 +43,8 @@ const STATE_WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// A write of the state file is followed by at least this many times its own duration
 /// without one (up to [`STATE_RETRY_INTERVAL`]), so that writing it takes at most a tenth
 /// of the event loop's time however many pending stops it holds (a flood that opens a door
-/// with a stop command: thousands).
+/// with a stop command: thousands), as long as a write takes under about 0.1 s (beyond,
+/// writes are still a second apart).
 const STATE_WRITE_SPACING: u32 = 9;
 /// How long startup waits for a killed start command's process group to disappear.
 const LEFT_START_WAIT: Duration = Duration::from_secs(5);
