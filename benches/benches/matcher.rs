@@ -1,6 +1,7 @@
 //! Matcher throughput: packet events per second with 1, 1 000, 65 536 (the default cap) and
 //! 1 000 000 tracked sources, plus a spoofed-source flood at the source cap (every event a
-//! new source, evicting the oldest).
+//! new source, evicting the oldest) and one below it (every event a new source, the oldest
+//! expiring).
 //!
 //! Steady state: one door of 32 identical steps and a one-day `seq_timeout`. Every source is
 //! first brought to stage 1, then events cycle through the sources in order, so each event
@@ -15,7 +16,9 @@
 //! * `steady_batched/…`: 1 000 events per `handle_packets` call (source look-ups overlapped).
 //!
 //! The flood is fed one event at a time (`flood/…`) and, as knockd feeds it, in bursts of
-//! 256 events (`flood_batched/…`).
+//! 256 events (`flood_batched/…`). `expiry_flood_batched/…` is the same flood below the cap:
+//! a `seq_timeout` of 50 000 events' time keeps 50 000 sources, and every event adds one
+//! and expires the oldest (knockd's 10 000 packets/s flood with a 5 s `seq_timeout`).
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -33,8 +36,12 @@ const DAEMON_BURST: usize = 256;
 const PORT: u16 = 7_000;
 
 fn config() -> Config {
+    config_timing_out_after(Duration::from_secs(86_400))
+}
+
+fn config_timing_out_after(seq_timeout: Duration) -> Config {
     let mut door = Door::new("bench", vec![Knock::tcp(PORT); 32]);
-    door.seq_timeout = Duration::from_secs(86_400);
+    door.seq_timeout = seq_timeout;
     let mut config = Config::default();
     config.doors.push(door);
     config
@@ -195,7 +202,11 @@ fn steady_state(c: &mut Criterion) {
     group.finish();
 }
 
-/// A spoofed-source flood at the source cap: every event a new source.
+/// Sources the expiry flood keeps: its `seq_timeout` in events (one per microsecond).
+const EXPIRY_FLOOD_SOURCES: u64 = 50_000;
+
+/// A spoofed-source flood: every event a new source, evicting the oldest at the source cap
+/// or, below it, the oldest expiring.
 struct Flood {
     matcher: Matcher,
     next: u32,
@@ -204,10 +215,12 @@ struct Flood {
 }
 
 impl Flood {
-    /// A matcher at the default cap, after three times the cap of flood events.
-    fn warmed(batched: bool) -> Self {
+    /// A matcher at the default cap (`seq_timeout` `None`: a day), or holding as many
+    /// sources as the timeout lasts events, after three times the cap of flood events.
+    fn warmed(batched: bool, seq_timeout: Option<Duration>) -> Self {
+        let config = seq_timeout.map_or_else(config, config_timing_out_after);
         let mut flood = Self {
-            matcher: Matcher::new(&config()),
+            matcher: Matcher::new(&config),
             next: 0,
             now: 0,
             batch: Vec::with_capacity(BATCH as usize),
@@ -215,11 +228,24 @@ impl Flood {
         for _ in 0..knock_core::DEFAULT_MAX_SOURCES * 3 / BATCH as usize {
             flood.run_batch(batched);
         }
-        assert_eq!(
-            flood.matcher.tracked_sources(),
-            knock_core::DEFAULT_MAX_SOURCES
-        );
+        flood.check(seq_timeout.is_some());
         flood
+    }
+
+    /// The flood is the one named: at the cap, or below it with expiries and no eviction.
+    fn check(&self, expiring: bool) {
+        let counters = self.matcher.counters();
+        if expiring {
+            let sources = self.matcher.tracked_sources() as u64;
+            assert!(sources.abs_diff(EXPIRY_FLOOD_SOURCES) <= 1, "{sources}");
+            assert_eq!(counters.sources_evicted, 0);
+            assert!(counters.attempts_expired > 0);
+        } else {
+            assert_eq!(
+                self.matcher.tracked_sources(),
+                knock_core::DEFAULT_MAX_SOURCES
+            );
+        }
     }
 
     fn next_packet(&mut self) -> PacketEvent {
@@ -259,13 +285,22 @@ fn flood(c: &mut Criterion) {
     let mut group = c.benchmark_group("matcher");
     group.throughput(Throughput::Elements(BATCH));
     let cap = knock_core::DEFAULT_MAX_SOURCES;
-    for (name, batched) in [("flood", false), ("flood_batched", true)] {
+    let timeout = Duration::from_micros(EXPIRY_FLOOD_SOURCES);
+    for (name, batched, seq_timeout) in [
+        ("flood", false, None),
+        ("flood_batched", true, None),
+        ("expiry_flood_batched", true, Some(timeout)),
+    ] {
+        let id = match seq_timeout {
+            None => format!("{name}/new_source_each_event_cap_{cap}"),
+            Some(_) => format!("{name}/new_source_each_event_{EXPIRY_FLOOD_SOURCES}_sources"),
+        };
         // Built on the first call (criterion calls this once per sample).
         let mut flood: Option<Flood> = None;
-        group.bench_function(format!("{name}/new_source_each_event_cap_{cap}"), |b| {
-            let flood = flood.get_or_insert_with(|| Flood::warmed(batched));
+        group.bench_function(id, |b| {
+            let flood = flood.get_or_insert_with(|| Flood::warmed(batched, seq_timeout));
             b.iter(|| black_box(flood.run_batch(batched)));
-            assert_eq!(flood.matcher.tracked_sources(), cap);
+            flood.check(seq_timeout.is_some());
         });
     }
     group.finish();
