@@ -504,6 +504,14 @@ impl Matcher {
                 if new > room {
                     self.sources.prefetch_oldest::<LOOKAHEAD>(new - room);
                 }
+                // The attempts whose `seq_timeout` falls within the chunk expire between its
+                // packets, each looked up alone (one or two main-memory waits each) unless
+                // looked up here with the others. A spoofed-source flood below the cap has one
+                // expiry per packet.
+                let until = chunk.iter().map(|p| p.timestamp).max();
+                if until.is_some_and(|until| until >= self.deadlines.wake_at) {
+                    self.prefetch_due::<LOOKAHEAD>(until.unwrap_or(Instant::MAX));
+                }
             }
             for (index, packet) in chunk.iter().enumerate() {
                 // A small table is in the cache: its look-up is done here, so that the
@@ -516,6 +524,21 @@ impl Matcher {
                 self.handle_looked_up_packet(packet, lookup);
             }
         }
+    }
+
+    /// Looks up ahead (see `SourceMap::prefetch`) the sources of the deadline entries due by
+    /// `until` (at most `N`, class by class): a hint only, each expiry checks its entry.
+    fn prefetch_due<const N: usize>(&self, until: Instant) {
+        let due = self
+            .deadlines
+            .classes
+            .iter()
+            .flat_map(|class| class.iter().take_while(move |e| e.deadline <= until))
+            .take(N)
+            .map(|e| e.source);
+        let mut hashes = [0; N];
+        let mut buckets = [NOT_FOUND; N];
+        self.sources.map.prefetch(due, &mut hashes, &mut buckets);
     }
 
     /// Tells the matcher that time has reached `now`: expires attempts and emits stop
