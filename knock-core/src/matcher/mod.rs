@@ -732,6 +732,15 @@ impl Matcher {
             .take(EXPIRY_CHUNK)
             .take_while(|e| e.deadline <= until && e.deadline < before)
             .count();
+        if due == 1
+            && let Some(front) = queue.front()
+        {
+            // A flood of spoofed sources expires one per packet: nothing to overlap, and
+            // the look-ahead of `handle_packets` has the entry cached.
+            let hash = self.sources.map.hash(front.source);
+            self.expire_front(class, now, (hash, NOT_FOUND));
+            return;
+        }
         let mut hashes = [0_u64; EXPIRY_CHUNK];
         let mut buckets = [NOT_FOUND; EXPIRY_CHUNK];
         self.sources.map.prefetch(
