@@ -136,9 +136,13 @@ impl AttemptList {
         if kept < len {
             if kept <= INLINE_ATTEMPTS {
                 self.spill = None;
-                // Slots from `len` on are empty already: only those vacated are cleared.
-                for slot in self.inline[kept..len.min(INLINE_ATTEMPTS)].iter_mut() {
-                    *slot = EMPTY;
+                // Slots from `len` on are empty already: only those vacated are cleared. A
+                // loop over all the slots (at most two stores) rather than over the vacated
+                // range, which compiled to a `memset` call on every expiry.
+                for (index, slot) in self.inline.iter_mut().enumerate() {
+                    if (kept..len).contains(&index) {
+                        *slot = EMPTY;
+                    }
                 }
             } else if let Some(spill) = self.spill.as_deref_mut() {
                 spill.truncate(kept - INLINE_ATTEMPTS);
