@@ -175,7 +175,7 @@ refused and logged once per power of two), and the `cmd_timeout` of a refused op
 command. The doors take turns for command slots (a door's stops before its starts) and the
 refusal count is per door, so the flooded door's waiting jobs, its starts and the stops the
 pending-stop bound fires early, do not hold back the legitimate knock's command (when stops
-went first over all doors, it waited 2.1-2.8 s here at 25 000 packets/s). When the event
+went first over all doors, it waited 2.2-3.3 s here at 25 000 packets/s). When the event
 loop falls behind (it logs two lines per packet and spawns every accepted start command
 itself), the capture ring and queue drop events: the legitimate command runs late, or one of
 its knocks is among the dropped packets and the door stays closed.

@@ -471,7 +471,8 @@ impl Matcher {
     /// Why faster: with many sources the table outgrows the CPU caches and each packet waits
     /// for one source entry from main memory. This method first looks up the sources of a
     /// few packets ahead in a tight loop, so those memory accesses overlap instead of
-    /// queueing behind the one before; the packets are then processed from the cache.
+    /// queueing behind the one before (with the sources whose attempts expire among those
+    /// packets); the packets are then processed from the cache.
     /// With the source already at hand, the common packet (the next step, not the last, of
     /// the source's only attempt, on a door without TOTP candidates) is handled on a short
     /// path that skips the door index and the admission scan. A daemon that takes packets
@@ -508,9 +509,10 @@ impl Matcher {
                 // packets, each looked up alone (one or two main-memory waits each) unless
                 // looked up here with the others. A spoofed-source flood below the cap has one
                 // expiry per packet.
-                let until = chunk.iter().map(|p| p.timestamp).max();
-                if until.is_some_and(|until| until >= self.deadlines.wake_at) {
-                    self.prefetch_due::<LOOKAHEAD>(until.unwrap_or(Instant::MAX));
+                if let Some(until) = chunk.iter().map(|p| p.timestamp).max()
+                    && until >= self.deadlines.wake_at
+                {
+                    self.prefetch_due::<LOOKAHEAD>(until);
                 }
             }
             for (index, packet) in chunk.iter().enumerate() {
@@ -735,8 +737,8 @@ impl Matcher {
         if due == 1
             && let Some(front) = queue.front()
         {
-            // A flood of spoofed sources expires one per packet: nothing to overlap, and
-            // the look-ahead of `handle_packets` has the entry cached.
+            // A flood of spoofed sources expires one per packet: nothing to overlap here
+            // (`handle_packets` looked the entry up ahead with its chunk's).
             let hash = self.sources.map.hash(front.source);
             self.expire_front(class, now, (hash, NOT_FOUND));
             return;
