@@ -475,6 +475,21 @@ mod tests {
         }
     }
 
+    /// Submits `count` jobs for door "flood", each for its own source (10.1.0.i).
+    fn submit_flood(
+        executor: &mut Executor,
+        kind: CommandKind,
+        command: &str,
+        count: u8,
+        notices: &mut Vec<Notice>,
+    ) {
+        for i in 0..count {
+            let mut flood = job("flood", kind, command);
+            flood.source = IpAddr::from([10, 1, 0, i]);
+            executor.submit(flood, notices);
+        }
+    }
+
     fn wait_all(executor: &mut Executor, n: usize) -> Vec<Finished> {
         let mut out = Vec::new();
         let mut notices = Vec::new();
@@ -545,11 +560,7 @@ mod tests {
     fn doors_take_turns_for_free_slots() {
         let mut executor = Executor::new(1, None);
         let mut notices = Vec::new();
-        for i in 0..5u8 {
-            let mut flood = job("flood", CommandKind::Start, "true");
-            flood.source = IpAddr::from([10, 1, 0, i]);
-            executor.submit(flood, &mut notices);
-        }
+        submit_flood(&mut executor, CommandKind::Start, "true", 5, &mut notices);
         executor.submit(job("other", CommandKind::Start, "true"), &mut notices);
         let done = wait_all(&mut executor, 6);
         let order: Vec<&str> = done.iter().map(|f| f.job.door.as_str()).collect();
@@ -567,11 +578,13 @@ mod tests {
         let ran = dir.path().join("stop-ran");
         let mut executor = Executor::new(2, Some(Duration::ZERO));
         let mut notices = Vec::new();
-        for i in 0..50u8 {
-            let mut flood = job("flood", CommandKind::Start, "sleep 5");
-            flood.source = IpAddr::from([10, 1, 0, i]);
-            executor.submit(flood, &mut notices);
-        }
+        submit_flood(
+            &mut executor,
+            CommandKind::Start,
+            "sleep 5",
+            50,
+            &mut notices,
+        );
         let mut stop = job(
             "flood",
             CommandKind::Stop,
@@ -656,11 +669,13 @@ mod tests {
         // than the test, so the only command that ends is the one killed).
         let mut executor = Executor::new(1, Some(Duration::ZERO));
         let mut notices = Vec::new();
-        for i in 0..4u8 {
-            let mut stop = job("flood", CommandKind::Stop, "sleep 600");
-            stop.source = IpAddr::from([10, 1, 0, i]);
-            executor.submit(stop, &mut notices);
-        }
+        submit_flood(
+            &mut executor,
+            CommandKind::Stop,
+            "sleep 600",
+            4,
+            &mut notices,
+        );
         executor.submit(job("other", CommandKind::Start, "sleep 600"), &mut notices);
         let first = started(&mut notices);
         let kinds: Vec<_> = first.iter().map(|(d, k, _)| (d.as_str(), *k)).collect();
