@@ -551,9 +551,9 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// the disk: the whole new content is what every reader sees from the return on (it is in
 /// the page cache, so a crash of this process does not lose it), and [`Unsynced::sync`]
 /// then puts it on the disk. Until then an operating-system crash could lose the new
-/// content, or on a file system that does not order a rename after the renamed file's data
-/// (ext4 and btrfs do), leave an empty or zero-filled file (which `StateFile::load` reads as
-/// empty or as corrupt).
+/// content. ext4 and btrfs write a renamed file's data before the rename; on a file system
+/// that does not, such a crash could also leave an empty or zero-filled file (which
+/// `StateFile::load` reads as empty or as corrupt).
 ///
 /// # Errors
 /// Any step failed; `path` is then unchanged.

@@ -173,9 +173,9 @@ Disk writes stay bounded (at most one state-file write per 10 ms, and only while
 change). Start commands are bounded by the 4 096 jobs a door may have waiting (the others are
 refused and logged once per power of two), and the `cmd_timeout` of a refused open runs no stop
 command. The doors take turns for command slots (a door's stops before its starts) and the
-refusal count is per door, so the flooded door's waiting jobs, its starts and the stops the
-pending-stop bound fires early, do not hold back the legitimate knock's command (when stops
-went first over all doors, it waited 2.2-3.3 s here at 25 000 packets/s). When the event
+refusal count is per door, so neither the flooded door's waiting starts nor the stops its
+pending-stop bound fires early hold back the legitimate knock's command (when stops went
+first over all doors, it waited 2.2-3.3 s here at 25 000 packets/s). When the event
 loop falls behind (it logs two lines per packet and spawns every accepted start command
 itself), the capture ring and queue drop events: the legitimate command runs late, or one of
 its knocks is among the dropped packets and the door stays closed.
