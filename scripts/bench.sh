@@ -3,7 +3,8 @@
 # (scripts/flood.sh, at 10 000, 25 000 and 100 000 packets/s and the generator's top speed),
 # the flood against a one-step door with a stop command (scripts/flood/stop_door.sh), knock to
 # nftables element (scripts/flood/nft_latency.sh), the flood to an SPA port
-# (scripts/flood/spa_flood.sh) and the criterion micro-benchmarks (cargo bench -p
+# (scripts/flood/spa_flood.sh), what one flood pause costs the machine with no packet work
+# (the benches' pause-cost program) and the criterion micro-benchmarks (cargo bench -p
 # knock-benches), with the bars checked from the figures (scripts/flood/verdict.py).
 #
 #   sudo scripts/bench.sh [--quick]
@@ -103,6 +104,21 @@ else
     run_section spa "Flood to an SPA port" scripts/flood/spa_flood.sh --packets 200000
 fi
 
+# What a flood pause costs this machine with no packet work (read against the 10 000 packets/s
+# bar), pinned to the CPU flood.sh pins the server to.
+pause_pin=()
+[ "$(nproc)" -ge 2 ] && pause_pin=(taskset -c 0)
+pause_pauses=250
+[ "$quick" = yes ] && pause_pauses=60
+pause_cmd="cargo build --release -p knock-benches --bin pause-cost && ${pause_pin[*]}${pause_pin:+ }target/release/pause-cost --pauses $pause_pauses"
+echo "==> $pause_cmd" >&2
+if cargo build --release -p knock-benches --bin pause-cost >&2 &&
+    "${pause_pin[@]}" target/release/pause-cost --pauses "$pause_pauses" --tsv "$work/pause.tsv" >"$work/pause.md"; then
+    :
+else
+    printf '## What one flood pause costs this machine\n\n**pause-cost failed.**\n' >"$work/pause.md"
+fi
+
 criterion_args=(--warm-up-time 1 --measurement-time 3)
 [ "$quick" = yes ] && criterion_args=(--warm-up-time 0.5 --measurement-time 1)
 bench_cmd="cargo bench -p knock-benches -- ${criterion_args[*]}"
@@ -124,7 +140,7 @@ bench_load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # that is missing, so a harness that failed or a column not there yet never stops the report.
 verdict() {
     python3 scripts/flood/verdict.py --flood-md "$work/flood.md" --criterion-tsv "$work/criterion.tsv" \
-        --nft-tsv "$work/nft.tsv" ||
+        --nft-tsv "$work/nft.tsv" --pause-tsv "$work/pause.tsv" ||
         echo "* The figures could not be checked (scripts/flood/verdict.py failed)."
 }
 
@@ -147,6 +163,7 @@ verdict() {
     echo "cargo build --release -p knock-server -p knock-client"
     echo "$flood_cmd"
     printf '%s\n' "${extra_cmds[@]}"
+    echo "$pause_cmd"
     echo "$bench_cmd"
     echo '```'
     echo
@@ -176,7 +193,7 @@ verdict() {
         echo
     fi
     if [ -s "$work/flood.md" ]; then cat "$work/flood.md"; fi
-    for name in stop_door nft spa; do
+    for name in stop_door nft spa pause; do
         echo
         cat "$work/$name.md"
     done

@@ -4,8 +4,9 @@
 Reads the Markdown tables scripts/flood.sh printed (--flood-md) and finds the figures by their
 column headers and row labels, not by position, so a column added to a table moves nothing;
 a figure that is not there is reported as "not measured", never an error. Also reads the
-criterion TSV of scripts/flood/criterion_table.py (id, median ns, elements/s) and the TSV of
-scripts/flood/nft_latency.sh.
+criterion TSV of scripts/flood/criterion_table.py (id, median ns, elements/s), the TSV of
+scripts/flood/nft_latency.sh and that of the benches' pause-cost program (what one flood pause
+costs the machine, read against the 10 000 packets/s bar).
 
 The bars: idle knock-to-command p50 <= 5 ms, no idle CPU and no idle wake-ups; capture -> spawn
 p50 <= 0.3 ms at idle; <= 1 us of server CPU per flood packet at 10 000, 100 000 packets/s and
@@ -360,6 +361,26 @@ def matcher_bullets(path, out):
         )
 
 
+def pause_bullet(path, out):
+    """The machine's cost of one flood pause with no packet work (benches' pause-cost TSV)."""
+    try:
+        with open(path) as f:
+            parts = f.readline().rstrip("\n").split("\t")
+        pause_ms, sleeper, receiver, cold, hot = (float(parts[i]) for i in (0, 2, 3, 4, 5))
+    except (OSError, ValueError, IndexError):
+        out.append("* What a flood pause costs this machine (`pause-cost`): " + NOT_MEASURED + ".")
+        return
+    per_second = 1000 / pause_ms
+    out.append(
+        f"* What this machine charges for the pauses alone (`pause-cost`, no packet work): a thread "
+        f"waking from a {pause_ms:g} ms sleep and the thread it wakes with a channel send take "
+        f"{sleeper:.1f} + {receiver:.1f} µs of CPU, {(sleeper + receiver) * per_second / 10000:.2f} µs "
+        f"per packet at 10 000 packets/s ({per_second:g} pauses a second, the fewest that knockd's "
+        f"{pause_ms:g} ms bound on a knock's wait allows); reading 1 MiB just after a pause takes "
+        f"{cold:.0f} µs, against {hot:.0f} µs at once."
+    )
+
+
 def nft_bullet(path, out):
     p50 = None
     try:
@@ -383,6 +404,7 @@ def main():
     parser.add_argument("--flood-md", help="Markdown printed by scripts/flood.sh")
     parser.add_argument("--criterion-tsv", help="TSV of scripts/flood/criterion_table.py")
     parser.add_argument("--nft-tsv", help="TSV of scripts/flood/nft_latency.sh")
+    parser.add_argument("--pause-tsv", help="TSV of the benches' pause-cost program")
     args = parser.parse_args()
     text = ""
     if args.flood_md:
@@ -399,6 +421,8 @@ def main():
         idle_bullets(all_tables, out)
         stage_bullet(all_tables, out)
         flood_bullets(all_tables, out)
+    if args.pause_tsv:
+        pause_bullet(args.pause_tsv, out)
     if args.criterion_tsv:
         matcher_bullets(args.criterion_tsv, out)
     if args.nft_tsv:
