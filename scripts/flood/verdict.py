@@ -375,8 +375,8 @@ def pause_bullet(path, out):
         f"* What this machine charges for the pauses alone (`pause-cost`, no packet work): a thread "
         f"waking from a {pause_ms:g} ms sleep and the thread it wakes with a channel send take "
         f"{sleeper:.1f} + {receiver:.1f} µs of CPU, {(sleeper + receiver) * per_second / 10000:.2f} µs "
-        f"per packet at 10 000 packets/s ({per_second:g} pauses a second, the fewest that knockd's "
-        f"{pause_ms:g} ms bound on a knock's wait allows); reading 1 MiB just after a pause takes "
+        f"per packet at 10 000 packets/s ({per_second:g} pauses a second, one per {pause_ms:g} ms, "
+        f"knockd's bound on a knock's wait during a flood); reading 1 MiB just after a pause takes "
         f"{cold:.0f} µs, against {hot:.0f} µs at once."
     )
 

@@ -1,8 +1,8 @@
 //! `pause-cost`: what this machine charges for one pause of knockd's capture pipeline with no
 //! packet in it, so that the CPU per flood packet at low flood rates can be read against it.
 //!
-//! Under a flood knockd's capture thread sleeps between reads (16 ms at most, the bound on how
-//! long a knock waits during a flood), then reads the ring and sends what it found over a
+//! Under a flood knockd's capture thread sleeps between reads (16 ms at most by default, the
+//! bound on how long a knock waits during a flood), then reads the ring and sends what it found over a
 //! channel, which wakes the event loop blocked in `select!`. At 10 000 packets/s that is one
 //! pause per 160 packets, so whatever a pause costs by itself, with no packet work at all, is
 //! spread over only 160 packets. This program runs that skeleton on the CPU it is pinned to (run
@@ -15,6 +15,8 @@
 //! ```text
 //! pause-cost [--pause-ms N] [--pauses N] [--tsv FILE]
 //! ```
+//!
+//! `--pause-ms` defaults to knock-capture's default pause, `--pauses` to 250.
 //!
 //! Prints a Markdown section; `--tsv FILE` also writes `pause_ms`, `pauses`, the sleeper's and
 //! the receiver's CPU µs per pause, and the cold and hot read µs, tab-separated.
@@ -120,13 +122,29 @@ fn measure(pause: Duration, pauses: u32) -> Figures {
     }
 }
 
+/// The CPUs this process may run on (`Cpus_allowed_list` of `/proc/self/status`), so the
+/// output says whether it was pinned.
+fn allowed_cpus() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+                .map(|list| list.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 fn usage() -> ! {
     eprintln!("usage: pause-cost [--pause-ms N] [--pauses N] [--tsv FILE]");
     std::process::exit(2)
 }
 
 fn main() {
-    let mut pause_ms = 16_u64;
+    // knockd's longest capture pause under a flood, its capture library's default.
+    let default_pause = knock_capture::CaptureConfig::default().burst_pause;
+    let mut pause_ms = u64::try_from(default_pause.as_millis()).unwrap_or(16);
     let mut pauses = 250_u32;
     let mut tsv = None;
     let mut args = std::env::args().skip(1);
@@ -147,11 +165,13 @@ fn main() {
     let per_second = 1000.0 / pause_ms as f64;
     println!("## What one flood pause costs this machine\n");
     println!(
-        "`pause-cost` (`cargo run --release -p knock-benches --bin pause-cost`, pinned to the \
-         server's CPU): the skeleton of knockd's capture pipeline with no packet in it. One thread \
-         sleeps {pause_ms} ms (knockd's longest capture pause under a flood) and sends one message; \
-         another, blocked in `select!` as knockd's event loop is, receives it. {pauses} pauses; CPU \
-         is each thread's run time from `/proc/thread-self/schedstat`.\n"
+        "`pause-cost` (`cargo run --release -p knock-benches --bin pause-cost`; CPUs allowed: \
+         {}): the skeleton of knockd's capture pipeline with no packet in it. One thread sleeps \
+         {pause_ms} ms (knockd's longest capture pause under a flood is {} ms) and sends one \
+         message; another, blocked in `select!` as knockd's event loop is, receives it. {pauses} \
+         pauses; CPU is each thread's run time from `/proc/thread-self/schedstat`.\n",
+        allowed_cpus(),
+        default_pause.as_millis()
     );
     println!(
         "| sleeper CPU µs per pause | receiver CPU µs per pause | both | per packet at 10 000 packets/s | reading 1 MiB after a pause | reading it again at once |"
@@ -167,9 +187,10 @@ fn main() {
         figures.hot_read_us
     );
     println!(
-        "\n*Per packet at 10 000 packets/s* spreads {per_second:.1} pauses a second over the \
-         packets: the share of the flood bar that waking the two threads takes before any packet \
-         is read. The reads show what sleeping does to the caches the packet work then needs."
+        "\n*Per packet at 10 000 packets/s* spreads {per_second:.1} pauses a second (one per \
+         {pause_ms} ms) over the packets: the share of the flood bar that waking the two threads \
+         takes before any packet is read. The reads show what sleeping does to the caches the \
+         packet work then needs."
     );
     if let Some(path) = tsv {
         let line = format!(
