@@ -154,7 +154,9 @@ wakeups() {
 if_stat() { ip netns exec "$srv_ns" cat "/sys/class/net/$srv_if/statistics/$1"; }
 # process_cpu_ns PID: CPU nanoseconds so far of the process's live threads, from
 # /proc/PID/task/*/schedstat. For the idle window: /proc/PID/stat counts 10 ms ticks, truncated,
-# so it can step by 0.01 s for any CPU at all when the total crosses a tick.
+# so it can step by 0.01 s for any CPU at all when the total crosses a tick. The flood rows keep
+# cpu_seconds: /proc/PID/stat also counts threads that have ended (command reapers), which
+# schedstat no longer lists, and a flood's total spans many ticks.
 process_cpu_ns() {
     local task ns total=0
     for task in /proc/"$1"/task/*; do
